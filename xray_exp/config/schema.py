@@ -1,0 +1,201 @@
+"""Structured config schema: every key and type the `train` config may hold.
+
+Hydra merges `conf/train.yaml` and its groups onto these dataclasses, so a typo in a key or a
+value of the wrong type fails at compose time and names the key:
+
+    python -m xray_exp.train train.epoch=3      # -> Key 'epoch' is not in struct ... full_key: train.epoch
+    python -m xray_exp.train train.epochs=abc   # -> Value 'abc' ... could not be converted to Integer
+
+This module imports only the standard library and omegaconf/hydra: the CLI's start-up stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class Mode(StrEnum):
+    """`train` starts from the model yaml (or `model.weights`); `finetune` from a registered model."""
+
+    train = "train"
+    finetune = "finetune"
+
+
+class RegisterPolicy(StrEnum):
+    """When a trained model goes into the MLflow Model Registry."""
+
+    always = "always"
+    never = "never"
+    if_better = "if_better"
+
+
+class Direction(StrEnum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+class Cache(StrEnum):
+    """Ultralytics image cache: none, decoded images in RAM, or .npy files on disk."""
+
+    none = "none"
+    ram = "ram"
+    disk = "disk"
+
+
+@dataclass
+class PathsConfig:
+    """Where things live. Absolute paths: jobs may run elsewhere (Ray workers, trial dirs)."""
+
+    root: str = MISSING
+    output_dir: str = MISSING
+    cache_dir: str = MISSING
+
+
+@dataclass
+class ModelConfig:
+    """A YOLO12 scale; `weights` is a local .pt file or a `models:/name@alias` registry URI."""
+
+    name: str = MISSING
+    arch: str = MISSING
+    weights: str | None = None
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded synthetic chest X-ray generator (see xray_exp.data.synthetic)."""
+
+    num_train: int = 160
+    num_val: int = 40
+    num_test: int = 40
+    image_size: int = 320
+    normal_fraction: float = 0.25
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    """A YOLO-format dataset: `data_yaml` points at its data.yaml, or is null for the synthetic one."""
+
+    name: str = MISSING
+    data_yaml: str | None = None
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class AugmentationConfig:
+    """Ultralytics augmentation hyper-parameters (the names are Ultralytics' own)."""
+
+    name: str = MISSING
+    hsv_h: float = 0.015
+    hsv_s: float = 0.7
+    hsv_v: float = 0.4
+    degrees: float = 0.0
+    translate: float = 0.1
+    scale: float = 0.5
+    shear: float = 0.0
+    perspective: float = 0.0
+    flipud: float = 0.0
+    fliplr: float = 0.5
+    mosaic: float = 1.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    copy_paste: float = 0.0
+    erasing: float = 0.4
+    auto_augment: str | None = "randaugment"
+    close_mosaic: int = 10
+
+
+@dataclass
+class HardwareConfig:
+    """Performance levers: device, batch (-1 = automatic sizing, 0-1 = GPU memory fraction), loader
+    workers, mixed precision, image cache, and the resources one job asks of Ray."""
+
+    name: str = MISSING
+    device: str | None = None
+    batch: int | float = 16
+    workers: int = 2
+    amp: bool = True
+    cache: Cache = Cache.none
+    compile: bool = False
+    num_gpus: float = 0.0
+    num_cpus: int = 2
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow: `local` (sqlite in the project), `server` (a tracking server) or `disabled`."""
+
+    name: str = MISSING
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "YOLO12-Training"
+    finetune_experiment: str = "YOLO12-Finetuning"
+    register: RegisterPolicy = RegisterPolicy.always
+    timeout_s: float = 10.0
+
+
+@dataclass
+class TrainParams:
+    """Training schedule and optimiser; `extra` passes any other Ultralytics train argument (checked
+    against Ultralytics' own keys)."""
+
+    epochs: int = 30
+    patience: int = 10
+    imgsz: int = 320
+    optimizer: str = "auto"
+    lr0: float = 0.01
+    lrf: float = 0.01
+    momentum: float = 0.937
+    weight_decay: float = 0.0005
+    warmup_epochs: float = 3.0
+    cos_lr: bool = False
+    seed: int = 0
+    deterministic: bool = True
+    fraction: float = 1.0
+    plots: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PostConfig:
+    """What happens after training: test-split evaluation, annotated samples, ONNX export + parity."""
+
+    test_eval: bool = True
+    samples: int = 4
+    conf: float = 0.25
+    onnx: bool = True
+    parity_conf: float = 0.01
+    parity_iou: float = 0.9
+
+
+@dataclass
+class ObjectiveConfig:
+    """The metric `main()` returns (sweepers optimise it); e.g. test/mAP50-95, val/mAP50."""
+
+    metric: str = "test/mAP50-95"
+    direction: Direction = Direction.maximize
+
+
+@dataclass
+class TrainConfig:
+    """The whole `python -m xray_exp.train` config."""
+
+    run_name: str = MISSING
+    mode: Mode = Mode.train
+    resume: str | None = None
+    offline: bool = True
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    train: TrainParams = field(default_factory=TrainParams)
+    post: PostConfig = field(default_factory=PostConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    tags: list[str] = field(default_factory=list)
+

@@ -1,0 +1,290 @@
+"""The one module that talks to MLflow tracking: one run per training, journaled on disk first.
+
+Every event (params, per-epoch metrics, tags, artifacts, the model, its registration) is appended to
+`<run_dir>/tracking/events.jsonl` and then sent to MLflow. If the tracking server is unreachable at
+start or goes away mid-run, training carries on, a warning names the problem, and nothing is lost:
+
+    python -m xray_exp.tracking upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
+
+replays whatever was not sent yet (into the same run when it had been created).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "events.jsonl"
+STATE = "state.json"
+PACKAGES = ("torch", "torchvision", "ultralytics", "mlflow", "hydra-core", "omegaconf", "onnx", "onnxruntime",
+            "numpy", "opencv-python", "ray")
+
+
+def set_http_limits(timeout_s: float) -> None:
+    """Bounded waits: one try per request, `timeout_s` each (MLflow's defaults retry for minutes)."""
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their repr. MLflow params are strings."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def git_info(root: str | Path) -> dict[str, str]:
+    """The commit and whether the work tree has uncommitted changes ('unknown' outside a git repo)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git.commit": "unknown", "git.dirty": "unknown"}
+    return {"git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"version.python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[f"version.{name}"] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_tags(root: str | Path, overrides: Iterable[str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Reproducibility tags: git commit + dirty flag, Hydra overrides, package versions, host."""
+    return {
+        **git_info(root),
+        "hydra.overrides": " ".join(overrides) or "(none)",
+        **package_versions(),
+        "host": socket.gethostname(),
+        **(extra or {}),
+    }
+
+
+class Tracker:
+    """Journal-first MLflow logging for one training run. `enabled=False` keeps only the journal."""
+
+    def __init__(self, run_dir: str | Path, tracking_uri: str | None, enabled: bool = True,
+                 timeout_s: float = 10.0):
+        self.dir = Path(run_dir) / "tracking"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tracking_uri = tracking_uri
+        self.enabled = enabled and bool(tracking_uri)
+        self.problem: str | None = None
+        state_file = self.dir / STATE
+        self.state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {"applied": 0}
+        self.state["tracking_uri"] = tracking_uri
+        self._client = None
+        if self.enabled:
+            set_http_limits(timeout_s)
+
+    # ---- public API -------------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str | None:
+        return self.state.get("run_id")
+
+    @property
+    def live(self) -> bool:
+        return self.enabled and self.problem is None
+
+    def start(self, experiment: str, run_name: str, tags: dict[str, str]) -> None:
+        """Open the run, or reopen it when this run folder already has one (a resumed training)."""
+        if self.state.get("started"):
+            self._emit({"op": "reopen"})
+        else:
+            self._emit({"op": "start", "experiment": experiment, "run_name": run_name, "tags": tags})
+            self.state["started"] = True
+            self._save_state()
+
+    def log_params(self, params: dict[str, str]) -> None:
+        self._emit({"op": "params", "params": params})
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}  # drop NaN
+        self._emit({"op": "metrics", "metrics": clean, "step": step, "timestamp": int(time.time() * 1000)})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._emit({"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.exists():
+            self._emit({"op": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path})
+
+    def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int) -> None:
+        self._emit({"op": "model", "onnx": str(onnx_path), "pt": str(pt_path),
+                    "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz})
+
+    def register(self, name: str, alias: str, policy: str, objective: str, value: float | None,
+                 direction: str, tags: dict[str, str]) -> None:
+        self._emit({"op": "register", "name": name, "alias": alias, "policy": policy, "objective": objective,
+                    "value": value, "direction": direction, "tags": tags})
+
+    def end(self, status: str = "FINISHED") -> None:
+        self._emit({"op": "end", "status": status})
+        if self.enabled and self.problem:
+            log.warning("MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
+                        "  python -m xray_exp.tracking upload %s", self.tracking_uri, self.problem, self.dir.parent)
+
+    # ---- journal + replay -------------------------------------------------------------------------
+    def _emit(self, event: dict[str, Any]) -> None:
+        with open(self.dir / JOURNAL, "a") as fh:
+            fh.write(json.dumps(event) + "\n")
+        if self.live:
+            self.flush()
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.dir / JOURNAL
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+    def flush(self) -> bool:
+        """Send every journaled event not yet sent; on the first failure stop and remember why."""
+        if not self.enabled:
+            return False
+        events = self.events()
+        while self.state["applied"] < len(events):
+            event = events[self.state["applied"]]
+            try:
+                self._apply(event)
+            except Exception as exc:  # any transport/server error: degrade, keep training
+                self.problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                log.warning("MLflow logging paused (%s); the run continues and is journaled in %s",
+                            self.problem, self.dir)
+                return False
+            self.state["applied"] += 1
+            self._save_state()
+        return True
+
+    def _save_state(self) -> None:
+        tmp = self.dir / f".{STATE}.tmp"
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, self.dir / STATE)
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        op = event["op"]
+        if op == "start":
+            if not self.state.get("run_id"):
+                experiment_id = ensure_experiment(self.client, event["experiment"])
+                run = self.client.create_run(experiment_id, run_name=event["run_name"], tags=event["tags"])
+                self.state.update(run_id=run.info.run_id, experiment_id=experiment_id)
+        elif op == "reopen":
+            self.client.update_run(self.run_id, status="RUNNING")
+        elif op == "params":
+            self._log_batch(params=event["params"])
+        elif op == "metrics":
+            self._log_batch(metrics=event["metrics"], step=event["step"], timestamp=event["timestamp"])
+        elif op == "tags":
+            self._log_batch(tags=event["tags"])
+        elif op == "artifact":
+            path = Path(event["path"])
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), event["artifact_path"])
+            elif path.exists():
+                self.client.log_artifact(self.run_id, str(path), event["artifact_path"])
+        elif op == "model":
+            from xray_exp.mlflow_model import log_onnx_model
+
+            self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
+        elif op == "register":
+            from xray_exp.registry import register_model
+
+            decision = register_model(self.client, self.state["model_uri"], self.run_id, event)
+            self.state["registration"] = decision
+        elif op == "end":
+            self.client.set_terminated(self.run_id, status=event["status"])
+        else:
+            raise ValueError(f"unknown journal event {op!r}")
+
+    def _log_batch(self, params=None, metrics=None, tags=None, step=None, timestamp=None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if params:  # params are write-once: a resumed run sends them again, skip the known ones
+            known = self.client.get_run(self.run_id).data.params
+            items = [Param(k, v) for k, v in params.items() if k not in known]
+            for i in range(0, len(items), 100):
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
+        if metrics or tags:
+            self.client.log_batch(self.run_id,
+                                  metrics=[Metric(k, v, timestamp, step or 0) for k, v in (metrics or {}).items()],
+                                  tags=[RunTag(k, v) for k, v in (tags or {}).items()])
+
+
+def ensure_experiment(client, name: str) -> str:
+    """The experiment's id, creating it if needed (tolerates a concurrent creator)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def upload(run_dir: str | Path, tracking_uri: str | None = None) -> Tracker:
+    """Send a run folder's journaled events that never reached MLflow."""
+    state_file = Path(run_dir) / "tracking" / STATE
+    if not state_file.exists():
+        raise FileNotFoundError(f"{state_file}: no tracking journal in this run folder")
+    uri = tracking_uri or json.loads(state_file.read_text()).get("tracking_uri")
+    tracker = Tracker(run_dir, uri, enabled=True)
+    if not tracker.flush():
+        raise ConnectionError(f"upload stopped: {tracker.problem}")
+    return tracker
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Upload a run's journaled MLflow events (after an outage).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upload", help="replay the events of a run folder that were not sent")
+    up.add_argument("run_dir")
+    up.add_argument("--tracking-uri", default=None, help="defaults to the URI the run was started with")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        tracker = upload(args.run_dir, args.tracking_uri)
+    except (FileNotFoundError, ConnectionError) as exc:
+        print(f"ERROR: {exc}")
+        return 2
+    print(f"uploaded: run {tracker.run_id} at {tracker.tracking_uri} ({tracker.state['applied']} events)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Train a YOLO12 chest X-ray detector: one entry point, Hydra-composed.
+
+    python -m xray_exp.train                                  # yolo12n on the embedded synthetic data
+    python -m xray_exp.train model=yolo12x hardware=gpu       # groups: model dataset augmentation
+                                                              #   hardware tracking experiment debug
+    python -m xray_exp.train model=yolo12x hardware=gpu --cfg job   # print the composed config
+    python -m xray_exp.train resume=outputs/runs/<run>        # continue a killed run
+    python -m xray_exp.train mode=finetune model=yolo12n      # start from the registered yolo12n
+    python -m xray_exp.train --multirun model=yolo12n,yolo12s # a sweep
+
+Start-up stays light: torch/ultralytics/mlflow are imported only once a run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from xray_exp.config import register_configs
+from xray_exp.errors import XrayExpError
+
+register_configs()
+log = logging.getLogger("xray_exp.train")
+
+
+@hydra.main(config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Run one training job; returns the objective (for sweepers)."""
+    from xray_exp.workflow import run
+
+    hydra_cfg = HydraConfig.get()
+    try:
+        return run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+    except XrayExpError as exc:
+        log.error("%s", exc)
+        if hydra_cfg.mode == RunMode.RUN:
+            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

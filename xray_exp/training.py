@@ -1,0 +1,93 @@
+"""Model construction and the Ultralytics training call (plain arguments, no config objects).
+
+    from xray_exp.training import build_model, fit
+    model = build_model("yolo12n.yaml", weights=None)
+    result = fit(model, train_args, callbacks={"on_fit_epoch_end": [print]})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xray_exp.errors import ModelError
+
+YOLO12_SCALES = ("n", "s", "m", "l", "x")
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best: Path
+    last: Path
+    epochs_run: int
+    val_metrics: dict[str, float]
+
+
+def known_architectures() -> list[str]:
+    return [f"yolo12{s}.yaml" for s in YOLO12_SCALES]
+
+
+def build_model(arch: str, weights: str | Path | None = None):
+    """A YOLO12 model from its yaml (random init), or from a .pt file the user already has."""
+    from ultralytics import YOLO
+
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model.weights: file {path} not found. Fix: point model.weights at an existing .pt "
+                             "(or a models:/<name>@<alias> registry URI), or set model.weights=null.")
+        if path.suffix != ".pt":
+            raise ModelError(f"model.weights: {path} is not a PyTorch .pt checkpoint")
+        return YOLO(str(path.resolve()), task="detect")
+    if arch not in known_architectures():
+        raise ModelError(f"model.arch: unknown architecture {arch!r}. Known: {', '.join(known_architectures())} "
+                         "(choose with model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x).")
+    return YOLO(arch, task="detect")
+
+
+def epoch_metrics(trainer) -> dict[str, float]:
+    """Per-epoch numbers under stable names: train/*_loss, val/*_loss, val/precision|recall|mAP50|
+    mAP50-95|mAP75, lr/pg*."""
+    out: dict[str, float] = {}
+    out.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
+    out.update({k: v for k, v in (trainer.metrics or {}).items() if k.startswith("val/")})
+    out.update(ultralytics_box_metrics(trainer.metrics or {}, prefix="val"))
+    box = getattr(getattr(trainer, "validator", None), "metrics", None)
+    if box is not None and hasattr(box, "box"):
+        out["val/mAP75"] = float(box.box.map75)
+    out.update({k: float(v) for k, v in (trainer.lr or {}).items()})
+    return {k: float(v) for k, v in out.items()}
+
+
+ULTRALYTICS_BOX_KEYS = {
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "mAP50",
+    "metrics/mAP50-95(B)": "mAP50-95",
+}
+
+
+def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Ultralytics' 'metrics/mAP50(B)' style keys -> '<prefix>/mAP50'."""
+    return {f"{prefix}/{name}": float(results[key]) for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
+
+
+def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] | None = None,
+        resume: bool = False) -> FitResult:
+    """Train (or resume) and return where the weights are and the final validation metrics."""
+    for event, fns in (callbacks or {}).items():
+        for fn in fns:
+            model.add_callback(event, fn)
+    if resume:
+        model.train(resume=True)
+    else:
+        model.train(**train_args)
+    trainer = model.trainer
+    save_dir = Path(trainer.save_dir)
+    best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+    val = ultralytics_box_metrics(trainer.metrics or {}, prefix="val")
+    return FitResult(run_dir=save_dir, best=best, last=Path(trainer.last), epochs_run=int(trainer.epoch) + 1,
+                     val_metrics=val)

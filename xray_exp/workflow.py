@@ -1,0 +1,236 @@
+"""One training run end to end, from a composed config: the body of `python -m xray_exp.train`.
+
+validate config and data -> build model -> train (MLflow per epoch) -> test split -> samples ->
+ONNX export + parity -> register -> summary.json -> return the objective.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from xray_exp.errors import ConfigError, DatasetError, ModelError
+from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+
+log = logging.getLogger("xray_exp.train")
+
+OBJECTIVE_PREFIXES = ("val/", "test/")
+
+
+def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
+    """The dataset's data.yaml: the configured file, or the synthetic one (generated on first use)."""
+    if dataset.data_yaml:
+        return Path(dataset.data_yaml).expanduser().resolve()
+    if dataset.name != "synthetic":
+        raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
+    from xray_exp.data.synthetic import ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset(Path(cache_dir) / "datasets",
+                                    **OmegaConf.to_container(dataset.synthetic, resolve=True))
+
+
+def load_started_config(run_dir: Path) -> DictConfig:
+    """The config a run was started with (for `resume=<run folder>`)."""
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"resume: {saved} not found. Fix: pass a run folder made by xray_exp.train "
+                          "(outputs/runs/<name>).")
+    return OmegaConf.load(saved)
+
+
+def is_fresh_run_dir(run_dir: Path) -> bool:
+    """True when the folder holds only what Hydra wrote at start (safe to delete on early failure)."""
+    return run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir())
+
+
+def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
+    """Weights to start from and lineage tags. `models:/` URIs and finetune mode go to the registry."""
+    weights, lineage = cfg.model.weights, {}
+    if cfg.mode == "finetune" and not weights:
+        weights = f"models:/{cfg.model.name}@development"
+    if weights and str(weights).startswith("models:/"):
+        from xray_exp.registry import resolve_weights
+
+        path, name, version = resolve_weights(str(weights), cfg.tracking.tracking_uri,
+                                              Path(cfg.paths.cache_dir) / "registry")
+        lineage = {"parent_model": name, "parent_version": version, "parent_uri": str(weights)}
+        weights = str(path)
+    if cfg.mode == "finetune" and not weights:
+        raise ModelError("mode=finetune needs a registered model or model.weights")
+    return weights, lineage
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
+    """Train, evaluate, export and log one run; return the objective metric."""
+    t0 = time.time()
+    run_dir = Path(run_dir).resolve()
+    resume = bool(cfg.resume)
+    if resume:
+        cfg = load_started_config(run_dir)
+        OmegaConf.set_struct(cfg, True)
+        last = run_dir / "weights" / "last.pt"
+        if not last.is_file():
+            raise ConfigError(f"resume: {last} not found: the run never finished an epoch; start it again.")
+    if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
+        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/ or test/ "
+                          "(e.g. test/mAP50-95, val/mAP50, test/map40)")
+    configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
+    try:
+        data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
+        from xray_exp.data.validate import validate_dataset
+
+        info = validate_dataset(data_yaml)
+    except (DatasetError, ConfigError, ValueError):
+        if not resume and is_fresh_run_dir(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written
+        raise
+    from xray_exp.tracking import Tracker, flatten, run_tags
+
+    weights, lineage = resolve_start_weights(cfg)
+    finetune = cfg.mode == "finetune"
+    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
+                      timeout_s=cfg.tracking.timeout_s)
+    experiment = cfg.tracking.finetune_experiment if finetune else cfg.tracking.experiment
+    tracker.start(experiment, run_dir.name, run_tags(cfg.paths.root, overrides, {
+        "mode": str(cfg.mode), "model": cfg.model.name, "dataset": cfg.dataset.name,
+        "dataset.fingerprint": info.fingerprint, **lineage}))
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths",)}))
+    (run_dir / "dataset.json").write_text(json.dumps({
+        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
+        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
+    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+
+    from xray_exp.training import build_model, epoch_metrics, fit
+    from xray_exp.ultralytics_args import to_train_args
+
+    train_args = to_train_args(cfg, info.data_yaml, run_dir)
+    apply_ultralytics_settings(Path(cfg.paths.output_dir) / ".ultralytics" / "runs")
+    model = build_model(cfg.model.arch, weights if not resume else run_dir / "weights" / "last.pt")
+
+    def on_epoch(trainer) -> None:
+        tracker.log_metrics(epoch_metrics(trainer), step=int(trainer.epoch) + 1)
+
+    status = "FAILED"
+    try:
+        result = fit(model, train_args, callbacks={"on_fit_epoch_end": [on_epoch]}, resume=resume)
+        metrics = dict(result.val_metrics)
+        metrics.update(post_training(cfg, info, result.best, run_dir, tracker))
+        objective = metrics.get(cfg.objective.metric)
+        if objective is None:
+            raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
+                              f"{', '.join(sorted(metrics))}")
+        tracker.log_metrics(metrics)
+        summary = write_summary(cfg, run_dir, result, metrics, info, tracker, time.time() - t0)
+        log_artifacts(tracker, run_dir, info)
+        if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
+            base_name = cfg.model.name + ("-finetuned" if finetune else "")
+            tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz)
+            tracker.register(base_name, "staging" if finetune else "development", str(cfg.tracking.register),
+                             cfg.objective.metric, objective, str(cfg.objective.direction),
+                             {"dataset_fingerprint": info.fingerprint, "mode": str(cfg.mode), **lineage})
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    summary["registration"] = tracker.state.get("registration")
+    summary["mlflow_run_id"] = tracker.run_id
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print_summary(summary)
+    return float(objective)
+
+
+def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> dict[str, float]:
+    """Test-split metrics, annotated samples, ONNX export + parity (each switchable in `post`)."""
+    from xray_exp.post import evaluate_split, export_onnx, onnx_parity, save_samples
+
+    metrics: dict[str, float] = {}
+    post, hw = cfg.post, cfg.hardware
+    if post.test_eval:
+        split = "test" if info.has_test else "val"
+        if split != "test":
+            log.warning("dataset has no test split: reporting val as test")
+        metrics.update({k.replace(f"{split}/", "test/", 1): v for k, v in evaluate_split(
+            best, info.data_yaml, split, cfg.train.imgsz, hw.batch, hw.device, run_dir).items()})
+    sample_images = info.splits["val"][: post.samples]
+    if post.samples:
+        save_samples(best, sample_images, run_dir / "samples", cfg.train.imgsz, post.conf, hw.device)
+    if post.onnx:
+        onnx_path = export_onnx(best, cfg.train.imgsz)
+        parity = onnx_parity(best, onnx_path, sample_images or info.splits["val"][:2], cfg.train.imgsz,
+                             post.parity_conf, post.parity_iou, run_dir / "onnx_parity.json")
+        metrics["onnx/max_abs_diff_box_px"] = parity["max_abs_diff_box_px"]
+        metrics["onnx/max_abs_diff_score"] = parity["max_abs_diff_score"]
+        metrics["onnx/detection_agreement"] = parity["detection_agreement"]
+        if not parity["passed"]:
+            log.warning("ONNX parity outside tolerance: %s", parity)
+    return metrics
+
+
+def write_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, tracker, seconds: float) -> dict:
+    return {
+        "run_dir": str(run_dir),
+        "model": cfg.model.name,
+        "mode": str(cfg.mode),
+        "epochs_run": result.epochs_run,
+        "best_weights": str(result.best),
+        "onnx": str(result.best.with_suffix(".onnx")) if result.best.with_suffix(".onnx").exists() else None,
+        "objective": {"metric": cfg.objective.metric, "value": metrics.get(cfg.objective.metric)},
+        "metrics": metrics,
+        "onnx_parity": json.loads((run_dir / "onnx_parity.json").read_text())
+        if (run_dir / "onnx_parity.json").exists() else None,
+        "dataset": {"data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint},
+        "tracking_uri": cfg.tracking.tracking_uri if cfg.tracking.enabled else None,
+        "wall_time_s": round(seconds, 1),
+    }
+
+
+def log_artifacts(tracker, run_dir: Path, info) -> None:
+    """Weights, configs, data.yaml + fingerprint, samples, Ultralytics plots and results.csv."""
+    tracker.log_artifact(run_dir / "weights" / "best.pt", "weights")
+    tracker.log_artifact(run_dir / "weights" / "best.onnx", "weights")
+    for sub in (".hydra", ".hydra-resume"):
+        tracker.log_artifact(run_dir / sub, f"config/{sub.lstrip('.')}")
+    tracker.log_artifact(run_dir / "config.resolved.yaml", "config")
+    tracker.log_artifact(info.data_yaml, "dataset")
+    tracker.log_artifact(run_dir / "dataset.json", "dataset")
+    tracker.log_artifact(run_dir / "samples", "samples")
+    tracker.log_artifact(run_dir / "results.csv", "ultralytics")
+    tracker.log_artifact(run_dir / "onnx_parity.json", "onnx")
+    for plot in sorted(run_dir.glob("*.png")) + sorted(run_dir.glob("*.jpg")):
+        tracker.log_artifact(plot, "ultralytics/plots")
+    tracker.log_artifact(run_dir / "eval-test", "ultralytics/eval-test")
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """One screen: the metrics that matter and where everything is."""
+    m = summary["metrics"]
+    parity = summary.get("onnx_parity") or {}
+    lines = [
+        "", "=" * 72, f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
+        f"{summary['epochs_run']} epochs)", "-" * 72,
+        f" test  mAP50 {m.get('test/mAP50', float('nan')):.4f}   mAP50-95 {m.get('test/mAP50-95', float('nan')):.4f}"
+        f"   mAP75 {m.get('test/mAP75', float('nan')):.4f}",
+        f" val   mAP50 {m.get('val/mAP50', float('nan')):.4f}   mAP50-95 {m.get('val/mAP50-95', float('nan')):.4f}",
+        f" objective {summary['objective']['metric']} = {summary['objective']['value']}",
+    ]
+    if parity:
+        lines.append(f" ONNX parity: max |box| diff {parity['max_abs_diff_box_px']:.2e} px, max |score| diff "
+                     f"{parity['max_abs_diff_score']:.2e}, detections agree {parity['detection_agreement']:.1%} "
+                     f"(of {parity['detections_compared']}) "
+                     f"-> {'PASS' if parity['passed'] else 'FAIL'}")
+    if summary.get("mlflow_run_id"):
+        lines.append(f" MLflow run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
+    reg = summary.get("registration") or {}
+    if reg:
+        lines.append(f" registry: {reg.get('name')} v{reg.get('version')} @{reg.get('alias')}" if reg.get("registered")
+                     else f" registry: not registered ({reg.get('reason')})")
+    lines += [f" run folder  {summary['run_dir']}", f" weights     {summary['best_weights']}",
+              f" onnx        {summary['onnx']}", "=" * 72]
+    print("\n".join(lines), flush=True)
+    print(f"RUN_DIR={summary['run_dir']}", flush=True)
