@@ -23,6 +23,8 @@ class OnnxYolo(mlflow.pyfunc.PythonModel):
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, context, model_input, params=None):
+        if isinstance(model_input, dict):  # named tensor signature: {"images": array}
+            model_input = model_input["images"]
         x = np.asarray(model_input, dtype=np.float32)
         return np.concatenate([self.session.run(None, {self.input_name: x[i:i + 1]})[0] for i in range(len(x))])
 

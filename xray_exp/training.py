@@ -62,6 +62,23 @@ def epoch_metrics(trainer) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def each_training_epoch(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Wrap an `on_fit_epoch_end` callback so it sees training epochs only.
+
+    Ultralytics fires the event once more from `final_eval` (best.pt, at step epochs+1), after an epoch
+    that set `trainer.stop`; that extra call is skipped (the final metrics are logged separately).
+    """
+    state = {"stopped": False}
+
+    def wrapper(trainer) -> None:
+        if state["stopped"]:
+            return
+        state["stopped"] = bool(trainer.stop)
+        fn(trainer)
+
+    return wrapper
+
+
 ULTRALYTICS_BOX_KEYS = {
     "metrics/precision(B)": "precision",
     "metrics/recall(B)": "recall",

@@ -107,13 +107,14 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
     (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
 
-    from xray_exp.training import build_model, epoch_metrics, fit
+    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit
     from xray_exp.ultralytics_args import to_train_args
 
     train_args = to_train_args(cfg, info.data_yaml, run_dir)
     apply_ultralytics_settings(Path(cfg.paths.output_dir) / ".ultralytics" / "runs")
     model = build_model(cfg.model.arch, weights if not resume else run_dir / "weights" / "last.pt")
 
+    @each_training_epoch
     def on_epoch(trainer) -> None:
         tracker.log_metrics(epoch_metrics(trainer), step=int(trainer.epoch) + 1)
 
@@ -126,7 +127,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         if objective is None:
             raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
                               f"{', '.join(sorted(metrics))}")
-        tracker.log_metrics(metrics)
+        # Final numbers (best.pt) one step after the last epoch, as Ultralytics' own logging does.
+        tracker.log_metrics(metrics, step=result.epochs_run + 1)
         summary = write_summary(cfg, run_dir, result, metrics, info, tracker, time.time() - t0)
         log_artifacts(tracker, run_dir, info)
         if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:

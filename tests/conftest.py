@@ -1,0 +1,111 @@
+"""Shared test set-up: offline Ultralytics in a throw-away settings folder, helpers to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from xray_exp.runtime import configure_offline
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_NIH = REPO.parent / "shared" / "data" / "nih-cxr14-bbox"
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="xray_exp-tests-"))
+# Before any test module imports ultralytics: offline, settings outside the user's home.
+configure_offline(_SESSION_DIR / "ultralytics")
+os.environ.setdefault("XRAY_EXP_MODEL_CACHE", str(_SESSION_DIR / "model-cache"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+def run_cli(args: list[str], root: Path, timeout: float = 600, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m ...` with XRAY_EXP_ROOT=root (outputs land in root/outputs)."""
+    full_env = {**os.environ, "XRAY_EXP_ROOT": str(root), "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\n"
+                             f"STDERR:\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def run_dir_of(proc: subprocess.CompletedProcess) -> Path:
+    for line in proc.stdout.splitlines():
+        if line.startswith("RUN_DIR="):
+            return Path(line.split("=", 1)[1])
+    raise AssertionError(f"no RUN_DIR line in output:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny(session_dir) -> Path:
+    """A tiny synthetic dataset (data.yaml), generated once per session."""
+    from xray_exp.data.synthetic import ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset(session_dir / "datasets", num_train=8, num_val=4, num_test=4, image_size=128)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` process on loopback with an sqlite backend in a temp folder."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root, self.port = root, port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        import time
+        import urllib.request
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+               f"sqlite:///{self.root / 'mlflow.db'}", "--artifacts-destination", str(self.root / "artifacts"),
+               "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        log = open(self.root / f"server-{self.port}.log", "a")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                log_text = (self.root / f"server-{self.port}.log").read_text()
+                raise RuntimeError(f"mlflow server exited: {log_text[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not become healthy")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(session_dir):
+    server = MlflowServer(session_dir / "mlflow-server").start()
+    yield server
+    server.kill()

@@ -1,0 +1,166 @@
+"""MLflow tracking and registry against a real `mlflow server` on loopback (and sqlite stores)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
+from mlflow.tracking import MlflowClient
+
+from xray_exp.tracking import Tracker, flatten
+
+SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server"]
+
+
+def test_flatten_makes_string_params():
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": "1", "a.c": "[1, 2]", "d": "None"}
+
+
+def test_journal_then_upload_when_tracking_was_unreachable(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    tracker = Tracker(tmp_path / "run", dead, enabled=True, timeout_s=2)
+    tracker.start("exp", "run-a", {"t": "1"})
+    tracker.log_params({"p": "1"})
+    tracker.log_metrics({"m": 0.5}, step=1)
+    tracker.log_metrics({"m": 0.7}, step=2)
+    tracker.end()
+    assert tracker.problem and tracker.run_id is None and len(tracker.events()) == 5
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = subprocess.run([sys.executable, "-m", "xray_exp.tracking", "upload", str(tmp_path / "run"),
+                           "--tracking-uri", uri], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads((tmp_path / "run" / "tracking" / "state.json").read_text())
+    run = MlflowClient(uri).get_run(state["run_id"])
+    assert run.data.params == {"p": "1"} and run.data.tags["t"] == "1" and run.info.status == "FINISHED"
+    history = MlflowClient(uri).get_metric_history(state["run_id"], "m")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.7)]
+
+
+@pytest.mark.integration
+def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
+    proc = run_cli([*SMOKE, "train.epochs=2", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True)
+    run_dir = run_dir_of(proc)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    client = MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name("YOLO12-Training")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"attributes.run_name = '{run_dir.name}'")
+    assert len(runs) == 1, "exactly one MLflow run per training"
+    run = runs[0]
+    assert run.info.run_id == summary["mlflow_run_id"] and run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.name"] == "yolo12n" and params["train.epochs"] == "2" and params["train.imgsz"] == "128"
+    assert params["augmentation.name"] == "xray" and params["hardware.batch"] == "4"
+    tags = run.data.tags
+    assert len(tags["git.commit"]) in (7, 40) or tags["git.commit"] == "unknown"
+    assert "train.epochs=2" in tags["hydra.overrides"] and tags["version.ultralytics"] == "8.4.190"
+    assert tags["host"] and len(tags["dataset.fingerprint"]) == 64
+    for name in ("train/box_loss", "val/mAP75", "lr/pg0"):  # per epoch
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2], name
+    for name in ("val/mAP50", "val/mAP50-95", "val/precision", "val/recall"):  # per epoch + best.pt at step 3
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2, 3], name
+    for name in ("test/mAP50", "test/mAP50-95", "onnx/max_abs_diff_box_px"):
+        assert name in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"weights", "config", "dataset", "samples", "ultralytics"} <= artifacts
+    weights = {a.path for a in client.list_artifacts(run.info.run_id, "weights")}
+    assert {"weights/best.pt", "weights/best.onnx"} <= weights
+    configs = {a.path for a in client.list_artifacts(run.info.run_id, "config/hydra")}
+    assert "config/hydra/config.yaml" in configs and "config/hydra/overrides.yaml" in configs
+    dataset = {a.path for a in client.list_artifacts(run.info.run_id, "dataset")}
+    assert {"dataset/data.yaml", "dataset/dataset.json"} <= dataset
+
+    version = client.get_model_version_by_alias("yolo12n", "development")
+    assert version.run_id == run.info.run_id and version.tags["source_run_id"] == run.info.run_id
+    assert summary["registration"]["registered"] and summary["registration"]["version"] == version.version
+
+    from xray_exp.registry import get_latest_model
+
+    folder, got = get_latest_model("yolo12n", alias="development", tracking_uri=mlflow_server.uri,
+                                   dst=tmp_path / "dl")
+    assert got == version.version and (folder / "model.onnx").is_file() and (folder / "best.pt").is_file()
+    latest, latest_version = get_latest_model("yolo12n", tracking_uri=mlflow_server.uri, dst=tmp_path / "dl2")
+    assert int(latest_version) >= int(version.version)
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/yolo12n@development")
+    meta = pyfunc.metadata.metadata
+    assert meta["names"] == {"0": "nodule", "1": "effusion", "2": "cardiomegaly", "3": "pneumothorax"}
+    out = pyfunc.predict(np.zeros((1, 3, 128, 128), np.float32))
+    assert out.shape[:2] == (1, 8)
+
+    # Fine-tune from the registry: its own experiment, `-finetuned@staging`, lineage to the parent.
+    proc = run_cli([*SMOKE, "mode=finetune", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True)
+    ft = json.loads((run_dir_of(proc) / "summary.json").read_text())
+    ft_version = client.get_model_version_by_alias("yolo12n-finetuned", "staging")
+    assert ft_version.run_id == ft["mlflow_run_id"]
+    assert ft_version.tags["parent_model"] == "yolo12n" and ft_version.tags["parent_version"] == version.version
+    ft_run = client.get_run(ft["mlflow_run_id"])
+    assert client.get_experiment(ft_run.info.experiment_id).name == "YOLO12-Finetuning"
+    assert ft_run.data.tags["parent_model"] == "yolo12n"
+
+    # Only-if-better gate: an equal objective does not replace the alias holder; the comparison is logged.
+    proc = run_cli([*SMOKE, "tracking.register=if_better", "objective.metric=val/mAP50",
+                    f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True)
+    gated = json.loads((run_dir_of(proc) / "summary.json").read_text())
+    holder = client.get_model_version_by_alias("yolo12n", "development")
+    run_tags = client.get_run(gated["mlflow_run_id"]).data.tags
+    if gated["registration"]["registered"]:  # a better model legitimately wins
+        assert holder.run_id == gated["mlflow_run_id"]
+    else:
+        assert holder.version == version.version and "not better" in run_tags["registry.decision"]
+    assert run_tags["registry.compared_to"].startswith("yolo12n@development")
+
+
+@pytest.mark.integration
+def test_server_killed_mid_run_then_upload(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *SMOKE, "train.epochs=3", "post.onnx=true", f"tracking.tracking_uri={server.uri}",
+             "tracking.timeout_s=3"],
+            cwd=REPO, env={**__import__("os").environ, "XRAY_EXP_ROOT": str(tmp_path)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = MlflowClient(server.uri)
+        deadline = time.time() + 180
+        run_id = None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                exps = [e for e in client.search_experiments() if e.name == "YOLO12-Training"]
+                runs = client.search_runs([exps[0].experiment_id]) if exps else []
+                if runs and client.get_metric_history(runs[0].info.run_id, "val/mAP50"):
+                    run_id = runs[0].info.run_id
+                    break
+            except Exception:  # the server may be busy with the run's first writes
+                pass
+            time.sleep(0.3)
+        assert run_id, "training never logged its first epoch"
+        server.kill()  # the tracking server goes away mid-run
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        logs = out + err  # Hydra's job logging writes to stdout
+        assert "MLflow logging paused" in logs and "python -m xray_exp.tracking upload" in logs
+        run_dir = run_dir_of(subprocess.CompletedProcess([], 0, out, err))
+        assert (run_dir / "weights" / "best.onnx").is_file() and (run_dir / "summary.json").is_file()
+    finally:
+        server.kill()
+    server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
+    try:
+        up = subprocess.run([sys.executable, "-m", "xray_exp.tracking", "upload", str(run_dir)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        client = MlflowClient(server.uri)
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run_id, "val/mAP50")] == [1, 2, 3, 4]
+        assert "test/mAP50-95" in run.data.metrics
+        assert {"weights/best.pt", "weights/best.onnx"} <= {a.path for a in client.list_artifacts(run_id, "weights")}
+        assert client.get_model_version_by_alias("yolo12n", "development").run_id == run_id
+    finally:
+        server.kill()

@@ -1,0 +1,93 @@
+"""Evaluate a detector on one split: clinical metrics and a report.
+
+    python -m xray_exp.evaluate model=outputs/runs/<run>/weights/best.pt          # synthetic test split
+    python -m xray_exp.evaluate model=models:/yolo12n@champion dataset=yolo dataset.data_yaml=/data/data.yaml
+    python -m xray_exp.evaluate model=best.onnx split=val tta=true imgsz=640 device=0
+    python -m xray_exp.evaluate --help                                            # groups and keys
+
+Prints the metrics table and writes report.md, metrics.json, predictions.csv, images.csv,
+submission.csv (VinBigData), plots/ and galleries/ under out_dir (outputs/eval/<split>-<time>).
+Returns `objective` (default <split>/map40) for sweepers. torch/ultralytics load only once it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from xray_exp.errors import ConfigError, ModelError, XrayExpError
+
+log = logging.getLogger("xray_exp.evaluate")
+
+
+def alias_model_override(args: list[str]) -> list[str]:
+    """`model=X` -> `weights=X` (conf/model/ is a config group: Hydra would read `model=` as its choice)."""
+    return [f"weights={a[len('model='):]}" if a.startswith("model=") else a for a in args]
+
+
+def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
+    """A weights path, or the best.pt of a `models:/<name>@<alias>` (or `/<version>`) registry URI."""
+    if str(weights).startswith("models:/"):
+        from xray_exp.registry import resolve_weights
+
+        return Path(resolve_weights(str(weights), tracking_uri, Path(cache_dir) / "registry")[0])
+    path = Path(str(weights)).expanduser().resolve()
+    if not path.is_file():
+        raise ModelError(f"model={weights}: file {path} not found. Fix: pass a .pt/.onnx file or a "
+                         "models:/<name>@<alias> registry URI.")
+    return path
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Resolve data and weights, evaluate, write the report; return the flat metrics."""
+    if OmegaConf.is_missing(cfg, "weights"):
+        raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
+                          "models:/<name>@<alias>>")
+    if OmegaConf.is_missing(cfg.dataset, "data_yaml"):
+        raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.data_yaml=/path/to/data.yaml")
+    from xray_exp.runtime import configure_offline
+
+    configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
+    from xray_exp.workflow import resolve_data_yaml
+
+    data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
+    weights = resolve_model(cfg.weights, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
+    from xray_exp.evaluation import evaluate_split
+    from xray_exp.evaluation.report import metrics_table
+
+    out_dir = Path(cfg.out_dir)
+    metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou,
+                             tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
+                             max_det=cfg.max_det, match_iou=cfg.match_iou, decision_conf=cfg.decision_conf,
+                             ap_method=cfg.ap_method, wbf_iou=cfg.tta_wbf_iou, gallery_size=cfg.gallery_size)
+    print(metrics_table(metrics))
+    print(f"REPORT={out_dir / 'report.md'}", flush=True)
+    return metrics
+
+
+@hydra.main(config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    """Evaluate once; returns the objective metric (for sweepers)."""
+    mode = HydraConfig.get().mode
+    try:
+        metrics = run(cfg)
+        if cfg.objective not in metrics:
+            raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
+        return metrics[cfg.objective]
+    except XrayExpError as exc:
+        log.error("%s", exc)
+        if mode == RunMode.RUN:
+            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = alias_model_override(sys.argv[1:])
+    main()

@@ -1,0 +1,114 @@
+"""Run a YOLO detector (.pt or .onnx) over one split of a YOLO-format dataset.
+
+    from xray_exp.evaluation.predict import predict_split
+    out = predict_split("best.pt", "data.yaml", "test", imgsz=320, conf=0.001, iou=0.7, tta=True)
+    out.names, out.preds, out.gts     # per-image records: image_id, boxes (xyxy pixels), scores, labels
+
+Images are decoded with xray_exp.imaging (the service's decoder); with `tta` each image is also
+predicted mirrored and the two sets are fused (xray_exp.evaluation.tta). Ultralytics is imported
+only here, inside functions; call xray_exp.runtime.configure_offline first (or pass settings_dir).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xray_exp.errors import ModelError
+from xray_exp.evaluation.dataset import load_split, read_ground_truth
+from xray_exp.evaluation.tta import Detections, merge_flip
+
+log = logging.getLogger(__name__)
+MODEL_SUFFIXES = (".pt", ".onnx")
+
+
+@dataclass
+class SplitPredictions:
+    names: list[str]
+    preds: list[dict]
+    gts: list[dict]  # also carry path, width, height
+
+
+def load_model(weights, settings_dir: str | Path | None = None):
+    """A YOLO model from a .pt/.onnx path (a model object is returned as is)."""
+    if not isinstance(weights, str | Path):
+        return weights
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(f"weights file {path} not found. Fix: point model= at an existing .pt or .onnx file "
+                         "or a models:/<name>@<alias> registry URI.")
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise ModelError(f"{path}: expected a .pt or .onnx file")
+    if settings_dir is not None:
+        from xray_exp.runtime import configure_offline
+
+        configure_offline(settings_dir)
+    from ultralytics import YOLO
+
+    return YOLO(str(path.resolve()), task="detect")
+
+
+def model_names(model) -> list[str]:
+    names = model.names
+    return [str(names[i]) for i in range(len(names))] if isinstance(names, dict) else [str(n) for n in names]
+
+
+def is_pytorch(model) -> bool:
+    """Exported models (ONNX) hold their file path in `.model` and run one image per call."""
+    return not isinstance(getattr(model, "model", None), str | Path)
+
+
+def predict_images(model, images: list[np.ndarray], imgsz: int, conf: float, iou: float,
+                   device: str | None = None, max_det: int = 300) -> list[Detections]:
+    """Grayscale uint8 images -> per image (boxes xyxy pixels, scores, labels)."""
+    import cv2
+
+    bgr = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in images]
+    results = model.predict(bgr, imgsz=imgsz, conf=conf, iou=iou, device=device, max_det=max_det, verbose=False)
+    out = []
+    for r in results:
+        b = r.boxes
+        out.append((b.xyxy.cpu().numpy().astype(np.float64), b.conf.cpu().numpy().astype(np.float64),
+                    b.cls.cpu().numpy().astype(np.int64)))
+    return out
+
+
+def top_k(dets: Detections, k: int) -> Detections:
+    """The k highest-scoring detections (fusion may return more than the model's max_det)."""
+    keep = np.argsort(-dets[1], kind="mergesort")[:k]
+    return dets[0][keep], dets[1][keep], dets[2][keep]
+
+
+def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, conf: float = 0.001,
+                  iou: float = 0.7, tta: bool = False, device: str | None = None, batch: int = 16,
+                  max_det: int = 300, wbf_iou: float = 0.55, settings_dir: str | Path | None = None
+                  ) -> SplitPredictions:
+    """Predictions and ground truth for every image of `split`; `weights` may be a loaded model."""
+    from xray_exp.imaging import read_xray
+
+    data = load_split(data_yaml, split)
+    model = load_model(weights, settings_dir)
+    names = model_names(model)
+    if len(names) != len(data.names):
+        raise ModelError(f"the model predicts {len(names)} classes, the dataset {data.data_yaml} has "
+                         f"{len(data.names)}: these weights were not trained on this dataset")
+    if names != data.names:
+        log.warning("model class names %s differ from the dataset's %s; using the dataset's", names, data.names)
+    step = max(int(batch), 1) if is_pytorch(model) else 1
+    preds, gts = [], []
+    for start in range(0, len(data.images), step):
+        chunk = data.images[start : start + step]
+        grays = [read_xray(image.path) for image in chunk]
+        gts += [read_ground_truth(image, g.shape[1], g.shape[0]) for image, g in zip(chunk, grays, strict=True)]
+        dets = predict_images(model, grays, imgsz, conf, iou, device, max_det)
+        if tta:
+            mirrored = [np.ascontiguousarray(g[:, ::-1]) for g in grays]
+            flipped = predict_images(model, mirrored, imgsz, conf, iou, device, max_det)
+            dets = [top_k(merge_flip(d, f, g.shape[1], g.shape[0], iou_thr=wbf_iou, skip_box_thr=conf), max_det)
+                    for d, f, g in zip(dets, flipped, grays, strict=True)]
+        for image, (boxes, scores, labels) in zip(chunk, dets, strict=True):
+            preds.append({"image_id": image.image_id, "boxes": boxes, "scores": scores, "labels": labels})
+    return SplitPredictions(data.names, preds, gts)

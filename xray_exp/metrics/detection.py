@@ -1,0 +1,123 @@
+"""Dataset-level detection metrics: per-class AP at several IoU thresholds, mAP@0.4 (VinBigData),
+mAP50, mAP50-95, and precision/recall at a confidence threshold.
+
+    m = detection_metrics(preds, gts, num_classes=4, match_iou=0.4, conf=0.25)
+    m.map_at(0.4), m.map_at(0.5), m.map50_95, m.ap_at(0.4), m.precision, m.recall, m.instances
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xray_exp.metrics.ap import average_precision, precision_recall_curve
+from xray_exp.metrics.matching import ClassMatches, exceeds_max_dets, match_dataset, threshold_index
+from xray_exp.metrics.records import ImageBoxes, pair_records
+
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # the same floats pycocotools uses
+VINBIGDATA_IOU = 0.4
+
+
+def nanmean(values) -> float:
+    """Mean of the finite entries; NaN if there are none (no warning)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+@dataclass
+class DetectionMetrics:
+    """Per-class results. AP is NaN for classes without ground truth and left out of every mean."""
+
+    iou_thresholds: np.ndarray  # (T,)
+    ap: np.ndarray  # (C, T)
+    instances: np.ndarray  # (C,) ground-truth boxes
+    images_with_class: np.ndarray  # (C,) images holding at least one box of the class
+    match_iou: float  # IoU of the operating point (precision/recall, curves)
+    conf: float  # confidence of the operating point
+    tp: np.ndarray  # (C,) true positives with score >= conf at match_iou
+    fp: np.ndarray  # (C,) false positives with score >= conf at match_iou
+    method: str = "coco101"
+    pr_curves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)  # (R, P, scores)
+
+    def _column(self, iou: float) -> int:
+        return threshold_index(self.iou_thresholds, iou)
+
+    def ap_at(self, iou: float) -> np.ndarray:
+        return self.ap[:, self._column(iou)]
+
+    def map_at(self, iou: float) -> float:
+        return nanmean(self.ap_at(iou))
+
+    @property
+    def ap50_95(self) -> np.ndarray:
+        """(C,) AP averaged over IoU 0.50:0.05:0.95."""
+        return self.ap[:, [self._column(t) for t in COCO_IOU_THRESHOLDS]].mean(axis=1)
+
+    @property
+    def map50_95(self) -> float:
+        return nanmean(self.ap50_95)
+
+    @property
+    def precision(self) -> np.ndarray:
+        """(C,) TP / detections at the operating point; 0 for a class with no detections."""
+        return self.tp / np.maximum(self.tp + self.fp, 1)
+
+    @property
+    def recall(self) -> np.ndarray:
+        """(C,) TP / ground-truth boxes; NaN for a class without ground truth."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.instances > 0, self.tp / self.instances, np.nan)
+
+    @property
+    def micro_precision(self) -> float:
+        return float(self.tp.sum() / max(self.tp.sum() + self.fp.sum(), 1))
+
+    @property
+    def micro_recall(self) -> float:
+        total = self.instances.sum()
+        return float(self.tp.sum() / total) if total else float("nan")
+
+
+def ap_thresholds(match_iou: float, extra=()) -> np.ndarray:
+    """0.4, `match_iou` and `extra` (when not among them), then IoU 0.50:0.05:0.95."""
+    wanted = np.array(sorted({VINBIGDATA_IOU, float(match_iou), *map(float, extra)}), dtype=np.float64)
+    wanted = wanted[~np.isclose(wanted[:, None], COCO_IOU_THRESHOLDS).any(axis=1)]
+    return np.concatenate([wanted, COCO_IOU_THRESHOLDS])
+
+
+def detection_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int,
+                      match_iou: float = VINBIGDATA_IOU, conf: float = 0.25, method: str = "coco101",
+                      max_dets: int | None = 100, iou_thresholds=()) -> DetectionMetrics:
+    """AP per class at 0.4, `match_iou`, `iou_thresholds` and 0.50:0.95 with COCO-style matching;
+    `max_dets` top detections per image and class enter AP (COCO: 100; None = all). Precision, recall
+    and the PR curves use every detection, matched at `match_iou`."""
+    pairs = pair_records(preds, gts)
+    thresholds = ap_thresholds(match_iou, np.atleast_1d(iou_thresholds))
+    full = match_dataset(pairs, num_classes, thresholds)
+    truncated = (match_dataset(pairs, num_classes, thresholds, max_dets=max_dets)
+                 if exceeds_max_dets(pairs, max_dets) else full)
+    operating = [m.row(threshold_index(thresholds, match_iou)) for m in full]
+    return detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, conf, method)
+
+
+def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], ap_matches: list[ClassMatches],
+                                   operating: list[ClassMatches], thresholds: np.ndarray, match_iou: float,
+                                   conf: float, method: str = "coco101") -> DetectionMetrics:
+    """`ap_matches` at every threshold (for AP), `operating` at `match_iou` only (the operating point)."""
+    num_classes = len(ap_matches)
+    ap = np.array([[average_precision(m.tp[t], m.n_gt, method) for t in range(len(thresholds))]
+                   for m in ap_matches]).reshape(num_classes, len(thresholds))
+    tp = np.array([int(m.tp[0][m.scores >= conf].sum()) for m in operating], dtype=np.int64)
+    fp = np.array([int((~m.tp[0][m.scores >= conf]).sum()) for m in operating], dtype=np.int64)
+    curves = [(*precision_recall_curve(m.tp[0], m.n_gt), m.scores) for m in operating]
+    images_with_class = np.zeros(num_classes, dtype=np.int64)
+    for _, gt in pairs:
+        images_with_class[np.unique(gt.labels)] += 1
+    return DetectionMetrics(
+        iou_thresholds=thresholds, ap=ap, instances=np.array([m.n_gt for m in ap_matches], dtype=np.int64),
+        images_with_class=images_with_class, match_iou=float(match_iou), conf=float(conf), tp=tp, fp=fp,
+        method=method, pr_curves=curves,
+    )

@@ -1,0 +1,74 @@
+"""Image-level "any abnormality": does the image hold any finding?
+
+The image score is the highest confidence among its detections (0 without detections); an image is
+abnormal when it has at least one ground-truth box. At `threshold`, an image whose score is below it
+is reported "No findings".
+
+    r = image_level_metrics(preds, gts, threshold=0.25)
+    r.auroc, r.sensitivity, r.specificity, r.no_findings_rate
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xray_exp.metrics.records import ImageBoxes, pair_records
+
+
+@dataclass
+class ImageLevelResult:
+    image_ids: list[str]
+    scores: np.ndarray  # (N,) max detection confidence per image
+    abnormal: np.ndarray  # (N,) bool: the image has ground-truth boxes
+    threshold: float
+    auroc: float  # NaN unless both normal and abnormal images are present
+    sensitivity: float  # abnormal images with score >= threshold / abnormal images
+    specificity: float  # normal images with score < threshold / normal images
+    no_findings_rate: float  # normal images reported "No findings" / normal images (= specificity)
+
+    @property
+    def n_normal(self) -> int:
+        return int((~self.abnormal).sum())
+
+    @property
+    def n_abnormal(self) -> int:
+        return int(self.abnormal.sum())
+
+    @property
+    def reported_no_findings(self) -> np.ndarray:
+        """(N,) bool: no detection at or above the threshold."""
+        return self.scores < self.threshold
+
+
+def image_scores(preds: Sequence[Mapping], gts: Sequence[Mapping]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Image ids, max detection score (0 if none) and abnormal flag, in ground-truth order."""
+    return image_scores_from_pairs(pair_records(preds, gts))
+
+
+def image_scores_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    ids = [gt.image_id for _, gt in pairs]
+    scores = np.array([p.scores.max() if len(p) else 0.0 for p, _ in pairs], dtype=np.float64)
+    abnormal = np.array([len(gt) > 0 for _, gt in pairs], dtype=bool)
+    return ids, scores, abnormal
+
+
+def image_level_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], threshold: float = 0.25
+                        ) -> ImageLevelResult:
+    return image_level_from_pairs(pair_records(preds, gts), threshold)
+
+
+def image_level_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], threshold: float) -> ImageLevelResult:
+    from sklearn.metrics import roc_auc_score
+
+    ids, scores, abnormal = image_scores_from_pairs(pairs)
+    positive = scores >= threshold
+    both = abnormal.any() and (~abnormal).any()
+    auroc = float(roc_auc_score(abnormal, scores)) if both else float("nan")
+    sensitivity = float(positive[abnormal].mean()) if abnormal.any() else float("nan")
+    specificity = float((~positive)[~abnormal].mean()) if (~abnormal).any() else float("nan")
+    return ImageLevelResult(image_ids=ids, scores=scores, abnormal=abnormal, threshold=float(threshold),
+                            auroc=auroc, sensitivity=sensitivity, specificity=specificity,
+                            no_findings_rate=specificity)

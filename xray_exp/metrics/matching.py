@@ -1,0 +1,113 @@
+"""COCO-style greedy matching of detections to ground truth, per class and image.
+
+Detections are taken in descending score order; each takes the unmatched ground-truth box of its
+class with the highest IoU, if that IoU >= the threshold. A ground-truth box is matched at most once,
+so a second detection on the same lesion is a false positive (as in pycocotools).
+
+    matches = match_dataset(pairs, num_classes=4, iou_thresholds=[0.4, 0.5])
+    matches[c].tp[t]    # bool per detection of class c, all images, sorted by descending score
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xray_exp.metrics.boxes import box_iou
+from xray_exp.metrics.records import ImageBoxes, check_labels
+
+# pycocotools caps the threshold just below 1 so that IoU == 1.0 always matches at threshold 1.0.
+_MAX_THRESHOLD = 1 - 1e-10
+
+
+@dataclass
+class ClassMatches:
+    """All detections of one class over the dataset, sorted by descending score."""
+
+    scores: np.ndarray  # (D,)
+    gt_index: np.ndarray  # (T, D) index of the matched box in its image's ground truth, -1 = false positive
+    image_index: np.ndarray  # (D,) position of the image in the pairs list
+    det_index: np.ndarray  # (D,) index of the detection in its image's prediction record
+    n_gt: int  # ground-truth boxes of this class
+
+    @property
+    def tp(self) -> np.ndarray:
+        """(T, D) True where the detection matched a ground-truth box."""
+        return self.gt_index >= 0
+
+    def row(self, t: int) -> ClassMatches:
+        """The same detections matched at one threshold only (T = 1)."""
+        return ClassMatches(self.scores, self.gt_index[t : t + 1], self.image_index, self.det_index, self.n_gt)
+
+
+def threshold_index(thresholds, iou: float) -> int:
+    hits = np.flatnonzero(np.isclose(np.asarray(thresholds, dtype=np.float64), iou))
+    if not hits.size:
+        raise KeyError(f"no matching at IoU {iou}; thresholds: {list(thresholds)}")
+    return int(hits[0])
+
+
+def exceeds_max_dets(pairs: list[tuple[ImageBoxes, ImageBoxes]], max_dets: int | None) -> bool:
+    """True if some image has more than `max_dets` detections of one class (truncation would bite)."""
+    if max_dets is None:
+        return False
+    return any(len(p) > max_dets and np.bincount(p.labels).max() > max_dets for p, _ in pairs)
+
+
+def greedy_match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Greedy matching for detections already sorted by descending score.
+
+    ious (D, G), thresholds (T,) -> (T, D) index of the matched ground-truth box or -1.
+    """
+    thresholds = np.minimum(np.asarray(thresholds, dtype=np.float64), _MAX_THRESHOLD)
+    n_det, n_gt = ious.shape
+    out = np.full((len(thresholds), n_det), -1, dtype=np.int64)
+    if n_det == 0 or n_gt == 0:
+        return out
+    taken = np.zeros((len(thresholds), n_gt), dtype=bool)
+    rows = np.arange(len(thresholds))
+    lowest = thresholds.min()
+    for d in range(n_det):
+        if ious[d].max() < lowest:
+            continue
+        candidates = np.where(taken, -1.0, ious[d][None, :])
+        best = candidates.argmax(axis=1)
+        ok = candidates[rows, best] >= thresholds
+        out[ok, d] = best[ok]
+        taken[rows[ok], best[ok]] = True
+    return out
+
+
+def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, iou_thresholds,
+                  max_dets: int | None = None) -> list[ClassMatches]:
+    """Match every image and class; `max_dets` keeps the top-scoring detections per image and class
+    (COCO evaluates AP with 100)."""
+    check_labels(pairs, num_classes)
+    thresholds = np.atleast_1d(np.asarray(iou_thresholds, dtype=np.float64))
+    parts: list[list[tuple]] = [[] for _ in range(num_classes)]
+    n_gt = np.zeros(num_classes, dtype=np.int64)
+    for i, (pred, gt) in enumerate(pairs):
+        ious = box_iou(pred.boxes, gt.boxes)
+        for c in np.union1d(pred.labels, gt.labels):
+            g = np.flatnonzero(gt.labels == c)
+            n_gt[c] += len(g)
+            d = np.flatnonzero(pred.labels == c)
+            d = d[np.argsort(-pred.scores[d], kind="mergesort")][:max_dets]
+            if len(d) == 0:
+                continue
+            local = greedy_match(ious[np.ix_(d, g)], thresholds)
+            gt_index = np.where(local >= 0, g[np.maximum(local, 0)] if len(g) else -1, -1)
+            parts[c].append((pred.scores[d], gt_index, np.full(len(d), i), d))
+    matches = []
+    for c in range(num_classes):
+        if not parts[c]:
+            empty = np.zeros(0, dtype=np.int64)
+            matches.append(ClassMatches(np.zeros(0), np.zeros((len(thresholds), 0), np.int64), empty, empty,
+                                        int(n_gt[c])))
+            continue
+        scores, gt_index, image_index, det_index = (np.concatenate(x, axis=-1) for x in zip(*parts[c], strict=True))
+        order = np.argsort(-scores, kind="mergesort")
+        matches.append(ClassMatches(scores[order], gt_index[:, order], image_index[order], det_index[order],
+                                    int(n_gt[c])))
+    return matches
