@@ -159,6 +159,8 @@ def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> 
             log.warning("dataset has no test split: reporting val as test")
         metrics.update({k.replace(f"{split}/", "test/", 1): v for k, v in evaluate_split(
             best, info.data_yaml, split, cfg.train.imgsz, hw.batch, hw.device, run_dir).items()})
+    for split in post.clinical_splits:
+        metrics.update(clinical_metrics(best, info, split, cfg, run_dir / f"report-{split}"))
     sample_images = info.splits["val"][: post.samples]
     if post.samples:
         save_samples(best, sample_images, run_dir / "samples", cfg.train.imgsz, post.conf, hw.device)
@@ -172,6 +174,26 @@ def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> 
         if not parity["passed"]:
             log.warning("ONNX parity outside tolerance: %s", parity)
     return metrics
+
+
+def clinical_metrics(best: Path, info, split: str, cfg: DictConfig, out_dir: Path) -> dict[str, float]:
+    """mAP@0.4, FROC, image-level AUROC/sensitivity/specificity (+ report) on one split.
+
+    mAP50 and mAP50-95 keep Ultralytics' own numbers (its validator); the rest come from xray_exp.evaluation.
+    """
+    from xray_exp.evaluation import evaluate_split as clinical_eval
+
+    if split == "test" and not info.has_test:
+        split_name, prefix = "val", "test"
+    else:
+        split_name, prefix = split, split
+    if split_name not in info.splits:
+        raise ConfigError(f"post.clinical_splits: the dataset has no {split_name!r} split")
+    found = clinical_eval(best, info.data_yaml, split_name, imgsz=cfg.train.imgsz, conf=0.001, iou=0.7,
+                          tta=False, out_dir=out_dir, device=cfg.hardware.device, match_iou=0.4,
+                          decision_conf=cfg.post.conf, prefix=prefix)
+    ultralytics_named = {f"{prefix}/mAP50", f"{prefix}/mAP50-95"}
+    return {k: v for k, v in found.items() if k not in ultralytics_named}
 
 
 def write_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, tracker, seconds: float) -> dict:
@@ -207,6 +229,8 @@ def log_artifacts(tracker, run_dir: Path, info) -> None:
     for plot in sorted(run_dir.glob("*.png")) + sorted(run_dir.glob("*.jpg")):
         tracker.log_artifact(plot, "ultralytics/plots")
     tracker.log_artifact(run_dir / "eval-test", "ultralytics/eval-test")
+    for report in sorted(run_dir.glob("report-*")):
+        tracker.log_artifact(report, f"reports/{report.name}")
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -219,6 +243,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         f" test  mAP50 {m.get('test/mAP50', float('nan')):.4f}   mAP50-95 {m.get('test/mAP50-95', float('nan')):.4f}"
         f"   mAP75 {m.get('test/mAP75', float('nan')):.4f}",
         f" val   mAP50 {m.get('val/mAP50', float('nan')):.4f}   mAP50-95 {m.get('val/mAP50-95', float('nan')):.4f}",
+        f" clinical  test mAP@0.4 {m.get('test/map40', float('nan')):.4f}   FROC mean "
+        f"{m.get('test/froc_mean', float('nan')):.4f}   AUROC {m.get('test/auroc', float('nan')):.4f}   "
+        f"sens {m.get('test/sensitivity', float('nan')):.3f} spec {m.get('test/specificity', float('nan')):.3f}",
         f" objective {summary['objective']['metric']} = {summary['objective']['value']}",
     ]
     if parity:

@@ -165,6 +165,7 @@ class PostConfig:
     """What happens after training: test-split evaluation, annotated samples, ONNX export + parity."""
 
     test_eval: bool = True
+    clinical_splits: list[str] = field(default_factory=lambda: ["val", "test"])
     samples: int = 4
     conf: float = 0.25
     onnx: bool = True
