@@ -239,6 +239,14 @@ def test_evaluate_command_line(tiny, tmp_path):
                    timeout=300)
     assert "val/map40" in proc.stdout and f"REPORT={out / 'report.md'}" in proc.stdout
     check_metrics(json.loads((out / "metrics.json").read_text()), "val")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("YOLO12-Evaluation").experiment_id])
+    assert run.data.metrics["val/map40"] == pytest.approx(json.loads((out / "metrics.json").read_text())["val/map40"])
+    assert run.data.params["split"] == "val" and run.data.tags["weights"] == str(weights)
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/report.md", "report/submission.csv", "report/plots", "report/galleries"} <= logged
     missing = run_cli(["xray_exp.evaluate", f"model={tmp_path / 'nope.pt'}", "dataset=yolo",
                        f"dataset.data_yaml={data_yaml}"], root=tmp_path, timeout=300)
     assert missing.returncode == 2 and "nope.pt" in missing.stderr

@@ -67,8 +67,34 @@ def run(cfg: DictConfig) -> dict[str, float]:
                              max_det=cfg.max_det, match_iou=cfg.match_iou, decision_conf=cfg.decision_conf,
                              ap_method=cfg.ap_method, wbf_iou=cfg.tta_wbf_iou, gallery_size=cfg.gallery_size)
     print(metrics_table(metrics))
+    if cfg.tracking.enabled:
+        log_evaluation(cfg, weights, metrics, out_dir)
     print(f"REPORT={out_dir / 'report.md'}", flush=True)
     return metrics
+
+
+REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries")
+
+
+def log_evaluation(cfg: DictConfig, weights: Path, metrics: dict[str, float], out_dir: Path) -> None:
+    """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
+    from xray_exp.tracking import Tracker, flatten, run_tags
+
+    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
+    overrides = list(HydraConfig.get().overrides.task)
+    tracker.start(cfg.evaluation_experiment, f"eval-{cfg.split}-{out_dir.name}",
+                  run_tags(cfg.paths.root, overrides, {"weights": str(cfg.weights), "weights.path": str(weights),
+                                                       "split": cfg.split, "dataset": cfg.dataset.name}))
+    keys = ("split", "imgsz", "conf", "iou", "tta", "match_iou", "decision_conf", "ap_method", "max_det")
+    tracker.log_params(flatten({"weights": str(cfg.weights), **{k: cfg[k] for k in keys},
+                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}))
+    tracker.log_metrics(metrics)
+    for name in REPORT_FILES:
+        target = "report" if (out_dir / name).is_file() else f"report/{name}"
+        tracker.log_artifact(out_dir / name, target)
+    tracker.end()
+    if tracker.run_id:
+        print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
 
 
 @hydra.main(config_path="../conf", config_name="evaluate")

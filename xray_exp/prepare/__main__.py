@@ -1,0 +1,37 @@
+"""python -m xray_exp.prepare dataset=vindr_cxr|nih_cxr14 source=/path/to/download [key=value ...]
+
+Examples:
+    python -m xray_exp.prepare dataset=nih_cxr14 source=/data/nih out_dir=/data/yolo/nih
+    python -m xray_exp.prepare dataset=vindr_cxr source=/data/vinbigdata fusion.iou_thr=0.5 \\
+        fusion.method=wbf longest_side=1024 split.val=0.15 split.test=0.15 workers=8
+    python -m xray_exp.prepare dataset=vindr_cxr source=/data/vinbigdata strict=true   # fail on any problem
+
+Keys: conf/prepare/prepare.yaml and conf/prepare/dataset/*.yaml; schema: xray_exp/prepare/config.py.
+Exit status 1 with a message naming the file/field when preparation fails (any problem, with strict=true).
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from xray_exp.prepare.config import CONF_DIR, register_prepare_configs
+
+register_prepare_configs()
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    from xray_exp.prepare.pipeline import run_prepare
+    from xray_exp.prepare.records import PrepareError
+    from xray_exp.prepare.report import console_summary
+
+    try:
+        report = run_prepare(OmegaConf.to_object(cfg))
+    except PrepareError as exc:
+        raise SystemExit(f"prepare failed: {exc}") from None
+    print(console_summary(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
