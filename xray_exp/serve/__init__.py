@@ -1,0 +1,66 @@
+"""Detection service: upload a chest X-ray, get findings (or "No findings"); trigger training.
+
+Start (binds 127.0.0.1:8000 unless told otherwise):
+
+    XRAY_SERVE_MODEL=outputs/runs/<run>/weights/best.onnx python -m xray_exp.serve
+    XRAY_SERVE_MODEL=models:/yolo12n@development XRAY_SERVE_TRACKING_URI=sqlite:///outputs/mlflow.db \\
+        XRAY_SERVE_TOKEN=$(openssl rand -hex 16) python -m xray_exp.serve --host 0.0.0.0 --port 8000
+    python -m xray_exp.serve.demo_model /tmp/demo   # a random-init demo model to try the service with
+
+then open http://127.0.0.1:8000/ (web page), /docs (OpenAPI UI) or:
+
+    curl -F file=@chest.png http://127.0.0.1:8000/predict
+    curl -F file=@chest.dcm 'http://127.0.0.1:8000/predict/annotated?conf=0.3' -o annotated.png
+    curl -X POST -H "Authorization: Bearer $XRAY_SERVE_TOKEN" -H 'Content-Type: application/json' \\
+        -d '{"overrides": ["debug=smoke"]}' http://127.0.0.1:8000/trigger-training
+
+Endpoints:
+    GET  /                   web page: choose an image, see it annotated and the findings
+    POST /predict            multipart `file` (PNG, JPEG or DICOM) -> {"findings": [{label, class_id,
+                             confidence, box: [x1, y1, x2, y2] in original pixels}], "summary": "No findings"
+                             | "<n> findings: ...", image, model {name, version}, timings_ms {decode,
+                             preprocess, inference, postprocess, total}}. Query: conf, iou; include_image=true
+                             adds the annotated PNG as a data URL
+    POST /predict/annotated  same input -> image/png with boxes and labels drawn (X-Summary header)
+    GET  /health             model loaded?, job running?
+    GET  /config             effective settings (never the token; URI credentials stripped)
+    GET  /models             registered versions from MLflow (empty list + note without tracking)
+    POST /trigger-training   bearer token; fine-tune if <model>@development is registered, else from scratch
+    POST /trigger-finetune   bearer token; fine-tune. Body of both: {"model": "yolo12n", "overrides": [...]}
+    GET  /jobs, /jobs/{id}   job status, run_dir, mlflow_run_id, metrics
+
+Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>`
+in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies); while one runs, a trigger
+answers 409 with the running job's id. Overrides must be key=value with characters [A-Za-z0-9_.,:/@+-];
+mode, model and hydra.* are refused. With a tracking URI configured the job gets it (MLFLOW_TRACKING_URI
+and tracking.tracking_uri), so it registers where the service looks. After a successful job a service
+serving models:/... reloads the model. Without XRAY_SERVE_TOKEN the triggers answer 403 (off); a missing
+token gets 401, a wrong one 403. The token is not passed on to jobs.
+
+Uploads: 413 over the byte limit or (from the header, before decoding) the pixel limit; 415 for anything
+but PNG/JPEG/DICOM; 422 for empty, truncated or malformed files. 16-bit PNGs are accepted and scaled to
+8 bits like training data (xray_exp.imaging). Filenames are ignored; uploads are kept only when
+XRAY_SERVE_UPLOAD_DIR is set (under random names). No CORS unless XRAY_SERVE_CORS_ORIGINS is set.
+
+Settings (environment; see settings.py):
+    XRAY_SERVE_MODEL             .onnx file, folder with model.onnx, or models:/<name>[@<alias>]; unset or
+                                 not (yet) registered: no model, /predict answers 503, triggers still work
+    XRAY_SERVE_MODEL_ALIAS       alias for models:/<name> without one (default: latest version)
+    XRAY_SERVE_MODEL_NAME        model that training targets (yolo12n)
+    XRAY_SERVE_TRACKING_URI      MLflow tracking/registry URI (default: MLFLOW_TRACKING_URI)
+    XRAY_SERVE_DEVICE            auto | cpu | cuda (ONNX Runtime provider)
+    XRAY_SERVE_THREADS           ONNX Runtime intra-op threads (0: its default)
+    XRAY_SERVE_CONF / _IOU / _MAX_DET     0.25 / 0.7 / 300
+    XRAY_SERVE_MAX_UPLOAD_BYTES  52428800 (50 MiB)
+    XRAY_SERVE_MAX_PIXELS        100000000
+    XRAY_SERVE_ANNOTATE_MAX_SIDE 2048 (annotated PNGs are downscaled to this)
+    XRAY_SERVE_UPLOAD_DIR        keep uploads here (off by default)
+    XRAY_SERVE_TOKEN             bearer token for the trigger endpoints (off by default)
+    XRAY_SERVE_JOB_COMMAND       command prefix of a job (default: <python> -m xray_exp.train)
+    XRAY_SERVE_JOB_DIR           job logs (outputs/serve-jobs)
+    XRAY_SERVE_JOB_TIMEOUT_S     86400
+    XRAY_SERVE_CORS_ORIGINS      comma-separated allowed origins (none by default)
+    XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
+
+The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
+"""

@@ -1,0 +1,365 @@
+"""The FastAPI application: prediction, model/registry info, training triggers and the web page.
+
+    from xray_exp.serve.app import create_app
+    app = create_app(ServeSettings.from_env())        # uvicorn.run(app) -- or `python -m xray_exp.serve`
+
+Endpoints are listed in xray_exp/serve/__init__.py; the schema is at /openapi.json, docs at /docs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from xray_exp.serve.annotate import annotate, encode_png
+from xray_exp.serve.jobs import MODEL_NAME_PATTERN, Job, JobBusy, JobManager
+from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
+from xray_exp.serve.onnx_detector import Detection, OnnxDetector
+from xray_exp.serve.registry_client import TrackingUnavailable, list_model_versions
+from xray_exp.serve.schemas import (
+    Health,
+    JobInfo,
+    ModelsResponse,
+    PredictResponse,
+    TriggerRequest,
+    errors,
+)
+from xray_exp.serve.settings import ServeSettings, redact_uri
+from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+# Parameter types (module level: FastAPI resolves the string annotations in this module's globals)
+BEARER = HTTPBearer(auto_error=False, description="XRAY_SERVE_TOKEN")
+Conf = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default XRAY_SERVE_CONF")]
+Iou = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default XRAY_SERVE_IOU")]
+Upload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")]
+ModelQuery = Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=64)]
+JobId = Annotated[str, PathParam(max_length=64)]
+
+
+class ModelHolder:
+    """The served model; swapped whole on reload so a request never sees half of two models."""
+
+    def __init__(self, settings: ServeSettings, detector: OnnxDetector | None, info: ModelInfo | None):
+        self.settings = settings
+        self.current: tuple[OnnxDetector, ModelInfo] | None = (detector, info) if detector and info else None
+        self.detail: str | None = None if self.current else "no model configured (set XRAY_SERVE_MODEL)"
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load settings.model: a missing local file raises; an unavailable registry leaves no model."""
+        spec = self.settings.model
+        if not spec:
+            return
+        with self._lock:
+            try:
+                self.current = load_model(
+                    spec,
+                    self.settings.tracking_uri,
+                    self.settings.model_alias,
+                    self.settings.device,
+                    self.settings.threads,
+                )
+                self.detail = None
+            except ModelUnavailable as exc:
+                log.warning("no model loaded: %s", exc)
+                self.detail = str(exc)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: nosniff and no-referrer on every response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def base_alias() -> str:
+    """The alias training gives base models (xray_exp.registry.BASE_ALIAS; imported lazily: mlflow)."""
+    try:
+        from xray_exp.registry import BASE_ALIAS
+    except ImportError:
+        return "development"
+    return BASE_ALIAS
+
+
+def summarize(detections: list[Detection]) -> str:
+    if not detections:
+        return "No findings"
+    parts = [f"{d.label} {d.confidence:.2f}" for d in detections[:5]]
+    more = f" (+{len(detections) - 5} more)" if len(detections) > 5 else ""
+    noun = "finding" if len(detections) == 1 else "findings"
+    return f"{len(detections)} {noun}: {', '.join(parts)}{more}"
+
+
+def create_app(
+    settings: ServeSettings | None = None,
+    detector: OnnxDetector | None = None,
+    model_info: ModelInfo | None = None,
+) -> FastAPI:
+    """Build the app. Without an injected detector the model named by settings.model is loaded now."""
+    settings = settings or ServeSettings.from_env()
+    holder = ModelHolder(settings, detector, model_info)
+    if holder.current is None:
+        holder.load()
+
+    def after_job(job: Job) -> None:
+        if is_registry_uri(settings.model):  # a finished training may have registered a new version
+            holder.load()
+
+    jobs = JobManager(settings.job_command, settings.job_dir, settings.job_timeout_s, on_success=after_job)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        jobs.shutdown()
+
+    app = FastAPI(
+        title="xray_exp service",
+        summary="Chest X-ray abnormality detection (YOLO12 in ONNX Runtime) and training triggers",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI / ReDoc pull their JS from a CDN: off in an offline-first service;
+        redoc_url=None,  # the schema stays at /openapi.json
+        # uploads plus multipart overhead; larger bodies get 413 before they are read
+        max_body_size=settings.max_upload_bytes + 1024 * 1024,
+    )
+    app.state.settings, app.state.models, app.state.jobs = settings, holder, jobs
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
+        if not settings.token:
+            raise HTTPException(
+                403, "training triggers are disabled on this server (no XRAY_SERVE_TOKEN set)"
+            )
+        if credentials is None:
+            raise HTTPException(
+                401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), settings.token.encode()):
+            raise HTTPException(403, "invalid token")
+
+    def run_prediction(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
+        t0 = time.perf_counter()
+        current = holder.current
+        if current is None:
+            raise HTTPException(503, f"no model loaded: {holder.detail}")
+        detector, info = current
+        try:
+            data = read_limited(file.file, settings.max_upload_bytes)
+            gray, header = decode_upload(data, settings.max_pixels)
+        except UploadError as exc:
+            raise HTTPException(exc.status_code, exc.message) from exc
+        if settings.upload_dir:
+            store_upload(data, header, settings.upload_dir)
+        t1 = time.perf_counter()
+        conf = settings.conf if conf is None else conf
+        iou = settings.iou if iou is None else iou
+        detections, stage_ms = detector.predict(gray, conf=conf, iou=iou, max_det=settings.max_det)
+        timings = {"decode": (t1 - t0) * 1000, **stage_ms}
+        png = None
+        if with_image:
+            t2 = time.perf_counter()
+            png = encode_png(annotate(gray, detections, settings.annotate_max_side))
+            timings["annotate"] = (time.perf_counter() - t2) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        body = {
+            "findings": [
+                {
+                    "label": d.label,
+                    "class_id": d.class_id,
+                    "confidence": round(d.confidence, 5),
+                    "box": [round(v, 2) for v in d.box],
+                }
+                for d in detections
+            ],
+            "summary": summarize(detections),
+            "image": {"format": header.format, "width": int(gray.shape[1]), "height": int(gray.shape[0])},
+            "model": {"name": info.name, "version": info.version, "source": info.source, "alias": info.alias},
+            "thresholds": {"conf": conf, "iou": iou, "max_det": settings.max_det},
+            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        }
+        return body, png
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.post("/predict", response_model=PredictResponse, responses=errors(413, 415, 422, 503))
+    def predict(file: Upload, conf: Conf = None, iou: Iou = None, include_image: bool = False):
+        """Findings for one radiograph (boxes in original pixels), or `"summary": "No findings"`."""
+        body, png = run_prediction(file, conf, iou, include_image)
+        if png is not None:
+            body["annotated_image"] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return body
+
+    @app.post(
+        "/predict/annotated",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}}, "description": "the annotated radiograph"},
+            **errors(413, 415, 422, 503),
+        },
+    )
+    def predict_annotated(file: Upload, conf: Conf = None, iou: Iou = None):
+        """The radiograph as PNG with boxes and labels drawn ("No findings" written when there are none)."""
+        body, png = run_prediction(file, conf, iou, True)
+        headers = {
+            "X-Findings-Count": str(len(body["findings"])),
+            "X-Summary": body["summary"].encode("ascii", "replace").decode("ascii"),
+            "X-Model-Version": body["model"]["version"].encode("ascii", "replace").decode("ascii"),
+        }
+        return Response(png, media_type="image/png", headers=headers)
+
+    @app.get("/health", response_model=Health)
+    def health():
+        current = holder.current
+        return {
+            "status": "ok" if current else "no_model",
+            "model_loaded": current is not None,
+            "model": {"name": current[1].name, "version": current[1].version} if current else None,
+            "detail": holder.detail,
+            "job_running": jobs.running() is not None,
+        }
+
+    @app.get("/config")
+    def config() -> dict:
+        """Effective settings (no token; credentials stripped from URIs)."""
+        current = holder.current
+        model = current[1].public() if current else None
+        if model:
+            model["uri"] = redact_uri(model["uri"])
+        return {**settings.public(), "model": model, "model_detail": holder.detail}
+
+    @app.get("/models", response_model=ModelsResponse, responses=errors(503))
+    def models(name: ModelQuery = None):
+        """Registered model versions (MLflow), newest first; empty with a note when tracking is off."""
+        uri = settings.tracking_uri
+        if not uri:
+            note = "tracking is not configured (set XRAY_SERVE_TRACKING_URI or MLFLOW_TRACKING_URI)"
+            return {"tracking_uri": None, "models": [], "note": note}
+        try:
+            rows = list_model_versions(uri, name)
+        except TrackingUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return {
+            "tracking_uri": redact_uri(uri),
+            "models": rows,
+            "note": None if rows else "no registered versions",
+        }
+
+    def decide_mode(model: str) -> tuple[str, str]:
+        """Fine-tune when `model` has a registered version holding the base alias, else train from scratch."""
+        if not settings.tracking_uri:
+            return "train", "no tracking URI configured, so no registered model: training from scratch"
+        try:
+            versions = list_model_versions(settings.tracking_uri, model)
+        except TrackingUnavailable as exc:
+            raise HTTPException(503, f"cannot decide between training and fine-tuning: {exc}") from exc
+        alias = base_alias()
+        holder = next((v for v in versions if alias in v["aliases"]), None)
+        if holder:
+            return (
+                "finetune",
+                f"registered model {model}@{alias} exists (version {holder['version']}): fine-tuning",
+            )
+        if versions:
+            return "train", f"{model} has versions but none holds @{alias}: training from scratch"
+        return "train", f"no registered model {model}: training from scratch"
+
+    def submit(body: TriggerRequest, force_finetune: bool) -> JSONResponse:
+        running = jobs.running()
+        if running is not None:
+            raise HTTPException(409, {"message": "a training job is already running", "job_id": running.id})
+        model = body.model or settings.model_name
+        mode, reason = ("finetune", "fine-tuning requested") if force_finetune else decide_mode(model)
+        service_overrides, env = [], {}
+        if settings.tracking_uri:  # the job uses the registry this service reads (the URI travels in the env)
+            env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+            if not any(o.startswith("tracking.tracking_uri=") for o in body.overrides):
+                service_overrides.append("tracking.tracking_uri=${oc.env:MLFLOW_TRACKING_URI}")
+        try:
+            job = jobs.submit(mode, model, body.overrides, reason, service_overrides, env)
+        except JobBusy as exc:
+            detail = {"message": "a training job is already running", "job_id": exc.job.id}
+            raise HTTPException(409, detail) from exc
+        return JSONResponse(job.public(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+
+    trigger_responses = {202: {"model": JobInfo, "description": "job started"}, **errors(401, 403, 409, 503)}
+
+    @app.post(
+        "/trigger-training",
+        status_code=202,
+        response_model=JobInfo,
+        responses=trigger_responses,
+        dependencies=[Depends(require_token)],
+    )
+    def trigger_training(body: TriggerRequest | None = None):
+        """Train in the background: fine-tune when the model is registered, else from scratch. One job at a
+        time: 409 while one runs."""
+        return submit(body or TriggerRequest(), force_finetune=False)
+
+    @app.post(
+        "/trigger-finetune",
+        status_code=202,
+        response_model=JobInfo,
+        responses=trigger_responses,
+        dependencies=[Depends(require_token)],
+    )
+    def trigger_finetune(body: TriggerRequest | None = None):
+        """Fine-tune the registered model in the background (409 while another job runs)."""
+        return submit(body or TriggerRequest(), force_finetune=True)
+
+    @app.get("/jobs", response_model=list[JobInfo])
+    def list_jobs():
+        """Recent jobs, newest first."""
+        return [job.public() for job in jobs.jobs()]
+
+    @app.get("/jobs/{job_id}", response_model=JobInfo, responses={404: {"description": "unknown job"}})
+    def get_job(job_id: JobId):
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return job.public()
+
+    return app

@@ -1,0 +1,122 @@
+"""Where the served model comes from: a local ONNX file/folder or the MLflow Model Registry.
+
+    XRAY_SERVE_MODEL=outputs/runs/x/weights/best.onnx     # a file
+    XRAY_SERVE_MODEL=outputs/runs/x/export                 # a folder holding model.onnx (or best.onnx)
+    XRAY_SERVE_MODEL=models:/yolo12n@champion              # registry: xray_exp.registry.get_latest_model
+    XRAY_SERVE_MODEL=models:/yolo12n                       # registry: latest (or XRAY_SERVE_MODEL_ALIAS)
+
+The registry module is imported only when a models:/ URI is used (it pulls in mlflow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from xray_exp.serve.onnx_detector import OnnxDetector
+
+log = logging.getLogger(__name__)
+
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_.\-]+))?/?$")
+ONNX_NAMES = ("model.onnx", "best.onnx")
+
+
+class ModelUnavailable(RuntimeError):
+    """No model could be loaded; the message says why (the service still starts, /predict answers 503)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    source: str  # "file" | "registry"
+    uri: str
+    alias: str | None
+    path: str
+    imgsz: tuple[int, int]
+    classes: list[str]
+    providers: list[str]
+    architecture: str | None = None
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None]:
+    """models:/<name>[@<alias>] -> (name, alias); raises ValueError for other forms (e.g. /<version>)."""
+    match = REGISTRY_URI.match(uri)
+    if not match:
+        raise ValueError(
+            f"registry model URI must look like models:/<name>@<alias> or models:/<name> ({uri!r})"
+        )
+    return match["name"], match["alias"]
+
+
+def find_onnx(path: Path) -> Path:
+    """A .onnx file as given, or model.onnx / best.onnx inside a folder."""
+    if path.is_dir():
+        for name in ONNX_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path} holds none of {', '.join(ONNX_NAMES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    return path
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def is_registry_uri(spec: str | None) -> bool:
+    return bool(spec) and spec.startswith("models:/")
+
+
+def load_model(
+    spec: str,
+    tracking_uri: str | None = None,
+    default_alias: str | None = None,
+    device: str = "auto",
+    threads: int = 0,
+) -> tuple[OnnxDetector, ModelInfo]:
+    """Load the model `spec` names. A missing local file raises FileNotFoundError (a configuration
+    error: fail at start); a registry that cannot deliver raises ModelUnavailable."""
+    if is_registry_uri(spec):
+        name, alias = parse_registry_uri(spec)
+        alias = alias or default_alias
+        try:
+            from xray_exp.registry import get_latest_model
+        except ImportError as exc:
+            raise ModelUnavailable(f"xray_exp.registry is not available: {exc}") from exc
+        try:
+            local_path, version = get_latest_model(name, alias=alias, tracking_uri=tracking_uri)
+            onnx_path = find_onnx(Path(local_path))
+        except Exception as exc:  # registry errors come in many types (mlflow, network, missing files)
+            raise ModelUnavailable(f"registry model {spec} (alias {alias}) unavailable: {exc}") from exc
+        source, version = "registry", str(version)
+    else:
+        onnx_path = find_onnx(Path(spec).expanduser())
+        name, alias, source = onnx_path.name, None, "file"
+        version = f"sha256:{file_digest(onnx_path)}"
+    detector = OnnxDetector(onnx_path, device=device, threads=threads)
+    info = ModelInfo(
+        name=name,
+        version=version,
+        source=source,
+        uri=spec,
+        alias=alias,
+        path=str(onnx_path),
+        imgsz=tuple(detector.imgsz),
+        classes=[detector.names[i] for i in sorted(detector.names)],
+        providers=list(detector.providers),
+        architecture=detector.metadata.get("description", "").strip() or None,
+    )
+    log.info("serving %s version %s from %s (%s)", name, version, onnx_path, ", ".join(detector.providers))
+    return detector, info

@@ -1,0 +1,114 @@
+"""Service settings from XRAY_SERVE_* environment variables (documented in xray_exp/serve/__init__.py).
+
+settings = ServeSettings.from_env()            # os.environ
+settings = ServeSettings.from_env({"XRAY_SERVE_MODEL": "best.onnx"})
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PREFIX = "XRAY_SERVE_"
+MB = 1024 * 1024
+
+
+def default_job_command() -> list[str]:
+    return [sys.executable, "-m", "xray_exp.train"]
+
+
+@dataclass
+class ServeSettings:
+    model: str | None = None  # a .onnx file, a folder holding model.onnx, or models:/<name>[@<alias>]
+    model_name: str = "yolo12n"  # the registered model (and `model=` config) that training targets
+    model_alias: str | None = None  # registry alias when `model` is models:/<name> without one
+    tracking_uri: str | None = None  # MLflow; falls back to MLFLOW_TRACKING_URI
+    device: str = "auto"  # auto | cpu | cuda (ONNX Runtime provider)
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 = its default
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    max_upload_bytes: int = 50 * MB
+    max_pixels: int = 100_000_000
+    annotate_max_side: int = 2048  # annotated PNGs are downscaled to this longest side
+    upload_dir: str | None = None  # store uploads here (random names) only when set
+    token: str | None = field(default=None, repr=False)  # bearer token for trigger-*; unset = triggers off
+    job_command: list[str] = field(default_factory=default_job_command)
+    job_dir: str = "outputs/serve-jobs"  # job logs
+    job_timeout_s: float = 24 * 3600
+    cors_origins: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
+        env = os.environ if env is None else env
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw)
+        if "tracking_uri" not in values and env.get("MLFLOW_TRACKING_URI"):
+            values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0.0 <= self.conf <= 1.0 or not 0.0 <= self.iou <= 1.0:
+            raise ValueError("XRAY_SERVE_CONF and XRAY_SERVE_IOU must be within [0, 1]")
+        if self.max_upload_bytes < 1 or self.max_pixels < 1 or self.max_det < 1:
+            raise ValueError("XRAY_SERVE_MAX_UPLOAD_BYTES, _MAX_PIXELS and _MAX_DET must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
+        if not self.job_command:
+            raise ValueError("XRAY_SERVE_JOB_COMMAND is empty")
+
+    @property
+    def triggers_enabled(self) -> bool:
+        return bool(self.token)
+
+    def public(self) -> dict:
+        """What GET /config shows: no token, and credentials stripped from URIs."""
+        return {
+            "model_source": self.model,
+            "model_name": self.model_name,
+            "model_alias": self.model_alias,
+            "tracking_uri": redact_uri(self.tracking_uri),
+            "device": self.device,
+            "thresholds": {"conf": self.conf, "iou": self.iou, "max_det": self.max_det},
+            "limits": {"max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels},
+            "store_uploads": bool(self.upload_dir),
+            "triggers_enabled": self.triggers_enabled,
+            "cors_origins": list(self.cors_origins),
+        }
+
+
+def _parse(name: str, raw: str):
+    if name in ("threads", "max_det", "max_upload_bytes", "max_pixels", "annotate_max_side", "port"):
+        return int(float(raw))
+    if name in ("conf", "iou", "job_timeout_s"):
+        return float(raw)
+    if name == "job_command":
+        return shlex.split(raw)
+    if name == "cors_origins":
+        return [o.strip() for o in raw.split(",") if o.strip()]
+    if name in ("job_dir", "upload_dir"):
+        return str(Path(raw).expanduser())
+    return raw
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """Drop user:password@ and the query string (tokens) from a URI; sqlite:////abs paths stay intact."""
+    if not uri or "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    authority, slash, path = rest.partition("/")
+    authority = authority.rsplit("@", 1)[-1]
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{authority}{slash}{path}"
