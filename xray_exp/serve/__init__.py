@@ -7,7 +7,7 @@ Start (binds 127.0.0.1:8000 unless told otherwise):
         XRAY_SERVE_TOKEN=$(openssl rand -hex 16) python -m xray_exp.serve --host 0.0.0.0 --port 8000
     python -m xray_exp.serve.demo_model /tmp/demo   # a random-init demo model to try the service with
 
-then open http://127.0.0.1:8000/ (web page), /docs (OpenAPI UI) or:
+then open http://127.0.0.1:8000/ (web page), /openapi.json (schema; no /docs: Swagger UI needs a CDN) or:
 
     curl -F file=@chest.png http://127.0.0.1:8000/predict
     curl -F file=@chest.dcm 'http://127.0.0.1:8000/predict/annotated?conf=0.3' -o annotated.png
