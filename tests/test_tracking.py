@@ -164,3 +164,16 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         assert client.get_model_version_by_alias("yolo12n", "development").run_id == run_id
     finally:
         server.kill()
+
+
+def test_local_store_keeps_artifacts_next_to_the_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    tracker = Tracker(tmp_path / "run", uri, enabled=True)
+    tracker.start("exp", "run-a", {})
+    (tmp_path / "a.txt").write_text("x")
+    tracker.log_artifact(tmp_path / "a.txt", "files")
+    tracker.end()
+    assert not (tmp_path / "mlruns").exists()
+    assert list((tmp_path / "store" / "mlartifacts").rglob("a.txt"))

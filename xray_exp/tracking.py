@@ -241,13 +241,22 @@ class Tracker:
                                   tags=[RunTag(k, v) for k, v in (tags or {}).items()])
 
 
+def default_artifact_location(tracking_uri: str | None) -> str | None:
+    """Artifacts of a local sqlite store go next to the database (`<db dir>/mlartifacts`), not into
+    `./mlruns` of whatever folder the process happens to run in; servers decide for themselves."""
+    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///"):]).expanduser().resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
 def ensure_experiment(client, name: str) -> str:
     """The experiment's id, creating it if needed (tolerates a concurrent creator)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=default_artifact_location(client.tracking_uri))
     except Exception:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
