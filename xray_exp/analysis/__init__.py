@@ -1,0 +1,21 @@
+"""Analysis helpers behind the notebooks: pandas tables and matplotlib figures, no notebook state.
+
+    from xray_exp.analysis import dataset, predictions, runs, project_root
+    uri = runs.default_tracking_uri()                    # $MLFLOW_TRACKING_URI or sqlite:///<root>/outputs/mlflow.db
+    runs.runs_table(uri, "YOLO12-Training")              # notebooks/01_runs.ipynb
+    model = predictions.load_registered_model("yolo12n", "development", uri)   # notebooks/02_predictions.ipynb
+    dataset.class_balance(dataset.default_data_yaml())   # notebooks/03_dataset.ipynb
+
+Figures are `matplotlib.figure.Figure` objects made without pyplot (no global figure state); a notebook
+shows one as the cell's last expression after `%matplotlib inline`, a script saves it with `fig.savefig(path)`.
+"""
+
+import warnings
+
+from xray_exp.analysis import dataset, predictions, runs
+from xray_exp.analysis.common import project_root
+
+__all__ = ["dataset", "predictions", "project_root", "runs"]
+
+# tqdm.auto, imported by MLflow, warns in every notebook without ipywidgets; its text progress bars work.
+warnings.filterwarnings("ignore", message="IProgress not found")
