@@ -1,0 +1,20 @@
+"""Benchmarks, one command each; every one prints a table and writes outputs/bench/<name>-<timestamp>.json.
+
+    python -m xray_exp.bench overhead    # python -m xray_exp.train vs bare YOLO(...).train(...), same kwargs
+    python -m xray_exp.bench startup     # --help / --cfg job wall time, and no heavy imports at start-up
+    python -m xray_exp.bench prepare     # data preparation images/s and its scaling with processes
+    python -m xray_exp.bench inference   # ONNX Runtime vs PyTorch on CPU: forward and end-to-end predict
+    python -m xray_exp.bench gpu         # train-only images/s, GPU utilisation, peak memory (skips without a GPU)
+    python -m xray_exp.bench <name> --help
+
+Figures, machines and the exact commands are in docs/benchmarks.md. Importing this package is light
+(standard library only): the benchmark modules import torch/ultralytics themselves, when they need them.
+"""
+
+BENCHMARKS = {
+    "overhead": "xray_exp.bench.overhead",
+    "startup": "xray_exp.bench.startup",
+    "prepare": "xray_exp.bench.prepare",
+    "inference": "xray_exp.bench.inference",
+    "gpu": "xray_exp.bench.gpu",
+}
