@@ -7,6 +7,7 @@
     python -m xray_exp.train resume=outputs/runs/<run>        # continue a killed run
     python -m xray_exp.train mode=finetune model=yolo12n      # start from the registered yolo12n
     python -m xray_exp.train --multirun model=yolo12n,yolo12s # a sweep
+    python -m xray_exp.train --multirun sweep=yolo12_hparams hydra/launcher=ray  # Optuna on Ray (xray_exp.sweep)
 
 Start-up stays light: torch/ultralytics/mlflow are imported only once a run starts.
 """
@@ -28,7 +29,8 @@ register_configs()
 log = logging.getLogger("xray_exp.train")
 
 
-@hydra.main(config_path="../conf", config_name="train")
+# Trusted instantiate() targets (Hydra 1.4 warns on unlisted ones): the multirun callback.
+@hydra.main(config_path="../conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
     from xray_exp.workflow import run
@@ -36,12 +38,16 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:
         return run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
-    except XrayExpError as exc:
+    except Exception as exc:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # record it (FAILED child run), NaN to the sweeper, sweep goes on
+            from xray_exp.sweep.job import record_failure
+
+            return record_failure(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), exc)
+        if not isinstance(exc, XrayExpError):
+            raise
         log.error("%s", exc)
-        if hydra_cfg.mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

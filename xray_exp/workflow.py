@@ -87,7 +87,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
 
         info = validate_dataset(data_yaml)
     except (DatasetError, ConfigError, ValueError):
-        if not resume and is_fresh_run_dir(run_dir):
+        from xray_exp.sweep.job import in_multirun
+
+        if not resume and is_fresh_run_dir(run_dir) and not in_multirun():  # a sweep keeps the failed job's folder
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written
         raise
     from xray_exp.tracking import Tracker, flatten, run_tags
@@ -97,9 +99,14 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
     tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
                       timeout_s=cfg.tracking.timeout_s)
     experiment = cfg.tracking.finetune_experiment if finetune else cfg.tracking.experiment
-    tracker.start(experiment, run_dir.name, run_tags(cfg.paths.root, overrides, {
-        "mode": str(cfg.mode), "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "dataset.fingerprint": info.fingerprint, **lineage}))
+    from xray_exp.sweep.job import child_run_name, child_tags, sweep_context
+
+    sweep = sweep_context()  # a job of a --multirun: a child of the sweep's MLflow parent run
+    tracker.start((sweep or {}).get("experiment") or experiment,
+                  child_run_name(sweep, cfg.model.name) if sweep else run_dir.name,
+                  run_tags(cfg.paths.root, overrides, {
+                      "mode": str(cfg.mode), "model": cfg.model.name, "dataset": cfg.dataset.name,
+                      "dataset.fingerprint": info.fingerprint, **lineage, **(child_tags(sweep) if sweep else {})}))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths",)}))
     (run_dir / "dataset.json").write_text(json.dumps({
@@ -134,9 +141,12 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
             base_name = cfg.model.name + ("-finetuned" if finetune else "")
             tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz)
-            tracker.register(base_name, "staging" if finetune else "development", str(cfg.tracking.register),
-                             cfg.objective.metric, objective, str(cfg.objective.direction),
-                             {"dataset_fingerprint": info.fingerprint, "mode": str(cfg.mode), **lineage})
+            if sweep:  # the sweep registers its best job at the end (xray_exp.sweep.callbacks)
+                tracker.set_tags({"registry.decision": f"deferred to sweep {sweep['sweep_id']} (best job registered)"})
+            else:
+                tracker.register(base_name, "staging" if finetune else "development", str(cfg.tracking.register),
+                                 cfg.objective.metric, objective, str(cfg.objective.direction),
+                                 {"dataset_fingerprint": info.fingerprint, "mode": str(cfg.mode), **lineage})
         status = "FINISHED"
     finally:
         tracker.end(status)

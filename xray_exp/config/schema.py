@@ -200,3 +200,80 @@ class TrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     tags: list[str] = field(default_factory=list)
 
+
+
+# ---- Ray: Tune search and Train data parallelism (python -m xray_exp.ray_main) ----------------------------
+
+
+class RayMode(StrEnum):
+    """`tune` searches hyper-parameters (Ray Tune); `train` trains data-parallel over Ray Train workers;
+    `retrain` does the same starting from `model_path` (a checkpoint to continue, or a weights file)."""
+
+    tune = "tune"
+    train = "train"
+    retrain = "retrain"
+
+
+@dataclass
+class RayTrainSettings:
+    """Ray Train (`mode=train|retrain`): `num_workers` data-parallel workers, one process group (nccl on
+    GPUs, gloo on CPU). `hardware.batch` is the global batch, split over the workers. A worker that dies
+    restarts the group from the last epoch's checkpoint, up to `max_failures` times."""
+
+    num_workers: int = 2
+    use_gpu: bool | None = None  # null: GPUs when hardware.num_gpus > 0
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 1.0  # used when use_gpu
+    backend: str | None = None  # null: nccl with GPUs, gloo on CPU
+    max_failures: int = 1
+    checkpoints_to_keep: int = 2
+    timeout_s: int = 1800  # process group set-up timeout
+
+
+@dataclass
+class RayClusterConfig:
+    """Where Ray runs. `address` (or RAY_ADDRESS) attaches to an existing cluster (`auto` = the one started
+    on this machine with `ray start`); without one a new local Ray is started, sized by num_cpus/num_gpus.
+    `storage_path` holds Tune experiments and Train checkpoints: a shared folder or s3:// on a cluster."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    include_dashboard: bool | None = None  # local Ray only; null: Ray's default (on; Ray Train's state checks use it)
+    namespace: str = "xray_exp"
+    storage_path: str = MISSING
+    train: RayTrainSettings = field(default_factory=RayTrainSettings)
+
+
+@dataclass
+class TuneSettings:
+    """Ray Tune (`mode=tune`): `num_samples` trials from `searcher` over `space`, `max_concurrent` at once,
+    each with `cpus_per_trial`/`gpus_per_trial` (fractions share a GPU); ASHA stops weak trials on `metric`
+    (reported every epoch) after `grace_period` epochs. `space` maps config keys to distributions, e.g.
+    `train: {lr0: {type: loguniform, low: 1e-4, high: 1e-1}}` (see conf/tune/default.yaml)."""
+
+    name: str = MISSING
+    num_samples: int = 20
+    max_concurrent: int = 4
+    metric: str = "val/mAP50-95"
+    direction: Direction = Direction.maximize
+    searcher: str = "optuna"  # optuna (TPE) | random | hyperopt | bayesopt | hebo | ax | zoopt (if installed)
+    seed: int | None = 0
+    scheduler: str = "asha"  # asha | fifo
+    grace_period: int = 1
+    reduction_factor: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 1  # a trial whose process dies restarts from its last checkpoint
+    experiment: str = "YOLO12-Tuning"  # MLflow experiment of the parent run and its trial runs
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RayMainConfig(TrainConfig):
+    """The whole `python -m xray_exp.ray_main` config: the train config plus `ray` and `tune`."""
+
+    mode: RayMode = RayMode.tune  # type: ignore[assignment]
+    model_path: str | None = None  # mode=retrain: a run folder, Ray checkpoint folder, last.pt or weights .pt
+    ray: RayClusterConfig = field(default_factory=RayClusterConfig)
+    tune: TuneSettings = field(default_factory=TuneSettings)

@@ -1,0 +1,197 @@
+"""Data-parallel training over Ray Train workers: the body of `python -m xray_exp.ray_main mode=train`.
+
+    python -m xray_exp.ray_main mode=train ray.train.num_workers=4 hardware=gpu hardware.batch=64
+    python -m xray_exp.ray_main mode=train debug=smoke ray.train.num_workers=2        # CPU, gloo
+    python -m xray_exp.ray_main mode=retrain model_path=outputs/runs/<run>/weights/last.pt
+    python -m xray_exp.ray_main resume=outputs/runs/<run>                             # the driver died
+
+Same run folder, MLflow run and registration as `python -m xray_exp.train`: the driver opens the run and
+logs params; rank 0 logs every epoch into it; after training the driver evaluates the test split, exports
+ONNX (+ parity), computes the clinical metrics, logs artifacts and registers `<model>@development`.
+Checkpoints go to `ray.storage_path/<run name>` every epoch; a worker that dies restarts the group from the
+latest one (ray.train.max_failures). `mode=retrain` continues a resumable last.pt (optimizer and schedule
+included) or starts a new training from a weights file; either way data-parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from xray_exp.errors import ConfigError
+from xray_exp.ray_train.common import post_config, prepare_data, resolved_params, settings_dir, to_storage
+
+log = logging.getLogger("xray_exp.ray")
+
+
+def scaling(cfg: DictConfig) -> dict:
+    """Workers, GPUs, backend and the per-rank batch check (Ultralytics splits `batch` over the ranks)."""
+    settings = cfg.ray.train
+    workers = int(settings.num_workers)
+    if workers < 1:
+        raise ConfigError(f"ray.train.num_workers: {workers} must be at least 1")
+    use_gpu = bool(settings.use_gpu) if settings.use_gpu is not None else float(cfg.hardware.num_gpus) > 0
+    batch = cfg.hardware.batch
+    if not (isinstance(batch, int) or float(batch).is_integer()) or int(batch) < workers:
+        raise ConfigError(f"hardware.batch: {batch} is not a global batch for {workers} workers. Fix: an integer "
+                          f">= ray.train.num_workers (each rank gets batch // {workers}); automatic sizing (-1) "
+                          "and memory fractions are single-GPU features.")
+    resources = {"CPU": float(settings.cpus_per_worker)}
+    if use_gpu:
+        resources["GPU"] = float(settings.gpus_per_worker)
+    backend = settings.backend or ("nccl" if use_gpu else "gloo")
+    return {"num_workers": workers, "use_gpu": use_gpu, "resources": resources, "backend": backend}
+
+
+def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> float:
+    """Train over Ray Train workers, then post-train, log and register as the train entry point does."""
+    t0 = time.time()
+    resume = bool(cfg.resume)
+    if resume and (run_dir / "summary.json").is_file():  # finished before: nothing to train or register again
+        from xray_exp.workflow import print_summary
+
+        summary = json.loads((run_dir / "summary.json").read_text())
+        log.info("Ray Train: %s finished already; its summary:", run_dir)
+        print_summary(summary)
+        return float(summary["objective"]["value"])
+    info = prepare_data(cfg, run_dir, resume)
+    plan = scaling(cfg)
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from xray_exp.ray_train import checkpoints
+    from xray_exp.ray_train.worker import train_loop
+    from xray_exp.tracking import Tracker, flatten, run_tags
+    from xray_exp.training import FitResult
+    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.workflow import (
+        log_artifacts,
+        post_training,
+        print_summary,
+        resolve_start_weights,
+        write_summary,
+    )
+
+    storage = str(cfg.ray.storage_path)
+    start, lineage = None, {}
+    if str(cfg.mode) == "retrain" and not resume:
+        if not cfg.model_path:
+            raise ConfigError("model_path: mode=retrain needs model_path=<run folder | checkpoint folder | .pt>")
+        start = checkpoints.plan_start(cfg.model_path)
+        lineage = {"parent_weights": str(start.weights), "retrain": start.kind}
+        log.info("retrain: %s %s", "continuing the training in" if start.kind == "continue"
+                 else "a new training from the weights in", start.weights)
+    elif not resume:
+        weights, lineage = resolve_start_weights(cfg)
+        if weights:
+            start = checkpoints.StartPoint("weights", Path(weights), 0, 0)
+    start_checkpoint = None  # Ray Train V2 dropped resume_from_checkpoint: the workers open it themselves
+    if start is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoints.make_start_checkpoint(start, Path(tmp) / "start")
+            start_checkpoint = to_storage(Path(tmp) / "start", storage, f"{run_dir.name}-start")
+    elif resume and (Path(storage) / f"{run_dir.name}-start").is_dir():  # a retrain whose driver died early
+        start_checkpoint = str(Path(storage) / f"{run_dir.name}-start")
+
+    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
+                      timeout_s=cfg.tracking.timeout_s)
+    tracker.start(cfg.tracking.experiment, run_dir.name, run_tags(cfg.paths.root, overrides, {
+        "mode": f"ray-{cfg.mode}", "model": cfg.model.name, "dataset": cfg.dataset.name,
+        "dataset.fingerprint": info.fingerprint, "ray.address": cluster.address,
+        "ray.num_workers": str(plan["num_workers"]), "ray.backend": plan["backend"], **lineage}))
+    tracker.log_params(flatten(resolved_params(cfg)))
+    (run_dir / "dataset.json").write_text(json.dumps({
+        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
+        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
+    (run_dir / "config.resolved.yaml").write_text(
+        OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
+
+    loop_config = {
+        "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
+        "arch": cfg.model.arch, "train_args": to_train_args(cfg, info.data_yaml, run_dir),
+        "threads": max(1, int(cfg.ray.train.cpus_per_worker)), "start_checkpoint": start_checkpoint,
+        "tracking": {"run_id": tracker.run_id if tracker.live else None, "uri": cfg.tracking.tracking_uri,
+                     "timeout_s": float(cfg.tracking.timeout_s)},
+    }
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=plan["num_workers"], use_gpu=plan["use_gpu"],
+                                     resources_per_worker=plan["resources"]),
+        torch_config=TorchConfig(backend=plan["backend"], timeout_s=int(cfg.ray.train.timeout_s)),
+        run_config=RunConfig(name=run_dir.name, storage_path=storage,
+                             failure_config=FailureConfig(max_failures=int(cfg.ray.train.max_failures)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=int(cfg.ray.train.checkpoints_to_keep))),
+    )
+    log.info("Ray Train: %d workers (%s, %s), checkpoints in %s/%s", plan["num_workers"],
+             "GPU" if plan["use_gpu"] else "CPU", plan["backend"], storage, run_dir.name)
+    status, summary = "FAILED", {}
+    try:
+        result = trainer.fit()
+        final = dict(result.metrics or {})
+        best, last = restore_outputs(result.checkpoint, run_dir)
+        flush_rank0_journal(run_dir, cfg)
+        fit = FitResult(run_dir=run_dir, best=best, last=last, epochs_run=int(final.get("epoch", 0)),
+                        val_metrics={k: float(v) for k, v in final.items() if k.startswith("val/")})
+        post_cfg = post_config(cfg)
+        metrics = dict(fit.val_metrics)
+        metrics.update(post_training(post_cfg, info, fit.best, run_dir, tracker))
+        objective = metrics.get(cfg.objective.metric)
+        if objective is None:
+            raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
+                              f"{', '.join(sorted(metrics))}")
+        tracker.log_metrics(metrics, step=fit.epochs_run + 1)
+        tracker.set_tags({"ray.resumed_from_epoch": str(final.get("resumed_from_epoch", 0))})
+        summary = write_summary(cfg, run_dir, fit, metrics, info, tracker, time.time() - t0)
+        summary["ray"] = {"address": cluster.address, "num_workers": plan["num_workers"],
+                          "backend": plan["backend"], "use_gpu": plan["use_gpu"],
+                          "checkpoint": str(result.checkpoint.path) if result.checkpoint else None,
+                          "resumed_from_epoch": int(final.get("resumed_from_epoch", 0))}
+        log_artifacts(tracker, run_dir, info)
+        if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
+            tracker.log_model(fit.best.with_suffix(".onnx"), fit.best, info.names, cfg.train.imgsz)
+            tracker.register(cfg.model.name, "development", str(cfg.tracking.register), cfg.objective.metric,
+                             objective, str(cfg.objective.direction),
+                             {"dataset_fingerprint": info.fingerprint, "mode": f"ray-{cfg.mode}", **lineage})
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    summary["registration"] = tracker.state.get("registration")
+    summary["mlflow_run_id"] = tracker.run_id
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print_summary(summary)
+    return float(objective)
+
+
+def restore_outputs(checkpoint, run_dir: Path) -> tuple[Path, Path]:
+    """best.pt/last.pt/results.csv in the run folder; copied from the final checkpoint when rank 0 ran elsewhere."""
+    wdir = run_dir / "weights"
+    if checkpoint is not None and not (wdir / "best.pt").is_file():
+        with checkpoint.as_directory() as folder:
+            wdir.mkdir(parents=True, exist_ok=True)
+            for name in ("best.pt", "last.pt"):
+                if (Path(folder) / "weights" / name).is_file():
+                    shutil.copyfile(Path(folder) / "weights" / name, wdir / name)
+            if (Path(folder) / "results.csv").is_file() and not (run_dir / "results.csv").is_file():
+                shutil.copyfile(Path(folder) / "results.csv", run_dir / "results.csv")
+    best = wdir / "best.pt" if (wdir / "best.pt").is_file() else wdir / "last.pt"
+    if not best.is_file():
+        raise ConfigError(f"Ray Train finished without weights in {wdir} or its final checkpoint")
+    return best, wdir / "last.pt"
+
+
+def flush_rank0_journal(run_dir: Path, cfg: DictConfig) -> None:
+    """Send rank 0's per-epoch MLflow events that did not get through (when its journal is on this machine)."""
+    if not cfg.tracking.enabled or not (run_dir / "rank0" / "tracking").is_dir():
+        return
+    from xray_exp.tracking import Tracker
+
+    tracker = Tracker(run_dir / "rank0", cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
+    if not tracker.flush():
+        log.warning("rank 0's per-epoch MLflow events are journaled in %s (upload later with "
+                    "python -m xray_exp.tracking upload %s)", run_dir / "rank0", run_dir / "rank0")

@@ -1,0 +1,361 @@
+"""Hyper-parameter search with Ray Tune: the body of `python -m xray_exp.ray_main mode=tune`.
+
+    python -m xray_exp.ray_main mode=tune tune.num_samples=20 tune.max_concurrent=4
+    python -m xray_exp.ray_main mode=tune tune=optimizer hardware=gpu tune.gpus_per_trial=0.25
+    python -m xray_exp.ray_main resume=outputs/tune/<name>          # after Ctrl-C or a lost driver
+
+`tune.num_samples` trials drawn by `tune.searcher` (Optuna TPE by default) over `tune.space`, at most
+`tune.max_concurrent` at a time, each with `tune.cpus_per_trial` / `tune.gpus_per_trial`; ASHA stops weak
+trials on `tune.metric`, reported every epoch. MLflow: one parent run (experiment `tune.experiment`) and
+one child run per trial (`mlflow.parentRunId`). At the end the best trial (by `tune.metric` at its last
+epoch) is evaluated like a training run (test split, ONNX export + parity, clinical metrics), logged on the
+parent run and registered as `<model>@development`; its parameters are written as an experiment config:
+
+    python -m xray_exp.train --config-dir outputs/tune/<name>/conf experiment=tuned_<name>
+
+The experiment lives in `ray.storage_path/<tune.name>`; running again with the same name (which
+`resume=outputs/tune/<name>` does) restores it with `Tuner.restore` and finishes the unfinished trials.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from ray import tune
+
+from xray_exp.errors import ConfigError, XrayExpError
+from xray_exp.ray_train.common import post_config, prepare_data, resolved_params, settings_dir
+from xray_exp.raytune.space import (
+    apply_params,
+    flatten_space,
+    make_scheduler,
+    make_searcher,
+    to_tune_space,
+    validate_space,
+)
+
+log = logging.getLogger("xray_exp.ray")
+EPOCH_METRIC_PREFIXES = ("val/", "train/", "lr/")
+COMPLETED = "trials_completed.txt"
+
+
+class TuneInterrupted(XrayExpError):
+    """The search stopped before every trial finished; its state is saved for `resume=`."""
+
+    exit_code = 130
+
+
+class CompletionLog(tune.Callback):
+    """Appends each trial that completed (or was stopped by the scheduler) or errored to a file. Tune's
+    cleanup after Ctrl-C marks running trials TERMINATED without these events, so this file, not the trial
+    status, tells an interrupted search from a finished one; it survives `Tuner.restore`."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._write(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._write(trial.trial_id)
+
+    def _write(self, trial_id: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(trial_id + "\n")
+
+
+def check_resources(cfg: DictConfig) -> tuple[float, float]:
+    t = cfg.tune
+    cpus, gpus = float(t.cpus_per_trial), float(t.gpus_per_trial)
+    if cpus <= 0:
+        raise ConfigError(f"tune.cpus_per_trial: {cpus} must be positive")
+    if not 0 <= gpus <= 1:
+        raise ConfigError(f"tune.gpus_per_trial: {gpus} must be between 0 and 1 (fractions share a GPU); "
+                          "for several GPUs per model use mode=train (data parallel)")
+    batch = cfg.hardware.batch
+    if 0 < gpus < 1 and not (float(batch).is_integer() and batch > 0):
+        raise ConfigError(f"hardware.batch: {batch} sizes itself from the whole GPU's memory, but trials share a GPU "
+                          f"(tune.gpus_per_trial={gpus}). Fix: a fixed batch, e.g. hardware.batch=16")
+    if gpus == 0 and str(cfg.hardware.device) not in ("cpu", "None"):
+        raise ConfigError(f"hardware.device={cfg.hardware.device} with tune.gpus_per_trial=0: trials get no GPU. "
+                          "Fix: tune.gpus_per_trial=1 (or a fraction), or hardware=cpu")
+    return cpus, gpus
+
+
+def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> float:
+    t0 = time.time()
+    resume = bool(cfg.resume)
+    settings = cfg.tune
+    if resume and (run_dir / "summary.json").is_file():  # finished before: nothing to search or register again
+        summary = json.loads((run_dir / "summary.json").read_text())
+        log.info("Ray Tune: %s finished already; its summary:", run_dir)
+        print_tune_summary(summary)
+        value = summary["objective"]["value"]
+        return float(value if value is not None else summary["best"]["value"])
+    if (run_dir / "summary.json").is_file():
+        raise ConfigError(f"tune.name: {run_dir.name} finished already ({run_dir / 'summary.json'}). "
+                          "Fix: choose another tune.name for a new search")
+    info = prepare_data(cfg, run_dir, resume)
+    flat = flatten_space(settings.space)
+    validate_space(cfg, flat)
+    metric = str(settings.metric)
+    if not metric.startswith(EPOCH_METRIC_PREFIXES):
+        raise ConfigError(f"tune.metric: {metric!r} is not reported every epoch; use a val/, train/ or lr/ metric "
+                          "(e.g. val/mAP50-95, val/mAP50, val/box_loss with tune.direction=minimize)")
+    mode = "max" if str(settings.direction) == "maximize" else "min"
+    epochs = int(cfg.train.epochs)
+    cpus, gpus = check_resources(cfg)
+    searcher = make_searcher(str(settings.searcher), settings.seed, int(settings.max_concurrent),
+                             int(settings.num_samples))
+    scheduler = make_scheduler(str(settings.scheduler), epochs, int(settings.grace_period),
+                               int(settings.reduction_factor))
+
+    # tiny epochs snapshot the experiment often; Tune's warning about that is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from xray_exp.raytune.trial import run_trial, trial_dirname
+    from xray_exp.tracking import Tracker, flatten, run_tags
+    from xray_exp.workflow import resolve_start_weights
+
+    weights, lineage = resolve_start_weights(cfg)
+    base = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    base["model"]["weights"] = str(weights) if weights else None
+    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
+                      timeout_s=cfg.tracking.timeout_s)
+    tracker.start(str(settings.experiment), run_dir.name, run_tags(cfg.paths.root, overrides, {
+        "mode": "tune", "model": cfg.model.name, "dataset": cfg.dataset.name,
+        "dataset.fingerprint": info.fingerprint, "ray.address": cluster.address,
+        "tune.searcher": str(settings.searcher), "tune.scheduler": str(settings.scheduler),
+        "tune.metric": metric, **lineage}))
+    tracker.log_params(flatten(resolved_params(cfg)))
+    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(base))
+    (run_dir / "dataset.json").write_text(json.dumps({
+        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
+        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
+
+    setup = {
+        "cfg": base, "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint,
+        "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "tune_dir": str(run_dir),
+        "tune_name": run_dir.name, "experiment": str(settings.experiment), "root": str(cfg.paths.root),
+        "overrides": list(overrides), "cpus_per_trial": cpus, "gpus_per_trial": gpus,
+        "tracking": {"enabled": bool(cfg.tracking.enabled), "uri": cfg.tracking.tracking_uri,
+                     "timeout_s": float(cfg.tracking.timeout_s),
+                     "parent_run_id": tracker.run_id if tracker.live else None},
+    }
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), {"cpu": cpus, "gpu": gpus})
+    storage = str(cfg.ray.storage_path)
+    experiment_path = f"{storage.rstrip('/')}/{run_dir.name}"
+    if tune.Tuner.can_restore(experiment_path):
+        log.info("Ray Tune: resuming the experiment at %s (unfinished and errored trials continue)", experiment_path)
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=to_tune_space(flat),
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
+                                        num_samples=int(settings.num_samples), trial_dirname_creator=trial_dirname),
+            run_config=tune.RunConfig(name=run_dir.name, storage_path=storage, verbose=1,
+                                      callbacks=[CompletionLog(str(run_dir / COMPLETED))],
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                      failure_config=tune.FailureConfig(max_failures=int(settings.max_failures))),
+        )
+    log.info("Ray Tune: %d trials (%s, %s), %g CPU / %g GPU each, at most %d at once; experiment %s",
+             settings.num_samples, settings.searcher, settings.scheduler, cpus, gpus, settings.max_concurrent,
+             experiment_path)
+    grid = tuner.fit()
+    rows = trial_rows(grid, metric, epochs)
+    write_trials_csv(rows, run_dir / "trials.csv")
+    completed = set((run_dir / COMPLETED).read_text().split()) if (run_dir / COMPLETED).exists() else set()
+    done = sum(1 for row in rows if row["trial_id"] in completed)
+    if done < int(settings.num_samples):
+        tracker.end("KILLED")
+        raise TuneInterrupted(f"the search stopped with {done} of {settings.num_samples} trials finished; its state "
+                              f"is saved. Resume with: python -m xray_exp.ray_main resume={run_dir}")
+    close_child_runs(cfg, rows)
+    best = grid.get_best_result(metric=metric, mode=mode, scope="last", filter_nan_and_inf=True)
+    if best is None or best.checkpoint is None or metric not in (best.metrics or {}):
+        tracker.end("FAILED")
+        raise ConfigError(f"tune: no trial reported {metric} with a checkpoint ({grid.num_errors} errors); see "
+                          f"{experiment_path}")
+    status, summary = "FAILED", {}
+    try:
+        summary = finish(cfg, run_dir, info, tracker, best, rows, flat, metric, lineage, time.time() - t0)
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    summary["registration"] = tracker.state.get("registration")
+    summary["mlflow_run_id"] = tracker.run_id
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print_tune_summary(summary)
+    objective = summary["metrics"].get(cfg.objective.metric)
+    return float(objective) if objective is not None else float(summary["best"]["value"])
+
+
+def trial_rows(grid, metric: str, epochs: int) -> list[dict[str, Any]]:
+    rows = []
+    for result in grid:
+        m = result.metrics or {}
+        epoch = int(m.get("epoch", 0) or 0)
+        rows.append({
+            "trial_id": m.get("trial_id") or (result.path.rsplit("trial_", 1)[-1] if result.path else ""),
+            "epochs": epoch, "stopped_early": result.error is None and epoch < epochs,
+            "error": type(result.error).__name__ if result.error else "",
+            metric: m.get(metric), "mlflow_run_id": m.get("mlflow_run_id", ""),
+            **{f"config/{k}": v for k, v in (result.config or {}).items()},
+        })
+    return rows
+
+
+def write_trials_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def close_child_runs(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
+    """Trials stopped by ASHA end without closing their MLflow run: mark them KILLED, tagged early-stopped."""
+    if not cfg.tracking.enabled:
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
+        for row in rows:
+            if not row["mlflow_run_id"]:
+                continue
+            client.set_tag(row["mlflow_run_id"], "tune.stopped_early", str(row["stopped_early"]).lower())
+            if client.get_run(row["mlflow_run_id"]).info.status == "RUNNING":
+                client.set_terminated(row["mlflow_run_id"], status="KILLED" if row["stopped_early"] else "FAILED")
+    except Exception as exc:  # bookkeeping only: the trials' own journals hold their data
+        log.warning("could not update the trials' MLflow runs: %s", exc)
+
+
+def experiment_yaml(cfg: DictConfig, name: str, params: dict[str, Any], metric: str, value: float,
+                    trial_id: str, command: str) -> str:
+    """A `# @package _global_` experiment: the search's groups and the best trial's values."""
+    tree: dict[str, Any] = {}
+    for key, val in params.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = val
+    if cfg.dataset.data_yaml:
+        tree.setdefault("dataset", {})["data_yaml"] = str(cfg.dataset.data_yaml)
+    body = {"defaults": [{"override /model": cfg.model.name}, {"override /dataset": cfg.dataset.name},
+                         {"override /augmentation": cfg.augmentation.name}], **tree,
+            "tags": ["tuned", name]}
+    header = (f"# @package _global_\n# Best trial {trial_id} of Ray Tune experiment {name}: {metric} = {value:.6g}\n"
+              f"# (searcher {cfg.tune.searcher}, {cfg.tune.num_samples} trials, {cfg.train.epochs} epochs each).\n"
+              f"# {command}\n")
+    return header + OmegaConf.to_yaml(OmegaConf.create(body))
+
+
+def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metric: str, lineage: dict,
+           seconds: float) -> dict[str, Any]:
+    """Best trial: its weights, test/ONNX/clinical evaluation, experiment config, parent-run logging, registry."""
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    from xray_exp.workflow import log_artifacts, post_training
+
+    params = {k: best.config[k] for k in flat}
+    trial_id = best.metrics.get("trial_id", "")
+    value = float(best.metrics[metric])
+    best_dir = run_dir / "best"
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    with best.checkpoint.as_directory() as folder:
+        shutil.copytree(folder, best_dir)
+    weights = best_dir / "weights" / ("best.pt" if (best_dir / "weights" / "best.pt").is_file() else "last.pt")
+    strip_optimizer(weights)
+    best_cfg = apply_params(cfg, params)
+    with open_dict(best_cfg):
+        best_cfg.model.weights = None
+    metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith("val/") and isinstance(v, int | float)}
+    metrics.update(post_training(post_config(best_cfg), info, weights, best_dir, tracker))
+
+    name = f"tuned_{run_dir.name}"
+    conf_dir = run_dir / "conf"
+    command = f"python -m xray_exp.train --config-dir {conf_dir} experiment={name}"
+    exp_file = conf_dir / "experiment" / f"{name}.yaml"
+    exp_file.parent.mkdir(parents=True, exist_ok=True)
+    exp_file.write_text(experiment_yaml(cfg, run_dir.name, params, metric, value, trial_id, command))
+
+    tracker.log_params(flatten_best(params))
+    tracker.log_metrics({**metrics, f"best/{metric}": value})
+    tracker.set_tags({"tune.best_trial": trial_id, "tune.best_run_id": best.metrics.get("mlflow_run_id", ""),
+                      "tune.experiment_config": str(exp_file)})
+    log_artifacts(tracker, best_dir, info)
+    for sub in (".hydra", ".hydra-resume"):
+        tracker.log_artifact(run_dir / sub, f"config/{sub.lstrip('.')}")
+    tracker.log_artifact(exp_file, "config")
+    tracker.log_artifact(run_dir / "config.resolved.yaml", "config")
+    tracker.log_artifact(run_dir / "dataset.json", "dataset")
+    tracker.log_artifact(run_dir / "trials.csv", "tune")
+    onnx = weights.with_suffix(".onnx")
+    if (best_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
+        tracker.log_model(onnx, weights, info.names, cfg.train.imgsz)
+        objective = metrics.get(cfg.objective.metric)
+        tracker.register(cfg.model.name, "development", str(cfg.tracking.register), cfg.objective.metric, objective,
+                         str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, "mode": "tune",
+                                                        "tune.experiment": run_dir.name, "tune.trial_id": trial_id,
+                                                        **lineage})
+    if best.metrics.get("mlflow_run_id") and cfg.tracking.enabled:
+        try:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=cfg.tracking.tracking_uri).set_tag(best.metrics["mlflow_run_id"], "tune.best",
+                                                                          "true")
+        except Exception as exc:
+            log.warning("could not tag the best trial's MLflow run: %s", exc)
+    stopped = sum(1 for r in rows if r["stopped_early"])
+    return {
+        "tune_dir": str(run_dir), "experiment_path": f"{str(cfg.ray.storage_path).rstrip('/')}/{run_dir.name}",
+        "trials": len(rows), "stopped_early": stopped, "errors": sum(1 for r in rows if r["error"]),
+        "searcher": str(cfg.tune.searcher), "scheduler": str(cfg.tune.scheduler),
+        "best": {"trial_id": trial_id, "metric": metric, "value": value, "epochs": int(best.metrics.get("epoch", 0)),
+                 "params": params, "mlflow_run_id": best.metrics.get("mlflow_run_id", "")},
+        "metrics": metrics, "weights": str(weights), "onnx": str(onnx) if onnx.exists() else None,
+        "experiment_config": str(exp_file), "train_command": command,
+        "objective": {"metric": cfg.objective.metric, "value": metrics.get(cfg.objective.metric)},
+        "tracking_uri": cfg.tracking.tracking_uri if cfg.tracking.enabled else None,
+        "wall_time_s": round(seconds + 0.0, 1),
+    }
+
+
+def flatten_best(params: dict[str, Any]) -> dict[str, str]:
+    return {f"best.{k}": str(v) for k, v in params.items()}
+
+
+def print_tune_summary(summary: dict[str, Any]) -> None:
+    b, m = summary["best"], summary["metrics"]
+    lines = ["", "=" * 72,
+             f" Ray Tune {Path(summary['tune_dir']).name}: {summary['trials']} trials ({summary['stopped_early']} "
+             f"stopped early, {summary['errors']} errors), {summary['searcher']} + {summary['scheduler']}, "
+             f"{summary['wall_time_s']} s", "-" * 72,
+             f" best trial {b['trial_id']} ({b['epochs']} epochs): {b['metric']} = {b['value']:.5g}"]
+    lines += [f"   {k} = {v}" for k, v in b["params"].items()]
+    lines.append(f" test  mAP50 {m.get('test/mAP50', float('nan')):.4f}   mAP50-95 "
+                 f"{m.get('test/mAP50-95', float('nan')):.4f}   objective {summary['objective']['metric']} = "
+                 f"{summary['objective']['value']}")
+    reg = summary.get("registration") or {}
+    if reg:
+        lines.append(f" registry: {reg.get('name')} v{reg.get('version')} @{reg.get('alias')}" if reg.get("registered")
+                     else f" registry: not registered ({reg.get('reason')})")
+    if summary.get("mlflow_run_id"):
+        lines.append(f" MLflow parent run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
+    lines += [f" experiment config  {summary['experiment_config']}", f" train it:  {summary['train_command']}",
+              f" Ray Tune experiment  {summary['experiment_path']}", "=" * 72]
+    print("\n".join(lines), flush=True)
+    print(f"TUNE_DIR={summary['tune_dir']}", flush=True)
+    print(f"BEST_EXPERIMENT={Path(summary['experiment_config']).stem}", flush=True)

@@ -1,0 +1,103 @@
+"""One Ray Tune trial: the run's config with the trial's parameters, one Ultralytics training, per-epoch reports.
+
+    tune.with_parameters(run_trial, setup={...})   # built by xray_exp.raytune.driver
+
+Every epoch (Ultralytics `on_fit_epoch_end`): the epoch's metrics go to the trial's MLflow child run
+(tag `mlflow.parentRunId` = the tune's run) and to `ray.tune.report` with a checkpoint (last.pt, best.pt,
+results.csv); ASHA decides on them. A restored trial (interrupted tune, or its process died) resumes
+Ultralytics from that checkpoint. All paths are absolute: Ray Tune runs each trial in its own directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def trial_run_dir(tune_dir: str | Path, trial_id: str) -> Path:
+    return Path(tune_dir) / "trials" / trial_id
+
+
+def trial_dirname(trial) -> str:
+    """Ray Tune's folder name for a trial (short and stable: the trial id)."""
+    return f"trial_{trial.trial_id}"
+
+
+def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
+    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+
+    configure_offline(setup["settings_dir"], offline=setup["offline"])
+    import torch
+    from omegaconf import OmegaConf
+    from ray import tune
+
+    from xray_exp.config.schema import RayMainConfig
+    from xray_exp.ray_train import checkpoints
+    from xray_exp.raytune.space import apply_params
+    from xray_exp.tracking import Tracker, flatten, run_tags
+    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit
+    from xray_exp.ultralytics_args import to_train_args
+
+    ctx = tune.get_context()
+    trial_id = ctx.get_trial_id()
+    torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
+    cfg = apply_params(OmegaConf.merge(OmegaConf.structured(RayMainConfig), setup["cfg"]), params)
+    run_dir = trial_run_dir(setup["tune_dir"], trial_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")
+    args = to_train_args(cfg, setup["data_yaml"], run_dir)
+    args["device"] = "0" if setup["gpus_per_trial"] > 0 else "cpu"
+
+    tracking = setup["tracking"]
+    tracker = Tracker(run_dir, tracking["uri"], enabled=tracking["enabled"], timeout_s=tracking["timeout_s"])
+    tracker.start(setup["experiment"], f"{setup['tune_name']}/{trial_id}", run_tags(setup["root"], setup["overrides"], {
+        **({"mlflow.parentRunId": tracking["parent_run_id"]} if tracking["parent_run_id"] else {}),
+        "mode": "tune-trial", "model": cfg.model.name, "dataset": cfg.dataset.name,
+        "dataset.fingerprint": setup["fingerprint"], "tune.experiment": setup["tune_name"],
+        "tune.trial_id": trial_id, **{f"tune.param.{k}": str(v) for k, v in params.items()}}))
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths", "ray", "tune")}))
+
+    local = Path(tempfile.mkdtemp(prefix=f"xray-trial-{trial_id}-"))
+    restored = tune.get_checkpoint()
+    state: dict[str, Any] = {}
+    if restored is not None:
+        restored.to_directory(str(local / "restored"))
+        state = checkpoints.read_state(local / "restored")
+        if state["kind"] == "final" or state["epoch"] >= state["epochs"]:
+            shutil.rmtree(local, ignore_errors=True)
+            return  # trained to the end before the interruption: its last report stands
+
+    @each_training_epoch
+    def report(trainer) -> None:
+        epoch = int(trainer.epoch) + 1
+        numbers = epoch_metrics(trainer)
+        tracker.log_metrics(numbers, step=epoch)
+        folder = checkpoints.pack(local / f"epoch{epoch}", trainer.wdir, "epoch", epoch, trainer.epochs,
+                                  {k: v for k, v in numbers.items() if k.startswith("val/")}, trainer.csv)
+        tune.report({**numbers, "epoch": epoch, "mlflow_run_id": tracker.run_id or ""},
+                    checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        shutil.rmtree(folder, ignore_errors=True)
+
+    status = "FAILED"
+    try:
+        if state:
+            last = local / "restored" / "weights" / "last.pt"
+            if (local / "restored" / "results.csv").is_file():  # drop rows of epochs after the checkpoint
+                shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
+            model = build_model(cfg.model.arch, last)
+            model.add_callback("on_fit_epoch_end", report)
+            model.train(resume=str(last), data=args["data"], device=args["device"], workers=args["workers"],
+                        save_dir=str(run_dir))
+        else:
+            model = build_model(cfg.model.arch, cfg.model.weights)
+            fit(model, args, callbacks={"on_fit_epoch_end": [report]})
+        status = "FINISHED"
+    except SystemExit:  # Ray Tune ends a trial that the scheduler stopped
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end(status)
+        shutil.rmtree(local, ignore_errors=True)
