@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,7 @@ from xray_exp.runtime import configure_offline
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NIH = REPO.parent / "shared" / "data" / "nih-cxr14-bbox"
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="xray_exp-tests-"))
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 # Before any test module imports ultralytics: offline, settings outside the user's home.
 configure_offline(_SESSION_DIR / "ultralytics")
 os.environ.setdefault("XRAY_EXP_MODEL_CACHE", str(_SESSION_DIR / "model-cache"))
