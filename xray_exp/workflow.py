@@ -36,12 +36,21 @@ def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
 
 
 def load_started_config(run_dir: Path) -> DictConfig:
-    """The config a run was started with (for `resume=<run folder>`)."""
+    """The config a run was started with (for `resume=<run folder>`).
+
+    Hydra saves it unresolved; the paths and run name are pinned to what the run resolved at its start, so a
+    resume from another folder (or another day) still writes to the same store and run.
+    """
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"resume: {saved} not found. Fix: pass a run folder made by xray_exp.train "
                           "(outputs/runs/<name>).")
-    return OmegaConf.load(saved)
+    cfg = OmegaConf.load(saved)
+    resolved = run_dir / "config.resolved.yaml"
+    if resolved.is_file():
+        started = OmegaConf.load(resolved)
+        cfg.paths, cfg.run_name = started.paths, started.run_name
+    return cfg
 
 
 def is_fresh_run_dir(run_dir: Path) -> bool:
@@ -109,10 +118,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
                       "dataset.fingerprint": info.fingerprint, **lineage, **(child_tags(sweep) if sweep else {})}))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths",)}))
-    (run_dir / "dataset.json").write_text(json.dumps({
-        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
-        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
-    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+    write_run_files(run_dir, info, resolved)
 
     from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit
     from xray_exp.ultralytics_args import to_train_args
@@ -125,36 +131,62 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
     def on_epoch(trainer) -> None:
         tracker.log_metrics(epoch_metrics(trainer), step=int(trainer.epoch) + 1)
 
-    status = "FAILED"
+    status, summary = "FAILED", {}
     try:
         result = fit(model, train_args, callbacks={"on_fit_epoch_end": [on_epoch]}, resume=resume)
-        metrics = dict(result.val_metrics)
-        metrics.update(post_training(cfg, info, result.best, run_dir, tracker))
-        objective = metrics.get(cfg.objective.metric)
-        if objective is None:
-            raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
-                              f"{', '.join(sorted(metrics))}")
-        # Final numbers (best.pt) one step after the last epoch, as Ultralytics' own logging does.
-        tracker.log_metrics(metrics, step=result.epochs_run + 1)
-        summary = write_summary(cfg, run_dir, result, metrics, info, tracker, time.time() - t0)
-        log_artifacts(tracker, run_dir, info)
-        if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
-            base_name = cfg.model.name + ("-finetuned" if finetune else "")
-            tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz)
-            if sweep:  # the sweep registers its best job at the end (xray_exp.sweep.callbacks)
-                tracker.set_tags({"registry.decision": f"deferred to sweep {sweep['sweep_id']} (best job registered)"})
-            else:
-                tracker.register(base_name, "staging" if finetune else "development", str(cfg.tracking.register),
-                                 cfg.objective.metric, objective, str(cfg.objective.direction),
-                                 {"dataset_fingerprint": info.fingerprint, "mode": str(cfg.mode), **lineage})
+        deferred = f"deferred to sweep {sweep['sweep_id']} (best job registered)" if sweep else None
+        summary = finish_run(cfg, run_dir, result, info, tracker, t0, cfg,
+                             registered_name=cfg.model.name + ("-finetuned" if finetune else ""),
+                             alias="staging" if finetune else "development",
+                             registry_tags={"mode": str(cfg.mode), **lineage}, defer_registration=deferred)
         status = "FINISHED"
     finally:
         tracker.end(status)
+    return close_run(summary, tracker, run_dir)
+
+
+def write_run_files(run_dir: Path, info, resolved: dict[str, Any]) -> None:
+    """dataset.json (data.yaml, fingerprint, counts) and config.resolved.yaml in the run folder."""
+    (run_dir / "dataset.json").write_text(json.dumps({
+        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
+        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
+    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+
+
+def finish_run(cfg: DictConfig, run_dir: Path, result, info, tracker, t0: float, post_cfg: DictConfig, *,
+               registered_name: str, alias: str, registry_tags: dict[str, str],
+               defer_registration: str | None = None) -> dict[str, Any]:
+    """After training (any engine): post-training, final metrics, summary, artifacts, model + registration.
+
+    `post_cfg` is the config post-training runs with (the Ray driver may swap the device for CPU).
+    """
+    metrics = dict(result.val_metrics)
+    metrics.update(post_training(post_cfg, info, result.best, run_dir, tracker))
+    objective = metrics.get(cfg.objective.metric)
+    if objective is None:
+        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
+                          f"{', '.join(sorted(metrics))}")
+    # Final numbers (best.pt) one step after the last epoch, as Ultralytics' own logging does.
+    tracker.log_metrics(metrics, step=result.epochs_run + 1)
+    summary = write_summary(cfg, run_dir, result, metrics, info, tracker, time.time() - t0)
+    log_artifacts(tracker, run_dir, info)
+    if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
+        tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz)
+        if defer_registration:
+            tracker.set_tags({"registry.decision": defer_registration})
+        else:
+            tracker.register(registered_name, alias, str(cfg.tracking.register), cfg.objective.metric, objective,
+                             str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, **registry_tags})
+    return summary
+
+
+def close_run(summary: dict[str, Any], tracker, run_dir: Path) -> float:
+    """Add the MLflow outcome to summary.json, print the one-screen summary, return the objective."""
     summary["registration"] = tracker.state.get("registration")
     summary["mlflow_run_id"] = tracker.run_id
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
-    return float(objective)
+    return float(summary["objective"]["value"])
 
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> dict[str, float]:

@@ -70,13 +70,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     from xray_exp.tracking import Tracker, flatten, run_tags
     from xray_exp.training import FitResult
     from xray_exp.ultralytics_args import to_train_args
-    from xray_exp.workflow import (
-        log_artifacts,
-        post_training,
-        print_summary,
-        resolve_start_weights,
-        write_summary,
-    )
+    from xray_exp.workflow import close_run, finish_run, resolve_start_weights, write_run_files
 
     storage = str(cfg.ray.storage_path)
     start, lineage = None, {}
@@ -106,11 +100,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         "dataset.fingerprint": info.fingerprint, "ray.address": cluster.address,
         "ray.num_workers": str(plan["num_workers"]), "ray.backend": plan["backend"], **lineage}))
     tracker.log_params(flatten(resolved_params(cfg)))
-    (run_dir / "dataset.json").write_text(json.dumps({
-        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
-        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
-    (run_dir / "config.resolved.yaml").write_text(
-        OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
+    write_run_files(run_dir, info, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
     loop_config = {
         "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
@@ -138,34 +128,18 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         flush_rank0_journal(run_dir, cfg)
         fit = FitResult(run_dir=run_dir, best=best, last=last, epochs_run=int(final.get("epoch", 0)),
                         val_metrics={k: float(v) for k, v in final.items() if k.startswith("val/")})
-        post_cfg = post_config(cfg)
-        metrics = dict(fit.val_metrics)
-        metrics.update(post_training(post_cfg, info, fit.best, run_dir, tracker))
-        objective = metrics.get(cfg.objective.metric)
-        if objective is None:
-            raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
-                              f"{', '.join(sorted(metrics))}")
-        tracker.log_metrics(metrics, step=fit.epochs_run + 1)
         tracker.set_tags({"ray.resumed_from_epoch": str(final.get("resumed_from_epoch", 0))})
-        summary = write_summary(cfg, run_dir, fit, metrics, info, tracker, time.time() - t0)
+        summary = finish_run(cfg, run_dir, fit, info, tracker, t0, post_config(cfg),
+                             registered_name=cfg.model.name, alias="development",
+                             registry_tags={"mode": f"ray-{cfg.mode}", **lineage})
         summary["ray"] = {"address": cluster.address, "num_workers": plan["num_workers"],
                           "backend": plan["backend"], "use_gpu": plan["use_gpu"],
                           "checkpoint": str(result.checkpoint.path) if result.checkpoint else None,
                           "resumed_from_epoch": int(final.get("resumed_from_epoch", 0))}
-        log_artifacts(tracker, run_dir, info)
-        if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
-            tracker.log_model(fit.best.with_suffix(".onnx"), fit.best, info.names, cfg.train.imgsz)
-            tracker.register(cfg.model.name, "development", str(cfg.tracking.register), cfg.objective.metric,
-                             objective, str(cfg.objective.direction),
-                             {"dataset_fingerprint": info.fingerprint, "mode": f"ray-{cfg.mode}", **lineage})
         status = "FINISHED"
     finally:
         tracker.end(status)
-    summary["registration"] = tracker.state.get("registration")
-    summary["mlflow_run_id"] = tracker.run_id
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print_summary(summary)
-    return float(objective)
+    return close_run(summary, tracker, run_dir)
 
 
 def restore_outputs(checkpoint, run_dir: Path) -> tuple[Path, Path]:
