@@ -31,17 +31,7 @@ AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("serve-api")
-    env = {
-        "XRAY_SERVE_MODEL": str(h.demo_model()[1]),
-        "XRAY_SERVE_DEVICE": "cpu",
-        "XRAY_SERVE_TOKEN": h.TOKEN,
-        "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
-    }
-    service = h.ServiceProcess(env, workdir).start()
-    yield service
-    service.stop()
-    assert "Traceback" not in service.log(), service.log()
+    yield from h.demo_service(tmp_path_factory.mktemp("serve-api"))
 
 
 @pytest.fixture(scope="module")

@@ -32,18 +32,7 @@ AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("serve-fuzz")
-    env = {
-        "XRAY_SERVE_MODEL": str(h.demo_model()[1]),
-        "XRAY_SERVE_DEVICE": "cpu",
-        "XRAY_SERVE_TOKEN": h.TOKEN,
-        "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
-        "XRAY_SERVE_MAX_UPLOAD_BYTES": str(1024 * 1024),
-    }
-    service = h.ServiceProcess(env, workdir).start()
-    yield service
-    service.stop()
-    assert "Traceback" not in service.log(), service.log()[-5000:]
+    yield from h.demo_service(tmp_path_factory.mktemp("serve-fuzz"), XRAY_SERVE_MAX_UPLOAD_BYTES=str(1024 * 1024))
 
 
 def test_fuzz_openapi_finds_no_server_error(server):

@@ -209,3 +209,18 @@ class ServiceProcess:
 def fake_job_command() -> str:
     """XRAY_SERVE_JOB_COMMAND for the stand-in trainer."""
     return shlex.join([sys.executable, str(FAKE_TRAIN)])
+
+
+def demo_service(workdir: Path, **extra_env: str):
+    """Yield a running service on the demo model (token set, fake training jobs); stop it and check its log."""
+    env = {
+        "XRAY_SERVE_MODEL": str(demo_model()[1]),
+        "XRAY_SERVE_DEVICE": "cpu",
+        "XRAY_SERVE_TOKEN": TOKEN,
+        "XRAY_SERVE_JOB_COMMAND": fake_job_command(),
+        **extra_env,
+    }
+    service = ServiceProcess(env, workdir).start()
+    yield service
+    service.stop()
+    assert "Traceback" not in service.log(), service.log()[-5000:]
