@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from xray_exp.bench import BENCHMARKS, common, gpu, inference, instrument, overhead, prepare, startup
+from xray_exp.bench import BENCHMARKS, common, gpu, inference, instrument, loader, overhead, prepare, startup
 from xray_exp.bench import __main__ as bench_main
 
 # ---------------------------------------------------------------- common
@@ -464,3 +464,43 @@ def test_child_env_starts_from_the_launch_environment(monkeypatch, tmp_path):
     assert "XRAY_BENCH_EDITED_AFTER_LAUNCH" not in env
     assert env["YOLO_CONFIG_DIR"] == str((tmp_path / "ul").resolve()) and env["YOLO_OFFLINE"] == "1"
     assert env["XRAY_EXP_ROOT"] == "/r"
+
+
+# ---------------------------------------------------------------- loader
+
+
+def test_loader_variants_take_pipeline_kwargs_from_the_seam(tmp_path):
+    from xray_exp.ultralytics_args import ultralytics_train_keys
+
+    data = tmp_path / "d.yaml"
+    bare = loader.variant_kwargs("bare", data, 640, tmp_path)
+    assert bare == {"data": str(data), "imgsz": 640}  # everything else at Ultralytics' defaults
+    preset = loader.variant_kwargs("preset", data, 640, tmp_path)
+    assert preset["cache"] == "ram" and preset["hsv_s"] == 0.7 and preset["imgsz"] == 640
+    xray = loader.variant_kwargs("xray", data, 320, tmp_path)
+    assert (xray["hsv_h"], xray["hsv_s"], xray["shear"], xray["imgsz"]) == (0.0, 0.0, 0.0, 320)
+    for kwargs in (bare, preset, xray):
+        assert set(kwargs) <= ultralytics_train_keys()
+        assert not {"device", "batch", "workers", "project"} & set(kwargs)  # the pipeline only
+    with pytest.raises(ValueError, match="unknown variant"):
+        loader.variant_kwargs("fast", data, 640, tmp_path)
+
+
+def test_loader_measures_stages_and_workers_on_a_tiny_set(tmp_path, capsys, monkeypatch):
+    """The whole benchmark on 8 synthetic 64-px images: every stage timed, images/s for 0 and 1 workers."""
+    monkeypatch.setenv("XRAY_EXP_ROOT", str(tmp_path))
+    rc = loader.main(["--variants", "xray", "gray", "--workers", "0", "1", "--batch", "4", "--batches", "2",
+                      "--samples", "4", "--images", "8", "--unique", "8", "--imgsz", "64",
+                      "--out-dir", str(tmp_path / "json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Mosaic" in out and "RandomPerspective" in out and "loader throughput" in out
+    result = json.loads(next((tmp_path / "json").glob("loader-*.json")).read_text())
+    xray, gray = result["results"]["variants"]
+    assert xray["kwargs"] == gray["kwargs"] and xray["kwargs"]["cache"] == "ram"
+    assert "GrayHSV" in gray["stages"]["order"] and "RandomHSV" in xray["stages"]["order"]
+    ms = xray["stages"]["ms"]
+    assert all(ms[name] >= 0 for name in xray["stages"]["order"]) and ms["total"] > 0
+    assert ms["Mosaic"] > 0 and ms["Format"] > 0
+    assert [m["workers"] for m in xray["loaders"]] == [0, 1]
+    assert all(m["images"] == 8 and m["images_per_s"] > 0 for m in xray["loaders"])

@@ -93,15 +93,21 @@ def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, f
 
 
 def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] | None = None,
-        resume: bool = False) -> FitResult:
-    """Train (or resume) and return where the weights are and the final validation metrics."""
+        resume: bool = False, gray_loader: bool = True) -> FitResult:
+    """Train (or resume) and return where the weights are and the final validation metrics.
+
+    `gray_loader`: augment single-channel image sets on one channel (xray_exp.gray_loader; same batches).
+    """
+    from xray_exp.gray_loader import XrayDetectionTrainer, gray_loader_env
+
     for event, fns in (callbacks or {}).items():
         for fn in fns:
             model.add_callback(event, fn)
-    if resume:
-        model.train(resume=True)
-    else:
-        model.train(**train_args)
+    with gray_loader_env(gray_loader):
+        if resume:
+            model.train(trainer=XrayDetectionTrainer, resume=True)
+        else:
+            model.train(trainer=XrayDetectionTrainer, **train_args)
     trainer = model.trainer
     save_dir = Path(trainer.save_dir)
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)

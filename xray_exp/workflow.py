@@ -133,7 +133,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
 
     status, summary = "FAILED", {}
     try:
-        result = fit(model, train_args, callbacks={"on_fit_epoch_end": [on_epoch]}, resume=resume)
+        result = fit(model, train_args, callbacks={"on_fit_epoch_end": [on_epoch]}, resume=resume,
+                     gray_loader=bool(cfg.hardware.gray_loader))
         deferred = f"deferred to sweep {sweep['sweep_id']} (best job registered)" if sweep else None
         summary = finish_run(cfg, run_dir, result, info, tracker, t0, cfg,
                              registered_name=cfg.model.name + ("-finetuned" if finetune else ""),

@@ -4,6 +4,7 @@
     python -m xray_exp.bench startup     # --help / --cfg job wall time, and no heavy imports at start-up
     python -m xray_exp.bench prepare     # data preparation images/s and its scaling with processes
     python -m xray_exp.bench inference   # ONNX Runtime vs PyTorch on CPU: forward and end-to-end predict
+    python -m xray_exp.bench loader      # the training input pipeline: ms per stage, images/s per worker
     python -m xray_exp.bench gpu         # train-only images/s, GPU utilisation, peak memory (skips without a GPU)
     python -m xray_exp.bench <name> --help
 
@@ -16,5 +17,6 @@ BENCHMARKS = {
     "startup": "xray_exp.bench.startup",
     "prepare": "xray_exp.bench.prepare",
     "inference": "xray_exp.bench.inference",
+    "loader": "xray_exp.bench.loader",
     "gpu": "xray_exp.bench.gpu",
 }

@@ -1,4 +1,4 @@
-"""Run one benchmark: python -m xray_exp.bench <name> [options]   (names: overhead startup prepare inference gpu).
+"""Run one benchmark: python -m xray_exp.bench <name> [options] (names: overhead startup prepare inference loader gpu).
 
     python -m xray_exp.bench overhead --reps 4
     python -m xray_exp.bench gpu --help

@@ -112,7 +112,8 @@ class AugmentationConfig:
 @dataclass
 class HardwareConfig:
     """Performance levers: device, batch (-1 = automatic sizing, 0-1 = GPU memory fraction), loader
-    workers, mixed precision, image cache, and the resources one job asks of Ray."""
+    workers, mixed precision, image cache, the one-channel loader for grayscale image sets (identical
+    batches, a third of the CPU work: xray_exp/gray_loader.py), and the resources one job asks of Ray."""
 
     name: str = MISSING
     device: str | None = None
@@ -121,6 +122,7 @@ class HardwareConfig:
     amp: bool = True
     cache: Cache = Cache.none
     compile: bool = False
+    gray_loader: bool = True
     num_gpus: float = 0.0
     num_cpus: int = 2
 

@@ -106,6 +106,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
         "arch": cfg.model.arch, "train_args": to_train_args(cfg, info.data_yaml, run_dir),
         "threads": max(1, int(cfg.ray.train.cpus_per_worker)), "start_checkpoint": start_checkpoint,
+        "gray_loader": bool(cfg.hardware.gray_loader),
         "tracking": {"run_id": tracker.run_id if tracker.live else None, "uri": cfg.tracking.tracking_uri,
                      "timeout_s": float(cfg.tracking.timeout_s)},
     }

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, WORLD_SIZE
 from ultralytics.utils.torch_utils import get_torch_device_backend, strip_optimizer
+
+from xray_exp.gray_loader import XrayDetectionTrainer
 
 _TorchDDP = torch.nn.parallel.DistributedDataParallel
 
@@ -53,8 +54,8 @@ def adopted_world_size() -> int:
     return 1
 
 
-class RayDetectionTrainer(DetectionTrainer):
-    """A DetectionTrainer that joins the existing process group instead of creating one."""
+class RayDetectionTrainer(XrayDetectionTrainer):
+    """A DetectionTrainer (with xray_exp's one-channel loader) that joins the existing process group."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         super().__init__(cfg, overrides, _callbacks)

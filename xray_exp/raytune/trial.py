@@ -34,6 +34,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     from ray import tune
 
     from xray_exp.config.schema import RayMainConfig
+    from xray_exp.gray_loader import XrayDetectionTrainer, gray_loader_env
     from xray_exp.ray_train import checkpoints
     from xray_exp.raytune.space import apply_params
     from xray_exp.tracking import Tracker, flatten, run_tags
@@ -89,11 +90,12 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
                 shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
             model = build_model(cfg.model.arch, last)
             model.add_callback("on_fit_epoch_end", report)
-            model.train(resume=str(last), data=args["data"], device=args["device"], workers=args["workers"],
-                        save_dir=str(run_dir))
+            with gray_loader_env(bool(cfg.hardware.gray_loader)):
+                model.train(trainer=XrayDetectionTrainer, resume=str(last), data=args["data"],
+                            device=args["device"], workers=args["workers"], save_dir=str(run_dir))
         else:
             model = build_model(cfg.model.arch, cfg.model.weights)
-            fit(model, args, callbacks={"on_fit_epoch_end": [report]})
+            fit(model, args, callbacks={"on_fit_epoch_end": [report]}, gray_loader=bool(cfg.hardware.gray_loader))
         status = "FINISHED"
     except SystemExit:  # Ray Tune ends a trial that the scheduler stopped
         status = "KILLED"
