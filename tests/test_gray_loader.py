@@ -150,12 +150,18 @@ def test_trainer_uses_the_gray_loader_only_for_gray_sets(tmp_path, monkeypatch):
     assert trainer.data.get("channels", 3) == 3  # the model is still built for 3 channels
 
     monkeypatch.setenv(gray_loader.ENV, "0")
-    trainer.gray_loader = False
     assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 3 and not trainer.gray_loader
 
     monkeypatch.delenv(gray_loader.ENV)
+    real_find_spec = gray_loader.importlib.util.find_spec
+    with monkeypatch.context() as m:  # albumentations installed: Ultralytics adds colour transforms -> off
+        m.setattr(gray_loader.importlib.util, "find_spec",
+                  lambda name, *a: object() if name == "albumentations" else real_find_spec(name, *a))
+        assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 3
+        assert not trainer.gray_loader
+    assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 1 and trainer.gray_loader
     cv2.imwrite(str(train_images / "colour.png"), np.zeros((64, 64, 3), np.uint8))
-    assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 3
+    assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 3 and not trainer.gray_loader
 
 
 def test_training_with_the_gray_loader_matches_ultralytics_pipeline(tmp_path):

@@ -25,6 +25,7 @@ DDP decide alike.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -130,10 +131,16 @@ class XrayDetectionTrainer(_trainer_base()):
     gray_loader: bool = False  # decided per training set in build_dataset
 
     def build_dataset(self, img_path, mode: str = "train", batch: int | None = None):
+        if mode == "train":
+            self.gray_loader = False
         if mode != "train" or not enabled() or self.data.get("channels", 3) != 3:
             return super().build_dataset(img_path, mode, batch)
         from ultralytics.utils import LOGGER
 
+        if importlib.util.find_spec("albumentations") is not None:
+            LOGGER.info("gray loader: off, albumentations is installed (Ultralytics then adds colour transforms "
+                        "that act differently on one channel)")
+            return super().build_dataset(img_path, mode, batch)
         files = image_files(img_path)
         offender = first_non_gray(files) if files else "no images listed"
         if offender:

@@ -208,7 +208,10 @@ def report(results: list[dict[str, Any]]) -> str:
     rows = []
     for r in results:
         for m in r["loaders"]:
-            rows.append([r["variant"], m["workers"], m["batch"], m["images"], m["images_per_s"],
+            workers = m["workers"]
+            if workers != m["workers_asked"]:  # Ultralytics caps workers at the cores and the batches
+                workers = f"{workers} (of {m['workers_asked']})"
+            rows.append([r["variant"], workers, m["batch"], m["images"], m["images_per_s"],
                          m["images_per_s_per_worker"], m["warmup_s"], m["load_average"]])
     out += ["loader throughput", format_table(["variant", "workers", "batch", "images", "images/s", "per worker",
                                                "start-up s", "load"], rows)]
