@@ -1,6 +1,6 @@
 """Input pipeline: images/s the Ultralytics training loader delivers, per stage and per worker process, on CPU.
 
-    python -m xray_exp.bench loader                                  # bare vs preset vs xray, 640 px
+    python -m xray_exp.bench loader                                  # bare vs preset vs xray vs gray, 640 px
     python -m xray_exp.bench loader --variants preset --workers 0 1 2 --batches 12
     python -m xray_exp.bench loader --images 256 --unique 64 --imgsz 640 --batch 64
 

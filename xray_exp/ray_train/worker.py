@@ -41,7 +41,8 @@ def train_loop(config: dict[str, Any]) -> None:
     from xray_exp.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(config["settings_dir"], offline=config["offline"])
-    os.environ["XRAY_EXP_GRAY_LOADER"] = "1" if config.get("gray_loader", True) else "0"  # xray_exp.gray_loader
+    # xray_exp.gray_loader.ENV, spelled out: importing that module would import Ultralytics before RANK is set
+    os.environ["XRAY_EXP_GRAY_LOADER"] = "1" if config.get("gray_loader", True) else "0"
     _check_rank_environment()
     import ray.train
     import ray.train.torch
