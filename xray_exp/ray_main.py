@@ -109,6 +109,12 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    """Shortcuts expanded and unknown keys caught (xray_exp/config/overrides.py), then Hydra."""
+    from xray_exp import CONF_DIR
+    from xray_exp.config.overrides import normalize_argv
+    from xray_exp.config.schema import RayMainConfig
+
+    sys.argv = normalize_argv(RayMainConfig, CONF_DIR)
     register_ray_configs()
     _main()
 

@@ -8,6 +8,11 @@
     python -m xray_exp.train mode=finetune model=yolo12n      # start from the registered yolo12n
     python -m xray_exp.train --multirun model=yolo12n,yolo12s # a sweep
     python -m xray_exp.train --multirun sweep=yolo12_hparams hydra/launcher=ray  # Optuna on Ray (xray_exp.sweep)
+    python -m xray_exp.train epochs=50 imgsz=640 batch=16 device=0 data=/data/data.yaml  # Ultralytics shortcuts
+    xray-exp train ...                                        # the same, as a console script
+
+Shortcuts (xray_exp/config/overrides.py): epochs imgsz lr0 patience -> train.*, batch device workers ->
+hardware.*, data -> dataset=yolo dataset.data_yaml. An unknown key fails with "did you mean train.epochs?".
 
 Start-up stays light: torch/ultralytics/mlflow are imported only once a run starts.
 """
@@ -22,7 +27,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from xray_exp import CONF_DIR
 from xray_exp.config import register_configs
+from xray_exp.config.overrides import normalize_argv
+from xray_exp.config.schema import TrainConfig
 from xray_exp.errors import XrayExpError
 
 register_configs()
@@ -50,5 +58,11 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(exc.exit_code)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python -m xray_exp.train` / `xray-exp train`: shortcuts expanded, unknown keys caught, then Hydra."""
+    sys.argv = normalize_argv(TrainConfig, CONF_DIR)
     main()
+
+
+if __name__ == "__main__":
+    cli()

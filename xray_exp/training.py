@@ -30,18 +30,43 @@ def known_architectures() -> list[str]:
     return [f"yolo12{s}.yaml" for s in YOLO12_SCALES]
 
 
-def build_model(arch: str, weights: str | Path | None = None):
-    """A YOLO12 model from its yaml (random init), or from a .pt file the user already has."""
+def locate_weights(weights: str | Path, offline: bool = True) -> Path:
+    """The .pt to start from: a local file, or an Ultralytics asset named bare (`yolo12n.pt`, COCO-pretrained)
+    found in Ultralytics' weights folder or, with offline=false, fetched there by Ultralytics."""
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path.resolve()
+    from ultralytics.utils import SETTINGS
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
+
+    bare = str(weights) == path.name
+    if not (bare and path.name in GITHUB_ASSETS_NAMES):
+        raise ModelError(f"model.weights: file {path} not found. Fix: point model.weights at an existing .pt "
+                         "(or a models:/<name>@<alias> registry URI, or an Ultralytics asset name such as "
+                         "yolo12n.pt), or set model.weights=null.")
+    stored = Path(SETTINGS["weights_dir"]) / path.name
+    if stored.is_file():
+        return stored.resolve()
+    if offline:
+        raise ModelError(f"model.weights={weights}: pretrained weights not found and offline=true forbids the "
+                         f"download. Fix: put the file at {stored} (from https://github.com/ultralytics/assets/"
+                         f"releases) or pass its path, or set offline=false to let Ultralytics fetch it.")
+    fetched = Path(attempt_download_asset(stored))
+    if not fetched.is_file():
+        raise ModelError(f"model.weights={weights}: Ultralytics could not fetch it into {stored}. Fix: check the "
+                         "network, or download the file there yourself.")
+    return fetched.resolve()
+
+
+def build_model(arch: str, weights: str | Path | None = None, offline: bool = True):
+    """A YOLO12 model from its yaml (random init), or from a .pt: a local file or an Ultralytics asset name
+    (`yolo12n.pt`: COCO-pretrained, fetched when offline=false; see locate_weights)."""
     from ultralytics import YOLO
 
     if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise ModelError(f"model.weights: file {path} not found. Fix: point model.weights at an existing .pt "
-                             "(or a models:/<name>@<alias> registry URI), or set model.weights=null.")
-        if path.suffix != ".pt":
-            raise ModelError(f"model.weights: {path} is not a PyTorch .pt checkpoint")
-        return YOLO(str(path.resolve()), task="detect")
+        if Path(str(weights)).suffix != ".pt":
+            raise ModelError(f"model.weights: {weights} is not a PyTorch .pt checkpoint")
+        return YOLO(str(locate_weights(weights, offline)), task="detect")
     if arch not in known_architectures():
         raise ModelError(f"model.arch: unknown architecture {arch!r}. Known: {', '.join(known_architectures())} "
                          "(choose with model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x).")

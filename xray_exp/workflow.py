@@ -125,7 +125,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
 
     train_args = to_train_args(cfg, info.data_yaml, run_dir)
     apply_ultralytics_settings(Path(cfg.paths.output_dir) / ".ultralytics" / "runs")
-    model = build_model(cfg.model.arch, weights if not resume else run_dir / "weights" / "last.pt")
+    model = build_model(cfg.model.arch, weights if not resume else run_dir / "weights" / "last.pt", cfg.offline)
 
     @each_training_epoch
     def on_epoch(trainer) -> None:

@@ -57,7 +57,8 @@ class PathsConfig:
 
 @dataclass
 class ModelConfig:
-    """A YOLO12 scale; `weights` is a local .pt file or a `models:/name@alias` registry URI."""
+    """A YOLO12 scale; `weights`: a local .pt, a `models:/name@alias` registry URI, or an Ultralytics asset
+    name (`yolo12n.pt`, COCO-pretrained: fetched when offline=false)."""
 
     name: str = MISSING
     arch: str = MISSING

@@ -94,7 +94,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
                 model.train(trainer=XrayDetectionTrainer, resume=str(last), data=args["data"],
                             device=args["device"], workers=args["workers"], save_dir=str(run_dir))
         else:
-            model = build_model(cfg.model.arch, cfg.model.weights)
+            model = build_model(cfg.model.arch, cfg.model.weights, cfg.offline)
             fit(model, args, callbacks={"on_fit_epoch_end": [report]}, gray_loader=bool(cfg.hardware.gray_loader))
         status = "FINISHED"
     except SystemExit:  # Ray Tune ends a trial that the scheduler stopped
