@@ -20,7 +20,7 @@ from conftest import REPO, free_port, run_cli, run_dir_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-SMOKE = ["debug=smoke", "post.samples=1", "post.clinical_splits=[]"]
+SMOKE = ["debug=smoke", "post.samples=1", "post.clinical_splits=[]", "tracking.register=if_better"]
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,9 @@ def service(tmp_path):
         s.stop()
 
 
+REGISTERING_SMOKE = ["debug=smoke", "tracking.register=if_better"]  # debug=smoke alone never registers
+
+
 def test_smoke_training_job_without_tracking(service):
     server = service()
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -77,7 +80,7 @@ def test_train_register_serve_then_finetune(service, tmp_path):
     server = service(XRAY_SERVE_MODEL=f"models:/yolo12n@{BASE_ALIAS}", XRAY_SERVE_TRACKING_URI=uri)
     with httpx.Client(base_url=server.url, timeout=60) as client:
         assert client.get("/health").json()["status"] == "no_model"
-        first = client.post("/trigger-training", json={"overrides": ["debug=smoke"]}, headers=AUTH).json()
+        first = client.post("/trigger-training", json={"overrides": REGISTERING_SMOKE}, headers=AUTH).json()
         assert first["mode"] == "train", first
         job = wait_job(client, first["id"], timeout=900)
         assert job["status"] == "succeeded" and job["mlflow_run_id"], (job, job_log(server, job["id"]))
@@ -89,7 +92,7 @@ def test_train_register_serve_then_finetune(service, tmp_path):
         response = client.post("/predict", files={"file": ("x.png", h.png_bytes(gray))})
         assert response.status_code == 200 and response.json()["model"]["source"] == "registry"
 
-        second = client.post("/trigger-training", json={"overrides": ["debug=smoke"]}, headers=AUTH).json()
+        second = client.post("/trigger-training", json={"overrides": REGISTERING_SMOKE}, headers=AUTH).json()
         assert second["mode"] == "finetune", second
         job = wait_job(client, second["id"], timeout=900)
         assert job["status"] == "succeeded", (job, job_log(server, job["id"]))

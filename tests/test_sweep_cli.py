@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 
 # One-epoch jobs on 8 tiny images; validation mAP as the objective (no test-split pass).
-FAST = ["post.test_eval=false", "objective.metric=val/mAP50-95"]
+FAST = ["post.test_eval=false", "objective.metric=val/mAP50-95", "tracking.register=if_better"]  # smoke: never
 OPTUNA = ["xray_exp.train", "--multirun", "sweep=smoke", "hydra.sweeper.n_jobs=2", *FAST]
 
 

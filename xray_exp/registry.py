@@ -24,8 +24,8 @@ BASE_ALIAS = "development"
 FINETUNED_ALIAS = "staging"
 
 
-def is_better(value: float, current: float, direction: str) -> bool:
-    return value > current if direction == "maximize" else value < current
+def at_least_as_good(value: float, current: float, direction: str) -> bool:
+    return value >= current if direction == "maximize" else value <= current
 
 
 def current_holder(client, name: str, alias: str):
@@ -38,8 +38,29 @@ def current_holder(client, name: str, alias: str):
         return None
 
 
+def promotion_blocker(event: dict[str, Any], holder) -> str | None:
+    """Why the new version must not take the alias (None: it may). `always` moves it unconditionally;
+    `if_better` only when the version is at least as good as the holder on the same objective."""
+    if event["policy"] == "always" or holder is None:
+        return None
+    name, alias, objective, value = event["name"], event["alias"], event["objective"], event["value"]
+    held_value, held_objective = holder.tags.get("objective_value"), holder.tags.get("objective")
+    if value is None:
+        return f"objective {objective} was not computed"
+    if held_value in (None, "None"):
+        return None  # the holder never recorded an objective: nothing to beat
+    if held_objective and held_objective != objective:
+        return (f"{name}@{alias} v{holder.version} was measured on {held_objective}, this version on {objective}; "
+                f"promote by hand if wanted (python -m xray_exp.registry promote {name} <version> --alias {alias})")
+    if not at_least_as_good(float(value), float(held_value), event["direction"]):
+        return (f"{objective}={float(value):.5f} is worse than {name}@{alias} v{holder.version} "
+                f"({float(held_value):.5f}, {event['direction']})")
+    return None
+
+
 def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Apply the registration policy (always | never | if_better) and log the decision on the run."""
+    """Register a new version (unless policy `never`) and move the alias to it when promotion_blocker()
+    allows; otherwise the version keeps a `promotion.skipped` tag saying why. The decision is tagged on the run."""
     import mlflow
 
     name, alias, policy, value = event["name"], event["alias"], event["policy"], event["value"]
@@ -47,25 +68,26 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     holder_value = holder.tags.get("objective_value") if holder is not None else None
     decision: dict[str, Any] = {"name": name, "alias": alias, "policy": policy, "objective": event["objective"],
                                 "value": value, "current_version": getattr(holder, "version", None),
-                                "current_value": holder_value, "registered": False}
+                                "current_value": holder_value, "registered": False, "promoted": False}
     if policy == "never":
         decision["reason"] = "registration disabled (tracking.register=never)"
-    elif policy == "if_better" and value is None:
-        decision["reason"] = f"objective {event['objective']} was not computed"
-    elif policy == "if_better" and holder_value not in (None, "None") and not is_better(
-            float(value), float(holder_value), event["direction"]):
-        decision["reason"] = (f"{event['objective']}={value:.5f} is not better than {name}@{alias} "
-                              f"v{holder.version} ({float(holder_value):.5f}, {event['direction']})")
-    else:
-        mlflow.set_tracking_uri(client.tracking_uri)
-        tags = {**event["tags"], "source_run_id": run_id, "objective": event["objective"],
-                "objective_value": str(value)}
-        mv = mlflow.register_model(model_uri, name, tags=tags)
+        client.set_tag(run_id, "registry.decision", decision["reason"])
+        return decision
+    mlflow.set_tracking_uri(client.tracking_uri)
+    tags = {**event["tags"], "source_run_id": run_id, "objective": event["objective"], "objective_value": str(value)}
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    decision.update(registered=True, version=mv.version)
+    blocker = promotion_blocker(event, holder)
+    if blocker is None:
         client.set_registered_model_alias(name, alias, mv.version)
-        decision.update(registered=True, version=mv.version,
-                        reason="always" if policy == "always" else "first or better than the alias holder")
-    client.set_tag(run_id, "registry.decision", decision["reason"] if not decision["registered"]
-                   else f"registered {name} v{decision['version']} @{alias}")
+        decision.update(promoted=True, reason="always" if policy == "always" else
+                        "first version" if holder is None else "at least as good as the alias holder")
+        client.set_tag(run_id, "registry.decision", f"registered {name} v{mv.version} @{alias}")
+    else:
+        client.set_model_version_tag(name, mv.version, "promotion.skipped", blocker)
+        decision["reason"] = blocker
+        client.set_tag(run_id, "registry.decision", f"registered {name} v{mv.version}; {alias} stays on "
+                       f"v{holder.version}: {blocker}")
     client.set_tag(run_id, "registry.compared_to",
                    f"{name}@{alias} v{decision['current_version']} = {holder_value}" if holder else "(none)")
     log.info("registry: %s", client.get_run(run_id).data.tags["registry.decision"])
@@ -137,3 +159,106 @@ def resolve_weights(uri: str, tracking_uri: str | None = None, dst: str | Path |
         return download_version(name, version, tracking_uri, dst) / "best.pt", name, version
     folder, version = get_latest_model(name, alias, tracking_uri, dst)
     return folder / "best.pt", name, version
+
+
+def describe_decision(reg: dict[str, Any] | None) -> str:
+    """One line for a registration decision: promoted, registered without the alias, or not registered."""
+    if not reg:
+        return "not registered"
+    if not reg.get("registered"):
+        return f"not registered ({reg.get('reason')})"
+    if reg.get("promoted", True):  # decisions recorded before promotion gating always moved the alias
+        return f"registered {reg.get('name')} v{reg.get('version')} @{reg.get('alias')}"
+    return f"{reg.get('name')} v{reg.get('version')} registered; @{reg.get('alias')} unchanged ({reg.get('reason')})"
+
+
+# ---- python -m xray_exp.registry list|show|promote -----------------------------------------------------
+
+
+def promote(name: str, version: str, alias: str, tracking_uri: str | None = None):
+    """Move `alias` to `name` v`version` by hand; the version records it (`promotion.manual`)."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise ModelError(f"registry: {name} v{version} not found at {client.tracking_uri}. Fix: "
+                         f"python -m xray_exp.registry list {name}") from exc
+    before = current_holder(client, name, alias)
+    client.set_registered_model_alias(name, alias, mv.version)
+    client.set_model_version_tag(name, mv.version, "promotion.manual",
+                                 f"@{alias} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')} (was v"
+                                 f"{getattr(before, 'version', None)})")
+    return client.get_model_version(name, mv.version)
+
+
+def version_rows(name: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """Every registered version (of `name`, or of all models): name, version, aliases, objective, run."""
+    client = _client(tracking_uri)
+    versions = client.search_model_versions(f"name='{name}'" if name else "")
+    aliases: dict[tuple[str, str], list[str]] = {}  # version search results carry no aliases: ask each model
+    for model in {v.name for v in versions}:
+        for alias, version in (client.get_registered_model(model).aliases or {}).items():
+            aliases.setdefault((model, str(version)), []).append(alias)
+    rows = []
+    for v in sorted(versions, key=lambda v: (v.name, int(v.version))):
+        rows.append({"name": v.name, "version": int(v.version),
+                     "aliases": ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-",
+                     "objective": v.tags.get("objective", "-"), "value": v.tags.get("objective_value", "-"),
+                     "run_id": v.run_id or "-", "note": v.tags.get("promotion.skipped", "")})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m xray_exp.registry",
+                                     description="Registered models: list versions, show one, promote by hand.")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/outputs/mlflow.db")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="versions with aliases and objectives")
+    ls.add_argument("name", nargs="?")
+    show = sub.add_parser("show", help="one version's tags (a version number or an alias)")
+    show.add_argument("name")
+    show.add_argument("version", help="3 or development")
+    pro = sub.add_parser("promote", help="move an alias to a version")
+    pro.add_argument("name")
+    pro.add_argument("version")
+    pro.add_argument("--alias", required=True, help=f"{BASE_ALIAS} (base models), {FINETUNED_ALIAS} (fine-tunes)")
+    args = parser.parse_args(argv)
+    from mlflow.exceptions import MlflowException
+
+    from xray_exp.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    try:
+        if args.command == "list":
+            rows = version_rows(args.name, uri)
+            print(f"{'name':<20} {'ver':>4} {'aliases':<22} {'objective':<16} {'value':<10} run_id   note")
+            for r in rows:
+                print(f"{r['name']:<20} {r['version']:>4} {r['aliases']:<22} {r['objective']:<16} "
+                      f"{str(r['value'])[:10]:<10} {r['run_id'][:8]} {r['note']}")
+            if not rows:
+                print(f"(no registered versions at {uri})")
+        elif args.command == "show":
+            mv = (_client(uri).get_model_version(args.name, args.version) if args.version.isdigit()
+                  else find_version(args.name, args.version, uri))
+            print(json.dumps({"name": mv.name, "version": int(mv.version), "aliases": list(mv.aliases or []),
+                              "run_id": mv.run_id, "source": mv.source, "status": mv.status,
+                              "tags": dict(mv.tags)}, indent=2))
+        else:
+            mv = promote(args.name, args.version, args.alias, uri)
+            print(f"{mv.name} v{mv.version} now holds @{args.alias} (aliases: {', '.join(mv.aliases)})")
+    except (ModelError, MlflowException) as exc:
+        print(f"ERROR: {str(exc).splitlines()[0]}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

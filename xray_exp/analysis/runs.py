@@ -44,9 +44,9 @@ RUN_COLUMNS = ["experiment", "run_name", "model", "mode", "status", "start_time"
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
     """$MLFLOW_TRACKING_URI, else the training default: sqlite:///<project root>/outputs/mlflow.db."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path(root or project_root()).resolve() / 'outputs' / 'mlflow.db'}"
+    from xray_exp.tracking import default_tracking_uri as store_uri
+
+    return store_uri(root or project_root())
 
 
 def open_store(tracking_uri: str):

@@ -26,7 +26,10 @@ class Mode(StrEnum):
 
 
 class RegisterPolicy(StrEnum):
-    """When a trained model goes into the MLflow Model Registry."""
+    """What a successful training does in the MLflow Model Registry: `if_better` registers a new version and
+    moves the alias (development / staging) to it only when it is at least as good as the holder on the
+    objective (else the version is tagged `promotion.skipped` with why); `always` also moves the alias
+    unconditionally; `never` registers nothing (debug=smoke)."""
 
     always = "always"
     never = "never"
@@ -137,7 +140,7 @@ class TrackingConfig:
     tracking_uri: str | None = None
     experiment: str = "YOLO12-Training"
     finetune_experiment: str = "YOLO12-Finetuning"
-    register: RegisterPolicy = RegisterPolicy.always
+    register: RegisterPolicy = RegisterPolicy.if_better
     timeout_s: float = 10.0
 
 

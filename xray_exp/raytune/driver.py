@@ -350,8 +350,9 @@ def print_tune_summary(summary: dict[str, Any]) -> None:
                  f"{summary['objective']['value']}")
     reg = summary.get("registration") or {}
     if reg:
-        lines.append(f" registry: {reg.get('name')} v{reg.get('version')} @{reg.get('alias')}" if reg.get("registered")
-                     else f" registry: not registered ({reg.get('reason')})")
+        from xray_exp.registry import describe_decision
+
+        lines.append(f" registry: {describe_decision(reg)}")
     if summary.get("mlflow_run_id"):
         lines.append(f" MLflow parent run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
     lines += [f" experiment config  {summary['experiment_config']}", f" train it:  {summary['train_command']}",

@@ -173,6 +173,7 @@ def _kill_stale_children(client, experiment_id: str, parent_run_id: str) -> None
 def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None = None) -> dict[str, Any]:
     """Leaderboard, best job registered (unless the sweep was `aborted`), parent run ended.
     Returns what to add to sweep.json."""
+    from xray_exp.registry import describe_decision
     from xray_exp.sweep import leaderboard as lb
 
     metric, direction = info["objective"], info["direction"]
@@ -209,13 +210,11 @@ def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExceptio
         client.set_tag(parent, "sweep.best_overrides", best.overrides[:5000])
         decision = lb.register_best(client, best, info["experiment_id"], str(config.tracking.register), metric,
                                  direction, {"sweep.id": info["sweep_id"], "sweep.parent_run_id": parent})
-        out["registration"] = {k: v for k, v in decision.items() if k in ("registered", "name", "version", "alias",
-                                                                          "reason")}
+        out["registration"] = {k: v for k, v in decision.items() if k in ("registered", "promoted", "name", "version",
+                                                                          "alias", "reason")}
         reg = out["registration"]
-        client.set_tag(parent, "registry.decision", f"registered {reg['name']} v{reg['version']} @{reg['alias']}"
-                       if reg["registered"] else reg["reason"])
-        print(f" registry: {reg['name']} v{reg['version']} @{reg['alias']} (run {best.run_id})" if reg["registered"]
-              else f" registry: not registered ({reg['reason']})", flush=True)
+        client.set_tag(parent, "registry.decision", describe_decision(reg))
+        print(f" registry: {describe_decision(reg)} (run {best.run_id})", flush=True)
     status = "FINISHED" if best is not None else "FAILED"
     if isinstance(aborted, KeyboardInterrupt) or any(r.status == "RUNNING" for r in rows):
         status = "KILLED"
