@@ -6,15 +6,15 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
 
 from xray_exp.tracking import Tracker, flatten
 
-SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server"]
+SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server", "tracking.register=if_better"]  # smoke alone: never
 
 
 def test_flatten_makes_string_params():
@@ -92,8 +92,17 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
     pyfunc = mlflow.pyfunc.load_model("models:/yolo12n@development")
     meta = pyfunc.metadata.metadata
     assert meta["names"] == {"0": "nodule", "1": "effusion", "2": "cardiomegaly", "3": "pneumothorax"}
-    out = pyfunc.predict(np.zeros((1, 3, 128, 128), np.float32))
-    assert out.shape[:2] == (1, 8)
+    image = json.loads((run_dir / "dataset.json").read_text())["data_yaml"]
+    val_image = sorted((Path(image).parent / "images" / "val").iterdir())[0]
+    out = pyfunc.predict([str(val_image)], params={"conf": 0.001})
+    assert list(out.columns) == ["findings", "width", "height"] and out["width"][0] == 128
+    assert all({"label", "confidence", "box"} <= set(f) for f in out["findings"][0])
+
+    # The training data as an MLflow dataset input: name, fingerprint, split sizes.
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "synthetic"
+    assert inputs[0].dataset.digest == tags["dataset.fingerprint"][:32]
+    assert json.loads(inputs[0].dataset.profile)["splits"] == {"train": 8, "val": 4, "test": 4}
 
     # Fine-tune from the registry: its own experiment, `-finetuned@staging`, lineage to the parent.
     proc = run_cli([*SMOKE, "mode=finetune", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True)
@@ -105,17 +114,23 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
     assert client.get_experiment(ft_run.info.experiment_id).name == "YOLO12-Finetuning"
     assert ft_run.data.tags["parent_model"] == "yolo12n"
 
-    # Only-if-better gate: an equal objective does not replace the alias holder; the comparison is logged.
-    proc = run_cli([*SMOKE, "tracking.register=if_better", "objective.metric=val/mAP50",
-                    f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True)
+    # Promotion gate: a holder this run cannot reach keeps the alias; the new version is registered and says why.
+    client.set_model_version_tag("yolo12n", version.version, "objective_value", "2.0")  # mAP <= 1: unbeatable
+    proc = run_cli([*SMOKE, "tracking.register=if_better", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path,
+                   check=True)
     gated = json.loads((run_dir_of(proc) / "summary.json").read_text())
-    holder = client.get_model_version_by_alias("yolo12n", "development")
-    run_tags = client.get_run(gated["mlflow_run_id"]).data.tags
-    if gated["registration"]["registered"]:  # a better model legitimately wins
-        assert holder.run_id == gated["mlflow_run_id"]
-    else:
-        assert holder.version == version.version and "not better" in run_tags["registry.decision"]
-    assert run_tags["registry.compared_to"].startswith("yolo12n@development")
+    assert gated["registration"]["registered"] and not gated["registration"]["promoted"]
+    assert client.get_model_version_by_alias("yolo12n", "development").version == version.version
+    skipped = client.get_model_version("yolo12n", gated["registration"]["version"]).tags["promotion.skipped"]
+    assert f"is worse than yolo12n@development v{version.version} (2.00000, maximize)" in skipped
+    assert client.get_run(gated["mlflow_run_id"]).data.tags["registry.compared_to"].startswith("yolo12n@development")
+
+    # debug=smoke alone never registers.
+    before = len(client.search_model_versions("name='yolo12n'"))
+    proc = run_cli(["xray_exp.train", "debug=smoke", "tracking=server", f"tracking.tracking_uri={mlflow_server.uri}"],
+                   tmp_path, check=True)
+    plain = json.loads((run_dir_of(proc) / "summary.json").read_text())
+    assert not plain["registration"]["registered"] and len(client.search_model_versions("name='yolo12n'")) == before
 
 
 @pytest.mark.integration

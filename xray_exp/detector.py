@@ -1,4 +1,5 @@
-"""YOLO12 detection in ONNX Runtime, without torch or ultralytics: the service's inference path.
+"""YOLO12 detection in ONNX Runtime, without torch, ultralytics or fastapi: the one inference path of the
+service and of the registered MLflow model (xray_exp/onnx_pyfunc.py).
 
 Reads an Ultralytics-exported ONNX file (`model.export(format="onnx")`): class names, input size
 and stride come from the metadata Ultralytics writes; pre- and post-processing reproduce
@@ -6,9 +7,10 @@ Ultralytics' predict (LetterBox with grey 114 padding, BGR->RGB, /255; best-clas
 boxes scaled back to the original pixels). tests/test_serve_onnx.py checks the detections against
 `YOLO(onnx).predict` and `YOLO(pt).predict` on the same images.
 
-    from xray_exp.serve.onnx_detector import OnnxDetector
+    from xray_exp.detector import OnnxDetector, findings
     detector = OnnxDetector("best.onnx")                  # CUDA provider when available, else CPU
     detections, timings = detector.predict(gray_uint8, conf=0.25, iou=0.7)
+    findings(detections)   # [{"label": "nodule", "confidence": 0.83, "box": [x1, y1, x2, y2]}, ...]
 """
 
 from __future__ import annotations
@@ -262,3 +264,9 @@ class OnnxDetector:
             "postprocess": (t3 - t2) * 1000,
         }
         return detections, timings
+
+
+def findings(detections: list[Detection]) -> list[dict]:
+    """Detections as plain findings: label, confidence and box (x1, y1, x2, y2 in original pixels)."""
+    return [{"label": d.label, "class_id": d.class_id, "confidence": round(d.confidence, 6),
+             "box": [round(v, 2) for v in d.box]} for d in detections]

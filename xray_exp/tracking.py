@@ -37,6 +37,19 @@ def set_http_limits(timeout_s: float) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def default_tracking_uri(root: str | Path | None = None) -> str:
+    """The one store everything logs to and looks in: $MLFLOW_TRACKING_URI when set, else the project's
+    sqlite store sqlite:///<root>/outputs/mlflow.db (root: $XRAY_EXP_ROOT, else the project folder from cwd up).
+    Training's tracking=local resolves to the same (xray_exp/conf/tracking/local.yaml)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if root is None:
+        from xray_exp.analysis.common import project_root
+
+        root = project_root()
+    return f"sqlite:///{Path(root).expanduser().resolve() / 'outputs' / 'mlflow.db'}"
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their repr. MLflow params are strings."""
     out: dict[str, str] = {}
@@ -135,9 +148,17 @@ class Tracker:
         if path.exists():
             self._emit({"op": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path})
 
-    def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int) -> None:
+    def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int,
+                  example: str | Path | None = None) -> None:
+        """The pyfunc that answers findings (xray_exp.mlflow_model); `example`: an image for the input example."""
         self._emit({"op": "model", "onnx": str(onnx_path), "pt": str(pt_path),
-                    "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz})
+                    "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
+                    "example": str(example) if example else None})
+
+    def log_dataset(self, name: str, fingerprint: str, source: str, split_sizes: dict[str, int]) -> None:
+        """The training data as an MLflow dataset input (name, fingerprint as digest, split sizes as profile)."""
+        self._emit({"op": "dataset", "name": name, "fingerprint": fingerprint, "source": source,
+                    "splits": dict(split_sizes)})
 
     def register(self, name: str, alias: str, policy: str, objective: str, value: float | None,
                  direction: str, tags: dict[str, str]) -> None:
@@ -217,6 +238,13 @@ class Tracker:
             from xray_exp.mlflow_model import log_onnx_model
 
             self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
+        elif op == "dataset":
+            from mlflow.entities import Dataset, DatasetInput, InputTag
+
+            profile = json.dumps({"splits": event["splits"], "fingerprint": event["fingerprint"]})
+            dataset = Dataset(name=event["name"], digest=event["fingerprint"][:32], source_type="local",
+                              source=json.dumps({"uri": event["source"]}), profile=profile)
+            self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
         elif op == "register":
             from xray_exp.registry import register_model
 

@@ -171,8 +171,11 @@ def finish_run(cfg: DictConfig, run_dir: Path, result, info, tracker, t0: float,
     tracker.log_metrics(metrics, step=result.epochs_run + 1)
     summary = write_summary(cfg, run_dir, result, metrics, info, tracker, time.time() - t0)
     log_artifacts(tracker, run_dir, info)
+    tracker.log_dataset(cfg.dataset.name, info.fingerprint, str(info.data_yaml),
+                        {split: len(images) for split, images in info.splits.items()})
     if (run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
-        tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz)
+        example = (info.splits.get("val") or [None])[0]
+        tracker.log_model(result.best.with_suffix(".onnx"), result.best, info.names, cfg.train.imgsz, example)
         if defer_registration:
             tracker.set_tags({"registry.decision": defer_registration})
         else:
@@ -300,8 +303,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         lines.append(f" MLflow run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
     reg = summary.get("registration") or {}
     if reg:
-        lines.append(f" registry: {reg.get('name')} v{reg.get('version')} @{reg.get('alias')}" if reg.get("registered")
-                     else f" registry: not registered ({reg.get('reason')})")
+        from xray_exp.registry import describe_decision
+
+        lines.append(f" registry: {describe_decision(reg)}")
     lines += [f" run folder  {summary['run_dir']}", f" weights     {summary['best_weights']}",
               f" onnx        {summary['onnx']}", "=" * 72]
     print("\n".join(lines), flush=True)
