@@ -13,7 +13,8 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch/torchvision 2.14.1/0.29.1 come from this machine's wheel store (see docs/NOTES in ../shared).
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+  # The full install (research workstation): training, service and development extras in one command.
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[train,serve,dev]"
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import xray_exp, torch, ultralytics, hydra, mlflow, ray; print('xray_exp environment ready:', 'torch', torch.__version__, '| ultralytics', ultralytics.__version__)"
