@@ -22,7 +22,7 @@ from xray_exp.metrics import (
     verdict_line,
 )
 from xray_exp.metrics.bootstrap import bootstrap_values, draw_weights, resampled_weights
-from xray_exp.metrics.paired import PairedDifference, delong_test
+from xray_exp.metrics.paired import PairedDifference, bootstrap_p_value, delong_test
 from xray_exp.metrics.resample import headline_for_weights
 
 NAMES = ["a", "b", "c", "d"]
@@ -174,6 +174,14 @@ def test_paired_comparison_finds_the_better_model():
     assert re.fullmatch(r"perfect better on map40: \+0\.\d{3} \[0\.\d{3}, 0\.\d{3}\], p=0\.0\d\d", line), line
     worse = PairedDifference("auroc", 0.9, 0.8, -0.1, -0.15, -0.05, 0.0004, "DeLong")
     assert verdict_line(worse) == "A better on auroc: -0.100 [-0.150, -0.050], p<0.001"
+
+
+def test_bootstrap_p_value_by_hand():
+    # two-sided, (count + 1) / (B + 1): 1 of 4 differences <= 0 -> 2 * 2 / 5
+    assert bootstrap_p_value(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(0.8)
+    assert bootstrap_p_value(np.arange(1.0, 10.0)) == pytest.approx(0.2)  # none of 9 <= 0: 2 * 1 / 10
+    assert bootstrap_p_value(-np.arange(1.0, 10.0)) == pytest.approx(0.2)
+    assert bootstrap_p_value(np.array([np.nan, 0.0, 0.0])) == 1.0  # undefined resamples left out
 
 
 def test_paired_comparison_needs_the_same_images():
