@@ -190,3 +190,19 @@ def test_paired_comparison_needs_the_same_images():
     b = evaluate_records(preds, gts[:-1], NAMES)
     with pytest.raises(ValueError, match="same images.*only in A: \\['normal3'\\]"):
         paired_comparison(a, b, n_boot=10)
+
+
+def test_bootstrap_benchmark_runs_and_writes_its_figures(tmp_path, capsys):
+    import json
+
+    from xray_exp.bench import bootstrap as bench
+
+    preds, gts = bench.synthetic_split(n_images=50, n_detections=170, seed=2)
+    assert sum(len(p["labels"]) for p in preds) == 170 and len(gts) == 50
+    assert bench.main(["--images", "120", "--detections", "400", "--n-boot", "40", "--reps", "2", "--paired",
+                       "--out-dir", str(tmp_path)]) == 0
+    assert "bootstrap_ci, 40 resamples (median of 2)" in capsys.readouterr().out
+    (path,) = tmp_path.glob("bootstrap-*.json")
+    results = json.loads(path.read_text())["results"]
+    assert len(results["bootstrap_times_s"]) == 2 and results["paired_s"] > 0
+    assert set(results["ci"]) == set(HEADLINE_METRICS)
