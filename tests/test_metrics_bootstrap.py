@@ -206,3 +206,15 @@ def test_bootstrap_benchmark_runs_and_writes_its_figures(tmp_path, capsys):
     results = json.loads(path.read_text())["results"]
     assert len(results["bootstrap_times_s"]) == 2 and results["paired_s"] > 0
     assert set(results["ci"]) == set(HEADLINE_METRICS)
+
+
+def test_progress_bars_only_when_asked(capsys):
+    preds, gts = dataset(7)
+    result = evaluate_records(preds, gts, NAMES)
+    bootstrap_ci(result, n_boot=120)
+    paired_comparison(result, result, n_boot=120)
+    assert capsys.readouterr().err == ""
+    bootstrap_ci(result, n_boot=120, progress=True)
+    paired_comparison(result, result, n_boot=120, progress=True)
+    err = capsys.readouterr().err
+    assert "bootstrap: 100%" in err and "120/120" in err and "paired bootstrap: 100%" in err

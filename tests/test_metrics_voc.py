@@ -179,3 +179,13 @@ def test_no_finding_class_agrees_with_map_boxes_on_class_14_boxes(seed):
     ours = evaluate_records(scored, gts, [f"c{c}" for c in range(NUM_CLASSES)], no_finding_class=14 - 9)
     assert abs(ours.detection.no_finding_ap - ref_per_class[14]) <= 1e-6
     assert abs(ours.detection.map40 - ref_map) <= 1e-6
+
+
+def test_former_method_keyword_still_selects_the_map40_method():
+    preds, gts = voc_dataset(3, dense=True)
+    names = [f"c{c}" for c in range(NUM_CLASSES)]
+    voc, coco = (evaluate_records(preds, gts, names, map40_method=m).detection for m in ("voc2010", "coco101"))
+    assert abs(voc.map40 - coco.map40) > 1e-6
+    assert evaluate_records(preds, gts, names, method="coco101").detection.map40 == coco.map40
+    assert evaluate_records(preds, gts, names, method="all_point").detection.map40 == voc.map40
+    assert voc.map_at(0.5) == coco.map_at(0.5)  # mAP50 is COCO whatever the map40 method
