@@ -218,3 +218,26 @@ def test_progress_bars_only_when_asked(capsys):
     paired_comparison(result, result, n_boot=120, progress=True)
     err = capsys.readouterr().err
     assert "bootstrap: 100%" in err and "120/120" in err and "paired bootstrap: 100%" in err
+
+
+def test_undefined_metrics_give_undefined_intervals():
+    # only normal images: no lesion, so every detection metric and AUROC are undefined, specificity is not
+    gts = [rec(f"n{k}") for k in range(6)]
+    preds = [rec("n0", [[0, 0, 5, 5]], [0], [0.9]), rec("n1", [[0, 0, 5, 5]], [0], [0.1])]
+    result = evaluate_records(preds, gts, NAMES)
+    ci = bootstrap_ci(result, n_boot=50)
+    for name in ("map40", "mAP50", "mAP50-95", "froc_mean", "auroc", "sensitivity"):
+        assert np.isnan(ci[name]).all(), name
+    assert 0 <= ci["specificity"][0] < ci["specificity"][1] <= 1
+    diffs = {d.metric: d for d in paired_comparison(result, result, n_boot=20)}
+    assert diffs["auroc"].test == "paired bootstrap"
+    assert verdict_line(diffs["auroc"]) == "no comparison on auroc: undefined on these images"
+    # one normal image: AUROC is defined, DeLong's variance is not -> paired bootstrap
+    preds, gts = dataset(8)
+    one_normal = [g for g in gts if len(g["labels"]) or g["image_id"] == "normal0"]
+    kept = {g["image_id"] for g in one_normal}
+    result = evaluate_records([p for p in preds if p["image_id"] in kept], one_normal, NAMES)
+    auroc = next(d for d in paired_comparison(result, result, n_boot=20) if d.metric == "auroc")
+    assert np.isfinite(auroc.a) and auroc.test == "paired bootstrap"
+    with pytest.raises(ValueError, match="without images"):
+        bootstrap_ci(evaluate_records([], [], NAMES))
