@@ -38,6 +38,11 @@ from xray_exp.imaging import (
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
 INFLATE_CHUNK = 1024 * 1024
+# pydicom reads 2-3 times per data element; a real radiograph header needs a few thousand reads. A flood of
+# tiny elements (16 MiB of zeros are 2 million of them: what a 16 KB Deflated upload inflates to) is refused.
+MAX_HEADER_READS = 50_000
+HEADER_PREFIX = 1024 * 1024  # inflated first: the header in it bounds how much more the body may inflate to
+TRAILER_SLACK = 1024 * 1024  # allowed after the pixel data (padding, trailing elements)
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 PRESENTATION_SHAPES = ("IDENTITY", "INVERSE")
 
@@ -46,10 +51,13 @@ class DecodeTimeout(ImageDecodeError):
     """Decoding ran past its deadline (DecodeLimits.deadline)."""
 
 
-def inflate_bounded(payload: bytes, max_bytes: int, deadline: float | None = None) -> bytes:
-    """Raw-deflate `payload` (DICOM's Deflated syntax), refusing output beyond max_bytes as soon as it gets there."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = bytearray()
+def inflate_bounded(
+    payload: bytes, max_bytes: int, deadline: float | None = None, inflater=None, out: bytearray | None = None
+) -> bytes:
+    """Raw-deflate `payload` (DICOM's Deflated syntax), refusing output beyond max_bytes as soon as it gets
+    there. To go on with a stream: pass its inflater, what it gave so far (`out`) and its unconsumed_tail."""
+    inflater = inflater or zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray() if out is None else out
     pending = payload
     while True:
         room = max_bytes + 1 - len(out)
@@ -69,31 +77,92 @@ def inflate_bounded(payload: bytes, max_bytes: int, deadline: float | None = Non
             return bytes(out)
 
 
+def inflate_dataset(payload: bytes, limits: DecodeLimits) -> bytes:
+    """Inflate a Deflated data set: first HEADER_PREFIX bytes; when the header in them is complete (pixel
+    data reached), the rest may only be as large as its pixel data (+ TRAILER_SLACK), else up to
+    limits.max_decompressed_bytes."""
+    from pydicom.filereader import _at_pixel_data, read_dataset
+
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    try:
+        inflate_bounded(payload, HEADER_PREFIX - 1, limits.deadline, inflater, out)
+        return bytes(out)  # the whole data set fits in the prefix
+    except ImageTooLarge:
+        pass
+    bound = limits.max_decompressed_bytes
+    guard = GuardedBuffer(bytes(out), limits.deadline)
+    try:
+        header = read_dataset(guard, False, True, stop_when=_at_pixel_data)
+        at_pixels = guard.tell() < len(out) and "Rows" in header and "Columns" in header
+    except Exception as exc:  # a truncated element at the prefix's end: no tighter bound
+        if guard.refusal is not None:
+            raise guard.refusal from exc
+        at_pixels = False
+    if not at_pixels:
+        return inflate_bounded(inflater.unconsumed_tail, bound, limits.deadline, inflater, out)
+    image = check_limits(dicom_header(header), limits)
+    expected = guard.tell() + image.frame_bytes * image.frames + TRAILER_SLACK
+    try:
+        return inflate_bounded(inflater.unconsumed_tail, min(bound, expected), limits.deadline, inflater, out)
+    except ImageTooLarge as exc:
+        if expected >= bound:
+            raise
+        raise ImageTooLarge(
+            f"Deflated DICOM inflates to more than its header's pixel data allows ({expected} bytes)"
+        ) from exc
+
+
+class GuardedBuffer(io.BytesIO):
+    """BytesIO that refuses to serve more than MAX_HEADER_READS reads, or reads past the deadline."""
+
+    def __init__(self, data: bytes, deadline: float | None):
+        super().__init__(data)
+        self.reads, self.deadline, self.refusal = 0, deadline, None
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        if self.reads > MAX_HEADER_READS:
+            self.refusal = ImageTooLarge(
+                f"DICOM data set needs more than {MAX_HEADER_READS} reads to parse (a flood of data elements)"
+            )
+        elif self.deadline is not None and not self.reads % 1024 and time.monotonic() > self.deadline:
+            self.refusal = DecodeTimeout("parsing the DICOM data set took longer than the time limit")
+        if self.refusal is not None:
+            raise self.refusal
+        return super().read(size)
+
+
 def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before_pixels: bool = False):
     """pydicom Dataset from Part 10 (or raw, preamble-less) bytes; a Deflated body is inflated with a bound
-    and the dataset is then read as explicit VR little endian (its meta keeps the original syntax)."""
+    and the dataset is then read as explicit VR little endian (its meta keeps the original syntax). Parsing
+    goes through a GuardedBuffer."""
     import pydicom
     from pydicom.dataset import FileDataset
-    from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_preamble
+    from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_partial, read_preamble
 
+    stop = _at_pixel_data if stop_before_pixels else None
+    guard = GuardedBuffer(data, limits.deadline)
     try:
         if data[128:132] == b"DICM":
-            fp = io.BytesIO(data)
-            read_preamble(fp, False)
-            meta = _read_file_meta_info(fp)
+            read_preamble(guard, False)
+            meta = _read_file_meta_info(guard)
             if str(meta.get("TransferSyntaxUID", "")) == DEFLATED:
-                body = inflate_bounded(data[fp.tell() :], limits.max_decompressed_bytes, limits.deadline)
-                stop = _at_pixel_data if stop_before_pixels else None
-                plain = read_dataset(io.BytesIO(body), False, True, stop_when=stop)
+                body = inflate_dataset(data[guard.tell() :], limits)
+                guard = GuardedBuffer(body, limits.deadline)
+                plain = read_dataset(guard, False, True, stop_when=stop)
                 meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
                 dataset = FileDataset(None, plain, preamble=data[:128], file_meta=meta)
                 dataset.set_original_encoding(False, True)
                 dataset.original_transfer_syntax = DEFLATED
                 return dataset
-        return pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels)
+            guard.seek(0)
+        return read_partial(guard, stop_when=stop, force=True)
     except ImageDecodeError:
         raise
     except Exception as exc:  # pydicom raises many types for broken headers
+        if guard.refusal is not None:
+            raise guard.refusal from exc
         raise ImageDecodeError(f"not a readable DICOM file: {exc}") from exc
 
 

@@ -35,7 +35,7 @@ class DecodeLimits:
     """Hard limits of one decode. Defaults suit chest X-rays (a 4300x4300 16-bit DR image is 35 MiB)."""
 
     max_pixel_bytes: int = 128 * MiB  # one decoded frame: width * height * samples * bytes per sample
-    max_decompressed_bytes: int = 256 * MiB  # an inflated Deflated DICOM; all frames' pixel bytes together
+    max_decompressed_bytes: int = 128 * MiB  # an inflated Deflated DICOM; all frames' pixel bytes together
     deadline: float | None = None  # time.monotonic() after which inflating stops (the service's time limit)
 
 
