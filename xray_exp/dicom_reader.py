@@ -37,6 +37,7 @@ from xray_exp.imaging import (
 )
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
+RLE_SYNTAX = "1.2.840.10008.1.2.5"
 INFLATE_CHUNK = 1024 * 1024
 # pydicom reads 2-3 times per data element; a real radiograph header needs a few thousand reads. A flood of
 # tiny elements (16 MiB of zeros are 2 million of them: what a 16 KB Deflated upload inflates to) is refused.
@@ -184,11 +185,14 @@ def probe_dicom(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHead
     return dicom_header(read_dataset(data, limits, stop_before_pixels=True))
 
 
-def codestream_header(frame: bytes) -> ImageHeader | None:
+def codestream_header(frame: bytes, syntax: str) -> ImageHeader | None:
     """Size a JPEG / JPEG-LS / JPEG 2000 codestream declares (None for RLE or anything else)."""
+    if syntax.startswith(RLE_SYNTAX):
+        return None
     if frame[:2] == b"\xff\xd8":
         return probe_jpeg(frame, "dicom")
-    at = frame.find(b"\xff\x4f\xff\x51", 0, 65536)  # J2K SOC + SIZ (also inside a JP2 wrapper)
+    j2k = frame[:4] == b"\xff\x4f\xff\x51" or frame[4:8] == b"jP  "  # a codestream, or a JP2 file around one
+    at = frame.find(b"\xff\x4f\xff\x51", 0, 65536) if j2k else -1
     if at < 0 or at + 42 > len(frame):
         return None
     siz = frame[at + 4 :]
@@ -206,7 +210,7 @@ def check_first_frame(dataset, header: ImageHeader, limits: DecodeLimits) -> Non
         frame = get_frame(dataset.PixelData, 0, number_of_frames=header.frames)
     except Exception as exc:
         raise ImageDecodeError(f"DICOM encapsulated pixel data is malformed: {exc}") from exc
-    declared = codestream_header(frame)
+    declared = codestream_header(frame, str(dataset.file_meta.TransferSyntaxUID))
     if declared is None:
         return
     check_limits(declared, limits)
