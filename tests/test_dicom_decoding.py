@@ -109,7 +109,10 @@ def test_voi_lut_function_sigmoid_follows_the_standard():
 
 @pytest.mark.parametrize(
     "attrs, message",
-    [({"VOILUTFunction": "CUBIC"}, "VOI LUT Function"), ({"PresentationLUTShape": "LOG"}, "Presentation LUT Shape")],
+    [
+        ({"VOILUTFunction": "CUBIC"}, "VOI LUT Function .CUBIC. is not supported"),
+        ({"PresentationLUTShape": "LOG"}, "Presentation LUT Shape .LOG. is not supported"),
+    ],
 )
 def test_unsupported_display_functions_are_refused_by_name(attrs, message):
     with pytest.raises(ImageDecodeError, match=message):
