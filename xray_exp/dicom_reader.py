@@ -41,7 +41,8 @@ RLE_SYNTAX = "1.2.840.10008.1.2.5"
 INFLATE_CHUNK = 1024 * 1024
 # pydicom reads 2-3 times per data element; a real radiograph header needs a few thousand reads. A flood of
 # tiny elements (16 MiB of zeros are 2 million of them: what a 16 KB Deflated upload inflates to) is refused.
-MAX_HEADER_READS = 50_000
+MAX_HEADER_READS = 10_000
+MAX_OUT_OF_ORDER = 64  # top-level elements not in ascending tag order (the standard requires the order)
 HEADER_PREFIX = 1024 * 1024  # inflated first: the header in it bounds how much more the body may inflate to
 TRAILER_SLACK = 1024 * 1024  # allowed after the pixel data (padding, trailing elements)
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
@@ -82,7 +83,7 @@ def inflate_dataset(payload: bytes, limits: DecodeLimits) -> bytes:
     """Inflate a Deflated data set: first HEADER_PREFIX bytes; when the header in them is complete (pixel
     data reached), the rest may only be as large as its pixel data (+ TRAILER_SLACK), else up to
     limits.max_decompressed_bytes."""
-    from pydicom.filereader import _at_pixel_data, read_dataset
+    from pydicom.filereader import read_dataset
 
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out = bytearray()
@@ -94,7 +95,7 @@ def inflate_dataset(payload: bytes, limits: DecodeLimits) -> bytes:
     bound = limits.max_decompressed_bytes
     guard = GuardedBuffer(bytes(out), limits.deadline)
     try:
-        header = read_dataset(guard, False, True, stop_when=_at_pixel_data)
+        header = read_dataset(guard, False, True, stop_when=guard.stop_when(True))
         at_pixels = guard.tell() < len(out) and "Rows" in header and "Columns" in header
     except Exception as exc:  # a truncated element at the prefix's end: no tighter bound
         if guard.refusal is not None:
@@ -110,7 +111,8 @@ def inflate_dataset(payload: bytes, limits: DecodeLimits) -> bytes:
         if expected >= bound:
             raise
         raise ImageTooLarge(
-            f"Deflated DICOM inflates to more than its header's pixel data allows ({expected} bytes)"
+            f"Deflated DICOM inflates to more than its header's pixel data allows: stopped at the limit of "
+            f"{expected} bytes"
         ) from exc
 
 
@@ -120,6 +122,26 @@ class GuardedBuffer(io.BytesIO):
     def __init__(self, data: bytes, deadline: float | None):
         super().__init__(data)
         self.reads, self.deadline, self.refusal = 0, deadline, None
+        self.last_tag, self.out_of_order = -1, 0
+
+    def stop_when(self, stop_before_pixels: bool):
+        """pydicom's per-element callback: refuse a run of elements out of tag order (a flood of empty
+        (0000,0000) elements is one), stop at the pixel data when asked."""
+        from pydicom.filereader import _at_pixel_data
+
+        def check(tag, vr, length) -> bool:
+            if tag <= self.last_tag:
+                self.out_of_order += 1
+                if self.out_of_order > MAX_OUT_OF_ORDER:
+                    self.refusal = ImageTooLarge(
+                        f"DICOM data set has more than {MAX_OUT_OF_ORDER} data elements out of tag order "
+                        "(a flood of data elements?)"
+                    )
+                    raise self.refusal
+            self.last_tag = max(self.last_tag, int(tag))
+            return stop_before_pixels and _at_pixel_data(tag, vr, length)
+
+        return check
 
     def read(self, size: int | None = -1) -> bytes:
         self.reads += 1
@@ -140,9 +162,8 @@ def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before
     goes through a GuardedBuffer."""
     import pydicom
     from pydicom.dataset import FileDataset
-    from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_partial, read_preamble
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_partial, read_preamble
 
-    stop = _at_pixel_data if stop_before_pixels else None
     guard = GuardedBuffer(data, limits.deadline)
     try:
         if data[128:132] == b"DICM":
@@ -151,14 +172,14 @@ def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before
             if str(meta.get("TransferSyntaxUID", "")) == DEFLATED:
                 body = inflate_dataset(data[guard.tell() :], limits)
                 guard = GuardedBuffer(body, limits.deadline)
-                plain = read_dataset(guard, False, True, stop_when=stop)
+                plain = read_dataset(guard, False, True, stop_when=guard.stop_when(stop_before_pixels))
                 meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
                 dataset = FileDataset(None, plain, preamble=data[:128], file_meta=meta)
                 dataset.set_original_encoding(False, True)
                 dataset.original_transfer_syntax = DEFLATED
                 return dataset
             guard.seek(0)
-        return read_partial(guard, stop_when=stop, force=True)
+        return read_partial(guard, stop_when=guard.stop_when(stop_before_pixels), force=True)
     except ImageDecodeError:
         raise
     except Exception as exc:  # pydicom raises many types for broken headers

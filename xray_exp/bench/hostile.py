@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from functools import cache
 
@@ -24,6 +25,7 @@ DESCRIPTIONS = {
     "deflate-bomb-1m": "1 MB Deflated DICOM inflating to 1 GiB of zeros",
     "deflate-pixels-1m": "1 MB Deflated DICOM: a 64x64 header, then 1 GiB of pixel data",
     "element-flood-16m": "16 MiB uncompressed DICOM of empty data elements",
+    "element-flood-sorted": "1.6 MB uncompressed DICOM: 200000 empty elements in ascending tag order",
     "png-10000x10000-rgba16": "777 KB PNG, 10000x10000 16-bit RGBA (800 MB decoded)",
     "jpeg-claims-65535x65535": "JPEG whose frame header claims 65535x65535x3",
     "dicom-claims-65535x65535": "DICOM whose Rows/Columns claim 65535x65535 16-bit",
@@ -101,6 +103,13 @@ def element_flood(size: int) -> bytes:
     return head[: _meta_end(head)] + b"\x00" * size
 
 
+def sorted_element_flood(count: int = 200_000) -> bytes:
+    """Empty LO elements with ascending tags (private groups 0009, 000B, ...), explicit VR little endian."""
+    head = small_dicom()
+    tags = ((0x0009 + 2 * (i // 0xF000), 0x1000 + i % 0xF000) for i in range(count))
+    return head[: _meta_end(head)] + b"".join(struct.pack("<HH2sH", g, e, b"LO", 0) for g, e in tags)
+
+
 def jpeg_claiming(width: int, height: int) -> bytes:
     import cv2
 
@@ -127,9 +136,87 @@ def hostile_inputs() -> dict[str, bytes]:
         "deflate-bomb-1m": deflated_zeros(1 << 30),
         "deflate-pixels-1m": deflated_zeros(1 << 30, header=True),
         "element-flood-16m": element_flood(16 << 20),
+        "element-flood-sorted": sorted_element_flood(),
         "png-10000x10000-rgba16": png_rgba16(),
         "jpeg-claims-65535x65535": jpeg_claiming(65535, 65535),
         "dicom-claims-65535x65535": small_dicom(Rows=65535, Columns=65535),
         "dicom-100000-frames": small_dicom(np.zeros((512, 512), np.uint16), NumberOfFrames=100000),
         "j2k-frame-larger-than-header": j2k_frame_larger_than_header(),
     }
+
+
+# --- measuring a running server ---
+
+
+def _cpu_ms(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in ms."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kb(pid: int, key: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs); False when not permitted."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure(
+    url: str, pid: int | None = None, names: list[str] | None = None, normal: bytes | None = None
+) -> list[dict]:
+    """POST each input to url/predict once; with pid: the server's CPU ms and peak RSS for that request."""
+    import httpx
+
+    inputs = dict(hostile_inputs())
+    if normal is not None:
+        inputs = {"normal-chest-x-ray (control)": normal, **inputs}
+    rows = []
+    with httpx.Client(timeout=120) as client:
+        for name, data in inputs.items():
+            if names and name not in names and not name.startswith("normal"):
+                continue
+            row = {"input": name, "bytes": len(data)}
+            if pid:
+                row["peak_reset"] = _reset_peak(pid)
+                rss_before, cpu_before = _status_kb(pid, "VmRSS"), _cpu_ms(pid)
+            started = time.perf_counter()
+            response = client.post(url.rstrip("/") + "/predict", files={"file": ("upload", data)})
+            row["status"] = response.status_code
+            row["wall_ms"] = (time.perf_counter() - started) * 1000
+            if pid:
+                time.sleep(0.05)  # let the request's thread finish its accounting
+                row["server_cpu_ms"] = _cpu_ms(pid) - cpu_before
+                row["rss_before_mb"] = rss_before / 1024
+                row["peak_rss_mb"] = _status_kb(pid, "VmHWM") / 1024
+            detail = response.json().get("detail", "") if response.status_code != 200 else "ok"
+            row["detail"] = str(detail)[:90]
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = "| input | bytes | status | wall ms | server CPU ms | RSS before MB | peak RSS MB | answer |"
+    lines = [head, "|" + " --- |" * 8]
+    for r in rows:
+        cpu = f"{r['server_cpu_ms']:.0f}" if "server_cpu_ms" in r else "-"
+        before = f"{r['rss_before_mb']:.0f}" if "rss_before_mb" in r else "-"
+        peak = "-"
+        if "peak_rss_mb" in r:
+            peak = f"{r['peak_rss_mb']:.0f}" + ("" if r.get("peak_reset") else " (process peak)")
+        lines.append(
+            f"| {r['input']} | {r['bytes']} | {r['status']} | {r['wall_ms']:.0f} | {cpu} | {before} | {peak} | "
+            f"{r['detail'].replace('|', '/')} |"
+        )
+    return "\n".join(lines)

@@ -36,7 +36,7 @@ class ServeSettings:
     max_pixels: int = 100_000_000
     max_pixel_bytes: int = 128 * MB  # one decoded frame: width x height x samples x bytes per sample
     max_decompressed_bytes: int = 128 * MB  # inflated Deflated DICOM; all frames' pixel bytes together
-    workers: int = 2  # threads that decode and run inference; requests beyond them wait in the queue
+    workers: int = 4  # threads that decode and run inference; requests beyond them wait in the queue
     queue_size: int = 8  # waiting requests; more get 503 at once
     request_timeout_s: float = 30.0  # decode + inference of one request; beyond it 504
     annotate_max_side: int = 2048  # annotated PNGs are downscaled to this longest side
