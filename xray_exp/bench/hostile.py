@@ -174,18 +174,17 @@ def _reset_peak(pid: int) -> bool:
 
 
 def measure(
-    url: str, pid: int | None = None, names: list[str] | None = None, normal: bytes | None = None
+    url: str, pid: int | None = None, names: list[str] | None = None, controls: dict[str, bytes] | None = None
 ) -> list[dict]:
-    """POST each input to url/predict once; with pid: the server's CPU ms and peak RSS for that request."""
+    """POST each control (expected 200) then each hostile input to url/predict once; with pid: the
+    server's CPU ms and peak RSS for that request."""
     import httpx
 
-    inputs = dict(hostile_inputs())
-    if normal is not None:
-        inputs = {"normal-chest-x-ray (control)": normal, **inputs}
+    inputs = {**(controls or {}), **hostile_inputs()}
     rows = []
     with httpx.Client(timeout=120) as client:
         for name, data in inputs.items():
-            if names and name not in names and not name.startswith("normal"):
+            if names and name not in names and name not in (controls or {}):
                 continue
             row = {"input": name, "bytes": len(data)}
             if pid:
