@@ -182,9 +182,12 @@ def finish_run(cfg: DictConfig, run_dir: Path, result, info, tracker, t0: float,
 
 
 def close_run(summary: dict[str, Any], tracker, run_dir: Path) -> float:
-    """Add the MLflow outcome to summary.json, print the one-screen summary, return the objective."""
-    summary["registration"] = tracker.state.get("registration")
-    summary["mlflow_run_id"] = tracker.run_id
+    """Add the MLflow outcome to summary.json, print the one-screen summary, return the objective.
+
+    `tracker.end()` has replayed what an outage held back; what is still unsent is counted
+    (`mlflow_unsent_events`) and `python -m xray_exp.tracking upload` updates this file once it is sent.
+    """
+    summary.update(tracker.outcome())
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     return float(summary["objective"]["value"])

@@ -53,7 +53,6 @@ class SourceDatasetConfig:
     label_aliases: dict[str, str] = field(default_factory=dict)  # image-level name -> box class name
     negatives: bool = True  # normal images become background images (empty label files)
     max_negatives: int | None = None  # a seeded sample of at most this many background images
-    listed_images_required: bool = True  # False: CSV rows without a file are a partial download, not an error
 
 
 @dataclass

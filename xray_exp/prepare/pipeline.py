@@ -12,11 +12,8 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -35,15 +32,9 @@ from xray_exp.prepare.sources import load_source
 from xray_exp.prepare.split import SplitItem, assign_splits, normalise_ratios
 from xray_exp.prepare.store import DatasetStore
 from xray_exp.prepare.summary import write_summary
+from xray_exp.prepare.workers import Workers, default_workers
 
 log = logging.getLogger("xray_exp.prepare")
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def check_settings(cfg: PrepareConfig) -> None:
@@ -74,43 +65,6 @@ def check_settings(cfg: PrepareConfig) -> None:
         )
     if problems:
         raise PrepareError("invalid settings: " + "; ".join(problems))
-
-
-class Workers:
-    """A process pool, or plain in-process calls for one worker (no pool start-up, easy debugging)."""
-
-    def __init__(self, count: int):
-        self.count = count
-        self.executor = ProcessPoolExecutor(count) if count > 1 else None
-
-    def map(self, fn: Callable, items: list) -> Iterator:
-        if self.executor is None:
-            return map(fn, items)
-        return self.executor.map(fn, items, chunksize=max(1, min(64, len(items) // (4 * self.count))))
-
-    def unordered(self, fn: Callable, items: Iterable) -> Iterator:
-        """Results as they finish; at most 4 tasks per worker in flight, so a strict failure stops early."""
-        if self.executor is None:
-            yield from map(fn, items)
-            return
-        pending, items = set(), iter(items)
-        while True:
-            for item in items:
-                pending.add(self.executor.submit(fn, item))
-                if len(pending) >= 4 * self.count:
-                    break
-            if not pending:
-                return
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def decode_limits(cfg) -> DecodeLimits:
