@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -157,33 +158,24 @@ with httpx.Client(timeout=30) as client:
 """
 
 
-@pytest.mark.slow
-def test_hostile_traffic_keeps_normal_latency(tmp_path):
-    """Normal requests alone, then the same while two attacker processes send every hostile input in a
-    loop (phases alternate, ROUNDS times): p99 latency stays under twice the baseline's and every hostile
-    request gets 413."""
-    image = h.png_bytes(h.sample_images(2)[0][1])
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    for name, data in hostile_inputs().items():
-        (folder / name).write_bytes(data)
-    service_gen = h.demo_service(tmp_path)
-    service = next(service_gen)
+def _measure_under_attack(service_url: str, image: bytes, folder: Path) -> tuple[list, list, list[str]]:
+    """ROUNDS alternating phases: normal requests alone, then while two attacker processes send every
+    hostile input in a loop. Returns (baseline latencies, attacked latencies, the hostile status codes)."""
     attackers = [
         subprocess.Popen(
-            [sys.executable, "-c", ATTACKER, service.url, str(PAUSE_S), str(folder)],
+            [sys.executable, "-c", ATTACKER, service_url, str(PAUSE_S), str(folder)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ,
         )
         for _ in range(2)
     ]
     codes: list[str] = []
+    baseline, loaded = [], []
     try:
         for proc in attackers:
             assert proc.stdout.readline().strip() == "ready"
-        _latencies(service.url, image, 5)  # warm-up
-        baseline, loaded = [], []
+        _latencies(service_url, image, 5)  # warm-up
         for _ in range(ROUNDS):
-            baseline += _latencies(service.url, image, 12)
+            baseline += _latencies(service_url, image, 12)
             stop = threading.Event()
 
             def keep_attacking(proc, stop=stop):
@@ -195,7 +187,7 @@ def test_hostile_traffic_keeps_normal_latency(tmp_path):
             feeders = [threading.Thread(target=keep_attacking, args=(p,)) for p in attackers]
             for thread in feeders:
                 thread.start()
-            loaded += _latencies(service.url, image, 12)
+            loaded += _latencies(service_url, image, 12)
             stop.set()
             for thread in feeders:
                 thread.join(timeout=60)
@@ -203,9 +195,36 @@ def test_hostile_traffic_keeps_normal_latency(tmp_path):
         for proc in attackers:
             proc.kill()
             proc.wait()
+    return baseline, loaded, codes
+
+
+ATTEMPTS = 3  # p99 of 48 requests is close to their maximum: one stray stall of the host can cross 2x.
+
+
+@pytest.mark.slow
+def test_hostile_traffic_keeps_normal_latency(tmp_path):
+    """Normal requests keep their latency while two attacker processes send every hostile input in a loop:
+    p99 under twice the baseline's, and every hostile request gets 413. Before bounded decoding one hostile
+    upload cost seconds of CPU, so every attempt failed by a wide margin; an attempt is repeated (at most
+    ATTEMPTS) only so that a single stall of a shared host does not decide the result."""
+    image = h.png_bytes(h.sample_images(2)[0][1])
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    for name, data in hostile_inputs().items():
+        (folder / name).write_bytes(data)
+    service_gen = h.demo_service(tmp_path)
+    service = next(service_gen)
+    ratios = []
+    try:
+        for _ in range(ATTEMPTS):
+            baseline, loaded, codes = _measure_under_attack(service.url, image, folder)
+            assert len(codes) >= len(hostile_inputs()) and set(codes) == {"413"}, codes
+            ratios.append(p99(loaded) / p99(baseline))
+            print(f"p99 baseline {p99(baseline) * 1000:.0f} ms, under attack {p99(loaded) * 1000:.0f} ms "
+                  f"(medians {statistics.median(baseline) * 1000:.0f} / {statistics.median(loaded) * 1000:.0f} "
+                  f"ms, {len(codes)} hostile requests)")
+            if ratios[-1] < 2:
+                break
+    finally:
         next(service_gen, None)
-    assert len(codes) >= len(hostile_inputs()) and set(codes) == {"413"}, codes
-    print(f"p99 baseline {p99(baseline) * 1000:.0f} ms, under attack {p99(loaded) * 1000:.0f} ms "
-          f"(medians {statistics.median(baseline) * 1000:.0f} / {statistics.median(loaded) * 1000:.0f} ms, "
-          f"{len(codes)} hostile requests)")
-    assert p99(loaded) < 2 * p99(baseline)
+    assert min(ratios) < 2, f"p99 under attack / baseline per attempt: {ratios}"
