@@ -157,8 +157,8 @@ def test_tune_asha_best_config_registry_and_resume(tmp_path, ray_head):
     """4 Optuna trials with ASHA on tiny data: Ctrl-C after the first checkpoint, resume, finish with
     early-stopped trials, MLflow parent/child runs, a registered best model and a usable experiment config."""
     common = ["mode=tune", *SMOKE, "train.epochs=3", "tune.num_samples=4", "tune.max_concurrent=1",
-              "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize", "tune.grace_period=1",
-              "tune.name=t1"]
+              "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize",
+              "tune.grace_period=1", "tune.name=t1"]
     out = open(tmp_path / "first.log", "w")
     first = subprocess.Popen([sys.executable, "-m", "xray_exp.ray_main", *common], cwd=REPO, stdout=out,
                              stderr=subprocess.STDOUT, env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path),
