@@ -33,7 +33,7 @@ HYDRA_FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-c
 
 def positional_to_overrides(args: list[str]) -> list[str]:
     """`A B key=value ...` -> `a=A b=B key=value ...` (Hydra takes key=value only; its flags pass through)."""
-    out, slots = [], ["a", "b"]
+    out, slots = [], [s for s in ("a", "b") if not any(arg.startswith(f"{s}=") for arg in args)]
     for i, arg in enumerate(args):
         flag_value = i > 0 and args[i - 1] in HYDRA_FLAGS_WITH_VALUE
         if "=" not in arg and not arg.startswith("-") and not flag_value and slots:
