@@ -1,0 +1,184 @@
+"""Bootstrap intervals and paired comparison: the resampled metrics equal a full evaluation of the
+materialised resample, DeLong's test equals a clean-room all-pairs implementation (and AUROC
+scikit-learn's), groups are drawn whole, and the verdict line.
+
+    .venv/bin/pytest tests/test_metrics_bootstrap.py -q
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_metrics import random_dataset, rec
+
+from xray_exp.metrics import (
+    HEADLINE_METRICS,
+    bootstrap_ci,
+    evaluate_records,
+    flat_metrics,
+    paired_comparison,
+    verdict_line,
+)
+from xray_exp.metrics.bootstrap import bootstrap_values, draw_weights, resampled_weights
+from xray_exp.metrics.paired import PairedDifference, delong_test
+from xray_exp.metrics.resample import headline_for_weights
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def dataset(seed, n_images=24):
+    preds, gts = random_dataset(seed, n_images=n_images)
+    gts += [rec(f"normal{k}") for k in range(4)]
+    preds.append(rec("normal0", [[0, 0, 50, 50]], [1], [0.4]))
+    return preds, gts
+
+
+def materialise(preds, gts, counts):
+    """The resampled dataset itself: image i repeated counts[i] times under new ids."""
+    by_id = {p["image_id"]: p for p in preds}
+    new_preds, new_gts = [], []
+    for g, k in zip(gts, counts, strict=True):
+        for j in range(int(k)):
+            new_id = f"{g['image_id']}#{j}"
+            new_gts.append({**g, "image_id": new_id})
+            if g["image_id"] in by_id:
+                new_preds.append({**by_id[g["image_id"]], "image_id": new_id})
+    return new_preds, new_gts
+
+
+def assert_same(got: float, expected: float, what):
+    if np.isnan(expected):
+        assert np.isnan(got), what
+    else:
+        assert abs(got - expected) < 1e-12, (what, got, expected)
+
+
+@pytest.mark.parametrize(("map40_method", "no_finding_class"), [("voc2010", None), ("coco101", None),
+                                                                 ("voc2010", 4)])
+def test_resampled_metrics_equal_the_evaluation_of_the_materialised_resample(map40_method, no_finding_class):
+    preds, gts = dataset(1)
+    kwargs = dict(map40_method=map40_method, no_finding_class=no_finding_class, froc_hit="iou")
+    result = evaluate_records(preds, gts, NAMES, **kwargs)
+    flat = flat_metrics(result, "t")
+    ones = headline_for_weights(result.cache, np.ones((1, len(gts))))
+    for name in HEADLINE_METRICS:
+        assert_same(ones[name][0], flat[f"t/{name}"], name)
+    rng = np.random.default_rng(5)
+    weights = rng.multinomial(len(gts), np.full(len(gts), 1 / len(gts)), size=4).astype(float)
+    resampled = headline_for_weights(result.cache, weights)
+    for b, counts in enumerate(weights):
+        expected = flat_metrics(evaluate_records(*materialise(preds, gts, counts), NAMES, **kwargs), "t")
+        for name in HEADLINE_METRICS:
+            assert_same(resampled[name][b], expected[f"t/{name}"], (b, name))
+    assert len({resampled["map40"][b] for b in range(4)}) == 4  # the resamples differ
+
+
+def test_bootstrap_ci_is_the_percentile_interval_of_seeded_resamples():
+    preds, gts = dataset(2)
+    result = evaluate_records(preds, gts, NAMES)
+    values = bootstrap_values(result, n_boot=150, seed=3)
+    draws = np.concatenate(list(resampled_weights(result.cache, 150, 3)))
+    for b in (0, 77, 149):  # spot-check resamples against full evaluations
+        expected = flat_metrics(evaluate_records(*materialise(preds, gts, draws[b]), NAMES), "t")
+        for name in HEADLINE_METRICS:
+            assert_same(values[name][b], expected[f"t/{name}"], (b, name))
+    ci = bootstrap_ci(result, n_boot=150, seed=3, level=0.9)
+    for name in HEADLINE_METRICS:
+        finite = values[name][np.isfinite(values[name])]
+        assert ci[name] == pytest.approx(tuple(np.quantile(finite, [0.05, 0.95])))
+        assert ci[name][0] < ci[name][1], name
+    assert bootstrap_ci(result, n_boot=150, seed=3, level=0.9) == ci
+    assert bootstrap_ci(result, n_boot=150, seed=4, level=0.9) != ci
+    flat = flat_metrics(result, "val", ci=ci)
+    for name in HEADLINE_METRICS:
+        assert (flat[f"val/{name}_ci_low"], flat[f"val/{name}_ci_high"]) == ci[name]
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ci(result, level=95)
+
+
+def test_groups_are_drawn_whole():
+    preds, gts = dataset(3)
+    patients = [f"p{i // 2}" for i in range(len(gts))]  # 2 images per patient
+    result = evaluate_records(preds, gts, NAMES, groups=patients)
+    w = draw_weights(result.cache, 200, np.random.default_rng(0))
+    codes = result.cache.groups
+    for g in np.unique(codes):
+        assert (w[:, codes == g] == w[:, codes == g][:, :1]).all()  # one count per patient
+    assert (w.sum(axis=1) == len(gts)).all()  # patients of equal size: as many images as before
+    by_image = evaluate_records(preds, gts, NAMES)
+    assert bootstrap_ci(result, n_boot=100) != bootstrap_ci(by_image, n_boot=100)
+    mapping = dict(zip((g["image_id"] for g in gts), patients, strict=True))
+    np.testing.assert_array_equal(evaluate_records(preds, gts, NAMES, groups=mapping).cache.groups, codes)
+    with pytest.raises(ValueError, match="groups"):
+        evaluate_records(preds, gts, NAMES, groups=patients[:-1])
+
+
+def delong_all_pairs(scores_a, scores_b, positive):
+    """DeLong et al. (1988) from the pairwise kernel psi (O(m n)), written independently."""
+    from scipy.stats import norm
+
+    def components(s):
+        x, y = s[positive], s[~positive]
+        psi = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+        return psi.mean(), psi.mean(axis=1), psi.mean(axis=0)
+
+    (auc_a, v10_a, v01_a), (auc_b, v10_b, v01_b) = components(scores_a), components(scores_b)
+    m, n = positive.sum(), (~positive).sum()
+    s10 = np.cov(np.stack([v10_a, v10_b]))
+    s01 = np.cov(np.stack([v01_a, v01_b]))
+    cov = s10 / m + s01 / n
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    return auc_a, auc_b, 2 * norm.sf(abs(auc_b - auc_a) / np.sqrt(var))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_delong_agrees_with_all_pairs_delong_and_sklearn(seed):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    positive = rng.random(60) < 0.4
+    scores_a = np.round(rng.random(60) + 0.4 * positive, 1)  # rounded: many ties
+    scores_b = np.round(rng.random(60) + 0.9 * positive, 2)
+    auc_a, auc_b, p, half = delong_test(scores_a, scores_b, positive)
+    ref_a, ref_b, ref_p = delong_all_pairs(scores_a, scores_b, positive)
+    assert (auc_a, auc_b) == pytest.approx((roc_auc_score(positive, scores_a), roc_auc_score(positive, scores_b)))
+    assert (auc_a, auc_b, p) == pytest.approx((ref_a, ref_b, ref_p), rel=1e-10)
+    assert 0 < half < 1
+
+
+def test_paired_comparison_of_a_model_with_itself_finds_nothing():
+    preds, gts = dataset(4)
+    a = evaluate_records(preds, gts, NAMES)
+    b = evaluate_records(preds, gts[::-1], NAMES)  # the same images in another order
+    diffs = paired_comparison(a, b, n_boot=100)
+    assert [d.metric for d in diffs] == list(HEADLINE_METRICS)
+    for d in diffs:
+        assert d.diff == 0 and d.ci_low == d.ci_high == 0 and d.p_value == 1.0, d
+        assert verdict_line(d).startswith(f"no significant difference on {d.metric}: +0.000 [0.000, 0.000], p=1")
+    assert {d.test for d in diffs} == {"paired bootstrap", "DeLong"}
+
+
+def test_paired_comparison_finds_the_better_model():
+    preds, gts = dataset(5, n_images=60)
+    perfect = [rec(g["image_id"], g["boxes"], g["labels"], np.full(len(g["labels"]), 0.9)) for g in gts]
+    a, b = evaluate_records(preds, gts, NAMES), evaluate_records(perfect, gts, NAMES)
+    diffs = {d.metric: d for d in paired_comparison(a, b, n_boot=300, seed=1)}
+    flat_a, flat_b = flat_metrics(a, "t"), flat_metrics(b, "t")
+    for name, d in diffs.items():
+        assert (d.a, d.b, d.diff) == pytest.approx((flat_a[f"t/{name}"], flat_b[f"t/{name}"], d.b - d.a))
+    d = diffs["map40"]
+    assert d.b == 1.0 and d.diff > 0 and 0 < d.ci_low < d.ci_high and d.p_value < 0.01
+    line = verdict_line(d, name_a="base", name_b="perfect")
+    assert re.fullmatch(r"perfect better on map40: \+0\.\d{3} \[0\.\d{3}, 0\.\d{3}\], p=0\.0\d\d", line), line
+    worse = PairedDifference("auroc", 0.9, 0.8, -0.1, -0.15, -0.05, 0.0004, "DeLong")
+    assert verdict_line(worse) == "A better on auroc: -0.100 [-0.150, -0.050], p<0.001"
+
+
+def test_paired_comparison_needs_the_same_images():
+    preds, gts = dataset(6)
+    a = evaluate_records(preds, gts, NAMES)
+    b = evaluate_records(preds, gts[:-1], NAMES)
+    with pytest.raises(ValueError, match="same images.*only in A: \\['normal3'\\]"):
+        paired_comparison(a, b, n_boot=10)
