@@ -151,7 +151,7 @@ def test_evaluate_config_composes_and_model_aliases_to_weights():
 
 
 def test_metrics_and_command_line_import_without_torch():
-    code = ("import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate; "
+    code = ("import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate, xray_exp.compare; "
             "print(sorted({'torch', 'ultralytics', 'sklearn', 'matplotlib'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -261,6 +261,10 @@ def test_evaluate_command_line(tiny, tmp_path):
     assert run.data.params["split"] == "val" and run.data.tags["weights"] == str(weights)
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.md", "report/submission.csv", "report/plots", "report/galleries"} <= logged
+    unsized = run_cli(["xray_exp.evaluate", f"model={weights}", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
+                       "tracking=disabled"], root=tmp_path, timeout=300)  # a .pt saved without train args
+    assert unsized.returncode == 2 and "does not record its training image size" in unsized.stderr
+    assert "imgsz=<size>" in unsized.stderr
     missing = run_cli(["xray_exp.evaluate", f"model={tmp_path / 'nope.pt'}", "dataset=yolo",
                        f"dataset.data_yaml={data_yaml}"], root=tmp_path, timeout=300)
     assert missing.returncode == 2 and "nope.pt" in missing.stderr

@@ -253,18 +253,18 @@ def log_artifacts(tracker, run_dir: Path, info) -> None:
         tracker.log_artifact(report, f"reports/{report.name}")
 
 
-def metric_line(m: dict[str, float], split: str) -> str:
-    """' test  mAP50 0.6410 [0.58, 0.70]  mAP50-95 ...' (95% CIs where computed)."""
-    def shown(name: str, label: str, digits: int = 4) -> str:
+def metric_lines(m: dict[str, float], split: str) -> list[str]:
+    """' test  mAP50 0.6410 [0.580, 0.700]  ...' and the image-level line (95% CIs where computed)."""
+    def shown(name: str, label: str) -> str:
         value = m.get(f"{split}/{name}", float("nan"))
         low, high = m.get(f"{split}/{name}_ci_low"), m.get(f"{split}/{name}_ci_high")
         ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
-        return f"{label} {value:.{digits}f}{ci}"
+        return f"{label} {value:.4f}{ci}"
 
-    return (f" {split:<5} " + "  ".join(shown(n, lbl) for n, lbl in (
-        ("mAP50", "mAP50"), ("mAP50-95", "mAP50-95"), ("map40", "mAP@0.4"), ("froc_mean", "FROC"),
-        ("auroc", "AUROC"))) + "  " + "  ".join(shown(n, lbl, 3) for n, lbl in (
-        ("sensitivity", "sens"), ("specificity", "spec"))))
+    detection = (("mAP50", "mAP50"), ("mAP50-95", "mAP50-95"), ("map40", "mAP@0.4"), ("froc_mean", "FROC"))
+    image = (("auroc", "AUROC"), ("sensitivity", "sens"), ("specificity", "spec"))
+    return [f" {split:<5} " + "  ".join(shown(n, label) for n, label in detection),
+            f" {'':<5} " + "  ".join(shown(n, label) for n, label in image)]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -274,7 +274,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     lines = [
         "", "=" * 72, f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
         f"{summary['epochs_run']} epochs)", "-" * 72,
-        *[metric_line(m, split) for split in ("test", "val") if f"{split}/mAP50" in m],
+        *[line for split in ("test", "val") if f"{split}/mAP50" in m for line in metric_lines(m, split)],
         f" Ultralytics' validator (val, best.pt): mAP50 {m.get('ultralytics/val/mAP50', float('nan')):.4f}   "
         f"mAP50-95 {m.get('ultralytics/val/mAP50-95', float('nan')):.4f}",
         f" objective {summary['objective']['metric']} = {summary['objective']['value']}",

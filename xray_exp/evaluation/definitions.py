@@ -25,9 +25,10 @@ FROC_HIT = {
 def definitions(settings) -> dict[str, str]:
     """Metric name -> one sentence, for the given xray_exp.evaluation.MetricSettings."""
     no_finding = ("" if settings.no_finding_class is None else
-                  f' Class {settings.no_finding_class} ("No finding") is scored as on the VinBigData public '
-                  "leaderboard: every image without a detection gets a whole-image 'No finding' prediction "
-                  "and every normal image a whole-image 'No finding' box.")
+                  f' Class {settings.no_finding_class} ("No finding") joins the mean as the public leaderboard '
+                  "scored it: every normal image holds one whole-image 'No finding' box and every image one "
+                  "'No finding' detection scored 1 - its highest lesion confidence, so its AP ranks normal "
+                  "images first.")
     return {
         "map40": MAP40[settings.map40_method] + no_finding,
         "mAP50": "COCO 101-point interpolated AP at IoU >= 0.5 with COCO matching (up to 100 detections per "
