@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from xray_exp import CONF_DIR
 from xray_exp.errors import DatasetError
 from xray_exp.evaluate import alias_model_override
 from xray_exp.evaluation.dataset import load_split, parse_label_text, read_ground_truth
@@ -136,7 +137,7 @@ def test_evaluate_config_composes_and_model_aliases_to_weights():
 
     overrides = alias_model_override(["model=models:/xray@champion", "split=val", "dataset=yolo",
                                       "dataset.data_yaml=/d/data.yaml"])
-    with initialize_config_dir(config_dir=str(REPO / "conf")):
+    with initialize_config_dir(config_dir=str(CONF_DIR)):
         cfg = compose("evaluate", overrides=overrides)
         plain = compose("evaluate")
     assert cfg.weights == "models:/xray@champion"

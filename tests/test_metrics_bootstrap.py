@@ -22,7 +22,7 @@ from xray_exp.metrics import (
     verdict_line,
 )
 from xray_exp.metrics.bootstrap import bootstrap_values, draw_weights, resampled_weights
-from xray_exp.metrics.paired import PairedDifference, delong_test
+from xray_exp.metrics.paired import PairedDifference, bootstrap_p_value, delong_test
 from xray_exp.metrics.resample import headline_for_weights
 
 NAMES = ["a", "b", "c", "d"]
@@ -176,9 +176,68 @@ def test_paired_comparison_finds_the_better_model():
     assert verdict_line(worse) == "A better on auroc: -0.100 [-0.150, -0.050], p<0.001"
 
 
+def test_bootstrap_p_value_by_hand():
+    # two-sided, (count + 1) / (B + 1): 1 of 4 differences <= 0 -> 2 * 2 / 5
+    assert bootstrap_p_value(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(0.8)
+    assert bootstrap_p_value(np.arange(1.0, 10.0)) == pytest.approx(0.2)  # none of 9 <= 0: 2 * 1 / 10
+    assert bootstrap_p_value(-np.arange(1.0, 10.0)) == pytest.approx(0.2)
+    assert bootstrap_p_value(np.array([np.nan, 0.0, 0.0])) == 1.0  # undefined resamples left out
+
+
 def test_paired_comparison_needs_the_same_images():
     preds, gts = dataset(6)
     a = evaluate_records(preds, gts, NAMES)
     b = evaluate_records(preds, gts[:-1], NAMES)
     with pytest.raises(ValueError, match="same images.*only in A: \\['normal3'\\]"):
         paired_comparison(a, b, n_boot=10)
+
+
+def test_bootstrap_benchmark_runs_and_writes_its_figures(tmp_path, capsys):
+    import json
+
+    from xray_exp.bench import bootstrap as bench
+
+    preds, gts = bench.synthetic_split(n_images=50, n_detections=170, seed=2)
+    assert sum(len(p["labels"]) for p in preds) == 170 and len(gts) == 50
+    assert bench.main(["--images", "120", "--detections", "400", "--n-boot", "40", "--reps", "2", "--paired",
+                       "--out-dir", str(tmp_path)]) == 0
+    assert "bootstrap_ci, 40 resamples (median of 2)" in capsys.readouterr().out
+    (path,) = tmp_path.glob("bootstrap-*.json")
+    results = json.loads(path.read_text())["results"]
+    assert len(results["bootstrap_times_s"]) == 2 and results["paired_s"] > 0
+    assert set(results["ci"]) == set(HEADLINE_METRICS)
+
+
+def test_progress_bars_only_when_asked(capsys):
+    preds, gts = dataset(7)
+    result = evaluate_records(preds, gts, NAMES)
+    bootstrap_ci(result, n_boot=120)
+    paired_comparison(result, result, n_boot=120)
+    assert capsys.readouterr().err == ""
+    bootstrap_ci(result, n_boot=120, progress=True)
+    paired_comparison(result, result, n_boot=120, progress=True)
+    err = capsys.readouterr().err
+    assert "bootstrap: 100%" in err and "120/120" in err and "paired bootstrap: 100%" in err
+
+
+def test_undefined_metrics_give_undefined_intervals():
+    # only normal images: no lesion, so every detection metric and AUROC are undefined, specificity is not
+    gts = [rec(f"n{k}") for k in range(6)]
+    preds = [rec("n0", [[0, 0, 5, 5]], [0], [0.9]), rec("n1", [[0, 0, 5, 5]], [0], [0.1])]
+    result = evaluate_records(preds, gts, NAMES)
+    ci = bootstrap_ci(result, n_boot=50)
+    for name in ("map40", "mAP50", "mAP50-95", "froc_mean", "auroc", "sensitivity"):
+        assert np.isnan(ci[name]).all(), name
+    assert 0 <= ci["specificity"][0] < ci["specificity"][1] <= 1
+    diffs = {d.metric: d for d in paired_comparison(result, result, n_boot=20)}
+    assert diffs["auroc"].test == "paired bootstrap"
+    assert verdict_line(diffs["auroc"]) == "no comparison on auroc: undefined on these images"
+    # one normal image: AUROC is defined, DeLong's variance is not -> paired bootstrap
+    preds, gts = dataset(8)
+    one_normal = [g for g in gts if len(g["labels"]) or g["image_id"] == "normal0"]
+    kept = {g["image_id"] for g in one_normal}
+    result = evaluate_records([p for p in preds if p["image_id"] in kept], one_normal, NAMES)
+    auroc = next(d for d in paired_comparison(result, result, n_boot=20) if d.metric == "auroc")
+    assert np.isfinite(auroc.a) and auroc.test == "paired bootstrap"
+    with pytest.raises(ValueError, match="without images"):
+        bootstrap_ci(evaluate_records([], [], NAMES))

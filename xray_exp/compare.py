@@ -119,7 +119,7 @@ def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
         print(f"MLflow run {tracker.run_id} ({cfg.comparison_experiment}) at {cfg.tracking.tracking_uri}")
 
 
-@hydra.main(config_path="../conf", config_name="compare")
+@hydra.main(config_path="conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
     mode = HydraConfig.get().mode
     try:

@@ -9,7 +9,8 @@ This is the one evaluator of the project: `python -m xray_exp.evaluate`, post-tr
 and `python -m xray_exp.compare` all score through `score_predictions`. Metric names: see
 xray_exp.metrics.summary (`{split}/map40`, `{split}/mAP50`, `{split}/mAP50-95`, `{split}/froc_mean`,
 `{split}/froc_fp0.125` ... `{split}/froc_fp8`, `{split}/auroc`, `{split}/sensitivity`, `{split}/specificity`,
-`{split}/ap40/<class>`, ... and `<name>_ci_low` / `<name>_ci_high` for the headline metrics).
+`{split}/ap40/<class>`, ... and `<name>_ci_low` / `<name>_ci_high` for the headline metrics; definitions:
+docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The VinBigData "No finding" class (class 14), scored as the competition's public leaderboard did.
 
-In the competition every normal image's ground truth was one "No finding" box `14 1 0 0 1 1` (the
-box [0, 0, 1, 1]), and submissions added one such box per image with a "No finding" confidence
-(most entrants appended `14 p 0 0 1 1`, with p the normal probability of an image classifier, or
-1 - the highest lesion confidence). Each image then holds exactly one "No finding" detection and at
-most one "No finding" box, with IoU 1: a detection is a hit exactly when its image is normal. Its AP
-is an image-level ranking AP (normal images first), averaged into mAP@0.4 as the 15th class.
+In the competition every normal image's ground truth was one "No finding" box (class 14, the box
+[0, 0, 1, 1]); the task description asks for `14 1 0 0 1 1` on images without findings, and most
+entrants appended `14 p 0 0 1 1` to every image, with p the normal probability of an image
+classifier (the "2 class filter") or 1 - the highest lesion confidence. Each image then holds
+exactly one "No finding" detection and at most one "No finding" box, with IoU 1: a detection is a
+hit exactly when its image is normal. Its AP is an image-level ranking AP (normal images first),
+averaged into mAP@0.4 as the 15th class.
 
 Here the "No finding" score of an image is the prediction record's `no_finding_score` when given,
 else 1 - its highest detection confidence (1 without detections).

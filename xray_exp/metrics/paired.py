@@ -97,7 +97,8 @@ def aligned(cache_a: MatchCache, cache_b: MatchCache) -> np.ndarray:
 def paired_comparison(result_a, result_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
                       progress: bool = False) -> list[PairedDifference]:
     """One PairedDifference per headline metric (HEADLINE_METRICS order); diff = B - A. Resampling
-    follows A's groups when A knows them."""
+    follows A's groups when A knows them. AUROC falls back to the paired bootstrap with fewer than
+    2 normal or 2 abnormal images (DeLong's variance needs both)."""
     cache_a, cache_b = check_cache(result_a), check_cache(result_b)
     order = aligned(cache_a, cache_b)
     to_b = np.empty_like(order)
@@ -112,7 +113,8 @@ def paired_comparison(result_a, result_b, n_boot: int = 1000, seed: int = 0, lev
     out = []
     for name in HEADLINE_METRICS:
         a, b = float(point_a[name][0]), float(point_b[name][0])
-        if name == "auroc" and np.isfinite(a) and np.isfinite(b):
+        n_abnormal = int(cache_a.abnormal.sum())
+        if name == "auroc" and min(n_abnormal, cache_a.n_images - n_abnormal) >= 2:
             _, _, p, half = delong_test(cache_a.image_score, cache_b.image_score[order], cache_a.abnormal, level)
             out.append(PairedDifference(name, a, b, b - a, b - a - half, b - a + half, p, "DeLong"))
             continue
@@ -131,6 +133,8 @@ def format_p(p: float) -> str:
 def verdict_line(diff: PairedDifference, name_a: str = "A", name_b: str = "B", alpha: float = 0.05) -> str:
     """"B better on map40: +0.031 [0.012, 0.050], p=0.002", or "no significant difference on ..."
     when p >= alpha (all headline metrics: higher is better)."""
+    if not np.isfinite(diff.diff):
+        return f"no comparison on {diff.metric}: undefined on these images"
     figures = f"{diff.diff:+.3f} [{diff.ci_low:.3f}, {diff.ci_high:.3f}], {format_p(diff.p_value)}"
     if np.isfinite(diff.p_value) and diff.p_value < alpha and diff.diff != 0:
         winner = name_b if diff.diff > 0 else name_a

@@ -85,9 +85,10 @@ def weighted_rate(hit: np.ndarray, among: np.ndarray, weights: np.ndarray) -> np
                      where=denominator > 0)
 
 
-def class_ap(matches: ClassMatches, t: int, gt_per_image: np.ndarray, weights: np.ndarray,
+def class_ap(matches: ClassMatches, rows, gt_per_image: np.ndarray, weights: np.ndarray,
              interpolation: str) -> np.ndarray:
-    return weighted_average_precision(matches.tp[t], matches.image_index, gt_per_image, weights, interpolation)
+    """(B,) AP at matching row `rows` (an int), or (B, T) at several rows (a list)."""
+    return weighted_average_precision(matches.tp[rows], matches.image_index, gt_per_image, weights, interpolation)
 
 
 def headline_for_weights(cache: MatchCache, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -100,8 +101,8 @@ def headline_for_weights(cache: MatchCache, weights: np.ndarray) -> dict[str, np
     if cache.no_finding is not None:
         ap40.append(weighted_no_finding_ap(*cache.no_finding, weights, interpolation))
     columns = [threshold_index(cache.thresholds, t) for t in COCO_IOU_THRESHOLDS]
-    coco = np.stack([np.stack([class_ap(m, t, cache.gt_per_image[c], weights, "coco101") for t in columns], axis=1)
-                     for c, m in enumerate(cache.coco)], axis=1) if cache.coco else np.zeros((len(weights), 0, 10))
+    coco = np.stack([class_ap(m, columns, cache.gt_per_image[c], weights, "coco101") for c, m in enumerate(cache.coco)],
+                    axis=1) if cache.coco else np.zeros((len(weights), 0, len(columns)))
     froc_at_rates = weighted_froc(cache.froc, weights, cache.fp_rates)[0]
     positive = cache.image_score >= cache.decision_conf
     return {
