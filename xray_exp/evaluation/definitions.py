@@ -27,8 +27,8 @@ def definitions(settings) -> dict[str, str]:
     no_finding = ("" if settings.no_finding_class is None else
                   f' Class {settings.no_finding_class} ("No finding") joins the mean as the public leaderboard '
                   "scored it: every normal image holds one whole-image 'No finding' box and every image one "
-                  "'No finding' detection scored 1 - its highest lesion confidence, so its AP ranks normal "
-                  "images first.")
+                  "'No finding' detection scored by its no_finding_score, else 1 - its highest lesion "
+                  "confidence, so its AP ranks normal images first.")
     return {
         "map40": MAP40[settings.map40_method] + no_finding,
         "mAP50": "COCO 101-point interpolated AP at IoU >= 0.5 with COCO matching (up to 100 detections per "
