@@ -233,9 +233,6 @@ def test_evaluate_split_with_flip_tta_writes_metrics_and_report(tiny, tmp_path):
     check_report(out, metrics)
     report = (out / "report.md").read_text()
     assert "PASCAL VOC 2010 all-point" in report and "bootstrap" in report  # the definitions used
-    again = evaluate_split(str(weights), data_yaml, "test", imgsz=128, conf=0.001, iou=0.7, tta=True,
-                           device="cpu", metrics=settings)
-    assert again == metrics  # seeded bootstrap: the same intervals every time
     # a random model's detections are false positives: the gallery shows the most confident ones
     assert (out / "galleries" / "false_positives.png").is_file()
     assert (out / "galleries" / "false_negatives.png").is_file()
