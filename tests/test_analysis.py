@@ -78,7 +78,8 @@ def store(tmp_path_factory):
             "objective.direction": "maximize"}
     curve = {"train/box_loss": [3.0, 2.5, 2.0], "ultralytics/val/mAP50-95": [0.1, 0.2, 0.3]}
     ids["n_low"] = _run(client, train, "n-low", {**base, "model.name": "yolo12n", "train.lr0": "0.01"},
-                        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.31}, {"model": "yolo12n", "mode": "train"},
+                        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.33, "ultralytics/val/mAP50-95": 0.31},
+                        {"model": "yolo12n", "mode": "train"},
                         curves=curve)
     ids["n_high"] = _run(client, train, "n-high", {**base, "model.name": "yolo12n", "train.lr0": "0.001"},
                          {"test/mAP50-95": 0.40}, {"model": "yolo12n", "mode": "train"},
