@@ -123,6 +123,19 @@ def test_load_split_reads_folders_and_txt_lists(tmp_path, as_list):
         load_split(tmp_path / "data.yaml", "extra")
 
 
+def test_patient_groups_from_the_prepare_manifest(tmp_path):
+    from xray_exp.evaluation.dataset import patient_groups
+
+    data_yaml = write_tiny_dataset(tmp_path / "data")
+    ids = sorted(TINY_SPLIT)
+    assert patient_groups(data_yaml, ids) is None  # no manifest.csv: the bootstrap resamples images
+    rows = [f"{i},patient-{i[1]},test,,0,nih" for i in ids]  # p0/n0 share patient-0, p1/n1 patient-1
+    (data_yaml.parent / "manifest.csv").write_text("image_id,patient_id,split,classes,boxes,source\n"
+                                                   + "\n".join(rows) + "\n")
+    assert patient_groups(data_yaml, ["p0", "n0", "p1", "n1"]) == ["patient-0", "patient-0", "patient-1", "patient-1"]
+    assert patient_groups(data_yaml, ["p0", "unknown"]) is None  # not every image listed: by image
+
+
 def test_prediction_string_and_submission(tmp_path):
     # sorted by score; scores to 4 decimals, pixels to 1, trailing zeros dropped
     s = prediction_string([[10, 20, 30.25, 40], [1.04, 2, 3, 4]], [0.5, 0.91234], [3, 0])
