@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 from test_metrics import random_dataset, rec
+from test_metrics_voc import voc_dataset
 
 from xray_exp.metrics import (
     HEADLINE_METRICS,
@@ -25,7 +26,7 @@ from xray_exp.metrics.bootstrap import bootstrap_values, draw_weights, resampled
 from xray_exp.metrics.paired import PairedDifference, bootstrap_p_value, delong_test
 from xray_exp.metrics.resample import headline_for_weights
 
-NAMES = ["a", "b", "c", "d"]
+NAMES = ["a", "b", "c", "d", "e"]  # "e" never has ground truth
 
 
 def dataset(seed, n_images=24):
@@ -55,11 +56,13 @@ def assert_same(got: float, expected: float, what):
         assert abs(got - expected) < 1e-12, (what, got, expected)
 
 
-@pytest.mark.parametrize(("map40_method", "no_finding_class"), [("voc2010", None), ("coco101", None),
-                                                                 ("voc2010", 4)])
-def test_resampled_metrics_equal_the_evaluation_of_the_materialised_resample(map40_method, no_finding_class):
-    preds, gts = dataset(1)
-    kwargs = dict(map40_method=map40_method, no_finding_class=no_finding_class, froc_hit="iou")
+@pytest.mark.parametrize(("map40_method", "no_finding_class", "froc_hit", "dense"),
+                         [("voc2010", None, "iou", False), ("coco101", None, "iou", False),
+                          ("voc2010", 4, "center", False), ("voc2010", 5, "center", True)])
+def test_resampled_metrics_equal_the_evaluation_of_the_materialised_resample(map40_method, no_finding_class,
+                                                                             froc_hit, dense):
+    preds, gts = voc_dataset(101, n_images=28, dense=True) if dense else dataset(1)
+    kwargs = dict(map40_method=map40_method, no_finding_class=no_finding_class, froc_hit=froc_hit)
     result = evaluate_records(preds, gts, NAMES, **kwargs)
     flat = flat_metrics(result, "t")
     ones = headline_for_weights(result.cache, np.ones((1, len(gts))))
