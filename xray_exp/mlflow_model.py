@@ -1,9 +1,9 @@
 """Log the trained detector as an MLflow model that answers: images in, findings out.
 
 The model folder holds `artifacts/model.onnx` (serving) and `artifacts/best.pt` (fine-tuning), the
-pyfunc (xray_exp/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp:
-imaging.py, detector.py), a signature (images as binary: paths, bytes or base64; params conf, iou,
-max_det), an input example (a radiograph of the training data) and metadata with the class names.
+pyfunc (xray_exp/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp: imaging.py,
+dicom_reader.py, dicom_parse.py, detector.py), a signature (images as binary: paths, bytes or base64; params
+conf, iou, max_det), an input example (a radiograph of the training data) and metadata with the class names.
 
     uri = log_onnx_model(tracking_uri, run_id, {"onnx": ..., "pt": ..., "names": {...}, "imgsz": 320,
                                                 "example": "val/image.png"})
@@ -21,7 +21,7 @@ import numpy as np
 
 PACKAGE = Path(__file__).resolve().parent
 PYFUNC_CODE = PACKAGE / "onnx_pyfunc.py"
-SHARED_CODE = ("__init__.py", "imaging.py", "detector.py")  # what the pyfunc imports from xray_exp
+SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py")  # the pyfunc imports
 REQUIREMENTS = ("mlflow", "onnxruntime", "numpy", "pandas", "opencv-python-headless", "opencv-python", "pydicom")
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import random
@@ -16,6 +17,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits
 from xray_exp.prepare.config import FusionMethod, PrepareConfig
 from xray_exp.prepare.convert import (
     DICOM_SUFFIXES,
@@ -65,13 +67,18 @@ def check_settings(cfg: PrepareConfig) -> None:
         raise PrepareError("invalid settings: " + "; ".join(problems))
 
 
-def attach_patients(records: list[ImageRecord], workers: Workers, issues: IssueLog) -> list[ImageRecord]:
+def decode_limits(cfg) -> DecodeLimits:
+    return DecodeLimits(cfg.max_pixel_bytes, cfg.max_decompressed_bytes)
+
+
+def attach_patients(
+    records: list[ImageRecord], workers: Workers, issues: IssueLog, limits: DecodeLimits = DEFAULT_LIMITS
+) -> list[ImageRecord]:
     """Patient ids: the CSV's, else the DICOM header's PatientID, else the image id. A DICOM whose header
     cannot be read is a corrupt image (dropped)."""
     need = [r for r in records if r.patient_id is None and r.path.lower().endswith(DICOM_SUFFIXES)]
-    found = dict(
-        zip((r.image_id for r in need), workers.map(read_patient_id, [r.path for r in need]), strict=True)
-    )
+    reader = functools.partial(read_patient_id, limits=limits)
+    found = dict(zip((r.image_id for r in need), workers.map(reader, [r.path for r in need]), strict=True))
     out = []
     for record in records:
         patient, error = found.get(record.image_id, (None, None))
@@ -184,7 +191,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         import ensemble_boxes  # noqa: F401  imported once here, inherited by forked workers
 
     with Workers(workers) as pool:
-        records = attach_patients(records, pool, issues)
+        records = attach_patients(records, pool, issues, decode_limits(cfg))
         if not records:
             raise PrepareError(
                 f"no usable images in {source} (dataset={cfg.dataset.name}); see the issues above"
@@ -220,6 +227,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
                 cfg.fusion.iou_thr,
                 cfg.fusion.skip_box_thr,
                 cfg.png_compression,
+                decode_limits(cfg),
             )
             for r in todo
         ]
