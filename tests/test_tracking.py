@@ -61,10 +61,12 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
     assert len(tags["git.commit"]) in (7, 40) or tags["git.commit"] == "unknown"
     assert "train.epochs=2" in tags["hydra.overrides"] and tags["version.ultralytics"] == "8.4.190"
     assert tags["host"] and len(tags["dataset.fingerprint"]) == 64
-    for name in ("train/box_loss", "val/mAP75", "lr/pg0"):  # per epoch
+    for name in ("train/box_loss", "ultralytics/val/mAP75", "lr/pg0"):  # per epoch
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2], name
-    for name in ("val/mAP50", "val/mAP50-95", "val/precision", "val/recall"):  # per epoch + best.pt at step 3
+    for name in ("ultralytics/val/mAP50", "ultralytics/val/mAP50-95"):  # per epoch + best.pt at step 3
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2, 3], name
+    for name in ("val/mAP50", "val/mAP50-95"):  # xray_exp's evaluator on best.pt, after training
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [3], name
     for name in ("test/mAP50", "test/mAP50-95", "onnx/max_abs_diff_box_px"):
         assert name in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
