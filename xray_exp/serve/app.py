@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+import os
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -24,9 +25,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from xray_exp.serve.annotate import annotate, encode_png
-from xray_exp.serve.jobs import MODEL_NAME_PATTERN, Job, JobBusy, JobManager
+from xray_exp.serve.jobs import Job, JobManager, QueueFull
 from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
+from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.schemas import (
     Health,
@@ -113,6 +115,18 @@ def base_alias() -> str:
     return BASE_ALIAS
 
 
+def make_job_manager(settings: ServeSettings, on_success) -> JobManager:
+    """Jobs run as Ray Jobs when settings.ray_address is set, else as local subprocesses."""
+    from xray_exp.serve.job_runners import LocalRunner, RayJobRunner, preset_resources
+
+    runner = (RayJobRunner(settings.ray_address, timeout_s=settings.job_timeout_s) if settings.ray_address
+              else LocalRunner(settings.job_timeout_s))
+    root = Path(os.environ.get("XRAY_EXP_ROOT") or Path.cwd())
+    return JobManager(settings.job_command, settings.job_dir, on_success=on_success,
+                      max_queue=settings.job_queue_depth, runner=runner, output_root=root,
+                      resources=preset_resources)
+
+
 def summarize(detections: list[Detection]) -> str:
     if not detections:
         return "No findings"
@@ -137,7 +151,7 @@ def create_app(
         if is_registry_uri(settings.model):  # a finished training may have registered a new version
             holder.load()
 
-    jobs = JobManager(settings.job_command, settings.job_dir, settings.job_timeout_s, on_success=after_job)
+    jobs = make_job_manager(settings, after_job)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -162,7 +176,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -260,6 +274,7 @@ def create_app(
             "model": {"name": current[1].name, "version": current[1].version} if current else None,
             "detail": holder.detail,
             "job_running": jobs.running() is not None,
+            "jobs_queued": jobs.queued(),
         }
 
     @app.get("/config")
@@ -308,24 +323,22 @@ def create_app(
         return "train", f"no registered model {model}: training from scratch"
 
     def submit(body: TriggerRequest, force_finetune: bool) -> JSONResponse:
-        running = jobs.running()
-        if running is not None:
-            raise HTTPException(409, {"message": "a training job is already running", "job_id": running.id})
         model = body.model or settings.model_name
         mode, reason = ("finetune", "fine-tuning requested") if force_finetune else decide_mode(model)
         service_overrides, env = [], {}
         if settings.tracking_uri:  # the job uses the registry this service reads (the URI travels in the env)
             env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-            if not any(o.startswith("tracking.tracking_uri=") for o in body.overrides):
-                service_overrides.append("tracking.tracking_uri=${oc.env:MLFLOW_TRACKING_URI}")
+            service_overrides.append("tracking.tracking_uri=${oc.env:MLFLOW_TRACKING_URI}")
         try:
             job = jobs.submit(mode, model, body.overrides, reason, service_overrides, env)
-        except JobBusy as exc:
-            detail = {"message": "a training job is already running", "job_id": exc.job.id}
-            raise HTTPException(409, detail) from exc
+        except QueueFull as exc:
+            detail = {"message": str(exc), "queue_length": exc.queued, "running_job_id": exc.running}
+            raise HTTPException(429, detail) from exc
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         return JSONResponse(job.public(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
-    trigger_responses = {202: {"model": JobInfo, "description": "job started"}, **errors(401, 403, 409, 503)}
+    trigger_responses = {202: {"model": JobInfo, "description": "job started"}, **errors(401, 403, 422, 429, 503)}
 
     @app.post(
         "/trigger-training",
@@ -335,8 +348,8 @@ def create_app(
         dependencies=[Depends(require_token)],
     )
     def trigger_training(body: TriggerRequest | None = None):
-        """Train in the background: fine-tune when the model is registered, else from scratch. One job at a
-        time: 409 while one runs."""
+        """Train in the background: fine-tune when the model is registered, else from scratch. One job runs
+        at a time; later ones wait in a queue (429 when it is full)."""
         return submit(body or TriggerRequest(), force_finetune=False)
 
     @app.post(
@@ -347,7 +360,7 @@ def create_app(
         dependencies=[Depends(require_token)],
     )
     def trigger_finetune(body: TriggerRequest | None = None):
-        """Fine-tune the registered model in the background (409 while another job runs)."""
+        """Fine-tune the registered model in the background (queued while another job runs)."""
         return submit(body or TriggerRequest(), force_finetune=True)
 
     @app.get("/jobs", response_model=list[JobInfo])
@@ -358,6 +371,19 @@ def create_app(
     @app.get("/jobs/{job_id}", response_model=JobInfo, responses={404: {"description": "unknown job"}})
     def get_job(job_id: JobId):
         job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return job.public()
+
+    @app.delete(
+        "/jobs/{job_id}",
+        response_model=JobInfo,
+        responses={404: {"description": "unknown job"}, **errors(401, 403)},
+        dependencies=[Depends(require_token)],
+    )
+    def cancel_job(job_id: JobId):
+        """Cancel a queued job, or stop a running one (status `cancelled` once it has ended)."""
+        job = jobs.cancel(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return job.public()

@@ -40,6 +40,8 @@ class ServeSettings:
     job_command: list[str] = field(default_factory=default_job_command)
     job_dir: str = "outputs/serve-jobs"  # job logs
     job_timeout_s: float = 24 * 3600
+    job_queue_depth: int = 4  # triggers while a job runs wait in a queue this long; then 429
+    ray_address: str | None = None  # Ray dashboard/jobs address (http://head:8265): jobs run as Ray Jobs
     cors_origins: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -55,6 +57,8 @@ class ServeSettings:
             values[f.name] = _parse(f.name, raw)
         if "tracking_uri" not in values and env.get("MLFLOW_TRACKING_URI"):
             values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+        if "ray_address" not in values and env.get("RAY_ADDRESS"):
+            values["ray_address"] = env["RAY_ADDRESS"]
         settings = cls(**values)
         settings.validate()
         return settings
@@ -66,6 +70,8 @@ class ServeSettings:
             raise ValueError("XRAY_SERVE_MAX_UPLOAD_BYTES, _MAX_PIXELS and _MAX_DET must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
+        if self.job_queue_depth < 0:
+            raise ValueError("XRAY_SERVE_JOB_QUEUE_DEPTH must be >= 0")
         if not self.job_command:
             raise ValueError("XRAY_SERVE_JOB_COMMAND is empty")
 
@@ -85,12 +91,15 @@ class ServeSettings:
             "limits": {"max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels},
             "store_uploads": bool(self.upload_dir),
             "triggers_enabled": self.triggers_enabled,
+            "job_runner": "ray" if self.ray_address else "local",
+            "job_queue_depth": self.job_queue_depth,
             "cors_origins": list(self.cors_origins),
         }
 
 
 def _parse(name: str, raw: str):
-    if name in ("threads", "max_det", "max_upload_bytes", "max_pixels", "annotate_max_side", "port"):
+    if name in ("threads", "max_det", "max_upload_bytes", "max_pixels", "annotate_max_side", "port",
+                "job_queue_depth"):
         return int(float(raw))
     if name in ("conf", "iou", "job_timeout_s"):
         return float(raw)
