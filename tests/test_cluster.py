@@ -130,3 +130,25 @@ def test_train_survives_a_lost_host(cluster, tmp_path):
     steps = [m.step for m in client.get_metric_history(summary["mlflow_run_id"], "train/box_loss")]
     assert sorted(set(steps)) == list(range(1, epochs + 1))
     assert client.get_model_version_by_alias("yolo12n", "development").run_id == summary["mlflow_run_id"]
+
+
+def test_ray_launcher_sweep_runs_jobs_on_both_workers(cluster, tmp_path):
+    """`--multirun hydra/launcher=ray` against the cluster: each job's Ray task is seen running inside each
+    worker host's namespace; one MLflow parent with a child per job."""
+    log = tmp_path / "sweep.log"
+    proc = cluster.driver(["xray_exp.train", "--multirun", "hydra/launcher=ray", *SMOKE, "hardware.num_cpus=1",
+                           "post.onnx=false", "train.lr0=0.01,0.02"], tmp_path, log)
+    seen: set[str] = set()
+    while proc.poll() is None:  # both jobs run at once, one per worker host
+        seen |= {node for node in cluster.workers if any("_run_job" in c for c in cluster.processes(node))}
+        time.sleep(0.1)
+    finish(proc, log, timeout=10)
+    assert seen == set(cluster.workers), (seen, log.read_text(errors="replace")[-3000:])
+
+    client = mlflow_client(tmp_path)
+    experiment_id = client.get_experiment_by_name("YOLO12-Training").experiment_id
+    (parent,) = client.search_runs([experiment_id], filter_string="tags.`sweep.role` = 'parent'")
+    assert parent.data.tags["sweep.launcher"] == "ray" and parent.info.status == "FINISHED"
+    kids = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(k.data.params["train.lr0"] for k in kids) == ["0.01", "0.02"], [k.data.params for k in kids]
+    assert all(k.info.status == "FINISHED" for k in kids)
