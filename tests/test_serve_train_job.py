@@ -28,7 +28,7 @@ train = pytest.importorskip("xray_exp.train", reason="xray_exp.train (the traini
 
 def wait_job(client, job_id: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
-    while (job := client.get(f"/jobs/{job_id}").json())["status"] == "running":
+    while (job := client.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, f"job {job_id} still running after {timeout} s"
         time.sleep(1)
     return job
