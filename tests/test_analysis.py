@@ -40,7 +40,7 @@ def test_project_root_env_then_conf_folder_upwards(tmp_path, monkeypatch):
     assert project_root(REPO / "notebooks") == tmp_path.resolve()
     monkeypatch.delenv("XRAY_EXP_ROOT")
     assert project_root(REPO / "notebooks") == REPO
-    assert project_root(tmp_path) == tmp_path.resolve()  # no conf/train.yaml above: the start folder
+    assert project_root(tmp_path) == tmp_path.resolve()  # no outputs/ or xray_exp/conf above: the start folder
 
 
 # ---- runs -----------------------------------------------------------------------------------------

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
+from xray_exp import CONF_DIR
 from xray_exp.config import register_configs
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 GROUPS = ("model", "dataset", "augmentation", "hardware", "tracking", "experiment", "debug")
 
 register_configs()

@@ -1,5 +1,7 @@
-"""Clinical detection metrics: AP cross-checked against torchmetrics (pycocotools backend), FROC,
-image-level, confusion and failure lists on small hand-computed cases.
+"""Clinical detection metrics: COCO AP cross-checked against torchmetrics (pycocotools backend);
+image-level, confusion and failure lists on small hand-computed cases. VOC 2010 mAP@0.4:
+test_metrics_voc.py; FROC: test_metrics_froc.py; bootstrap and paired comparison:
+test_metrics_bootstrap.py.
 
     .venv/bin/pytest tests/test_metrics.py -q
 """
@@ -19,7 +21,6 @@ from xray_exp.metrics import (
     detection_metrics,
     evaluate_records,
     flat_metrics,
-    froc,
     greedy_match,
     image_level_metrics,
     metric_key,
@@ -98,11 +99,13 @@ def test_box_iou_by_hand():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
-def test_map40_and_per_class_ap_agree_with_torchmetrics(seed):
+def test_coco101_map40_and_per_class_ap_agree_with_torchmetrics(seed):
     preds, gts = random_dataset(seed)
-    ours = detection_metrics(preds, gts, num_classes=4, match_iou=0.4)
+    ours = detection_metrics(preds, gts, num_classes=4, match_iou=0.4, map40_method="coco101")
     ref_map, ref_per_class = torchmetrics_map(preds, gts, [0.4])
     assert abs(ours.map_at(0.4) - ref_map) < TOL
+    assert abs(ours.map40 - ref_map) < TOL
+    np.testing.assert_array_equal(ours.ap40, ours.ap_at(0.4))
     ap40 = ours.ap_at(0.4)
     for c in range(4):
         if ours.instances[c] == 0:  # no ground truth: undefined here, -1 in pycocotools
@@ -149,41 +152,6 @@ def test_greedy_match_prefers_highest_iou_and_counts_each_lesion_once():
     np.testing.assert_array_equal(greedy_match(ious, [0.4, 0.85]), [[1, -1], [-1, 1]])
 
 
-# FROC example: 3 images, 3 lesions (class 0), 7 detections.
-#   A: lesions L1 [0,0,10,10], L2 [20,20,30,30];  B: lesion L3 [0,0,10,10];  C: normal.
-#   by score: .9 A on L1 -> hit; .8 A on L1 again -> FP (lesion already counted);
-#   .7 B far away -> FP; .6 C -> FP; .5 B on L3 but class 1 -> FP (wrong class);
-#   .4 A [21,21,31,31] on L2: IoU 81/119 = .68 -> hit; .3 B [5,0,15,10] on L3: IoU 50/150 = .33 -> FP at .4.
-FROC_GTS = [rec("A", [[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0]), rec("B", [[0, 0, 10, 10]], [0]), rec("C")]
-FROC_PREDS = [
-    rec("A", [[0, 0, 10, 10], [0, 0, 10, 10], [21, 21, 31, 31]], [0, 0, 0], [0.9, 0.8, 0.4]),
-    rec("B", [[50, 50, 60, 60], [0, 0, 10, 10], [5, 0, 15, 10]], [0, 1, 0], [0.7, 0.5, 0.3]),
-    rec("C", [[0, 0, 10, 10]], [0], [0.6]),
-]
-
-
-def test_froc_by_hand():
-    r = froc(FROC_PREDS, FROC_GTS, iou_threshold=0.4)
-    # (hits, FPs) after each score: .9 (1,0) .8 (1,1) .7 (1,2) .6 (1,3) .5 (1,4) .4 (2,4) .3 (2,5);
-    # FP/image = FPs / 3 images, sensitivity = hits / 3 lesions.
-    np.testing.assert_allclose(r.fppi, np.array([0, 0, 1, 2, 3, 4, 4, 5]) / 3)
-    np.testing.assert_allclose(r.curve_sensitivity, np.array([0, 1, 1, 1, 1, 1, 2, 2]) / 3)
-    # up to 1 FP/image only the first hit is reached (1/3); the second one costs 4/3 FP/image (2/3)
-    np.testing.assert_allclose(r.sensitivity, [1 / 3] * 4 + [2 / 3] * 3)
-    assert r.mean == pytest.approx((4 / 3 + 3 * 2 / 3) / 7)
-    # at IoU 0.3 the .3 detection on L3 (IoU .33) is a hit too: 3/3 from 4/3 FP/image on
-    loose = froc(FROC_PREDS, FROC_GTS, iou_threshold=0.3)
-    np.testing.assert_allclose(loose.sensitivity, [1 / 3] * 4 + [1.0] * 3)
-
-
-def test_froc_tied_scores_enter_together():
-    # a hit and a false positive with the same score: there is no threshold that keeps only the hit,
-    # so at 0 FP/image... the sensitivity is 0, and 1 from 1 FP/image (1 FP on 1 image).
-    preds = [rec("A", [[0, 0, 10, 10], [50, 50, 60, 60]], [0, 0], [0.5, 0.5])]
-    r = froc(preds, [rec("A", [[0, 0, 10, 10]], [0])], fp_rates=[0.5, 1.0])
-    np.testing.assert_allclose(r.sensitivity, [0.0, 1.0])
-
-
 def test_image_level_by_hand():
     # abnormal: a1 (max of .9/.1 = .9), a2 (.2); normal: n1 (.3), n2 (.1), n3 (no detections = 0)
     gts = [rec("a1", [[0, 0, 5, 5]], [0]), rec("a2", [[0, 0, 5, 5]], [1]), rec("n1"), rec("n2"), rec("n3")]
@@ -195,7 +163,6 @@ def test_image_level_by_hand():
     assert r.auroc == pytest.approx(5 / 6)
     assert r.sensitivity == pytest.approx(1 / 2)  # .9 >= .25, .2 < .25
     assert r.specificity == pytest.approx(2 / 3)  # .1 and 0 stay below .25, .3 does not
-    assert r.no_findings_rate == pytest.approx(2 / 3)  # n2, n3 reported "No findings"
     np.testing.assert_array_equal(r.reported_no_findings, [False, True, False, True, True])
     assert (r.n_normal, r.n_abnormal) == (3, 2)
     assert np.isnan(image_level_metrics(preds[:2], gts[:2]).auroc)  # no normal image: undefined
@@ -235,7 +202,7 @@ def test_flat_metrics_names_are_mlflow_safe_and_complete():
     flat = flat_metrics(evaluate_records(preds, gts, names), prefix="test")
     expected = {"map40", "mAP50", "mAP50-95", "lesion_precision", "lesion_recall", "froc_mean", "froc_fp0.125",
                 "froc_fp0.25", "froc_fp0.5", "froc_fp1", "froc_fp2", "froc_fp4", "froc_fp8", "auroc",
-                "sensitivity", "specificity", "no_findings_rate", "images", "normal_images", "instances",
+                "sensitivity", "specificity", "images", "normal_images", "instances",
                 "ap40/nodule", "ap40/pleural effusion__L_", "ap40/_"}
     assert set(flat) == {f"test/{k}" for k in expected}  # 'unused' has no ground truth: no AP key
     for key, value in flat.items():

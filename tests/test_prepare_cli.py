@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from xray_exp import CONF_DIR
 from xray_exp.prepare.synthetic import make_vindr_source
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def test_cli_writes_to_the_default_location_the_train_config_reads(tmp_path):
     out = tmp_path / "outputs" / "datasets" / "vindr_cxr"
     assert yaml.safe_load((out / "data.yaml").read_text())["path"] == str(out)
     assert len(list((out / ".prepare" / "runs").glob("*/.hydra/config.yaml"))) == 1  # Hydra's files, hidden
-    train_side = yaml.safe_load((REPO / "conf" / "dataset" / "vindr_cxr.yaml").read_text())
+    train_side = yaml.safe_load((CONF_DIR / "dataset" / "vindr_cxr.yaml").read_text())
     assert set(train_side) == {"name", "data_yaml"}
     resolved = train_side["data_yaml"].replace("${paths.output_dir}", str(tmp_path / "outputs"))
     assert resolved == str(out / "data.yaml")

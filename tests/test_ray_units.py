@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -12,17 +11,18 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
+from xray_exp import CONF_DIR
 from xray_exp.config.schema import TrainConfig
 from xray_exp.errors import ConfigError, ModelError
 from xray_exp.ray_cluster import plan_connection, token_available
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 HEAVY = ("torch", "ultralytics", "ray", "mlflow")
 
 
 @pytest.fixture
 def compose_ray(tmp_path, monkeypatch):
-    """Compose conf/ray_main.yaml as the app does; give `train_schema` back to TrainConfig afterwards."""
+    """Compose xray_exp/conf/ray_main.yaml as the app does; give `train_schema` back to TrainConfig afterwards."""
     from xray_exp.ray_main import register_ray_configs
 
     monkeypatch.setenv("XRAY_EXP_ROOT", str(tmp_path))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import optuna
 import pytest
@@ -11,11 +10,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from xray_exp import CONF_DIR
 from xray_exp.config import register_configs
 from xray_exp.sweep.leaderboard import Row, format_table, rank, rows_from_folders, write_csv
 from xray_exp.sweep.study import INTERRUPTED, RETRY_OF, prepare_resume, resume_study
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 register_configs()
 optuna.logging.set_verbosity(optuna.logging.WARNING)

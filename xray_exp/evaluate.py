@@ -27,7 +27,7 @@ log = logging.getLogger("xray_exp.evaluate")
 
 
 def alias_model_override(args: list[str]) -> list[str]:
-    """`model=X` -> `weights=X` (conf/model/ is a config group: Hydra would read `model=` as its choice)."""
+    """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice)."""
     return [f"weights={a[len('model='):]}" if a.startswith("model=") else a for a in args]
 
 
@@ -97,7 +97,7 @@ def log_evaluation(cfg: DictConfig, weights: Path, metrics: dict[str, float], ou
         print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
 
 
-@hydra.main(config_path="../conf", config_name="evaluate")
+@hydra.main(config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Evaluate once; returns the objective metric (for sweepers)."""
     mode = HydraConfig.get().mode

@@ -1,7 +1,7 @@
 """Ray Tune search and Ray Train data-parallel training on the same Hydra config as `xray_exp.train`.
 
     python -m xray_exp.ray_main mode=tune tune.num_samples=20 tune.max_concurrent=4     # Optuna TPE + ASHA
-    python -m xray_exp.ray_main mode=tune tune=optimizer tune.searcher=random           # conf/tune/*.yaml
+    python -m xray_exp.ray_main mode=tune tune=optimizer tune.searcher=random           # xray_exp/conf/tune/*.yaml
     python -m xray_exp.ray_main resume=outputs/tune/<name>                              # an interrupted tune
     python -m xray_exp.ray_main mode=train ray.train.num_workers=4 hardware=gpu hardware.batch=64
     python -m xray_exp.ray_main mode=train debug=smoke ray.train.num_workers=2          # 2 CPU workers, gloo
@@ -9,7 +9,7 @@
     python -m xray_exp.ray_main ray.address=10.0.0.1:6379 mode=tune ...                 # an existing cluster
     python -m xray_exp.ray_main mode=tune --cfg job                                     # print the config
 
-conf/ray_main.yaml = conf/train.yaml (every group and key of the train entry point) + `ray` + `tune`,
+xray_exp/conf/ray_main.yaml = xray_exp/conf/train.yaml (every group and key of the train entry point) + `ray` + `tune`,
 typed by RayMainConfig. Without ray.address / RAY_ADDRESS a local Ray is started (and said so).
 Start-up stays light: ray/torch/ultralytics/mlflow are imported only once a run starts.
 """
@@ -95,7 +95,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         cluster.shutdown()
 
 
-@hydra.main(config_path="../conf", config_name="ray_main")
+@hydra.main(config_path="conf", config_name="ray_main")
 def _main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:

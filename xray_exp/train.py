@@ -30,7 +30,7 @@ log = logging.getLogger("xray_exp.train")
 
 
 # Trusted instantiate() targets (Hydra 1.4 warns on unlisted ones): the multirun callback.
-@hydra.main(config_path="../conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
+@hydra.main(config_path="conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
     from xray_exp.workflow import run

@@ -1,6 +1,6 @@
 """Shared bits of the analysis modules: the project root and headless matplotlib figures.
 
-    root = project_root()            # $XRAY_EXP_ROOT, else the folder above cwd holding conf/train.yaml
+    root = project_root()            # $XRAY_EXP_ROOT, else the folder above cwd holding outputs/ or xray_exp/conf
     fig, axes = new_figure(2, 3, width=12, height=7)    # axes: (2, 3) array; blank_figure() for a gridspec
 """
 
@@ -17,12 +17,12 @@ GT_COLOR, PRED_COLOR, MISS_COLOR = "#2ca02c", "#d62728", "#ff7f0e"
 
 def project_root(start: str | Path | None = None) -> Path:
     """Where outputs/ lives: $XRAY_EXP_ROOT, else the first folder from `start` (default: cwd) upwards that
-    holds conf/train.yaml (a notebook runs in notebooks/), else `start` itself."""
+    holds outputs/ or a source checkout (xray_exp/conf/train.yaml; a notebook runs in notebooks/), else `start`."""
     if os.environ.get("XRAY_EXP_ROOT"):
         return Path(os.environ["XRAY_EXP_ROOT"]).expanduser().resolve()
     here = Path(start or Path.cwd()).expanduser().resolve()
     for folder in (here, *here.parents):
-        if (folder / "conf" / "train.yaml").is_file():
+        if (folder / "outputs").is_dir() or (folder / "xray_exp" / "conf" / "train.yaml").is_file():
             return folder
     return here
 

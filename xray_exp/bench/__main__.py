@@ -1,4 +1,5 @@
-"""Run one benchmark: python -m xray_exp.bench <name> [options] (names: overhead startup prepare inference loader gpu).
+"""Run one benchmark: python -m xray_exp.bench <name> [options] (names: overhead startup prepare inference loader gpu
+bootstrap).
 
     python -m xray_exp.bench overhead --reps 4
     python -m xray_exp.bench gpu --help

@@ -8,7 +8,7 @@ Without a CUDA GPU it prints why, writes JSON with `skipped`, and exits 0 (--all
 harness on the CPU instead: no utilisation figures, nothing to compare with the H100 reference).
 
 Variants, each a fresh subprocess through `xray_exp.bench.instrument`:
-  preset     `python -m xray_exp.train model=<m> hardware=gpu ...` -- the real CLI with conf/hardware/gpu.yaml
+  preset     `python -m xray_exp.train model=<m> hardware=gpu ...` -- the real CLI with xray_exp/conf/hardware/gpu.yaml
              (device 0, batch -1 = AutoBatch, workers 16, AMP, cache ram); augmentation=default (Ultralytics'
              own values, so the pipeline matches the bare runs), tracking and post-training steps off
   bare       bare Ultralytics `YOLO("<m>.yaml").train(data, epochs, imgsz, device, val=False, close_mosaic=0)`:

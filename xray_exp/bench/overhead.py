@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xray_exp import CONF_DIR
 from xray_exp.bench.common import (
     REPO,
     child_env,
@@ -64,13 +65,13 @@ def train_overrides(data_yaml: Path, epochs: int, imgsz: int, hardware: str, ext
 
 
 def compose_train_config(overrides: list[str], root: Path):
-    """Compose conf/train.yaml as the CLI does (paths.root = the benchmark's work folder)."""
+    """Compose xray_exp/conf/train.yaml as the CLI does (paths.root = the benchmark's work folder)."""
     from hydra import compose, initialize_config_dir
 
     from xray_exp.config import register_configs
 
     register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf")):
+    with initialize_config_dir(config_dir=str(CONF_DIR)):
         return compose("train", overrides=[*overrides, f"paths.root={root}"])
 
 
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--images", type=int, default=16, help="synthetic train images (val: a quarter, >= 4)")
     parser.add_argument("--imgsz", type=int, default=128, help="image and training size (px)")
-    parser.add_argument("--hardware", default="cpu", help="hardware preset (conf/hardware): cpu, gpu")
+    parser.add_argument("--hardware", default="cpu", help="hardware preset (xray_exp/conf/hardware): cpu, gpu")
     parser.add_argument("--plots", action="store_true", help="keep Ultralytics' plots on (default off)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra xray_exp.train override for both sides (repeatable)")

@@ -1,6 +1,6 @@
 """Structured config schema: every key and type the `train` config may hold.
 
-Hydra merges `conf/train.yaml` and its groups onto these dataclasses, so a typo in a key or a
+Hydra merges `xray_exp/conf/train.yaml` and its groups onto these dataclasses, so a typo in a key or a
 value of the wrong type fails at compose time and names the key:
 
     python -m xray_exp.train train.epoch=3      # -> Key 'epoch' is not in struct ... full_key: train.epoch
@@ -252,7 +252,7 @@ class TuneSettings:
     """Ray Tune (`mode=tune`): `num_samples` trials from `searcher` over `space`, `max_concurrent` at once,
     each with `cpus_per_trial`/`gpus_per_trial` (fractions share a GPU); ASHA stops weak trials on `metric`
     (reported every epoch) after `grace_period` epochs. `space` maps config keys to distributions, e.g.
-    `train: {lr0: {type: loguniform, low: 1e-4, high: 1e-1}}` (see conf/tune/default.yaml)."""
+    `train: {lr0: {type: loguniform, low: 1e-4, high: 1e-1}}` (see xray_exp/conf/tune/default.yaml)."""
 
     name: str = MISSING
     num_samples: int = 20

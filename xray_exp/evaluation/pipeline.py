@@ -7,7 +7,7 @@
 
 Metric names: see xray_exp.metrics.summary (`{split}/map40`, `{split}/mAP50`, `{split}/mAP50-95`,
 `{split}/froc_mean`, `{split}/froc_fp0.125` ... `{split}/froc_fp8`, `{split}/auroc`, `{split}/sensitivity`,
-`{split}/specificity`, `{split}/no_findings_rate`, `{split}/ap40/<class>`, ...).
+`{split}/specificity`, `{split}/ap40/<class>`, ...; definitions: docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _summary_rows(result: EvaluationResult) -> list[tuple[str, float | int]]:
     det, fr, img = result.detection, result.froc, result.image_level
     iou = f"{det.match_iou:g}"
     return [
-        ("mAP@0.4 (VinBigData)", det.map_at(0.4)),
+        (f"mAP@0.4 ({det.method})", det.map40),
         ("mAP50", det.map_at(0.5)),
         ("mAP50-95", det.map50_95),
         (f"FROC mean sensitivity (IoU {iou}, 1/8..8 FP/image)", fr.mean),
@@ -62,7 +62,6 @@ def _summary_rows(result: EvaluationResult) -> list[tuple[str, float | int]]:
         ("image-level AUROC (any abnormality)", img.auroc),
         (f"image-level sensitivity (score >= {img.threshold:g})", img.sensitivity),
         (f"image-level specificity (score < {img.threshold:g})", img.specificity),
-        ('normal images reported "No findings"', img.no_findings_rate),
         ("images (normal / abnormal)", f"{len(img.image_ids)} ({img.n_normal} / {img.n_abnormal})"),
         ("ground-truth boxes", int(det.instances.sum())),
     ]
@@ -72,7 +71,7 @@ def _class_rows(result: EvaluationResult) -> list[list]:
     det = result.detection
     rows = []
     for c, name in enumerate(result.names):
-        rows.append([name, int(det.images_with_class[c]), int(det.instances[c]), det.ap_at(0.4)[c],
+        rows.append([name, int(det.images_with_class[c]), int(det.instances[c]), det.ap40[c],
                      det.ap_at(0.5)[c], det.ap50_95[c], det.precision[c], det.recall[c]])
     return rows
 
@@ -105,7 +104,8 @@ def write_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequen
     lines = [f"# Evaluation report: {settings.get('split', '') if settings else ''} split", ""]
     if settings:
         lines += _table(["setting", "value"], [[k, v] for k, v in settings.items()])
-    lines += [f"AP: COCO-style matching, {det.method} interpolation. Operating point: confidence >= {det.conf:g}, "
+    lines += [f"mAP@0.4: {det.method}; mAP50, mAP50-95: COCO matching, 101 recall points. Operating point: "
+              f"confidence >= {det.conf:g}, "
               f"IoU >= {iou} with a box of the same class.", "", "## Summary", ""]
     lines += _table(["metric", "value"], _summary_rows(result))
     lines += ["## Per class", ""]

@@ -49,3 +49,55 @@ def average_precision(tp: np.ndarray, n_gt: int, method: str = "coco101") -> flo
         return float(np.where(reached, envelope[np.minimum(idx, len(recall) - 1)], 0.0).mean())
     steps = np.diff(recall, prepend=0.0)  # recall grows only at true positives
     return float(np.sum(steps * envelope))
+
+
+def interpolated_ap_rows(recall: np.ndarray, precision: np.ndarray, method: str) -> np.ndarray:
+    """(R,) AP of R precision-recall curves (R, D) (recall non-decreasing along each row), computed
+    exactly as `average_precision` does for one."""
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    if method == "all_point":
+        return np.sum(np.diff(recall, axis=1, prepend=0.0) * envelope, axis=1)
+    if method != "coco101":
+        raise ValueError(f"unknown AP method {method!r}; choose one of {AP_METHODS}")
+    # covered[j]: recall points <= recall[j]; the first detection reaching point k is the first j with
+    # covered[j] > k. Integer keys offset per row make that one sorted search over all rows.
+    rows, n = recall.shape
+    points = len(COCO_RECALL_POINTS)
+    covered = np.searchsorted(COCO_RECALL_POINTS, recall, side="right")
+    offset = np.arange(rows)[:, None] * (points + 1)
+    first = np.searchsorted((covered + offset).ravel(), (np.arange(points)[None, :] + offset).ravel(), side="right")
+    first = first.reshape(rows, points) - np.arange(rows)[:, None] * n
+    reached = first < n
+    values = np.take_along_axis(envelope, np.minimum(first, n - 1), axis=1)
+    return np.where(reached, values, 0.0).mean(axis=1)
+
+
+def weighted_average_precision(tp: np.ndarray, det_image: np.ndarray, gt_per_image: np.ndarray,
+                               weights: np.ndarray, method: str = "coco101") -> np.ndarray:
+    """AP of one class with images weighted by `weights` (B, N), a bootstrap resample's draw counts:
+    the same value as `average_precision` on the dataset with each image repeated that often.
+
+    tp (D,) bool, or (T, D) for T IoU thresholds, and det_image (D,) per detection, sorted by descending
+    score; gt_per_image (N,). Returns (B,) AP, or (B, T); NaN where the weighted class has no ground
+    truth."""
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    tp = np.asarray(tp, dtype=bool)
+    tp2 = np.atleast_2d(tp)
+    n_gt = weights @ np.asarray(gt_per_image, dtype=np.float64)
+    out = np.full((len(weights), len(tp2)), np.nan)
+    has_gt = n_gt > 0
+    if tp2.shape[1] == 0 or not has_gt.any():
+        out[has_gt] = 0.0
+        return out if tp.ndim == 2 else out[:, 0]
+    w = weights[has_gt][:, det_image]
+    seen = np.maximum(np.cumsum(w, axis=1), 1.0)  # weighted detections so far (draw counts: exact integers)
+    # Only true positives matter: recall rises only there, a false positive's precision is below the
+    # preceding hit's (so never the envelope), and every recall point is first reached at a hit.
+    for t, row in enumerate(tp2):
+        hits = np.flatnonzero(row)
+        if not len(hits):
+            out[has_gt, t] = 0.0
+            continue
+        tp_cum = np.cumsum(w[:, hits], axis=1)
+        out[has_gt, t] = interpolated_ap_rows(tp_cum / n_gt[has_gt, None], tp_cum / seen[:, hits], method)
+    return out if tp.ndim == 2 else out[:, 0]

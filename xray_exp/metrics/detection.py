@@ -1,8 +1,13 @@
-"""Dataset-level detection metrics: per-class AP at several IoU thresholds, mAP@0.4 (VinBigData),
-mAP50, mAP50-95, and precision/recall at a confidence threshold.
+"""Dataset-level detection metrics: mAP@0.4 (VinBigData), per-class AP at several IoU thresholds
+(COCO), mAP50, mAP50-95, and precision/recall at a confidence threshold.
+
+- `map40` / `ap40`: by `map40_method`, "voc2010" (default; the VinBigData competition's PASCAL VOC 2010
+  AP: VOC matching with IoU > 0.4, all-point interpolation, every detection) or "coco101" (COCO matching
+  with IoU >= 0.4, 101 recall points, top `max_dets` per image and class).
+- `map_at(iou)`, mAP50, mAP50-95: always COCO (pycocotools) matching and 101-point interpolation.
 
     m = detection_metrics(preds, gts, num_classes=4, match_iou=0.4, conf=0.25)
-    m.map_at(0.4), m.map_at(0.5), m.map50_95, m.ap_at(0.4), m.precision, m.recall, m.instances
+    m.map40, m.ap40, m.map_at(0.5), m.map50_95, m.precision, m.recall, m.instances
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from xray_exp.metrics.records import ImageBoxes, pair_records
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # the same floats pycocotools uses
 VINBIGDATA_IOU = 0.4
+# map40 method -> (matching rule, interpolation); "all_point" is the former name of the VOC variant
+MAP40_METHODS = {"voc2010": ("voc", "all_point"), "coco101": ("coco", "coco101")}
+MAP40_ALIASES = {"all_point": "voc2010"}
+
+
+def check_map40_method(method: str) -> str:
+    method = MAP40_ALIASES.get(method, method)
+    if method not in MAP40_METHODS:
+        raise ValueError(f"unknown map40 method {method!r}; choose one of {sorted(MAP40_METHODS)}")
+    return method
 
 
 def nanmean(values) -> float:
@@ -39,8 +54,17 @@ class DetectionMetrics:
     conf: float  # confidence of the operating point
     tp: np.ndarray  # (C,) true positives with score >= conf at match_iou
     fp: np.ndarray  # (C,) false positives with score >= conf at match_iou
-    method: str = "coco101"
+    ap40: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (C,) AP at IoU 0.4 by `method`
+    method: str = "voc2010"  # the map40 method
     pr_curves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)  # (R, P, scores)
+    no_finding_ap: float = float("nan")  # the "No finding" class's AP (when scored)
+    no_finding_name: str | None = None  # its name; None = not scored
+
+    @property
+    def map40(self) -> float:
+        """Mean AP at IoU 0.4 by `method` over classes with ground truth (+ "No finding" when scored)."""
+        extra = [self.no_finding_ap] if self.no_finding_name is not None else []
+        return nanmean([*self.ap40, *extra])
 
     def _column(self, iou: float) -> int:
         return threshold_index(self.iou_thresholds, iou)
@@ -89,27 +113,42 @@ def ap_thresholds(match_iou: float, extra=()) -> np.ndarray:
 
 
 def detection_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int,
-                      match_iou: float = VINBIGDATA_IOU, conf: float = 0.25, method: str = "coco101",
+                      match_iou: float = VINBIGDATA_IOU, conf: float = 0.25, map40_method: str = "voc2010",
                       max_dets: int | None = 100, iou_thresholds=()) -> DetectionMetrics:
-    """AP per class at 0.4, `match_iou`, `iou_thresholds` and 0.50:0.95 with COCO-style matching;
-    `max_dets` top detections per image and class enter AP (COCO: 100; None = all). Precision, recall
-    and the PR curves use every detection, matched at `match_iou`."""
+    """COCO AP per class at 0.4, `match_iou`, `iou_thresholds` and 0.50:0.95 (`max_dets` top detections
+    per image and class, COCO: 100; None = all), AP40 by `map40_method`. Precision, recall and the PR
+    curves use every detection, COCO-matched at `match_iou`."""
     pairs = pair_records(preds, gts)
     thresholds = ap_thresholds(match_iou, np.atleast_1d(iou_thresholds))
     full = match_dataset(pairs, num_classes, thresholds)
     truncated = (match_dataset(pairs, num_classes, thresholds, max_dets=max_dets)
                  if exceeds_max_dets(pairs, max_dets) else full)
     operating = [m.row(threshold_index(thresholds, match_iou)) for m in full]
-    return detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, conf, method)
+    map40_method = check_map40_method(map40_method)
+    map40 = map40_matches(pairs, num_classes, truncated, thresholds, map40_method)
+    return detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, conf, map40,
+                                          map40_method)
+
+
+def map40_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, coco: list[ClassMatches],
+                  thresholds: np.ndarray, map40_method: str) -> list[ClassMatches]:
+    """Single-threshold matches at IoU 0.4 by the method's rule (COCO ones are reused from `coco`)."""
+    if MAP40_METHODS[map40_method][0] == "voc":
+        return match_dataset(pairs, num_classes, [VINBIGDATA_IOU], rule="voc")
+    return [m.row(threshold_index(thresholds, VINBIGDATA_IOU)) for m in coco]
 
 
 def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], ap_matches: list[ClassMatches],
                                    operating: list[ClassMatches], thresholds: np.ndarray, match_iou: float,
-                                   conf: float, method: str = "coco101") -> DetectionMetrics:
-    """`ap_matches` at every threshold (for AP), `operating` at `match_iou` only (the operating point)."""
+                                   conf: float, map40: list[ClassMatches], map40_method: str = "voc2010"
+                                   ) -> DetectionMetrics:
+    """`ap_matches` at every threshold (COCO AP), `operating` at `match_iou` only (the operating point),
+    `map40` at IoU 0.4 by `map40_method`."""
     num_classes = len(ap_matches)
-    ap = np.array([[average_precision(m.tp[t], m.n_gt, method) for t in range(len(thresholds))]
+    ap = np.array([[average_precision(m.tp[t], m.n_gt, "coco101") for t in range(len(thresholds))]
                    for m in ap_matches]).reshape(num_classes, len(thresholds))
+    interpolation = MAP40_METHODS[map40_method][1]
+    ap40 = np.array([average_precision(m.tp[0], m.n_gt, interpolation) for m in map40], dtype=np.float64)
     tp = np.array([int(m.tp[0][m.scores >= conf].sum()) for m in operating], dtype=np.int64)
     fp = np.array([int((~m.tp[0][m.scores >= conf]).sum()) for m in operating], dtype=np.int64)
     curves = [(*precision_recall_curve(m.tp[0], m.n_gt), m.scores) for m in operating]
@@ -119,5 +158,5 @@ def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], a
     return DetectionMetrics(
         iou_thresholds=thresholds, ap=ap, instances=np.array([m.n_gt for m in ap_matches], dtype=np.int64),
         images_with_class=images_with_class, match_iou=float(match_iou), conf=float(conf), tp=tp, fp=fp,
-        method=method, pr_curves=curves,
+        ap40=ap40, method=map40_method, pr_curves=curves,
     )

@@ -1,11 +1,17 @@
-"""FROC: lesion-level sensitivity against the mean number of false positives per image.
+"""FROC: lesion-level sensitivity against the mean number of false positives per image, by the
+convention of the LUNA16 and CAMELYON16 evaluations.
 
-A detection is a hit when it takes a ground-truth box of its class with IoU >= `iou_threshold`
-(greedy, by descending score; each lesion counts once, further detections on it are false positives).
-Sweeping the confidence threshold over all detections of all classes gives the curve; the
-sensitivity at a rate f is the best one reached with at most f false positives per image.
+A detection *hits* a lesion (ground-truth box of its class) when IoU >= `iou_threshold` (`hit="iou"`)
+or when the detection's centre lies inside the box (`hit="center"`). A lesion is found at a
+confidence threshold when any detection that hits it scores at or above the threshold (its best
+hit's score). A detection that hits no lesion is a false positive; further detections on an
+already-found lesion are neither hits nor false positives. Every image counts in the FP-per-image
+denominator, normal images included. Sweeping the threshold over all scores gives the curve; tied
+scores enter together. The sensitivity at a rate f is the best one reached with at most f false
+positives per image (an operating point a threshold can realise; LUNA16's script interpolates
+linearly between operating points instead).
 
-    r = froc(preds, gts, iou_threshold=0.4)
+    r = froc(preds, gts, iou_threshold=0.4, hit="iou")
     r.sensitivity       # at 0.125, 0.25, 0.5, 1, 2, 4, 8 FP/image
     r.mean              # their mean (the FROC score)
 """
@@ -17,10 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xray_exp.metrics.matching import ClassMatches, match_dataset
-from xray_exp.metrics.records import pair_records
+from xray_exp.metrics.boxes import box_iou
+from xray_exp.metrics.records import ImageBoxes, check_labels, pair_records
 
 FROC_FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+FROC_HITS = ("iou", "center")
 
 
 @dataclass
@@ -32,10 +39,22 @@ class FrocResult:
     thresholds: np.ndarray  # curve: the lowest score kept at each operating point (inf at the origin)
     n_lesions: int
     n_images: int
+    hit: str = "iou"
 
     @property
     def mean(self) -> float:
         return float(np.mean(self.sensitivity))
+
+
+@dataclass
+class FrocEvents:
+    """Per-lesion best hit score (-inf: never hit) and false-positive detections, with their images."""
+
+    lesion_score: np.ndarray  # (L,)
+    lesion_image: np.ndarray  # (L,)
+    fp_score: np.ndarray  # (F,)
+    fp_image: np.ndarray  # (F,)
+    n_images: int
 
 
 def num_classes_of(preds: Sequence[Mapping], gts: Sequence[Mapping]) -> int:
@@ -44,30 +63,77 @@ def num_classes_of(preds: Sequence[Mapping], gts: Sequence[Mapping]) -> int:
     return max((int(x.max()) for x in labels if x.size), default=-1) + 1
 
 
-def froc(preds: Sequence[Mapping], gts: Sequence[Mapping], iou_threshold: float = 0.4,
-         fp_rates=FROC_FP_RATES, num_classes: int | None = None) -> FrocResult:
-    pairs = pair_records(preds, gts)
-    num_classes = num_classes_of(preds, gts) if num_classes is None else num_classes
-    return froc_from_matches(match_dataset(pairs, num_classes, [iou_threshold]), len(pairs), fp_rates)
-
-
-def froc_from_matches(matches: list[ClassMatches], n_images: int, fp_rates=FROC_FP_RATES) -> FrocResult:
-    """FROC from single-threshold matches of every class."""
-    scores = np.concatenate([np.zeros(0), *(m.scores for m in matches)])
-    hits = np.concatenate([np.zeros(0, dtype=bool), *(m.tp[0] for m in matches)])
-    n_lesions = sum(m.n_gt for m in matches)
-    order = np.argsort(-scores, kind="mergesort")
-    scores, hits = scores[order], hits[order]
-    # one operating point per distinct score: tied detections enter together
-    last_of_tie = np.r_[scores[1:] != scores[:-1], True] if len(scores) else np.zeros(0, dtype=bool)
-    tp = np.r_[0, np.cumsum(hits)[last_of_tie]]
-    fp = np.r_[0, np.cumsum(~hits)[last_of_tie]]
-    fppi = fp / max(n_images, 1)
-    rates = np.asarray(fp_rates, dtype=np.float64)
-    if n_lesions:
-        sens = tp / n_lesions
-        at_rate = np.array([sens[fppi <= f].max() for f in rates])
+def hit_matrix(pred: ImageBoxes, gt: ImageBoxes, iou_threshold: float, hit: str) -> np.ndarray:
+    """(D, G) True where detection d hits lesion g (same class and the hit criterion)."""
+    if hit == "iou":
+        ok = box_iou(pred.boxes, gt.boxes) >= iou_threshold
+    elif hit == "center":
+        cx = (pred.boxes[:, 0] + pred.boxes[:, 2]) / 2
+        cy = (pred.boxes[:, 1] + pred.boxes[:, 3]) / 2
+        g = gt.boxes
+        ok = ((cx[:, None] >= g[None, :, 0]) & (cx[:, None] <= g[None, :, 2])
+              & (cy[:, None] >= g[None, :, 1]) & (cy[:, None] <= g[None, :, 3]))
     else:
-        sens, at_rate = np.full(len(tp), np.nan), np.full(len(rates), np.nan)
-    return FrocResult(fp_rates=rates, sensitivity=at_rate, fppi=fppi, curve_sensitivity=sens,
-                      thresholds=np.r_[np.inf, scores[last_of_tie]], n_lesions=n_lesions, n_images=n_images)
+        raise ValueError(f"unknown FROC hit criterion {hit!r}; choose one of {FROC_HITS}")
+    return ok & (pred.labels[:, None] == gt.labels[None, :])
+
+
+def froc_events(pairs: list[tuple[ImageBoxes, ImageBoxes]], iou_threshold: float, hit: str = "iou") -> FrocEvents:
+    lesion_score, lesion_image, fp_score, fp_image = [], [], [], []
+    for i, (pred, gt) in enumerate(pairs):
+        ok = hit_matrix(pred, gt, iou_threshold, hit)
+        lesion_score.append(np.where(ok, pred.scores[:, None], -np.inf).max(axis=0, initial=-np.inf))
+        lesion_image.append(np.full(len(gt), i))
+        fp = ~ok.any(axis=1)
+        fp_score.append(pred.scores[fp])
+        fp_image.append(np.full(int(fp.sum()), i))
+    cat = lambda parts, dtype: np.concatenate([np.zeros(0, dtype), *parts]).astype(dtype)  # noqa: E731
+    return FrocEvents(cat(lesion_score, np.float64), cat(lesion_image, np.int64), cat(fp_score, np.float64),
+                      cat(fp_image, np.int64), len(pairs))
+
+
+def froc(preds: Sequence[Mapping], gts: Sequence[Mapping], iou_threshold: float = 0.4,
+         fp_rates=FROC_FP_RATES, num_classes: int | None = None, hit: str = "iou") -> FrocResult:
+    pairs = pair_records(preds, gts)
+    if num_classes is not None:
+        check_labels(pairs, num_classes)
+    return froc_from_events(froc_events(pairs, iou_threshold, hit), fp_rates, hit)
+
+
+def event_order(events: FrocEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Found lesions and false positives by descending score: (scores, is_lesion, image, last_of_tie)."""
+    found = np.isfinite(events.lesion_score)
+    scores = np.r_[events.lesion_score[found], events.fp_score]
+    is_lesion = np.r_[np.ones(int(found.sum()), dtype=bool), np.zeros(len(events.fp_score), dtype=bool)]
+    image = np.r_[events.lesion_image[found], events.fp_image].astype(np.int64)
+    order = np.argsort(-scores, kind="mergesort")
+    scores, is_lesion, image = scores[order], is_lesion[order], image[order]
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True] if len(scores) else np.zeros(0, dtype=bool)
+    return scores, is_lesion, image, last_of_tie
+
+
+def weighted_froc(events: FrocEvents, weights: np.ndarray, fp_rates=FROC_FP_RATES
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images weighted by `weights` (B, N) (a bootstrap resample: how often each image is drawn).
+
+    Returns (B, K) sensitivity at each rate, and the (B, P) curve: fppi and sensitivity."""
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    _, is_lesion, image, last_of_tie = event_order(events)
+    w = weights[:, image]
+    tp = np.c_[np.zeros(len(w)), np.cumsum(np.where(is_lesion, w, 0.0), axis=1)[:, last_of_tie]]
+    fp = np.c_[np.zeros(len(w)), np.cumsum(np.where(is_lesion, 0.0, w), axis=1)[:, last_of_tie]]
+    n_lesions = weights[:, events.lesion_image].sum(axis=1)
+    fppi = fp / np.maximum(weights.sum(axis=1), 1.0)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = np.where(n_lesions[:, None] > 0, tp / n_lesions[:, None], np.nan)
+    # sensitivity never falls along the curve: the last point with fppi <= f is the best one
+    last = np.stack([(fppi <= f).sum(axis=1) - 1 for f in np.asarray(fp_rates, dtype=np.float64)], axis=1)
+    return np.take_along_axis(sens, last, axis=1), fppi, sens
+
+
+def froc_from_events(events: FrocEvents, fp_rates=FROC_FP_RATES, hit: str = "iou") -> FrocResult:
+    scores, _, _, last_of_tie = event_order(events)
+    at_rate, fppi, sens = weighted_froc(events, np.ones((1, events.n_images)), fp_rates)
+    return FrocResult(fp_rates=np.asarray(fp_rates, dtype=np.float64), sensitivity=at_rate[0], fppi=fppi[0],
+                      curve_sensitivity=sens[0], thresholds=np.r_[np.inf, scores[last_of_tie]],
+                      n_lesions=len(events.lesion_score), n_images=events.n_images, hit=hit)

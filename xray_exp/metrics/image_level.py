@@ -5,7 +5,7 @@ abnormal when it has at least one ground-truth box. At `threshold`, an image who
 is reported "No findings".
 
     r = image_level_metrics(preds, gts, threshold=0.25)
-    r.auroc, r.sensitivity, r.specificity, r.no_findings_rate
+    r.auroc, r.sensitivity, r.specificity   # specificity = normal images reported "No findings"
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ class ImageLevelResult:
     threshold: float
     auroc: float  # NaN unless both normal and abnormal images are present
     sensitivity: float  # abnormal images with score >= threshold / abnormal images
-    specificity: float  # normal images with score < threshold / normal images
-    no_findings_rate: float  # normal images reported "No findings" / normal images (= specificity)
+    specificity: float  # normal images with score < threshold (reported "No findings") / normal images
 
     @property
     def n_normal(self) -> int:
@@ -70,5 +69,4 @@ def image_level_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], threshold
     sensitivity = float(positive[abnormal].mean()) if abnormal.any() else float("nan")
     specificity = float((~positive)[~abnormal].mean()) if (~abnormal).any() else float("nan")
     return ImageLevelResult(image_ids=ids, scores=scores, abnormal=abnormal, threshold=float(threshold),
-                            auroc=auroc, sensitivity=sensitivity, specificity=specificity,
-                            no_findings_rate=specificity)
+                            auroc=auroc, sensitivity=sensitivity, specificity=specificity)

@@ -1,11 +1,17 @@
-"""COCO-style greedy matching of detections to ground truth, per class and image.
+"""Matching of detections to ground truth, per class and image, two rules:
 
-Detections are taken in descending score order; each takes the unmatched ground-truth box of its
-class with the highest IoU, if that IoU >= the threshold. A ground-truth box is matched at most once,
-so a second detection on the same lesion is a false positive (as in pycocotools).
+- "coco" (pycocotools): detections in descending score order; each takes the *unmatched*
+  ground-truth box of its class with the highest IoU, if that IoU >= the threshold.
+- "voc" (PASCAL VOC devkit, the VinBigData metric): each detection, in descending score order, looks at
+  the ground-truth box of its class with the highest IoU, taken or not; it is a hit when that IoU is
+  strictly greater than the threshold and the box is still free, else a false positive.
+
+Under both rules a ground-truth box is matched at most once, so a second detection on the same lesion
+is a false positive.
 
     matches = match_dataset(pairs, num_classes=4, iou_thresholds=[0.4, 0.5])
     matches[c].tp[t]    # bool per detection of class c, all images, sorted by descending score
+    voc = match_dataset(pairs, num_classes=4, iou_thresholds=[0.4], rule="voc")
 """
 
 from __future__ import annotations
@@ -79,12 +85,38 @@ def greedy_match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return out
 
 
+def voc_match(ious: np.ndarray, threshold: float) -> np.ndarray:
+    """VOC devkit matching for detections already sorted by descending score.
+
+    ious (D, G) -> (1, D) index of the matched ground-truth box or -1: each detection's best-IoU box
+    (taken or not) is a hit when IoU > threshold and the box is still free.
+    """
+    n_det, n_gt = ious.shape
+    out = np.full((1, n_det), -1, dtype=np.int64)
+    if n_det == 0 or n_gt == 0:
+        return out
+    best = ious.argmax(axis=1)
+    taken = np.zeros(n_gt, dtype=bool)
+    for d in np.flatnonzero(ious[np.arange(n_det), best] > threshold):
+        if not taken[best[d]]:
+            taken[best[d]] = True
+            out[0, d] = best[d]
+    return out
+
+
+MATCH_RULES = ("coco", "voc")
+
+
 def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, iou_thresholds,
-                  max_dets: int | None = None) -> list[ClassMatches]:
+                  max_dets: int | None = None, rule: str = "coco") -> list[ClassMatches]:
     """Match every image and class; `max_dets` keeps the top-scoring detections per image and class
-    (COCO evaluates AP with 100)."""
+    (COCO evaluates AP with 100). `rule="voc"` takes one threshold."""
     check_labels(pairs, num_classes)
     thresholds = np.atleast_1d(np.asarray(iou_thresholds, dtype=np.float64))
+    if rule not in MATCH_RULES:
+        raise ValueError(f"unknown matching rule {rule!r}; choose one of {MATCH_RULES}")
+    if rule == "voc" and len(thresholds) != 1:
+        raise ValueError("VOC matching takes exactly one IoU threshold")
     parts: list[list[tuple]] = [[] for _ in range(num_classes)]
     n_gt = np.zeros(num_classes, dtype=np.int64)
     for i, (pred, gt) in enumerate(pairs):
@@ -96,7 +128,8 @@ def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, 
             d = d[np.argsort(-pred.scores[d], kind="mergesort")][:max_dets]
             if len(d) == 0:
                 continue
-            local = greedy_match(ious[np.ix_(d, g)], thresholds)
+            sub = ious[np.ix_(d, g)]
+            local = voc_match(sub, thresholds[0]) if rule == "voc" else greedy_match(sub, thresholds)
             gt_index = np.where(local >= 0, g[np.maximum(local, 0)] if len(g) else -1, -1)
             parts[c].append((pred.scores[d], gt_index, np.full(len(d), i), d))
     matches = []

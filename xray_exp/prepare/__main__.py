@@ -6,7 +6,7 @@ Examples:
         fusion.method=wbf longest_side=1024 split.val=0.15 split.test=0.15 workers=8
     python -m xray_exp.prepare dataset=vindr_cxr source=/data/vinbigdata strict=true   # fail on any problem
 
-Keys: conf/prepare/prepare.yaml and conf/prepare/dataset/*.yaml; schema: xray_exp/prepare/config.py.
+Keys: xray_exp/conf/prepare/prepare.yaml and xray_exp/conf/prepare/dataset/*.yaml; schema: xray_exp/prepare/config.py.
 Exit status 1 with a message naming the file/field when preparation fails (any problem, with strict=true).
 """
 

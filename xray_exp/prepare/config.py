@@ -1,6 +1,6 @@
-"""Structured config of `python -m xray_exp.prepare`: every key and type conf/prepare/ may hold.
+"""Structured config of `python -m xray_exp.prepare`: every key and type xray_exp/conf/prepare/ may hold.
 
-Hydra merges conf/prepare/prepare.yaml and its `dataset` group onto these dataclasses, so a typo or a
+Hydra merges xray_exp/conf/prepare/prepare.yaml and its `dataset` group onto these dataclasses, so a typo or a
 wrong type fails at compose time and names the key:
 
     python -m xray_exp.prepare dataset=nih_cxr14 source=/data/nih fusion.iou=0.5
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import MISSING
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "prepare"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "prepare"  # package data
 
 _REGISTERED = False
 
@@ -39,7 +39,7 @@ class FusionMethod(StrEnum):
 
 @dataclass
 class SourceDatasetConfig:
-    """A source dataset's layout and classes (conf/prepare/dataset/*.yaml). Paths are relative to `source`."""
+    """A source dataset's layout and classes (xray_exp/conf/prepare/dataset/*.yaml). Paths are relative to `source`."""
 
     name: str = MISSING
     format: SourceFormat = MISSING
@@ -118,7 +118,7 @@ def register_prepare_configs() -> None:
 
 
 def compose_prepare_config(overrides: list[str]) -> PrepareConfig:
-    """Compose conf/prepare as the CLI does, for scripts and tests (pass out_dir: the default needs Hydra's
+    """Compose xray_exp/conf/prepare as the CLI does, for scripts and tests (pass out_dir: the default needs Hydra's
     runtime). Returns the typed config; errors name the key like the CLI's."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf

@@ -1,6 +1,6 @@
 """Search space, searcher and scheduler for Ray Tune, from the `tune` block of the config.
 
-    space:                                   # conf/tune/default.yaml; any key of the train config
+    space:                                   # xray_exp/conf/tune/default.yaml; any key of the train config
       train:
         lr0: {type: loguniform, low: 1.0e-4, high: 5.0e-2}
         warmup_epochs: {type: quniform, low: 0.0, high: 3.0, q: 0.5}

@@ -141,21 +141,15 @@ def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
         pass
 
 
-def preset_resources(overrides: list[str], conf_dirs: tuple[Path, ...] | None = None) -> dict[str, float]:
+def preset_resources(overrides: list[str], conf_dir: Path | None = None) -> dict[str, float]:
     """CPUs/GPUs a job needs: its hardware preset (`hardware=<name>`, default cpu) with any
     `hardware.num_cpus=` / `hardware.num_gpus=` override applied."""
     import yaml
 
-    root = Path(__file__).resolve().parents[1]
-    conf_dirs = conf_dirs or (root / "conf", root.parent / "conf")
+    conf_dir = conf_dir or Path(__file__).resolve().parents[1] / "conf"  # xray_exp/conf
     values = dict(o.split("=", 1) for o in overrides)
-    name = values.get("hardware", "cpu")
-    preset: dict = {}
-    for folder in conf_dirs:
-        path = folder / "hardware" / f"{name}.yaml"
-        if path.is_file():
-            preset = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            break
+    path = conf_dir / "hardware" / f"{values.get('hardware', 'cpu')}.yaml"
+    preset = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
     resources = {"num_cpus": float(preset.get("num_cpus", 1)), "num_gpus": float(preset.get("num_gpus", 0))}
     for key in resources:
         if f"hardware.{key}" in values:

@@ -1,4 +1,4 @@
-"""The Hydra callback behind every `--multirun` (conf/hydra/callbacks/xray_sweep.yaml):
+"""The Hydra callback behind every `--multirun` (xray_exp/conf/hydra/callbacks/xray_sweep.yaml):
 
     python -m xray_exp.train --multirun model=yolo12n,yolo12s
     python -m xray_exp.train --multirun sweep=yolo12_hparams hydra/launcher=ray
