@@ -195,3 +195,18 @@ def test_job_timeout_and_shutdown_stop_the_process(tmp_path):
     done = manager.wait(job.id, timeout=20)
     assert done.status == "interrupted" and "shut down" in done.error
     assert "fake training: mode=finetune model=yolo12n train.fake_sleep=30" in Path(done.log_path).read_text()
+
+
+def test_ray_address_settings():
+    from xray_exp.serve.settings import ServeSettings
+
+    assert ServeSettings.from_env({}).ray_address is None
+    assert ServeSettings.from_env({"RAY_ADDRESS": "http://10.0.0.1:8265"}).ray_address == "http://10.0.0.1:8265"
+    assert ServeSettings.from_env({"RAY_ADDRESS": "10.0.0.1:6379"}).ray_address is None  # a driver's GCS address
+    explicit = {"XRAY_SERVE_RAY_ADDRESS": "https://ray.example:8265", "RAY_ADDRESS": "http://other:8265"}
+    assert ServeSettings.from_env(explicit).ray_address == "https://ray.example:8265"
+    assert ServeSettings.from_env(explicit).public()["job_runner"] == "ray"
+    with pytest.raises(ValueError, match="XRAY_SERVE_RAY_ADDRESS must be the Ray cluster's job API"):
+        ServeSettings.from_env({"XRAY_SERVE_RAY_ADDRESS": "10.0.0.1:6379"})
+    with pytest.raises(ValueError, match="XRAY_SERVE_JOB_QUEUE_DEPTH"):
+        ServeSettings.from_env({"XRAY_SERVE_JOB_QUEUE_DEPTH": "-1"})

@@ -68,7 +68,7 @@ Settings (environment; see settings.py):
     XRAY_SERVE_JOB_DIR           job logs (outputs/serve-jobs)
     XRAY_SERVE_JOB_TIMEOUT_S     86400
     XRAY_SERVE_JOB_QUEUE_DEPTH   4 (jobs waiting behind the running one; then 429)
-    XRAY_SERVE_RAY_ADDRESS       Ray job address (http://head:8265; default RAY_ADDRESS): jobs as Ray Jobs
+    XRAY_SERVE_RAY_ADDRESS       Ray job API (http://head:8265; default RAY_ADDRESS when http(s)://): Ray Jobs
     XRAY_SERVE_CORS_ORIGINS      comma-separated allowed origins (none by default)
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "XRAY_SERVE_"
+JOB_API_SCHEMES = ("http://", "https://")
 MB = 1024 * 1024
 
 
@@ -57,8 +58,8 @@ class ServeSettings:
             values[f.name] = _parse(f.name, raw)
         if "tracking_uri" not in values and env.get("MLFLOW_TRACKING_URI"):
             values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
-        if "ray_address" not in values and env.get("RAY_ADDRESS"):
-            values["ray_address"] = env["RAY_ADDRESS"]
+        if "ray_address" not in values and env.get("RAY_ADDRESS", "").startswith(JOB_API_SCHEMES):
+            values["ray_address"] = env["RAY_ADDRESS"]  # a GCS address (head:6379) is for drivers: not used here
         settings = cls(**values)
         settings.validate()
         return settings
@@ -70,6 +71,9 @@ class ServeSettings:
             raise ValueError("XRAY_SERVE_MAX_UPLOAD_BYTES, _MAX_PIXELS and _MAX_DET must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
+        if self.ray_address and not self.ray_address.startswith(JOB_API_SCHEMES):
+            raise ValueError(f"XRAY_SERVE_RAY_ADDRESS must be the Ray cluster's job API, http://HEAD_IP:8265 "
+                             f"(got {self.ray_address!r}; the GCS address head:6379 is for drivers)")
         if self.job_queue_depth < 0:
             raise ValueError("XRAY_SERVE_JOB_QUEUE_DEPTH must be >= 0")
         if not self.job_command:
