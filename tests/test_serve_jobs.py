@@ -182,11 +182,13 @@ def test_job_timeout_and_shutdown_stop_the_process(tmp_path):
 
     command = shlex.split(h.fake_job_command())
     manager = JobManager(command, tmp_path / "a", timeout_s=1.0, max_queue=0, output_root=tmp_path)
+    assert not (tmp_path / "a").exists()  # nothing written before the first job
     job = manager.submit("train", "yolo12n", ["train.fake_sleep=30"])
     with pytest.raises(QueueFull):
         manager.submit("train", "yolo12n", [])
     done = manager.wait(job.id, timeout=20)
     assert done.status == "failed" and "timed out" in done.error and manager.running() is None
+    assert (tmp_path / "a" / "jobs.sqlite").is_file()
 
     manager = JobManager(command, tmp_path / "b", timeout_s=100, output_root=tmp_path)
     job = manager.submit("finetune", "yolo12n", ["train.fake_sleep=30"])

@@ -104,7 +104,8 @@ class JobManager:
         self.runner = runner or LocalRunner(timeout_s)
         self.output_root = Path(output_root or Path.cwd())
         self.resources = resources or (lambda overrides: {})
-        self.store = JobStore(self.job_dir / "jobs.sqlite")
+        self.store_path = self.job_dir / "jobs.sqlite"  # made by the first job: a service without jobs writes nothing
+        self.store = JobStore(self.store_path) if self.store_path.is_file() else None
         self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._queue: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
@@ -116,9 +117,10 @@ class JobManager:
 
     def _persist(self, job: Job) -> None:
         try:
+            self.store = self.store or JobStore(self.store_path)
             self.store.save(job.id, job.created_at, job.record())
         except Exception:  # a full disk must not kill the job thread; the job itself goes on
-            log.exception("cannot save job %s to %s", job.id, self.store.path)
+            log.exception("cannot save job %s to %s", job.id, self.store_path)
 
     def _attach(self, job: Job) -> Job:
         job.save = lambda: self._persist(job)
@@ -134,7 +136,7 @@ class JobManager:
         """Jobs of an earlier service process: queued ones wait again, running ones re-attach or are
         marked interrupted."""
         resumed = None
-        for record in self.store.load(self._max_history):
+        for record in self.store.load(self._max_history) if self.store else []:
             job = self._attach(Job(**record))
             if job.status == "queued":
                 self._queue.append(job.id)
