@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole test suite: bash scripts/test.sh [pytest args]
-# The browser test drives Debian's chromium (installed here when missing and apt is usable).
+# The browser test drives Debian's chromium, the egress test runs commands under strace (both installed
+# here when missing and apt is usable; without them those tests are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "WARNING: could not install chromium; the browser test will be skipped"
+fi
+if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null) \
+    || echo "WARNING: could not install strace; the egress test will be skipped"
 fi
 exec .venv/bin/python -m pytest "$@"

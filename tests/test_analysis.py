@@ -76,13 +76,14 @@ def store(tmp_path_factory):
     ids = {}
     base = {"train.epochs": "3", "train.imgsz": "128", "train.optimizer": "SGD", "objective.metric": "test/mAP50-95",
             "objective.direction": "maximize"}
-    curve = {"train/box_loss": [3.0, 2.5, 2.0], "val/mAP50-95": [0.1, 0.2, 0.3]}
+    curve = {"train/box_loss": [3.0, 2.5, 2.0], "ultralytics/val/mAP50-95": [0.1, 0.2, 0.3]}
     ids["n_low"] = _run(client, train, "n-low", {**base, "model.name": "yolo12n", "train.lr0": "0.01"},
-                        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.31}, {"model": "yolo12n", "mode": "train"},
+                        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.33, "ultralytics/val/mAP50-95": 0.31},
+                        {"model": "yolo12n", "mode": "train"},
                         curves=curve)
     ids["n_high"] = _run(client, train, "n-high", {**base, "model.name": "yolo12n", "train.lr0": "0.001"},
                          {"test/mAP50-95": 0.40}, {"model": "yolo12n", "mode": "train"},
-                         curves={"train/box_loss": [3.0, 2.0, 1.5], "val/mAP50-95": [0.2, 0.3, 0.4]})
+                         curves={"train/box_loss": [3.0, 2.0, 1.5], "ultralytics/val/mAP50-95": [0.2, 0.3, 0.4]})
     ids["n_failed"] = _run(client, train, "n-failed", {**base, "model.name": "yolo12n", "train.lr0": "0.1"},
                            {"test/mAP50-95": 0.90}, {"model": "yolo12n", "mode": "train"}, status="FAILED")
     ids["s"] = _run(client, train, "s", {**base, "model.name": "yolo12s", "train.lr0": "0.01"},
@@ -172,10 +173,11 @@ def test_experiments_counts_runs(store):
 def test_metric_history_keeps_training_epochs(store):
     table = runs.runs_table(store["uri"], "YOLO12-Training")
     picked = table[table["run_name"].isin(["n-low", "n-high"])]
-    history = runs.metric_history(store["uri"], picked, ["val/mAP50-95", "train/box_loss"])
-    low = history[(history["run_name"] == "n-low") & (history["metric"] == "val/mAP50-95")]
+    history = runs.metric_history(store["uri"], picked, ["ultralytics/val/mAP50-95", "train/box_loss"])
+    low = history[(history["run_name"] == "n-low") & (history["metric"] == "ultralytics/val/mAP50-95")]
     assert list(low["step"]) == [1, 2, 3] and list(low["value"]) == pytest.approx([0.1, 0.2, 0.3])
-    everything = runs.metric_history(store["uri"], [store["ids"]["n_low"]], ["val/mAP50-95"], epochs_only=False)
+    everything = runs.metric_history(store["uri"], [store["ids"]["n_low"]], ["ultralytics/val/mAP50-95"],
+                                     epochs_only=False)
     assert list(everything["step"]) == [1, 2, 3, 4]  # the final best.pt value, logged after the last epoch
     assert set(everything["run_name"]) == {"n-low"}
     no_epochs = runs.metric_history(store["uri"], [store["ids"]["s"]], ["test/mAP50-95"])
@@ -185,12 +187,13 @@ def test_metric_history_keeps_training_epochs(store):
 def test_plot_metric_curves_one_panel_per_metric_one_line_per_run(store):
     table = runs.runs_table(store["uri"], "YOLO12-Training")
     picked = table[table["run_name"].isin(["n-low", "n-high"])]
-    history = runs.metric_history(store["uri"], picked, ["train/box_loss", "val/mAP50-95", "val/recall"])
+    history = runs.metric_history(store["uri"], picked,
+                                  ["train/box_loss", "ultralytics/val/mAP50-95", "ultralytics/val/recall"])
     labels = runs.run_labels(picked, ["train.lr0"])
     assert labels[store["ids"]["n_high"]] == "n-high (lr0=0.001)"
     fig = runs.plot_metric_curves(history, labels=labels)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["train/box_loss", "val/mAP50-95"]  # val/recall: not logged
+    assert [ax.get_title() for ax in panels] == ["train/box_loss", "ultralytics/val/mAP50-95"]  # recall: not logged
     assert all(len(ax.lines) == 2 for ax in panels)
     assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["n-high (lr0=0.001)", "n-low (lr0=0.01)"]
     save(fig, "metric_curves")

@@ -123,6 +123,19 @@ def test_load_split_reads_folders_and_txt_lists(tmp_path, as_list):
         load_split(tmp_path / "data.yaml", "extra")
 
 
+def test_patient_groups_from_the_prepare_manifest(tmp_path):
+    from xray_exp.evaluation.dataset import patient_groups
+
+    data_yaml = write_tiny_dataset(tmp_path / "data")
+    ids = sorted(TINY_SPLIT)
+    assert patient_groups(data_yaml, ids) is None  # no manifest.csv: the bootstrap resamples images
+    rows = [f"{i},patient-{i[1]},test,,0,nih" for i in ids]  # p0/n0 share patient-0, p1/n1 patient-1
+    (data_yaml.parent / "manifest.csv").write_text("image_id,patient_id,split,classes,boxes,source\n"
+                                                   + "\n".join(rows) + "\n")
+    assert patient_groups(data_yaml, ["p0", "n0", "p1", "n1"]) == ["patient-0", "patient-0", "patient-1", "patient-1"]
+    assert patient_groups(data_yaml, ["p0", "unknown"]) is None  # not every image listed: by image
+
+
 def test_prediction_string_and_submission(tmp_path):
     # sorted by score; scores to 4 decimals, pixels to 1, trailing zeros dropped
     s = prediction_string([[10, 20, 30.25, 40], [1.04, 2, 3, 4]], [0.5, 0.91234], [3, 0])
@@ -145,12 +158,14 @@ def test_evaluate_config_composes_and_model_aliases_to_weights():
     assert cfg.dataset.data_yaml == "/d/data.yaml"
     assert plain.dataset.name == "synthetic" and plain.dataset.data_yaml is None
     assert set(plain.paths) == {"root", "output_dir", "cache_dir"}
-    assert {"conf", "iou", "imgsz", "tta", "device", "out_dir", "match_iou", "decision_conf"} <= set(plain)
+    assert {"conf", "iou", "imgsz", "tta", "device", "out_dir", "match_iou", "decision_conf", "map40_method",
+            "froc_hit", "no_finding_class", "n_boot", "progress"} <= set(plain)
+    assert plain.imgsz is None and plain.map40_method == "voc2010" and plain.n_boot == 1000
     assert alias_model_override(["model.x=1", "weights=a"]) == ["model.x=1", "weights=a"]
 
 
 def test_metrics_and_command_line_import_without_torch():
-    code = ("import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate; "
+    code = ("import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate, xray_exp.compare; "
             "print(sorted({'torch', 'ultralytics', 'sklearn', 'matplotlib'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -178,13 +193,18 @@ def tiny(tmp_path_factory):
 RATES = ["map40", "mAP50", "mAP50-95", "lesion_precision", "lesion_recall", "froc_mean", "froc_fp0.125",
          "froc_fp0.25", "froc_fp0.5", "froc_fp1", "froc_fp2", "froc_fp4", "froc_fp8", "auroc", "sensitivity",
          "specificity", *(f"ap40/{n}" for n in NAMES)]
+HEADLINE = ("map40", "mAP50", "mAP50-95", "froc_mean", "auroc", "sensitivity", "specificity")
 
 
-def check_metrics(metrics: dict, prefix: str) -> None:
-    assert set(metrics) == {f"{prefix}/{k}" for k in [*RATES, "images", "normal_images", "instances"]}
+def check_metrics(metrics: dict, prefix: str, ci: bool = True) -> None:
+    intervals = [f"{m}_ci_{side}" for m in HEADLINE for side in ("low", "high")] if ci else []
+    assert set(metrics) == {f"{prefix}/{k}" for k in [*RATES, *intervals, "images", "normal_images", "instances"]}
     for key in RATES:
         value = metrics[f"{prefix}/{key}"]
         assert math.isfinite(value) and 0.0 <= value <= 1.0, (key, value)
+    for m in HEADLINE if ci else ():
+        low, high = metrics[f"{prefix}/{m}_ci_low"], metrics[f"{prefix}/{m}_ci_high"]
+        assert 0.0 <= low <= high <= 1.0, (m, low, high)
     assert metrics[f"{prefix}/images"] == 6
     assert metrics[f"{prefix}/normal_images"] == 2
     assert metrics[f"{prefix}/instances"] == 5
@@ -215,14 +235,17 @@ def check_report(out: Path, metrics: dict) -> None:
 
 @pytest.mark.integration
 def test_evaluate_split_with_flip_tta_writes_metrics_and_report(tiny, tmp_path):
-    from xray_exp.evaluation import evaluate_split
+    from xray_exp.evaluation import MetricSettings, evaluate_split
 
     data_yaml, weights = tiny
     out = tmp_path / "report"
+    settings = MetricSettings(decision_conf=0.002, n_boot=200, progress=False)
     metrics = evaluate_split(str(weights), data_yaml, "test", imgsz=128, conf=0.001, iou=0.7, tta=True,
-                             out_dir=out, device="cpu", decision_conf=0.002)
+                             out_dir=out, device="cpu", metrics=settings)
     check_metrics(metrics, "test")
     check_report(out, metrics)
+    report = (out / "report.md").read_text()
+    assert "PASCAL VOC 2010 all-point" in report and "bootstrap" in report  # the definitions used
     # a random model's detections are false positives: the gallery shows the most confident ones
     assert (out / "galleries" / "false_positives.png").is_file()
     assert (out / "galleries" / "false_negatives.png").is_file()
@@ -235,10 +258,12 @@ def test_evaluate_command_line(tiny, tmp_path):
     data_yaml, weights = tiny
     out = tmp_path / "cli-report"
     proc = run_cli(["xray_exp.evaluate", f"model={weights}", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
-                    "imgsz=128", "device=cpu", "split=val", f"out_dir={out}"], root=tmp_path, check=True,
-                   timeout=300)
+                    "imgsz=128", "device=cpu", "split=val", f"out_dir={out}", "n_boot=0", "progress=false"],
+                   root=tmp_path, check=True, timeout=300)
     assert "val/map40" in proc.stdout and f"REPORT={out / 'report.md'}" in proc.stdout
-    check_metrics(json.loads((out / "metrics.json").read_text()), "val")
+    assert "imgsz 128 (imgsz= given)" in proc.stdout
+    assert "predict val" not in proc.stderr  # progress=false: no bar
+    check_metrics(json.loads((out / "metrics.json").read_text()), "val", ci=False)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
@@ -247,6 +272,10 @@ def test_evaluate_command_line(tiny, tmp_path):
     assert run.data.params["split"] == "val" and run.data.tags["weights"] == str(weights)
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.md", "report/submission.csv", "report/plots", "report/galleries"} <= logged
+    unsized = run_cli(["xray_exp.evaluate", f"model={weights}", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
+                       "tracking=disabled"], root=tmp_path, timeout=300)  # a .pt saved without train args
+    assert unsized.returncode == 2 and "does not record its training image size" in unsized.stderr
+    assert "imgsz=<size>" in unsized.stderr
     missing = run_cli(["xray_exp.evaluate", f"model={tmp_path / 'nope.pt'}", "dataset=yolo",
                        f"dataset.data_yaml={data_yaml}"], root=tmp_path, timeout=300)
     assert missing.returncode == 2 and "nope.pt" in missing.stderr

@@ -116,8 +116,8 @@ def notebook_project(session_dir):
     """A project root with two finished runs (one registered as yolo12n@development) and their dataset."""
     root = session_dir / "notebook-project"
     root.mkdir(parents=True, exist_ok=True)
-    first = _train(root, "train.lr0=0.02", "post.clinical_splits=[test]")
-    _train(root, "train.lr0=0.002", "post.onnx=false", "post.clinical_splits=[]", "post.samples=0",
+    first = _train(root, "train.lr0=0.02", "post.eval_splits=[test]")
+    _train(root, "train.lr0=0.002", "post.onnx=false", "post.eval_splits=[test]", "post.n_boot=0", "post.samples=0",
            "tracking.register=never")
     data_yaml = json.loads((first / "dataset.json").read_text())["data_yaml"]
     return {"root": root, "uri": f"sqlite:///{root / 'outputs' / 'mlflow.db'}", "data_yaml": data_yaml}

@@ -81,3 +81,42 @@ def test_cli_strict_exits_non_zero_naming_the_file(tmp_path):
 def test_cli_rejects_a_typo_at_compose_time(tmp_path):
     proc = prepare("dataset=nih_cxr14", "source=/nowhere", "fusion.iou=0.5", root=tmp_path)
     assert proc.returncode == 1 and "Key 'iou' not in 'FusionConfig'" in proc.stderr
+
+
+def test_workers_die_with_a_killed_main_process(tmp_path):
+    """`kill -9` of `python -m xray_exp.prepare` mid-conversion leaves no orphan worker behind."""
+    import signal
+    import time
+
+    import psutil
+
+    source = make_vindr_source(tmp_path / "src", images=60, size=(1024, 1024))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xray_exp.prepare", "dataset=vindr_cxr", f"source={source.root}", f"out_dir={out}",
+         "workers=2", "png_compression=9", "longest_side=null", "summary.enabled=false", "progress=false"],
+        cwd=REPO, env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:  # both workers up and converting
+            workers = psutil.Process(proc.pid).children(recursive=True)
+            if len(workers) >= 2 and list(out.glob("images/*/*.png")):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and len(workers) >= 2, "prepare finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=5)
+        alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"orphaned workers still running: {[(p.pid, p.cmdline()) for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for worker in workers:
+            try:
+                worker.kill()
+            except psutil.NoSuchProcess:
+                pass

@@ -16,7 +16,7 @@ from xray_exp.prepare.boxes import from_yolo_line
 from xray_exp.prepare.config import compose_prepare_config
 from xray_exp.prepare.convert import ConvertTask, convert_image
 from xray_exp.prepare.pipeline import run_prepare
-from xray_exp.prepare.records import IssueLog
+from xray_exp.prepare.records import IssueLog, PrepareError
 from xray_exp.prepare.sources.nih import load_nih
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,16 +43,26 @@ def bbox_rows() -> dict[str, list[tuple[str, float, float, float, float]]]:
 
 
 def test_importer_reads_the_official_csvs():
-    log = IssueLog(strict=True)  # the real files have no problems to skip
+    log = IssueLog()
     records = load_nih(NIH, config(Path("/unused")).dataset, log, seed=0)
     assert len(records) == 203
     assert sum(1 for r in records if not r.boxes) == 3  # the "No Finding" images
     assert all(len(r.boxes) == 1 and r.patient_id for r in records if r.boxes)
     assert r"00013118_008" not in {r.image_id for r in records}  # boxed in the CSV, not in the sample
-    assert log.notes["listed_not_on_disk"] == 880 - 200
+    # the boxed images the sample lacks are issues naming each of them (cross-check: CSV ids minus files)
+    not_on_disk = set(bbox_rows()) - {p.stem for p in (NIH / "images").glob("*.png")}
+    assert len(not_on_disk) == 880 - 200
+    assert log.counts() == {"missing_image": 680} and "duplicate_rows" not in log.notes
+    assert {i.image_id for i in log.issues} == not_on_disk
     assert log.notes["boxed_with_unboxed_findings"] > 100  # the README's "boxes are incomplete"
     patients = [r.patient_id for r in records]
     assert len(set(patients)) < len(patients)  # some patients have several images
+
+
+def test_strict_fails_on_a_listed_image_missing_on_disk():
+    first_missing = min(set(bbox_rows()) - {p.stem for p in (NIH / "images").glob("*.png")})
+    with pytest.raises(PrepareError, match=rf"strict: missing_image: BBox_List_2017\.csv lists {first_missing};"):
+        load_nih(NIH, config(Path("/unused")).dataset, IssueLog(strict=True), seed=0)
 
 
 def png_colour_type(path: Path) -> int:
@@ -72,7 +82,9 @@ def test_rgba_pngs_become_gray(tmp_path):
 
 def test_prepare_subset_end_to_end(tmp_path):
     report = run_prepare(config(tmp_path, "limit=40", "workers=2", "longest_side=512"))
-    assert report["images"]["written"] == 40 and report["issues"]["total"] == 0
+    assert report["images"]["written"] == 40 and report["issues"]["counts"] == {"missing_image": 680}
+    listed = {item["image_id"] for item in report["issues"]["list"] if item["kind"] == "missing_image"}
+    assert len(listed) == 680 and "00013118_008" in listed
     truth = bbox_rows()
     names = compose_prepare_config(["dataset=nih_cxr14", "source=/s", "out_dir=/o"]).dataset.classes
     split_of: dict[str, set] = {}

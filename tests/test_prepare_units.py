@@ -287,12 +287,42 @@ def test_nih_records_negatives_patients_and_notes(tmp_path):
         "00000006_000": ("6", 0),
         "00000006_001": ("6", 0),
     }
-    assert log.notes["listed_not_on_disk"] == 2  # 00000002/4_000: boxed, not downloaded (not an issue)
+    # 00000002_000: boxed, not downloaded -> an issue naming it; 00000004_000 (zero-area box only) is not used
+    assert [(i.kind, i.image_id) for i in log.issues if i.kind == "missing_image"] == [
+        ("missing_image", "00000002_000")
+    ]
     assert log.notes["unboxed_findings"] == 1  # 00000007_000: Atelectasis without a box: not a negative
     assert log.notes["unlisted_image_files"] == 1  # 00000008_000: in no CSV
     assert log.notes["boxed_with_unboxed_findings"] == 1  # 00000001_000 also has Emphysema
-    assert log.notes["images_without_usable_boxes"] == 1  # 00000003_000: Hernia only
-    assert "missing_image" not in log.counts()
+    assert log.notes["images_without_usable_boxes"] == 2  # 00000003_000: Hernia only; 00000004_000: zero area
+    assert "duplicate_rows" not in log.notes
+    (tmp_path / "BBox_List_2017.csv").write_text("".join(NIH_BBOX.splitlines(keepends=True)[:4]))  # no bad rows
+    with pytest.raises(PrepareError, match=r"strict: missing_image: BBox_List_2017\.csv lists 00000002_000"):
+        load_nih(tmp_path, dataset_config("nih_cxr14"), IssueLog(strict=True), seed=0)
+
+
+def test_exact_duplicate_rows_are_dropped_and_counted(tmp_path):
+    lines = NIH_BBOX.splitlines(keepends=True)
+    (tmp_path / "nih").mkdir()
+    nih = _nih_source(tmp_path / "nih")
+    (nih / "BBox_List_2017.csv").write_text("".join([*lines, lines[1], lines[1], lines[3]]))
+    log = IssueLog()
+    listings = parse_bbox_csv(nih / "BBox_List_2017.csv", dataset_config("nih_cxr14"), log)
+    assert [b.class_id for b in listings["00000001_000"].boxes] == [1, 2]  # Cardiomegaly once, not three times
+    assert len(listings["00000002_000"].boxes) == 1 and log.notes["duplicate_rows"] == 3
+    near = lines[1].replace("100.5", "100.6")  # not an exact repeat: kept
+    (nih / "BBox_List_2017.csv").write_text("".join([*lines, near]))
+    log = IssueLog()
+    assert len(parse_bbox_csv(nih / "BBox_List_2017.csv", dataset_config("nih_cxr14"), log)["00000001_000"].boxes) == 3
+    assert "duplicate_rows" not in log.notes
+
+    rows = VINDR_CSV.splitlines(keepends=True)
+    (tmp_path / "vindr").mkdir()
+    source = _vindr_source(tmp_path / "vindr", csv_text="".join([*rows, rows[1], rows[4]]))
+    log = IssueLog()
+    listings = parse_vindr_csv(source / "train.csv", dataset_config("vindr_cxr"), log)
+    assert [(b.class_id, b.reader) for b in listings["a"].boxes] == [(3, "R1"), (3, "R2")]
+    assert listings["b"].normal_rows == 2 and log.notes["duplicate_rows"] == 2
 
 
 def test_prepare_schema_rejects_typos_and_bad_types():

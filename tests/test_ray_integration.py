@@ -20,7 +20,7 @@ from conftest import REPO, free_port, run_cli, run_dir_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-SMOKE = ["debug=smoke", "post.samples=1", "post.clinical_splits=[]"]
+SMOKE = ["debug=smoke", "post.samples=1", "post.eval_splits=[test]", "post.n_boot=0"]
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +125,8 @@ def test_killed_worker_resumes_from_checkpoint(tmp_path, ray_head):
     YOLO("yolo12n.yaml").save(str(weights))  # untrained weights, as a user's .pt would be
     args = [sys.executable, "-m", "xray_exp.ray_main", "mode=retrain", f"model_path={weights}", "debug=smoke",
             "train.epochs=3",
-            "tracking=disabled", "post.test_eval=false", "post.onnx=false", "post.samples=0", "post.clinical_splits=[]",
-            "objective.metric=val/mAP50-95", "ray.train.max_failures=1", "run_name=killed"]
+            "tracking=disabled", "post.onnx=false", "post.samples=0", "post.eval_splits=[]",
+            "objective.metric=ultralytics/val/mAP50-95", "ray.train.max_failures=1", "run_name=killed"]
     out = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                               env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path), **ray_head["env"]})
@@ -157,8 +157,8 @@ def test_tune_asha_best_config_registry_and_resume(tmp_path, ray_head):
     """4 Optuna trials with ASHA on tiny data: Ctrl-C after the first checkpoint, resume, finish with
     early-stopped trials, MLflow parent/child runs, a registered best model and a usable experiment config."""
     common = ["mode=tune", *SMOKE, "train.epochs=3", "tune.num_samples=4", "tune.max_concurrent=1",
-              "tune.cpus_per_trial=1", "tune.metric=val/box_loss", "tune.direction=minimize", "tune.grace_period=1",
-              "tune.name=t1"]
+              "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize",
+              "tune.grace_period=1", "tune.name=t1"]
     out = open(tmp_path / "first.log", "w")
     first = subprocess.Popen([sys.executable, "-m", "xray_exp.ray_main", *common], cwd=REPO, stdout=out,
                              stderr=subprocess.STDOUT, env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path),

@@ -21,12 +21,10 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
+from xray_exp import registry
 from xray_exp.serve.app import create_app
 from xray_exp.serve.settings import ServeSettings
 
-registry = pytest.importorskip(
-    "xray_exp.registry", reason="xray_exp.registry (the model registry) is not there"
-)
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
 

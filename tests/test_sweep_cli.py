@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 
 # One-epoch jobs on 8 tiny images; validation mAP as the objective (no test-split pass).
-FAST = ["post.test_eval=false", "objective.metric=val/mAP50-95"]
+FAST = ["post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95"]
 OPTUNA = ["xray_exp.train", "--multirun", "sweep=smoke", "hydra.sweeper.n_jobs=2", *FAST]
 
 
@@ -67,12 +67,12 @@ def test_optuna_sweep_resumes_its_study_and_registers_the_best(tmp_path):
     assert {r.data.tags["sweep.dir"] for r in runs} == {str(sweep_dir_of(first)), str(sweep_dir_of(second))}
     assert f"train.lr0={killed.params['train.lr0']}" in runs[2].data.tags["hydra.overrides"]
 
-    values = {r.info.run_id: r.data.metrics["val/mAP50-95"] for r in runs}
+    values = {r.info.run_id: r.data.metrics["ultralytics/val/mAP50-95"] for r in runs}
     board = leaderboard(sweep_dir_of(second))
     assert [row["rank"] for row in board] == ["1", "2", "3"] and {row["run_id"] for row in board} == set(values)
     best = board[0]["run_id"]
     assert values[best] == max(values.values()) and parent.data.tags["sweep.best_run_id"] == best
-    assert parent.data.metrics["best/val/mAP50-95"] == values[best]
+    assert parent.data.metrics["best/ultralytics/val/mAP50-95"] == values[best]
     assert "leaderboard.csv" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     holder = client.get_model_version_by_alias("yolo12n", "development")
     assert holder.tags["source_run_id"] == best and holder.tags["sweep.parent_run_id"] == parent.info.run_id
@@ -91,7 +91,7 @@ def test_ray_launcher_sweep_records_a_failing_job_and_goes_on(tmp_path):
     env = {"RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}  # nothing written to ~/.ray
     proc = run_cli(["xray_exp.train", "--multirun", "debug=smoke", "hydra/launcher=ray",
                     "+hydra.launcher.ray.init.num_cpus=2", "hardware.num_cpus=1", "post.onnx=false", "post.samples=0",
-                    "post.clinical_splits=[]", *FAST, f"dataset.data_yaml=null,{missing}"], tmp_path, env=env,
+                    *FAST, f"dataset.data_yaml=null,{missing}"], tmp_path, env=env,
                    check=True)
     out = proc.stdout + proc.stderr
     assert "Ray Launcher is launching 2 jobs" in out and "(_run_job pid=" in out
@@ -107,7 +107,7 @@ def test_ray_launcher_sweep_records_a_failing_job_and_goes_on(tmp_path):
     assert parent.data.tags["sweep.launcher"] == "ray" and parent.info.status == "FINISHED"
     assert parent.data.params["search.dataset.data_yaml"] == f"null,{missing}"
     ok, failed = children(client, experiment_id, parent.info.run_id)
-    assert ok.info.status == "FINISHED" and "val/mAP50-95" in ok.data.metrics
+    assert ok.info.status == "FINISHED" and "ultralytics/val/mAP50-95" in ok.data.metrics
     assert failed.info.status == "FAILED" and failed.data.tags["error.type"] == "DatasetError"
     assert str(missing) in failed.data.tags["error.message"]
     assert [a.path for a in client.list_artifacts(failed.info.run_id, "error")] == ["error/error.txt"]

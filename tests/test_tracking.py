@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import pytest
 from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
 
-from xray_exp.tracking import Tracker, flatten
+from xray_exp.tracking import RETRY_FIRST_S, Tracker, flatten
 
 SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server"]
 
@@ -148,6 +150,8 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         assert "MLflow logging paused" in logs and "python -m xray_exp.tracking upload" in logs
         run_dir = run_dir_of(subprocess.CompletedProcess([], 0, out, err))
         assert (run_dir / "weights" / "best.onnx").is_file() and (run_dir / "summary.json").is_file()
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["registration"] is None and summary["mlflow_unsent_events"] > 0
     finally:
         server.kill()
     server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
@@ -161,7 +165,11 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         assert [m.step for m in client.get_metric_history(run_id, "val/mAP50")] == [1, 2, 3, 4]
         assert "test/mAP50-95" in run.data.metrics
         assert {"weights/best.pt", "weights/best.onnx"} <= {a.path for a in client.list_artifacts(run_id, "weights")}
-        assert client.get_model_version_by_alias("yolo12n", "development").run_id == run_id
+        version = client.get_model_version_by_alias("yolo12n", "development")
+        assert version.run_id == run_id
+        summary = json.loads((run_dir / "summary.json").read_text())  # the upload brought it up to date
+        assert summary["mlflow_run_id"] == run_id and summary["mlflow_unsent_events"] == 0
+        assert summary["registration"]["registered"] and summary["registration"]["version"] == version.version
     finally:
         server.kill()
 
@@ -177,3 +185,109 @@ def test_local_store_keeps_artifacts_next_to_the_database(tmp_path, monkeypatch)
     tracker.end()
     assert not (tmp_path / "mlruns").exists()
     assert list((tmp_path / "store" / "mlartifacts").rglob("a.txt"))
+
+
+def test_paused_tracker_retries_with_backoff(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="xray_exp.tracking")
+    tracker = Tracker(tmp_path / "run", f"http://127.0.0.1:{free_port()}", enabled=True, timeout_s=2)
+    tracker.start("exp", "run-a", {})
+    assert not tracker.live and "paused" in caplog.text
+    tracker.log_metrics({"m": 0.1}, step=1)  # no try is due yet: journaled only
+    assert "still unreachable" not in caplog.text
+    time.sleep(RETRY_FIRST_S + 0.2)
+    tracker.log_metrics({"m": 0.2}, step=2)  # due: one try, then the wait doubles
+    assert caplog.text.count("still unreachable") == 1
+    assert f"next try in {2 * RETRY_FIRST_S:.0f} s" in caplog.text
+    tracker.log_metrics({"m": 0.3}, step=3)
+    tracker.end()  # the end of the run always tries once more
+    assert caplog.text.count("still unreachable") == 2 and "upload it with" in caplog.text
+    assert tracker.pending == 5 and tracker.outcome()["mlflow_unsent_events"] == 5
+
+
+@pytest.mark.integration
+def test_tracker_replays_the_journal_when_the_server_returns(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        tracker = Tracker(tmp_path / "run", server.uri, enabled=True, timeout_s=2)
+        tracker.start("exp", "run-a", {"t": "1"})
+        tracker.log_metrics({"m": 1.0}, step=1)
+        run_id = tracker.run_id
+        assert tracker.live and run_id
+        server.kill()
+        tracker.log_metrics({"m": 2.0}, step=2)
+        assert not tracker.live
+        server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
+        step, deadline = 2, time.time() + 90
+        # each event tries when the backoff allows; a backlog goes out within a time budget per event
+        while (not tracker.live or tracker.pending) and time.time() < deadline:
+            step += 1
+            tracker.log_metrics({"m": float(step)}, step=step)
+            time.sleep(0.5)
+        assert tracker.live and tracker.pending == 0, tracker.problem
+        client = MlflowClient(server.uri)
+        history = client.get_metric_history(run_id, "m")  # all there before the run ends
+        assert sorted(m.step for m in history) == list(range(1, step + 1))
+        assert client.get_run(run_id).info.status == "RUNNING"
+        tracker.end()
+        assert client.get_run(run_id).info.status == "FINISHED"
+    finally:
+        server.kill()
+
+
+def wait_for(path, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"training exited {proc.returncode} before {path.name}:\n{out[-3000:]}\n"
+                                 f"{err[-3000:]}")
+        assert time.time() < deadline, f"{path.name} not reached in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_training_recovers_from_an_outage_without_upload(tmp_path):
+    """Server down from epoch 1, back at epoch 3 of 6: the run completes on the server by itself."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    server = MlflowServer(tmp_path / "server").start()
+    env = {**os.environ, "XRAY_EXP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+           "XRAY_GATE_DIR": str(gate), "XRAY_GATE_EPOCHS": "1,3"}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "gated_train.py"), *SMOKE[1:], "train.epochs=6", "post.onnx=true",
+         f"tracking.tracking_uri={server.uri}", "tracking.timeout_s=3"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(gate / "epoch-1.ready", 300, proc)
+        client = MlflowClient(server.uri)
+        experiment = client.get_experiment_by_name("YOLO12-Training")
+        (run,) = client.search_runs([experiment.experiment_id])  # created while the server was up
+        server.kill()
+        (gate / "epoch-1.go").touch()
+        wait_for(gate / "epoch-3.ready", 300, proc)
+        server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
+        (gate / "epoch-3.go").touch()
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        logs = out + err
+        assert "MLflow logging paused" in logs and "answers again" in logs
+        run_id = run.info.run_id
+        assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [run_id]
+        finished = client.get_run(run_id)
+        assert finished.info.status == "FINISHED"
+        for name in ("train/box_loss", "lr/pg0"):
+            assert [m.step for m in client.get_metric_history(run_id, name)] == [1, 2, 3, 4, 5, 6], name
+        assert [m.step for m in client.get_metric_history(run_id, "val/mAP50")] == [1, 2, 3, 4, 5, 6, 7]
+        assert "test/mAP50-95" in finished.data.metrics
+        assert {"weights/best.pt", "weights/best.onnx"} <= {a.path for a in client.list_artifacts(run_id, "weights")}
+        version = client.get_model_version_by_alias("yolo12n", "development")
+        assert version.run_id == run_id
+        summary = json.loads((run_dir_of(subprocess.CompletedProcess([], 0, out, err)) / "summary.json").read_text())
+        assert summary["mlflow_run_id"] == run_id and summary["mlflow_unsent_events"] == 0
+        assert summary["registration"]["registered"] and summary["registration"]["version"] == version.version
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.kill()

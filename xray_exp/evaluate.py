@@ -1,10 +1,12 @@
-"""Evaluate a detector on one split: clinical metrics and a report.
+"""Evaluate a detector on one split: every detection metric with bootstrap CIs, and a report.
 
     python -m xray_exp.evaluate model=outputs/runs/<run>/weights/best.pt          # synthetic test split
     python -m xray_exp.evaluate model=models:/yolo12n@champion dataset=yolo dataset.data_yaml=/data/data.yaml
     python -m xray_exp.evaluate model=best.onnx split=val tta=true imgsz=640 device=0
+    python -m xray_exp.evaluate model=best.pt map40_method=coco101 froc_hit=center n_boot=0 progress=false
     python -m xray_exp.evaluate --help                                            # groups and keys
 
+Scores at the image size the checkpoint was trained at unless `imgsz=` is given (and says which).
 Prints the metrics table and writes report.md, metrics.json, predictions.csv, images.csv,
 submission.csv (VinBigData), plots/ and galleries/ under out_dir (outputs/eval/<split>-<time>).
 Returns `objective` (default <split>/map40) for sweepers. torch/ultralytics load only once it runs.
@@ -44,6 +46,28 @@ def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path)
     return path
 
 
+def evaluation_imgsz(requested: int | None, weights: Path) -> tuple[int, str]:
+    """`imgsz=` when given, else the size the checkpoint was trained (.pt) or exported (ONNX) at."""
+    if requested:
+        return int(requested), "imgsz= given"
+    from xray_exp.evaluation.predict import trained_imgsz
+
+    size = trained_imgsz(weights)
+    if size is None:
+        raise ConfigError(f"{weights}: the file does not record its training image size. Fix: pass imgsz=<size>.")
+    return size, f"the checkpoint's training size, from {weights.name}"
+
+
+def metric_settings(cfg: DictConfig):
+    """The scoring keys of this config (the same as post-training's `post.*`)."""
+    from xray_exp.evaluation import MetricSettings
+
+    try:
+        return MetricSettings.from_config(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Resolve data and weights, evaluate, write the report; return the flat metrics."""
     if OmegaConf.is_missing(cfg, "weights"):
@@ -61,14 +85,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from xray_exp.evaluation import evaluate_split
     from xray_exp.evaluation.report import metrics_table
 
+    imgsz, imgsz_source = evaluation_imgsz(cfg.imgsz, weights)
+    print(f"imgsz {imgsz} ({imgsz_source})", flush=True)
     out_dir = Path(cfg.out_dir)
-    metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou,
+    metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=imgsz, conf=cfg.conf, iou=cfg.iou,
                              tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
-                             max_det=cfg.max_det, match_iou=cfg.match_iou, decision_conf=cfg.decision_conf,
-                             ap_method=cfg.ap_method, wbf_iou=cfg.tta_wbf_iou, gallery_size=cfg.gallery_size)
+                             max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=metric_settings(cfg),
+                             report_settings={"imgsz from": imgsz_source})
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
-        log_evaluation(cfg, weights, metrics, out_dir)
+        log_evaluation(cfg, weights, imgsz, metrics, out_dir)
     print(f"REPORT={out_dir / 'report.md'}", flush=True)
     return metrics
 
@@ -76,7 +102,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries")
 
 
-def log_evaluation(cfg: DictConfig, weights: Path, metrics: dict[str, float], out_dir: Path) -> None:
+def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
     from xray_exp.tracking import Tracker, flatten, run_tags
 
@@ -85,8 +111,9 @@ def log_evaluation(cfg: DictConfig, weights: Path, metrics: dict[str, float], ou
     tracker.start(cfg.evaluation_experiment, f"eval-{cfg.split}-{out_dir.name}",
                   run_tags(cfg.paths.root, overrides, {"weights": str(cfg.weights), "weights.path": str(weights),
                                                        "split": cfg.split, "dataset": cfg.dataset.name}))
-    keys = ("split", "imgsz", "conf", "iou", "tta", "match_iou", "decision_conf", "ap_method", "max_det")
-    tracker.log_params(flatten({"weights": str(cfg.weights), **{k: cfg[k] for k in keys},
+    keys = ("split", "conf", "iou", "tta", "match_iou", "decision_conf", "map40_method", "froc_hit",
+            "no_finding_class", "n_boot", "ci_seed", "max_det")
+    tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **{k: cfg[k] for k in keys},
                                 "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}))
     tracker.log_metrics(metrics)
     for name in REPORT_FILES:

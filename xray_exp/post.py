@@ -1,17 +1,22 @@
-"""After training: evaluate on the test split, save annotated samples, export ONNX and check parity.
+"""After training: best.pt scored on a split (xray_exp.evaluation), annotated samples, ONNX export + parity.
 
-    from xray_exp.post import evaluate_split, save_samples, export_onnx, onnx_parity
-    metrics = evaluate_split("best.pt", "data.yaml", "test", imgsz=320, batch=8, device="cpu", out_dir=run_dir)
+    from xray_exp.post import split_metrics, save_samples, export_onnx, onnx_parity
+    metrics = split_metrics(best, info, "test", cfg, run_dir / "report-test")   # test/map40, test/mAP50, ...
+    python -m xray_exp.train post.eval_splits=[val,test] post.map40_method=voc2010 post.n_boot=1000
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig
 
-from xray_exp.training import ultralytics_box_metrics
+from xray_exp.errors import ConfigError
+
+log = logging.getLogger("xray_exp.post")
 
 # ONNX vs PyTorch on the same letterboxed input. The export fuses Conv+BatchNorm, so float32 outputs
 # differ by rounding only: boxes (pixels of the network input) and class scores within these bounds.
@@ -21,19 +26,51 @@ PARITY_ATOL_SCORE = 1e-3
 PARITY_MIN_AGREEMENT = 0.95
 
 
-def evaluate_split(weights: str | Path, data_yaml: str | Path, split: str, imgsz: int, batch: int | float,
-                   device: str | None, out_dir: str | Path) -> dict[str, float]:
-    """Ultralytics validation of `weights` on one split -> {'<split>/mAP50': ..., '<split>/mAP75': ...}."""
-    from ultralytics import YOLO
+# Prediction settings of post-training; `python -m xray_exp.evaluate` defaults to the same, so both give
+# the same numbers on the same weights and split.
+PREDICT_CONF, PREDICT_NMS_IOU, PREDICT_MAX_DET, PREDICT_BATCH = 0.001, 0.7, 300, 16
 
-    out_dir = Path(out_dir)
-    batch = batch if isinstance(batch, int) and batch > 0 else 8
-    model = YOLO(str(weights), task="detect")
-    results = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=device,
-                        project=str(out_dir), name=f"eval-{split}", exist_ok=True, plots=True, verbose=False)
-    metrics = ultralytics_box_metrics(results.results_dict, prefix=split)
-    metrics[f"{split}/mAP75"] = float(results.box.map75)
-    return metrics
+
+def metric_settings(cfg: DictConfig):
+    """The scoring settings of post-training (`post.*`; decision threshold `post.conf`)."""
+    from dataclasses import replace
+
+    from xray_exp.evaluation import MetricSettings
+
+    try:
+        return replace(MetricSettings.from_config(cfg.post), decision_conf=float(cfg.post.conf))
+    except ValueError as exc:
+        raise ConfigError(f"post.{exc}") from exc
+
+
+def split_metrics(best: Path, info, split: str, cfg: DictConfig, out_dir: Path) -> dict[str, float]:
+    """Every metric of one split from xray_exp.evaluation (one prediction pass) + its report.
+
+    A dataset without a test split reports val as test (with a warning)."""
+    from xray_exp.evaluation import evaluate_split
+
+    if split == "test" and not info.has_test:
+        log.warning("dataset has no test split: reporting val as test")
+        split_name, prefix = "val", "test"
+    else:
+        split_name, prefix = split, split
+    if split_name not in info.splits:
+        raise ConfigError(f"post.eval_splits: the dataset has no {split_name!r} split")
+    return evaluate_split(best, info.data_yaml, split_name, imgsz=cfg.train.imgsz, conf=PREDICT_CONF,
+                          iou=PREDICT_NMS_IOU, tta=False, out_dir=out_dir, device=cfg.hardware.device,
+                          batch=PREDICT_BATCH, max_det=PREDICT_MAX_DET, metrics=metric_settings(cfg), prefix=prefix)
+
+
+def evaluation_settings(cfg: DictConfig) -> dict:
+    """What summary.json says about how its val/* and test/* metrics were computed."""
+    from dataclasses import asdict
+
+    from xray_exp.evaluation.definitions import definitions
+
+    settings = metric_settings(cfg)
+    return {"splits": list(cfg.post.eval_splits), "imgsz": int(cfg.train.imgsz), "conf": PREDICT_CONF,
+            "nms_iou": PREDICT_NMS_IOU, "max_det": PREDICT_MAX_DET, "settings": asdict(settings),
+            "definitions": definitions(settings)}
 
 
 def save_samples(weights: str | Path, images: list[Path], out_dir: str | Path, imgsz: int, conf: float,

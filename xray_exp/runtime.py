@@ -1,7 +1,8 @@
 """Process set-up before Ultralytics is imported: offline by default, project-local settings.
 
 Hospital networks: no downloads, no update checks, no auto-install, no telemetry. Ultralytics reads
-its environment at import time, so `configure_offline()` must run first:
+its environment at import time, so `configure_offline()` must run first (the service, which needs no
+Ultralytics, calls `disable_telemetry()` alone):
 
     from xray_exp.runtime import configure_offline
     configure_offline("outputs/.ultralytics")
@@ -18,14 +19,27 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Telemetry switches, read by each library when it loads: set before the import.
+TELEMETRY_ENV = {
+    # ONNX Runtime: without it every InferenceSession resolves mobile.events.data.microsoft.com (DNS);
+    # ort.disable_telemetry_events() does not stop that, the variable does.
+    "ORT_DISABLE_TELEMETRY": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",  # the cross-tool convention (honoured by several libraries)
+}
 OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",  # Ultralytics: treat the machine as offline (no update/asset checks)
     "YOLO_AUTOINSTALL": "false",  # Ultralytics: never pip-install missing packages
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "RAY_USAGE_STATS_ENABLED": "0",
     "HF_HUB_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
+    **TELEMETRY_ENV,
 }
+
+
+def disable_telemetry() -> None:
+    """Set TELEMETRY_ENV in this process (and so in its children); call before importing those libraries."""
+    os.environ.update(TELEMETRY_ENV)
 
 # Ultralytics' own integrations: off. We own the one MLflow run per training (xray_exp.tracking).
 ULTRALYTICS_SETTINGS = {

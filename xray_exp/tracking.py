@@ -2,11 +2,15 @@
 
 Every event (params, per-epoch metrics, tags, artifacts, the model, its registration) is appended to
 `<run_dir>/tracking/events.jsonl` and then sent to MLflow. If the tracking server is unreachable at
-start or goes away mid-run, training carries on, a warning names the problem, and nothing is lost:
+start or goes away mid-run, training carries on and a warning names the problem; later events retry
+with a bounded backoff (2 s doubling to 60 s, each try bounded by `tracking.timeout_s`) and replay the
+journal once the server answers again, and the end of the run always tries once more. For a server
+that never comes back:
 
     python -m xray_exp.tracking upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
 
-replays whatever was not sent yet (into the same run when it had been created).
+replays whatever was not sent yet (into the same run when it had been created) and brings the run's
+summary.json up to date (MLflow run id, registration).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ log = logging.getLogger(__name__)
 
 JOURNAL = "events.jsonl"
 STATE = "state.json"
+RETRY_FIRST_S = 2.0  # the first retry after a failure; each further failure doubles the wait
+RETRY_MAX_S = 60.0
 PACKAGES = ("torch", "torchvision", "ultralytics", "mlflow", "hydra-core", "omegaconf", "onnx", "onnxruntime",
             "numpy", "opencv-python", "ray")
 
@@ -95,6 +101,9 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.enabled = enabled and bool(tracking_uri)
         self.problem: str | None = None
+        self.timeout_s = timeout_s
+        self._retry_delay = RETRY_FIRST_S
+        self._retry_at = 0.0  # time.monotonic() from which the next try may run
         state_file = self.dir / STATE
         self.state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {"applied": 0}
         self.state["tracking_uri"] = tracking_uri
@@ -144,40 +153,75 @@ class Tracker:
         self._emit({"op": "register", "name": name, "alias": alias, "policy": policy, "objective": objective,
                     "value": value, "direction": direction, "tags": tags})
 
+    @property
+    def pending(self) -> int:
+        """Journaled events not (yet) sent to MLflow."""
+        return len(self.events()) - self.state["applied"] if self.enabled else 0
+
     def end(self, status: str = "FINISHED") -> None:
-        self._emit({"op": "end", "status": status})
+        """Close the run; a run that met an outage tries once more now, whatever the backoff says."""
+        self._emit({"op": "end", "status": status}, final=True)
         if self.enabled and self.problem:
             log.warning("MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
                         "  python -m xray_exp.tracking upload %s", self.tracking_uri, self.problem, self.dir.parent)
 
     # ---- journal + replay -------------------------------------------------------------------------
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: dict[str, Any], final: bool = False) -> None:
         with open(self.dir / JOURNAL, "a") as fh:
             fh.write(json.dumps(event) + "\n")
-        if self.live:
+        if not self.enabled:
+            return
+        if final:
             self.flush()
+        elif self.problem is None or time.monotonic() >= self._retry_at:  # paused: only when a try is due
+            self.flush(budget_s=self.timeout_s)
 
     def events(self) -> list[dict[str, Any]]:
         path = self.dir / JOURNAL
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
-    def flush(self) -> bool:
-        """Send every journaled event not yet sent; on the first failure stop and remember why."""
+    def flush(self, budget_s: float | None = None) -> bool:
+        """Send the journaled events not yet sent, in order; True when none is left.
+
+        The first failure stops it, names the problem and schedules the next try (backoff). `budget_s`:
+        after this many seconds a backlog waits for the next event (at least one event is always sent).
+        """
         if not self.enabled:
             return False
-        events = self.events()
+        events, started, was_paused = self.events(), time.monotonic(), self.problem is not None
+        first = self.state["applied"]
         while self.state["applied"] < len(events):
-            event = events[self.state["applied"]]
+            if budget_s is not None and self.state["applied"] > first and time.monotonic() - started > budget_s:
+                return False
             try:
-                self._apply(event)
-            except Exception as exc:  # any transport/server error: degrade, keep training
-                self.problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                log.warning("MLflow logging paused (%s); the run continues and is journaled in %s",
-                            self.problem, self.dir)
+                self._apply(events[self.state["applied"]])
+            except Exception as exc:  # any transport/server error: degrade, keep training, retry later
+                self._pause(exc)
                 return False
             self.state["applied"] += 1
             self._save_state()
+            if self.problem is not None:
+                log.warning("MLflow (%s) answers again: replaying the journal in %s", self.tracking_uri, self.dir)
+                self.problem, self._retry_delay = None, RETRY_FIRST_S
+        if was_paused:
+            log.warning("MLflow replay complete: %d journaled events sent", self.state["applied"] - first)
         return True
+
+    def _pause(self, exc: Exception) -> None:
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if self.problem is None:
+            log.warning("MLflow logging paused (%s); the run continues, is journaled in %s and retries in %.0f s",
+                        problem, self.dir, self._retry_delay)
+        else:
+            log.info("MLflow still unreachable (%s); next try in %.0f s", problem, self._retry_delay)
+        self.problem = problem
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_S)
+
+    def outcome(self) -> dict[str, Any]:
+        """What summary.json records about tracking: the MLflow run, the registration, what is unsent."""
+        return {"mlflow_run_id": self.run_id, "registration": self.state.get("registration"),
+                "mlflow_unsent_events": self.pending}
 
     def _save_state(self) -> None:
         tmp = self.dir / f".{STATE}.tmp"
@@ -264,36 +308,7 @@ def ensure_experiment(client, name: str) -> str:
         return experiment.experiment_id
 
 
-def upload(run_dir: str | Path, tracking_uri: str | None = None) -> Tracker:
-    """Send a run folder's journaled events that never reached MLflow."""
-    state_file = Path(run_dir) / "tracking" / STATE
-    if not state_file.exists():
-        raise FileNotFoundError(f"{state_file}: no tracking journal in this run folder")
-    uri = tracking_uri or json.loads(state_file.read_text()).get("tracking_uri")
-    tracker = Tracker(run_dir, uri, enabled=True)
-    if not tracker.flush():
-        raise ConnectionError(f"upload stopped: {tracker.problem}")
-    return tracker
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Upload a run's journaled MLflow events (after an outage).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upload", help="replay the events of a run folder that were not sent")
-    up.add_argument("run_dir")
-    up.add_argument("--tracking-uri", default=None, help="defaults to the URI the run was started with")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        tracker = upload(args.run_dir, args.tracking_uri)
-    except (FileNotFoundError, ConnectionError) as exc:
-        print(f"ERROR: {exc}")
-        return 2
-    print(f"uploaded: run {tracker.run_id} at {tracker.tracking_uri} ({tracker.state['applied']} events)")
-    return 0
-
-
 if __name__ == "__main__":
+    from xray_exp.tracking_upload import main
+
     raise SystemExit(main())

@@ -49,15 +49,16 @@ def build_model(arch: str, weights: str | Path | None = None):
 
 
 def epoch_metrics(trainer) -> dict[str, float]:
-    """Per-epoch numbers under stable names: train/*_loss, val/*_loss, val/precision|recall|mAP50|
-    mAP50-95|mAP75, lr/pg*."""
+    """Per-epoch numbers: train/*_loss, lr/pg*, and what Ultralytics' validator computed under its own
+    prefix, ultralytics/val/*_loss|precision|recall|mAP50|mAP50-95|mAP75 (never the names of
+    xray_exp.metrics' val/* and test/* figures, which post-training computes on best.pt)."""
     out: dict[str, float] = {}
     out.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
-    out.update({k: v for k, v in (trainer.metrics or {}).items() if k.startswith("val/")})
+    out.update({ULTRALYTICS_PREFIX + k: v for k, v in (trainer.metrics or {}).items() if k.startswith("val/")})
     out.update(ultralytics_box_metrics(trainer.metrics or {}, prefix="val"))
     box = getattr(getattr(trainer, "validator", None), "metrics", None)
     if box is not None and hasattr(box, "box"):
-        out["val/mAP75"] = float(box.box.map75)
+        out[f"{ULTRALYTICS_PREFIX}val/mAP75"] = float(box.box.map75)
     out.update({k: float(v) for k, v in (trainer.lr or {}).items()})
     return {k: float(v) for k, v in out.items()}
 
@@ -79,6 +80,7 @@ def each_training_epoch(fn: Callable[[Any], None]) -> Callable[[Any], None]:
     return wrapper
 
 
+ULTRALYTICS_PREFIX = "ultralytics/"  # Ultralytics' validator figures; ours are val/* and test/*
 ULTRALYTICS_BOX_KEYS = {
     "metrics/precision(B)": "precision",
     "metrics/recall(B)": "recall",
@@ -88,13 +90,15 @@ ULTRALYTICS_BOX_KEYS = {
 
 
 def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
-    """Ultralytics' 'metrics/mAP50(B)' style keys -> '<prefix>/mAP50'."""
-    return {f"{prefix}/{name}": float(results[key]) for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
+    """Ultralytics' 'metrics/mAP50(B)' style keys -> 'ultralytics/<prefix>/mAP50'."""
+    return {f"{ULTRALYTICS_PREFIX}{prefix}/{name}": float(results[key])
+            for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
 
 
 def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] | None = None,
         resume: bool = False, gray_loader: bool = True) -> FitResult:
-    """Train (or resume) and return where the weights are and the final validation metrics.
+    """Train (or resume) and return where the weights are and Ultralytics' final validation metrics
+    (`ultralytics/val/*`).
 
     `gray_loader`: augment single-channel image sets on one channel (xray_exp.gray_loader; same batches).
     """

@@ -1,7 +1,8 @@
 """One training run end to end, from a composed config: the body of `python -m xray_exp.train`.
 
-validate config and data -> build model -> train (MLflow per epoch) -> test split -> samples ->
-ONNX export + parity -> register -> summary.json -> return the objective.
+validate config and data -> build model -> train (MLflow per epoch, Ultralytics' validator as
+ultralytics/val/*) -> best.pt scored by xray_exp.metrics on post.eval_splits (val/*, test/*, with CIs) ->
+samples -> ONNX export + parity -> register -> summary.json -> return the objective.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from xray_exp.runtime import apply_ultralytics_settings, configure_offline
 
 log = logging.getLogger("xray_exp.train")
 
-OBJECTIVE_PREFIXES = ("val/", "test/")
+OBJECTIVE_PREFIXES = ("val/", "test/", "ultralytics/val/")
 
 
 def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
@@ -87,8 +88,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         if not last.is_file():
             raise ConfigError(f"resume: {last} not found: the run never finished an epoch; start it again.")
     if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
-        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/ or test/ "
-                          "(e.g. test/mAP50-95, val/mAP50, test/map40)")
+        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
+                          "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)")
     configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
     try:
         data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
@@ -182,28 +183,25 @@ def finish_run(cfg: DictConfig, run_dir: Path, result, info, tracker, t0: float,
 
 
 def close_run(summary: dict[str, Any], tracker, run_dir: Path) -> float:
-    """Add the MLflow outcome to summary.json, print the one-screen summary, return the objective."""
-    summary["registration"] = tracker.state.get("registration")
-    summary["mlflow_run_id"] = tracker.run_id
+    """Add the MLflow outcome to summary.json, print the one-screen summary, return the objective.
+
+    `tracker.end()` has replayed what an outage held back; what is still unsent is counted
+    (`mlflow_unsent_events`) and `python -m xray_exp.tracking upload` updates this file once it is sent.
+    """
+    summary.update(tracker.outcome())
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     return float(summary["objective"]["value"])
 
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> dict[str, float]:
-    """Test-split metrics, annotated samples, ONNX export + parity (each switchable in `post`)."""
-    from xray_exp.post import evaluate_split, export_onnx, onnx_parity, save_samples
+    """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
+    from xray_exp.post import export_onnx, onnx_parity, save_samples, split_metrics
 
     metrics: dict[str, float] = {}
     post, hw = cfg.post, cfg.hardware
-    if post.test_eval:
-        split = "test" if info.has_test else "val"
-        if split != "test":
-            log.warning("dataset has no test split: reporting val as test")
-        metrics.update({k.replace(f"{split}/", "test/", 1): v for k, v in evaluate_split(
-            best, info.data_yaml, split, cfg.train.imgsz, hw.batch, hw.device, run_dir).items()})
-    for split in post.clinical_splits:
-        metrics.update(clinical_metrics(best, info, split, cfg, run_dir / f"report-{split}"))
+    for split in post.eval_splits:
+        metrics.update(split_metrics(best, info, split, cfg, run_dir / f"report-{split}"))
     sample_images = info.splits["val"][: post.samples]
     if post.samples:
         save_samples(best, sample_images, run_dir / "samples", cfg.train.imgsz, post.conf, hw.device)
@@ -219,27 +217,9 @@ def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> 
     return metrics
 
 
-def clinical_metrics(best: Path, info, split: str, cfg: DictConfig, out_dir: Path) -> dict[str, float]:
-    """mAP@0.4, FROC, image-level AUROC/sensitivity/specificity (+ report) on one split.
-
-    mAP50 and mAP50-95 keep Ultralytics' own numbers (its validator); the rest come from xray_exp.evaluation.
-    """
-    from xray_exp.evaluation import evaluate_split as clinical_eval
-
-    if split == "test" and not info.has_test:
-        split_name, prefix = "val", "test"
-    else:
-        split_name, prefix = split, split
-    if split_name not in info.splits:
-        raise ConfigError(f"post.clinical_splits: the dataset has no {split_name!r} split")
-    found = clinical_eval(best, info.data_yaml, split_name, imgsz=cfg.train.imgsz, conf=0.001, iou=0.7,
-                          tta=False, out_dir=out_dir, device=cfg.hardware.device, match_iou=0.4,
-                          decision_conf=cfg.post.conf, prefix=prefix)
-    ultralytics_named = {f"{prefix}/mAP50", f"{prefix}/mAP50-95"}
-    return {k: v for k, v in found.items() if k not in ultralytics_named}
-
-
 def write_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, tracker, seconds: float) -> dict:
+    from xray_exp.post import evaluation_settings
+
     return {
         "run_dir": str(run_dir),
         "model": cfg.model.name,
@@ -249,6 +229,7 @@ def write_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, t
         "onnx": str(result.best.with_suffix(".onnx")) if result.best.with_suffix(".onnx").exists() else None,
         "objective": {"metric": cfg.objective.metric, "value": metrics.get(cfg.objective.metric)},
         "metrics": metrics,
+        "evaluation": evaluation_settings(cfg),
         "onnx_parity": json.loads((run_dir / "onnx_parity.json").read_text())
         if (run_dir / "onnx_parity.json").exists() else None,
         "dataset": {"data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint},
@@ -271,9 +252,22 @@ def log_artifacts(tracker, run_dir: Path, info) -> None:
     tracker.log_artifact(run_dir / "onnx_parity.json", "onnx")
     for plot in sorted(run_dir.glob("*.png")) + sorted(run_dir.glob("*.jpg")):
         tracker.log_artifact(plot, "ultralytics/plots")
-    tracker.log_artifact(run_dir / "eval-test", "ultralytics/eval-test")
     for report in sorted(run_dir.glob("report-*")):
         tracker.log_artifact(report, f"reports/{report.name}")
+
+
+def metric_lines(m: dict[str, float], split: str) -> list[str]:
+    """' test  mAP50 0.6410 [0.580, 0.700]  ...' and the image-level line (95% CIs where computed)."""
+    def shown(name: str, label: str) -> str:
+        value = m.get(f"{split}/{name}", float("nan"))
+        low, high = m.get(f"{split}/{name}_ci_low"), m.get(f"{split}/{name}_ci_high")
+        ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        return f"{label} {value:.4f}{ci}"
+
+    detection = (("mAP50", "mAP50"), ("mAP50-95", "mAP50-95"), ("map40", "mAP@0.4"), ("froc_mean", "FROC"))
+    image = (("auroc", "AUROC"), ("sensitivity", "sens"), ("specificity", "spec"))
+    return [f" {split:<5} " + "  ".join(shown(n, label) for n, label in detection),
+            f" {'':<5} " + "  ".join(shown(n, label) for n, label in image)]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -283,12 +277,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     lines = [
         "", "=" * 72, f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
         f"{summary['epochs_run']} epochs)", "-" * 72,
-        f" test  mAP50 {m.get('test/mAP50', float('nan')):.4f}   mAP50-95 {m.get('test/mAP50-95', float('nan')):.4f}"
-        f"   mAP75 {m.get('test/mAP75', float('nan')):.4f}",
-        f" val   mAP50 {m.get('val/mAP50', float('nan')):.4f}   mAP50-95 {m.get('val/mAP50-95', float('nan')):.4f}",
-        f" clinical  test mAP@0.4 {m.get('test/map40', float('nan')):.4f}   FROC mean "
-        f"{m.get('test/froc_mean', float('nan')):.4f}   AUROC {m.get('test/auroc', float('nan')):.4f}   "
-        f"sens {m.get('test/sensitivity', float('nan')):.3f} spec {m.get('test/specificity', float('nan')):.3f}",
+        *[line for split in ("test", "val") if f"{split}/mAP50" in m for line in metric_lines(m, split)],
+        f" Ultralytics' validator (val, best.pt): mAP50 {m.get('ultralytics/val/mAP50', float('nan')):.4f}   "
+        f"mAP50-95 {m.get('ultralytics/val/mAP50-95', float('nan')):.4f}",
         f" objective {summary['objective']['metric']} = {summary['objective']['value']}",
     ]
     if parity:

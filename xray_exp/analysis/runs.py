@@ -3,7 +3,7 @@
     from xray_exp.analysis import runs
     uri = runs.default_tracking_uri()          # $MLFLOW_TRACKING_URI, else sqlite:///<root>/outputs/mlflow.db
     table = runs.runs_table(uri, "YOLO12-Training")     # one row per run: model, key params, final metrics
-    history = runs.metric_history(uri, table, ["val/mAP50-95", "train/box_loss"])   # per epoch, long format
+    history = runs.metric_history(uri, table, ["ultralytics/val/mAP50-95", "train/box_loss"])   # per epoch
     runs.plot_metric_curves(history, labels=runs.run_labels(table, ["train.lr0"]))  # one panel per metric
     runs.best_runs_per_model(table, "test/mAP50-95")    # the best finished run of each model
     for parent_id in runs.find_sweeps(table).parent_run_id:      # sweeps: parent runs with child runs
@@ -35,8 +35,12 @@ PARENT_TAG = "mlflow.parentRunId"
 EPOCH_METRIC = "train/box_loss"  # logged once per training epoch, never at the final step
 DEFAULT_PARAMS = ("train.epochs", "train.imgsz", "train.lr0", "train.optimizer", "hardware.batch", "dataset.name",
                   "augmentation.name")
-DEFAULT_METRICS = ("test/mAP50-95", "test/mAP50", "test/map40", "test/froc_mean", "test/auroc", "val/mAP50-95")
-CURVE_METRICS = ("train/box_loss", "val/box_loss", "val/mAP50", "val/mAP50-95", "val/precision", "val/recall")
+# val/* and test/*: xray_exp.metrics on best.pt after training; ultralytics/val/*: Ultralytics' validator
+# (per epoch: the only per-epoch detection figures).
+DEFAULT_METRICS = ("test/mAP50-95", "test/mAP50", "test/map40", "test/froc_mean", "test/auroc", "val/mAP50-95",
+                   "val/map40")
+CURVE_METRICS = ("train/box_loss", "ultralytics/val/box_loss", "ultralytics/val/mAP50", "ultralytics/val/mAP50-95",
+                 "ultralytics/val/precision", "ultralytics/val/recall")
 NOT_SWEPT = frozenset({"run_name", "tracking.tracking_uri", "resume"})
 RUN_COLUMNS = ["experiment", "run_name", "model", "mode", "status", "start_time", "duration_s", "run_id",
                "parent_run_id", "is_parent"]

@@ -60,8 +60,8 @@ MODELS = ("yolo12n", "yolo12s", "yolo12m", "yolo12l", "yolo12x")
 REFERENCE_BATCH = {"yolo12x": 32, "yolo12l": 32}
 REFERENCE = {"yolo12n": "555-715 img/s, ~65% util, 16 GB", "yolo12s": "465-553 img/s, ~85% util, 30 GB",
              "yolo12x": "118 img/s (batch 32), ~90% util, 50 GB"}
-POST_OFF = ("tracking=disabled", "post.test_eval=false", "post.samples=0", "post.onnx=false",
-            "post.clinical_splits=[]", "objective.metric=val/mAP50-95")
+POST_OFF = ("tracking=disabled", "post.samples=0", "post.onnx=false",
+            "post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95")
 
 
 # ---------------------------------------------------------------- availability

@@ -45,8 +45,8 @@ NAME = "overhead"
 SIDES = {"A": "xray_exp.train", "B": "bare Ultralytics"}
 TARGETS = {"cpu": 1.03, "gpu": 1.02}
 # Everything after training is switchable; the comparison is about the training run itself.
-FIXED_OVERRIDES = ("tracking=disabled", "post.test_eval=false", "post.samples=0", "post.onnx=false",
-                   "post.clinical_splits=[]", "objective.metric=val/mAP50-95")
+FIXED_OVERRIDES = ("tracking=disabled", "post.samples=0", "post.onnx=false",
+                   "post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95")
 # Ultralytics kwargs that name the run folder: the only ones allowed to differ between the sides.
 RUN_NAMING_KEYS = ("project", "name")
 MEASURES = ("wall_s", "train_call_s", "outside_call_s", "epochs_s", "cpu_s", "call_cpu_s", "outside_call_cpu_s",

@@ -164,10 +164,18 @@ class TrainParams:
 
 @dataclass
 class PostConfig:
-    """What happens after training: test-split evaluation, annotated samples, ONNX export + parity."""
+    """After training: best.pt scored by xray_exp.metrics on `eval_splits` (every val/* and test/* metric,
+    with bootstrap CIs), annotated samples, ONNX export + parity. The metric keys mean what they mean in
+    `python -m xray_exp.evaluate` (xray_exp.evaluation.MetricSettings)."""
 
-    test_eval: bool = True
-    clinical_splits: list[str] = field(default_factory=lambda: ["val", "test"])
+    eval_splits: list[str] = field(default_factory=lambda: ["val", "test"])
+    match_iou: float = 0.4
+    map40_method: str = "voc2010"  # voc2010 (VinBigData: VOC 2010 all-point, IoU > 0.4) | coco101
+    froc_hit: str = "iou"  # iou | center
+    no_finding_class: int | None = None
+    n_boot: int = 1000
+    ci_seed: int = 0
+    progress: bool = True
     samples: int = 4
     conf: float = 0.25
     onnx: bool = True
@@ -177,7 +185,8 @@ class PostConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """The metric `main()` returns (sweepers optimise it); e.g. test/mAP50-95, val/mAP50."""
+    """The metric `main()` returns (sweepers optimise it); e.g. test/mAP50-95, val/map40 (post.eval_splits),
+    ultralytics/val/mAP50-95 (Ultralytics' validator; needs no post-training evaluation)."""
 
     metric: str = "test/mAP50-95"
     direction: Direction = Direction.maximize
@@ -257,7 +266,7 @@ class TuneSettings:
     name: str = MISSING
     num_samples: int = 20
     max_concurrent: int = 4
-    metric: str = "val/mAP50-95"
+    metric: str = "ultralytics/val/mAP50-95"  # per epoch, from Ultralytics' validator
     direction: Direction = Direction.maximize
     searcher: str = "optuna"  # optuna (TPE) | random | hyperopt | bayesopt | hebo | ax | zoopt (if installed)
     seed: int | None = 0

@@ -86,3 +86,27 @@ def read_ground_truth(image: SplitImage, width: int, height: int) -> dict:
     boxes, labels = parse_label_text(text, width, height, source=str(image.label_path))
     return {"image_id": image.image_id, "boxes": boxes, "labels": labels, "path": str(image.path),
             "width": int(width), "height": int(height)}
+
+
+MANIFEST = "manifest.csv"  # written by xray_exp.prepare next to data.yaml: image_id, patient_id, split, ...
+
+
+def patient_groups(data_yaml: str | Path, image_ids: list[str]) -> list[str] | None:
+    """Patient id of each image (same order) from the dataset's manifest.csv, for bootstrap resampling by
+    patient; None when there is no manifest or it does not list every image (resampling by image then)."""
+    import csv
+
+    data_yaml = Path(data_yaml).expanduser().resolve()
+    _, root = load_data_yaml(data_yaml)
+    for folder in dict.fromkeys([data_yaml.parent, Path(root)]):
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            break
+    else:
+        return None
+    with manifest.open(newline="", encoding="utf-8") as f:
+        patients = {row["image_id"]: row["patient_id"] for row in csv.DictReader(f)
+                    if row.get("image_id") and row.get("patient_id")}
+    if not all(i in patients for i in image_ids):
+        return None
+    return [patients[i] for i in image_ids]

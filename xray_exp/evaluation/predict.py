@@ -3,6 +3,7 @@
     from xray_exp.evaluation.predict import predict_split
     out = predict_split("best.pt", "data.yaml", "test", imgsz=320, conf=0.001, iou=0.7, tta=True)
     out.names, out.preds, out.gts     # per-image records: image_id, boxes (xyxy pixels), scores, labels
+    trained_imgsz("best.pt")          # the input size the checkpoint was trained/exported at (or None)
 
 Images are decoded with xray_exp.imaging (the service's decoder); with `tta` each image is also
 predicted mirrored and the two sets are fused (xray_exp.evaluation.tta). Ultralytics is imported
@@ -51,6 +52,35 @@ def load_model(weights, settings_dir: str | Path | None = None):
     return YOLO(str(path.resolve()), task="detect")
 
 
+def _square_size(value) -> int | None:
+    """Ultralytics stores imgsz as an int or [h, w]; the evaluation size is the longer side."""
+    if isinstance(value, str):
+        import ast
+
+        value = ast.literal_eval(value)
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, list | tuple) and value:
+        return int(max(value))
+    return None
+
+
+def trained_imgsz(weights: str | Path) -> int | None:
+    """The image size a checkpoint was trained at (.pt `train_args.imgsz`) or exported at (ONNX metadata
+    `imgsz`); None when the file does not say."""
+    path = Path(weights)
+    if path.suffix.lower() == ".onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return _square_size(session.get_modelmeta().custom_metadata_map.get("imgsz"))
+    from ultralytics.nn.tasks import torch_safe_load
+
+    checkpoint, _ = torch_safe_load(str(path))
+    args = checkpoint.get("train_args") or {}
+    return _square_size(args.get("imgsz"))
+
+
 def model_names(model) -> list[str]:
     names = model.names
     return [str(names[i]) for i in range(len(names))] if isinstance(names, dict) else [str(n) for n in names]
@@ -84,9 +114,12 @@ def top_k(dets: Detections, k: int) -> Detections:
 
 def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, conf: float = 0.001,
                   iou: float = 0.7, tta: bool = False, device: str | None = None, batch: int = 16,
-                  max_det: int = 300, wbf_iou: float = 0.55, settings_dir: str | Path | None = None
-                  ) -> SplitPredictions:
-    """Predictions and ground truth for every image of `split`; `weights` may be a loaded model."""
+                  max_det: int = 300, wbf_iou: float = 0.55, settings_dir: str | Path | None = None,
+                  progress: bool = False) -> SplitPredictions:
+    """Predictions and ground truth for every image of `split`; `weights` may be a loaded model.
+    `progress`: a tqdm bar over the images (stderr)."""
+    from tqdm import tqdm
+
     from xray_exp.imaging import read_xray
 
     data = load_split(data_yaml, split)
@@ -99,6 +132,7 @@ def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, 
         log.warning("model class names %s differ from the dataset's %s; using the dataset's", names, data.names)
     step = max(int(batch), 1) if is_pytorch(model) else 1
     preds, gts = [], []
+    bar = tqdm(total=len(data.images), desc=f"predict {split}", unit="img", disable=not progress, leave=False)
     for start in range(0, len(data.images), step):
         chunk = data.images[start : start + step]
         grays = [read_xray(image.path) for image in chunk]
@@ -111,4 +145,6 @@ def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, 
                     for d, f, g in zip(dets, flipped, grays, strict=True)]
         for image, (boxes, scores, labels) in zip(chunk, dets, strict=True):
             preds.append({"image_id": image.image_id, "boxes": boxes, "scores": scores, "labels": labels})
+        bar.update(len(chunk))
+    bar.close()
     return SplitPredictions(data.names, preds, gts)

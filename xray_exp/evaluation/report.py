@@ -49,22 +49,30 @@ def metrics_table(flat: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _summary_rows(result: EvaluationResult) -> list[tuple[str, float | int]]:
+def _summary_rows(result: EvaluationResult, flat: Mapping[str, float]) -> list[list]:
+    """metric | value | 95% CI (headline metrics with a bootstrap interval in `flat`)."""
     det, fr, img = result.detection, result.froc, result.image_level
     iou = f"{det.match_iou:g}"
-    return [
-        (f"mAP@0.4 ({det.method})", det.map40),
-        ("mAP50", det.map_at(0.5)),
-        ("mAP50-95", det.map50_95),
-        (f"FROC mean sensitivity (IoU {iou}, 1/8..8 FP/image)", fr.mean),
-        (f"lesion precision (conf >= {det.conf:g}, IoU {iou})", det.micro_precision),
-        (f"lesion recall (conf >= {det.conf:g}, IoU {iou})", det.micro_recall),
-        ("image-level AUROC (any abnormality)", img.auroc),
-        (f"image-level sensitivity (score >= {img.threshold:g})", img.sensitivity),
-        (f"image-level specificity (score < {img.threshold:g})", img.specificity),
-        ("images (normal / abnormal)", f"{len(img.image_ids)} ({img.n_normal} / {img.n_abnormal})"),
-        ("ground-truth boxes", int(det.instances.sum())),
+
+    def ci(name: str) -> str:
+        low = next((v for k, v in flat.items() if k.endswith(f"/{name}_ci_low")), None)
+        high = next((v for k, v in flat.items() if k.endswith(f"/{name}_ci_high")), None)
+        return "" if low is None or high is None else f"[{_fmt(float(low))}, {_fmt(float(high))}]"
+
+    rows = [
+        (f"mAP@0.4 ({det.method})", det.map40, "map40"),
+        ("mAP50", det.map_at(0.5), "mAP50"),
+        ("mAP50-95", det.map50_95, "mAP50-95"),
+        ("FROC mean sensitivity (1/8..8 FP/image)", fr.mean, "froc_mean"),
+        (f"lesion precision (conf >= {det.conf:g}, IoU {iou})", det.micro_precision, ""),
+        (f"lesion recall (conf >= {det.conf:g}, IoU {iou})", det.micro_recall, ""),
+        ("image-level AUROC (any abnormality)", img.auroc, "auroc"),
+        (f"image-level sensitivity (score >= {img.threshold:g})", img.sensitivity, "sensitivity"),
+        (f"image-level specificity (score < {img.threshold:g})", img.specificity, "specificity"),
+        ("images (normal / abnormal)", f"{len(img.image_ids)} ({img.n_normal} / {img.n_abnormal})", ""),
+        ("ground-truth boxes", int(det.instances.sum()), ""),
     ]
+    return [[label, value, ci(name) if name else ""] for label, value, name in rows]
 
 
 def _class_rows(result: EvaluationResult) -> list[list]:
@@ -82,7 +90,8 @@ def _failure_rows(items: Sequence[Mapping], names: Sequence[str]) -> list[list]:
 
 
 def write_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequence[Mapping],
-                 flat: Mapping[str, float], out_dir: str | Path, settings: Mapping | None = None) -> Path:
+                 flat: Mapping[str, float], out_dir: str | Path, settings: Mapping | None = None,
+                 definitions: Mapping[str, str] | None = None) -> Path:
     """Write everything under out_dir; returns the path of report.md. `gts` must carry image paths
     (for the galleries) as predict_split's do."""
     out = Path(out_dir)
@@ -107,7 +116,7 @@ def write_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequen
     lines += [f"mAP@0.4: {det.method}; mAP50, mAP50-95: COCO matching, 101 recall points. Operating point: "
               f"confidence >= {det.conf:g}, "
               f"IoU >= {iou} with a box of the same class.", "", "## Summary", ""]
-    lines += _table(["metric", "value"], _summary_rows(result))
+    lines += _table(["metric", "value", "95% CI"], _summary_rows(result, flat))
     lines += ["## Per class", ""]
     lines += _table(["class", "images", "instances", "AP@0.4", "AP50", "AP50-95", "precision", "recall"],
                     _class_rows(result))
@@ -133,6 +142,8 @@ def write_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequen
         lines += _table(["image", "class", "score", "box x1 y1 x2 y2"], _failure_rows(result.false_negatives, names))
     else:
         lines += ["None.", ""]
+    if definitions:
+        lines += ["## Definitions", "", *[f"- **{k}**: {v}" for k, v in definitions.items()], ""]
     lines += ["## Files", "", "- `metrics.json`: the metrics above under their tracking names",
               "- `predictions.csv`: every detection; `images.csv`: every image with its score and report",
               "- `submission.csv`: VinBigData format (`image_id,PredictionString`; `14 1 0 0 1 1` = no finding)", ""]

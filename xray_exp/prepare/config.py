@@ -53,7 +53,6 @@ class SourceDatasetConfig:
     label_aliases: dict[str, str] = field(default_factory=dict)  # image-level name -> box class name
     negatives: bool = True  # normal images become background images (empty label files)
     max_negatives: int | None = None  # a seeded sample of at most this many background images
-    listed_images_required: bool = True  # False: CSV rows without a file are a partial download, not an error
 
 
 @dataclass
@@ -97,6 +96,8 @@ class PrepareConfig:
     dataset: SourceDatasetConfig = field(default_factory=SourceDatasetConfig)
     longest_side: int | None = 1024  # downscale so the longest side is at most this; null keeps the size
     png_compression: int = 1  # cv2 PNG level 0-9: 1 is fast, 9 is ~10% smaller and several times slower
+    max_pixel_bytes: int = 128 * 1024 * 1024  # a decoded frame (w*h*samples*bytes); larger: image_too_large
+    max_decompressed_bytes: int = 128 * 1024 * 1024  # an inflated Deflated DICOM / all frames' pixel bytes
     fusion: FusionConfig = field(default_factory=FusionConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     workers: int | None = None  # processes; null = the CPU cores this process may use

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge
 from xray_exp.prepare.boxes import clip_box, resized_shape, scale_box, to_yolo_line
 from xray_exp.prepare.fusion import fuse_boxes
-from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, Issue, RawBox
+from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, Issue, RawBox
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PLACEHOLDER_PATIENT_IDS = {"", "anonymous", "anon", "unknown", "none", "n/a", "na", "0", "patient"}
@@ -36,6 +37,7 @@ class ConvertTask:
     iou_thr: float = 0.4
     skip_box_thr: float = 0.0
     png_compression: int = 1
+    limits: DecodeLimits = DEFAULT_LIMITS
 
 
 @dataclass
@@ -51,26 +53,29 @@ class ConvertResult:
     dicom: dict = field(default_factory=dict)  # photometric, bits_stored
 
 
-def decode_source(path: str | Path) -> tuple[np.ndarray, dict]:
-    """A DICOM or bitmap file -> (uint8 grayscale, DICOM header info or {})."""
+def decode_source(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
+    """A DICOM or bitmap file -> (uint8 grayscale, DICOM header info or {}), within `limits`."""
     from xray_exp.imaging import decode_bitmap, decode_dicom, is_dicom_bytes
 
     data = Path(path).read_bytes()
     if is_dicom_bytes(data) or str(path).lower().endswith(DICOM_SUFFIXES):
-        image, info = decode_dicom(data)
+        image, info = decode_dicom(data, limits)
         return image, info
-    return decode_bitmap(data), {}
+    return decode_bitmap(data, limits), {}
 
 
-def read_patient_id(path: str) -> tuple[str | None, str | None]:
+def read_patient_id(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[str | None, str | None]:
     """PatientID from a DICOM header without reading pixels -> (patient id or None, error or None).
 
-    Placeholders of anonymised data ("", "ANONYMOUS", "0", ...) count as absent.
+    Placeholders of anonymised data ("", "ANONYMOUS", "0", ...) count as absent. A Deflated file is
+    inflated with the decompressed-bytes bound; over it, no id here (convert_image reports the image).
     """
-    import pydicom
+    from xray_exp.dicom_reader import read_dataset
 
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+        header = read_dataset(Path(path).read_bytes(), limits, stop_before_pixels=True)
+    except ImageTooLarge:
+        return None, None
     except Exception as exc:  # pydicom raises many types for broken files
         return None, f"{path}: unreadable DICOM header: {exc}"
     patient = str(header.get("PatientID", "") or "").strip()
@@ -93,7 +98,10 @@ def convert_image(task: ConvertTask) -> ConvertResult:
 
     result = ConvertResult(task.image_id, ok=False, raw_boxes=len(task.boxes))
     try:
-        image, info = decode_source(task.source)
+        image, info = decode_source(task.source, task.limits)
+    except ImageTooLarge as exc:
+        result.issues.append(Issue(IMAGE_TOO_LARGE, f"{task.source}: {exc}", task.image_id))
+        return result
     except Exception as exc:  # any decoder failure is a corrupt image, never a crash
         result.issues.append(
             Issue(CORRUPT_IMAGE, f"{task.source}: {type(exc).__name__}: {exc}", task.image_id)

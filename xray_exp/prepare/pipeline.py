@@ -9,16 +9,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits
 from xray_exp.prepare.config import FusionMethod, PrepareConfig
 from xray_exp.prepare.convert import (
     DICOM_SUFFIXES,
@@ -33,15 +32,9 @@ from xray_exp.prepare.sources import load_source
 from xray_exp.prepare.split import SplitItem, assign_splits, normalise_ratios
 from xray_exp.prepare.store import DatasetStore
 from xray_exp.prepare.summary import write_summary
+from xray_exp.prepare.workers import Workers, default_workers
 
 log = logging.getLogger("xray_exp.prepare")
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def check_settings(cfg: PrepareConfig) -> None:
@@ -74,50 +67,18 @@ def check_settings(cfg: PrepareConfig) -> None:
         raise PrepareError("invalid settings: " + "; ".join(problems))
 
 
-class Workers:
-    """A process pool, or plain in-process calls for one worker (no pool start-up, easy debugging)."""
-
-    def __init__(self, count: int):
-        self.count = count
-        self.executor = ProcessPoolExecutor(count) if count > 1 else None
-
-    def map(self, fn: Callable, items: list) -> Iterator:
-        if self.executor is None:
-            return map(fn, items)
-        return self.executor.map(fn, items, chunksize=max(1, min(64, len(items) // (4 * self.count))))
-
-    def unordered(self, fn: Callable, items: Iterable) -> Iterator:
-        """Results as they finish; at most 4 tasks per worker in flight, so a strict failure stops early."""
-        if self.executor is None:
-            yield from map(fn, items)
-            return
-        pending, items = set(), iter(items)
-        while True:
-            for item in items:
-                pending.add(self.executor.submit(fn, item))
-                if len(pending) >= 4 * self.count:
-                    break
-            if not pending:
-                return
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+def decode_limits(cfg) -> DecodeLimits:
+    return DecodeLimits(cfg.max_pixel_bytes, cfg.max_decompressed_bytes)
 
 
-def attach_patients(records: list[ImageRecord], workers: Workers, issues: IssueLog) -> list[ImageRecord]:
+def attach_patients(
+    records: list[ImageRecord], workers: Workers, issues: IssueLog, limits: DecodeLimits = DEFAULT_LIMITS
+) -> list[ImageRecord]:
     """Patient ids: the CSV's, else the DICOM header's PatientID, else the image id. A DICOM whose header
     cannot be read is a corrupt image (dropped)."""
     need = [r for r in records if r.patient_id is None and r.path.lower().endswith(DICOM_SUFFIXES)]
-    found = dict(
-        zip((r.image_id for r in need), workers.map(read_patient_id, [r.path for r in need]), strict=True)
-    )
+    reader = functools.partial(read_patient_id, limits=limits)
+    found = dict(zip((r.image_id for r in need), workers.map(reader, [r.path for r in need]), strict=True))
     out = []
     for record in records:
         patient, error = found.get(record.image_id, (None, None))
@@ -230,7 +191,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         import ensemble_boxes  # noqa: F401  imported once here, inherited by forked workers
 
     with Workers(workers) as pool:
-        records = attach_patients(records, pool, issues)
+        records = attach_patients(records, pool, issues, decode_limits(cfg))
         if not records:
             raise PrepareError(
                 f"no usable images in {source} (dataset={cfg.dataset.name}); see the issues above"
@@ -266,6 +227,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
                 cfg.fusion.iou_thr,
                 cfg.fusion.skip_box_thr,
                 cfg.png_compression,
+                decode_limits(cfg),
             )
             for r in todo
         ]

@@ -16,8 +16,11 @@ ZERO_AREA = "zero_area"  # x_max == x_min or y_max == y_min
 MALFORMED_ROW = "malformed_row"  # a CSV row with the wrong number of fields or no image id
 MISSING_IMAGE = "missing_image"  # listed in the CSV, no file on disk
 CORRUPT_IMAGE = "corrupt_image"  # the file cannot be decoded
+IMAGE_TOO_LARGE = "image_too_large"  # over max_pixel_bytes / max_decompressed_bytes (refused before decoding)
 BOX_OUTSIDE = "box_outside"  # entirely outside the image
-ISSUE_KINDS = (UNKNOWN_CLASS, BAD_BOX, ZERO_AREA, MALFORMED_ROW, MISSING_IMAGE, CORRUPT_IMAGE, BOX_OUTSIDE)
+ISSUE_KINDS = (
+    UNKNOWN_CLASS, BAD_BOX, ZERO_AREA, MALFORMED_ROW, MISSING_IMAGE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, BOX_OUTSIDE
+)
 
 
 class PrepareError(RuntimeError):

@@ -24,7 +24,8 @@ def prepare_data(cfg: DictConfig, run_dir: Path, resume: bool):
     from xray_exp.workflow import OBJECTIVE_PREFIXES, is_fresh_run_dir, resolve_data_yaml
 
     if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
-        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/ or test/")
+        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
+                          "ultralytics/val/")
     configure_offline(settings_dir(cfg), offline=cfg.offline)
     try:
         data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)

@@ -128,7 +128,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         best, last = restore_outputs(result.checkpoint, run_dir)
         flush_rank0_journal(run_dir, cfg)
         fit = FitResult(run_dir=run_dir, best=best, last=last, epochs_run=int(final.get("epoch", 0)),
-                        val_metrics={k: float(v) for k, v in final.items() if k.startswith("val/")})
+                        val_metrics={k: float(v) for k, v in final.items() if k.startswith("ultralytics/val/")})
         tracker.set_tags({"ray.resumed_from_epoch": str(final.get("resumed_from_epoch", 0))})
         summary = finish_run(cfg, run_dir, fit, info, tracker, t0, post_config(cfg),
                              registered_name=cfg.model.name, alias="development",

@@ -87,7 +87,7 @@ def train_loop(config: dict[str, Any]) -> None:
             if tracker is not None:
                 tracker.log_metrics(numbers, step=epoch)
             checkpoints.pack(folder, trainer.wdir, "epoch", epoch, trainer.epochs,
-                             {k: v for k, v in numbers.items() if k.startswith("val/")}, trainer.csv)
+                             {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")}, trainer.csv)
             checkpoint = ray.train.Checkpoint.from_directory(str(folder))
         ray.train.report(metrics, checkpoint=checkpoint)
         shutil.rmtree(folder, ignore_errors=True)

@@ -43,7 +43,7 @@ from xray_exp.raytune.space import (
 )
 
 log = logging.getLogger("xray_exp.ray")
-EPOCH_METRIC_PREFIXES = ("val/", "train/", "lr/")
+EPOCH_METRIC_PREFIXES = ("ultralytics/val/", "train/", "lr/")
 COMPLETED = "trials_completed.txt"
 
 
@@ -108,8 +108,9 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     validate_space(cfg, flat)
     metric = str(settings.metric)
     if not metric.startswith(EPOCH_METRIC_PREFIXES):
-        raise ConfigError(f"tune.metric: {metric!r} is not reported every epoch; use a val/, train/ or lr/ metric "
-                          "(e.g. val/mAP50-95, val/mAP50, val/box_loss with tune.direction=minimize)")
+        raise ConfigError(f"tune.metric: {metric!r} is not reported every epoch; use an ultralytics/val/, train/ "
+                          "or lr/ metric (e.g. ultralytics/val/mAP50-95, ultralytics/val/box_loss with "
+                          "tune.direction=minimize)")
     mode = "max" if str(settings.direction) == "maximize" else "min"
     epochs = int(cfg.train.epochs)
     cpus, gpus = check_resources(cfg)
@@ -281,7 +282,8 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     best_cfg = apply_params(cfg, params)
     with open_dict(best_cfg):
         best_cfg.model.weights = None
-    metrics = {k: float(v) for k, v in best.metrics.items() if k.startswith("val/") and isinstance(v, int | float)}
+    metrics = {k: float(v) for k, v in best.metrics.items()
+               if k.startswith("ultralytics/val/") and isinstance(v, int | float)}
     metrics.update(post_training(post_config(best_cfg), info, weights, best_dir, tracker))
 
     name = f"tuned_{run_dir.name}"

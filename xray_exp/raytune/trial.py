@@ -77,7 +77,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
         numbers = epoch_metrics(trainer)
         tracker.log_metrics(numbers, step=epoch)
         folder = checkpoints.pack(local / f"epoch{epoch}", trainer.wdir, "epoch", epoch, trainer.epochs,
-                                  {k: v for k, v in numbers.items() if k.startswith("val/")}, trainer.csv)
+                                  {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")}, trainer.csv)
         tune.report({**numbers, "epoch": epoch, "mlflow_run_id": tracker.run_id or ""},
                     checkpoint=tune.Checkpoint.from_directory(str(folder)))
         shutil.rmtree(folder, ignore_errors=True)

@@ -45,10 +45,12 @@ and tracking.tracking_uri), so it registers where the service looks. After a suc
 serving models:/... reloads the model. Without XRAY_SERVE_TOKEN the triggers answer 403 (off); a missing
 token gets 401, a wrong one 403. The token is not passed on to jobs.
 
-Uploads: 413 over the byte limit or (from the header, before decoding) the pixel limit; 415 for anything
-but PNG/JPEG/DICOM; 422 for empty, truncated or malformed files. 16-bit PNGs are accepted and scaled to
-8 bits like training data (xray_exp.imaging). Filenames are ignored; uploads are kept only when
-XRAY_SERVE_UPLOAD_DIR is set (under random names). No CORS unless XRAY_SERVE_CORS_ORIGINS is set.
+Uploads: 413 over the byte limit or (from the header, before decoding) the pixel or pixel-bytes limit, or
+a Deflated DICOM inflating past its bound; 415 for anything but PNG/JPEG/DICOM; 422 for empty, truncated or
+malformed files; 503 when workers and queue are full; 504 past the time limit (docs/security.md).
+16-bit PNGs are accepted and scaled to 8 bits like training data (xray_exp.imaging). Filenames are ignored;
+uploads are kept only when XRAY_SERVE_UPLOAD_DIR is set (under random names). No CORS unless
+XRAY_SERVE_CORS_ORIGINS is set.
 
 Settings (environment; see settings.py):
     XRAY_SERVE_MODEL             .onnx file, folder with model.onnx, or models:/<name>[@<alias>]; unset or
@@ -60,7 +62,12 @@ Settings (environment; see settings.py):
     XRAY_SERVE_THREADS           ONNX Runtime intra-op threads (0: its default)
     XRAY_SERVE_CONF / _IOU / _MAX_DET     0.25 / 0.7 / 300
     XRAY_SERVE_MAX_UPLOAD_BYTES  52428800 (50 MiB)
-    XRAY_SERVE_MAX_PIXELS        100000000
+    XRAY_SERVE_MAX_PIXELS        100000000 (pixels, all frames)
+    XRAY_SERVE_MAX_PIXEL_BYTES   134217728 (128 MiB: one decoded frame, width x height x samples x bytes)
+    XRAY_SERVE_MAX_DECOMPRESSED_BYTES  134217728 (inflated Deflated DICOM; all frames' pixel bytes)
+    XRAY_SERVE_WORKERS           4 (threads decoding + inferring; the event loop never decodes)
+    XRAY_SERVE_QUEUE_SIZE        8 (requests waiting for a worker; beyond: 503 with Retry-After)
+    XRAY_SERVE_REQUEST_TIMEOUT_S 30 (decode + inference of one request; beyond: 504)
     XRAY_SERVE_ANNOTATE_MAX_SIDE 2048 (annotated PNGs are downscaled to this)
     XRAY_SERVE_UPLOAD_DIR        keep uploads here (off by default)
     XRAY_SERVE_TOKEN             bearer token for the trigger endpoints (off by default)
@@ -73,4 +80,10 @@ Settings (environment; see settings.py):
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
+Importing this package switches library telemetry off (xray_exp.runtime.TELEMETRY_ENV, among them
+ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection.
 """
+
+from xray_exp.runtime import disable_telemetry
+
+disable_telemetry()

@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from xray_exp.imaging import DecodeLimits
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
@@ -37,6 +38,7 @@ from xray_exp.serve.schemas import (
 )
 from xray_exp.serve.settings import ServeSettings, redact_uri
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
+from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -127,11 +129,13 @@ def create_app(
             holder.load()
 
     jobs = make_job_manager(settings, after_job)
+    pool = WorkerPool(settings.workers, settings.queue_size, settings.request_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
         jobs.shutdown()
+        pool.shutdown()
 
     app = FastAPI(
         title="xray_exp service",
@@ -143,7 +147,7 @@ def create_app(
         # uploads plus multipart overhead; larger bodies get 413 before they are read
         max_body_size=settings.max_upload_bytes + 1024 * 1024,
     )
-    app.state.settings, app.state.models, app.state.jobs = settings, holder, jobs
+    app.state.settings, app.state.models, app.state.jobs, app.state.pool = settings, holder, jobs, pool
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -169,14 +173,18 @@ def create_app(
             raise HTTPException(403, "invalid token")
 
     def run_prediction(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
+        """Runs in the worker pool: read, check, decode (bounded), infer, annotate."""
         t0 = time.perf_counter()
         current = holder.current
         if current is None:
             raise HTTPException(503, f"no model loaded: {holder.detail}")
         detector, info = current
+        limits = DecodeLimits(
+            settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
+        )
         try:
             data = read_limited(file.file, settings.max_upload_bytes)
-            gray, header = decode_upload(data, settings.max_pixels)
+            gray, header = decode_upload(data, settings.max_pixels, limits)
         except UploadError as exc:
             raise HTTPException(exc.status_code, exc.message) from exc
         if settings.upload_dir:
@@ -203,7 +211,15 @@ def create_app(
                 for d in detections
             ],
             "summary": summarize(detections),
-            "image": {"format": header.format, "width": int(gray.shape[1]), "height": int(gray.shape[0])},
+            "image": {
+                "format": header.format,
+                "width": int(gray.shape[1]),
+                "height": int(gray.shape[0]),
+                "frames": header.frames,
+                "note": f"multi-frame DICOM ({header.frames} frames): frame 1 was analysed"
+                if header.frames > 1
+                else None,
+            },
             "model": {"name": info.name, "version": info.version, "source": info.source, "alias": info.alias},
             "thresholds": {"conf": conf, "iou": iou, "max_det": settings.max_det},
             "timings_ms": {k: round(v, 2) for k, v in timings.items()},
@@ -214,10 +230,21 @@ def create_app(
     def page():
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
-    @app.post("/predict", response_model=PredictResponse, responses=errors(413, 415, 422, 503))
-    def predict(file: Upload, conf: Conf = None, iou: Iou = None, include_image: bool = False):
+    async def predict_in_pool(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
+        """run_prediction off the event loop; 503 when the pool is full, 504 past the time limit."""
+        try:
+            return await pool.run(run_prediction, file, conf, iou, with_image)
+        except PoolBusy as exc:
+            raise HTTPException(
+                503, f"{exc}; retry shortly (XRAY_SERVE_WORKERS, XRAY_SERVE_QUEUE_SIZE)", {"Retry-After": "1"}
+            ) from exc
+        except PoolTimeout as exc:
+            raise HTTPException(504, f"{exc} (XRAY_SERVE_REQUEST_TIMEOUT_S)") from exc
+
+    @app.post("/predict", response_model=PredictResponse, responses=errors(413, 415, 422, 503, 504))
+    async def predict(file: Upload, conf: Conf = None, iou: Iou = None, include_image: bool = False):
         """Findings for one radiograph (boxes in original pixels), or `"summary": "No findings"`."""
-        body, png = run_prediction(file, conf, iou, include_image)
+        body, png = await predict_in_pool(file, conf, iou, include_image)
         if png is not None:
             body["annotated_image"] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         return body
@@ -227,12 +254,12 @@ def create_app(
         response_class=Response,
         responses={
             200: {"content": {"image/png": {}}, "description": "the annotated radiograph"},
-            **errors(413, 415, 422, 503),
+            **errors(413, 415, 422, 503, 504),
         },
     )
-    def predict_annotated(file: Upload, conf: Conf = None, iou: Iou = None):
+    async def predict_annotated(file: Upload, conf: Conf = None, iou: Iou = None):
         """The radiograph as PNG with boxes and labels drawn ("No findings" written when there are none)."""
-        body, png = run_prediction(file, conf, iou, True)
+        body, png = await predict_in_pool(file, conf, iou, True)
         headers = {
             "X-Findings-Count": str(len(body["findings"])),
             "X-Summary": body["summary"].encode("ascii", "replace").decode("ascii"),

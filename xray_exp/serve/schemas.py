@@ -23,6 +23,8 @@ class ImageInfo(BaseModel):
     format: str
     width: int
     height: int
+    frames: int = Field(1, description="frames in the file; of a multi-frame DICOM the first is analysed")
+    note: str | None = Field(None, description="e.g. which frame of a multi-frame DICOM was analysed")
 
 
 class PredictResponse(BaseModel):
@@ -116,11 +118,12 @@ ERRORS = {
     401: {"model": ErrorBody, "description": "missing bearer token"},
     403: {"model": ErrorBody, "description": "wrong token, or triggers are disabled (no XRAY_SERVE_TOKEN)"},
     409: {"model": ErrorBody, "description": "a training job is already running"},
+    413: {"model": ErrorBody, "description": "upload over the byte, pixel, pixel-bytes or decompressed-bytes limit"},
     429: {"model": ErrorBody, "description": "the job queue is full (detail.queue_length)"},
-    413: {"model": ErrorBody, "description": "upload over the byte or pixel limit"},
     415: {"model": ErrorBody, "description": "not PNG, JPEG or DICOM"},
     422: {"model": ErrorBody, "description": "empty, truncated or malformed image, or invalid parameters"},
-    503: {"model": ErrorBody, "description": "no model loaded / model registry unreachable"},
+    503: {"model": ErrorBody, "description": "no model loaded / model registry unreachable / server busy"},
+    504: {"model": ErrorBody, "description": "decoding and inference ran past XRAY_SERVE_REQUEST_TIMEOUT_S"},
 }
 
 

@@ -35,6 +35,11 @@ class ServeSettings:
     max_det: int = 300
     max_upload_bytes: int = 50 * MB
     max_pixels: int = 100_000_000
+    max_pixel_bytes: int = 128 * MB  # one decoded frame: width x height x samples x bytes per sample
+    max_decompressed_bytes: int = 128 * MB  # inflated Deflated DICOM; all frames' pixel bytes together
+    workers: int = 4  # threads that decode and run inference; requests beyond them wait in the queue
+    queue_size: int = 8  # waiting requests; more get 503 at once
+    request_timeout_s: float = 30.0  # decode + inference of one request; beyond it 504
     annotate_max_side: int = 2048  # annotated PNGs are downscaled to this longest side
     upload_dir: str | None = None  # store uploads here (random names) only when set
     token: str | None = field(default=None, repr=False)  # bearer token for trigger-*; unset = triggers off
@@ -67,8 +72,13 @@ class ServeSettings:
     def validate(self) -> None:
         if not 0.0 <= self.conf <= 1.0 or not 0.0 <= self.iou <= 1.0:
             raise ValueError("XRAY_SERVE_CONF and XRAY_SERVE_IOU must be within [0, 1]")
-        if self.max_upload_bytes < 1 or self.max_pixels < 1 or self.max_det < 1:
-            raise ValueError("XRAY_SERVE_MAX_UPLOAD_BYTES, _MAX_PIXELS and _MAX_DET must be positive")
+        positive = ("max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes", "max_det",
+                    "workers", "request_timeout_s")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{PREFIX}{name.upper()} must be positive (got {getattr(self, name)!r})")
+        if self.queue_size < 0:
+            raise ValueError(f"{PREFIX}QUEUE_SIZE must be 0 or more (got {self.queue_size!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
         if self.ray_address and not self.ray_address.startswith(JOB_API_SCHEMES):
@@ -92,7 +102,15 @@ class ServeSettings:
             "tracking_uri": redact_uri(self.tracking_uri),
             "device": self.device,
             "thresholds": {"conf": self.conf, "iou": self.iou, "max_det": self.max_det},
-            "limits": {"max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels},
+            "limits": {
+                "max_upload_bytes": self.max_upload_bytes,
+                "max_pixels": self.max_pixels,
+                "max_pixel_bytes": self.max_pixel_bytes,
+                "max_decompressed_bytes": self.max_decompressed_bytes,
+                "workers": self.workers,
+                "queue_size": self.queue_size,
+                "request_timeout_s": self.request_timeout_s,
+            },
             "store_uploads": bool(self.upload_dir),
             "triggers_enabled": self.triggers_enabled,
             "job_runner": "ray" if self.ray_address else "local",
@@ -102,11 +120,15 @@ class ServeSettings:
 
 
 def _parse(name: str, raw: str):
-    if name in ("threads", "max_det", "max_upload_bytes", "max_pixels", "annotate_max_side", "port",
-                "job_queue_depth"):
-        return int(float(raw))
-    if name in ("conf", "iou", "job_timeout_s"):
-        return float(raw)
+    integers = ("threads", "max_det", "max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes",
+                "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth")
+    try:
+        if name in integers:
+            return int(float(raw))
+        if name in ("conf", "iou", "job_timeout_s", "request_timeout_s"):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
     if name == "job_command":
         return shlex.split(raw)
     if name == "cors_origins":

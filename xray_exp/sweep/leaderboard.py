@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KEY_METRICS = ("val/mAP50-95", "test/mAP50", "test/mAP50-95", "test/map40")
+# Columns beside the objective, where the jobs computed them (val/* test/*: xray_exp.metrics on best.pt;
+# ultralytics/val/*: Ultralytics' validator at the end of training).
+KEY_METRICS = ("val/map40", "val/mAP50-95", "test/mAP50", "test/mAP50-95", "test/map40", "test/froc_mean", "test/auroc",
+               "ultralytics/val/mAP50-95")
 MAX_RESULTS = 5000
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,17 @@ def parse_box(
     return x1, y1, x2, y2
 
 
+def is_repeated_row(row: Iterable[str], seen: set[tuple[str, ...]], log: IssueLog) -> bool:
+    """True for an exact repeat of an earlier row of the same CSV: it is skipped (a duplicated row would
+    become a duplicated label box) and counted as `notes.duplicate_rows` in the report."""
+    key = tuple(row)
+    if key in seen:
+        log.notes["duplicate_rows"] += 1
+        return True
+    seen.add(key)
+    return False
+
+
 @dataclass
 class Listing:
     """Everything the CSVs say about one image."""
@@ -129,9 +141,6 @@ def build_records(
     for image_id in sorted(listings):
         listing = listings[image_id]
         path = files.get(image_id)
-        if path is None and not ds.listed_images_required:
-            log.notes["listed_not_on_disk"] += 1
-            continue
         if listing.boxes:
             target = positives
         elif listing.finding_rows == 0 and listing.normal_rows > 0:
@@ -142,7 +151,7 @@ def build_records(
         else:  # findings, but none of them usable: not a normal image either
             log.notes["images_without_usable_boxes"] += 1
             continue
-        if path is None:
+        if path is None:  # listed and usable, but not on disk (a partial download): an issue with its id
             names = f"{image_id}{{{','.join(ds.image_extensions)}}}"
             looked = ", ".join(str(source / folder / names) for folder in ds.image_dirs)
             log.add(Issue(MISSING_IMAGE, f"{ds.annotations} lists {image_id}; no file {looked}", image_id))

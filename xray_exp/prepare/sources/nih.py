@@ -4,8 +4,9 @@
     00013118_008.png,Atelectasis,225.08,547.01,86.77,79.18
 
 The box header's `Bbox [x,y,w,h]` splits into four columns and trailing empty ones follow, so rows are
-read by position. Only images on disk are used: boxed ones, and (dataset.negatives) "No Finding" ones as
-background. Images with findings but no box are neither and are counted as `unboxed_findings`.
+read by position; an exact repeat of a row is skipped and counted (`duplicate_rows`). Boxed images and
+(dataset.negatives) "No Finding" ones on disk become records; a boxed image not on disk is a `missing_image`
+issue. Images with findings but no box are neither and are counted as `unboxed_findings`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from xray_exp.prepare.sources.common import (
     build_records,
     image_id_of,
     index_images,
+    is_repeated_row,
     parse_box,
     read_required,
 )
@@ -48,10 +50,11 @@ def parse_bbox_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[s
     class_ids = {name.casefold(): i for i, name in enumerate(ds.classes)}
     ignored = {name.casefold() for name in ds.ignore_classes}
     listings: dict[str, Listing] = {}
+    seen: set[tuple[str, ...]] = set()
     with open(path, newline="", encoding="utf-8-sig") as handle:
         for line, raw in enumerate(csv.reader(handle), start=1):
             row = _trim(raw)
-            if not row or (line == 1 and row[0].strip() == "Image Index"):
+            if not row or (line == 1 and row[0].strip() == "Image Index") or is_repeated_row(row, seen, log):
                 continue
             where = f"{path.name} line {line}"
             if len(row) != 6 or not row[0].strip():

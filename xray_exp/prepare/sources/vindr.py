@@ -5,7 +5,8 @@
     9a5094b2563a1ef3ff50dc5c7ff71345,Cardiomegaly,3,R10,691,1375,1653,1831
 
 The class comes from `class_name` (matched case-insensitively to dataset.classes); `class_id` is not
-trusted. `rad_id` is optional (PhysioNet's annotations_train.csv has it, others may not).
+trusted. `rad_id` is optional (PhysioNet's annotations_train.csv has it, others may not). An exact repeat
+of a row is skipped and counted (`duplicate_rows`): it would otherwise become a second label box.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from xray_exp.prepare.records import (
     PrepareError,
     RawBox,
 )
-from xray_exp.prepare.sources.common import Listing, build_records, index_images, parse_box, read_required
+from xray_exp.prepare.sources.common import (
+    Listing,
+    build_records,
+    index_images,
+    is_repeated_row,
+    parse_box,
+    read_required,
+)
 
 REQUIRED_COLUMNS = ("image_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 
@@ -41,7 +49,10 @@ def parse_vindr_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[
         if missing:
             raise PrepareError(f"{path}: missing column(s) {missing}; the header is {sorted(columns)}")
         reader.fieldnames = [(name or "").strip() for name in reader.fieldnames]
+        seen: set[tuple[str, ...]] = set()
         for line, row in enumerate(reader, start=2):
+            if is_repeated_row((str(value) for value in row.values()), seen, log):
+                continue
             where = f"{path.name} line {line}"
             image_id = (row.get("image_id") or "").strip()
             if not image_id:

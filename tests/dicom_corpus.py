@@ -1,0 +1,109 @@
+"""Real DICOMs for the decoding tests: pydicom's own test files and NIH chest X-rays re-encoded per syntax.
+
+pydicom's files ship inside its wheel (get_testdata_file resolves them offline). The NIH DICOMs are made
+here from one PNG of ../shared/data/nih-cxr14-bbox (a synthetic film when it is absent).
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from xray_exp.bench.hostile import small_dicom
+
+NIH_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-cxr14-bbox" / "images"
+
+# name -> transfer syntax UID it must carry (the test checks both: the file is what its name says)
+PYDICOM_FILES = {
+    "MR_small.dcm": "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "MR_small_implicit.dcm": "1.2.840.10008.1.2",
+    "MR_small_bigendian.dcm": "1.2.840.10008.1.2.2",
+    "MR_small_RLE.dcm": "1.2.840.10008.1.2.5",
+    "MR_small_jpeg_ls_lossless.dcm": "1.2.840.10008.1.2.4.80",
+    "JPEGLSNearLossless_16.dcm": "1.2.840.10008.1.2.4.81",
+    "MR_small_jp2klossless.dcm": "1.2.840.10008.1.2.4.90",
+    "J2K_pixelrep_mismatch.dcm": "1.2.840.10008.1.2.4.90",
+    "JPEG2000.dcm": "1.2.840.10008.1.2.4.91",  # lossy
+    "693_J2KI.dcm": "1.2.840.10008.1.2.4.91",  # lossy, Pixel Padding Value -2000
+    "JPGExtended.dcm": "1.2.840.10008.1.2.4.51",  # 12-bit JPEG Extended
+    "SC_rgb_jpeg_gdcm.dcm": "1.2.840.10008.1.2.4.70",  # JPEG Lossless process 14 SV1
+    "SC_rgb_jpeg.dcm": "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "image_dfl.dcm": "1.2.840.10008.1.2.1.99",  # Deflated
+    "CT_small.dcm": "1.2.840.10008.1.2.1",
+    "SC_rgb_rle_2frame.dcm": "1.2.840.10008.1.2.5",  # multi-frame
+    "examples_ybr_color.dcm": "1.2.840.10008.1.2.4.50",  # 30 frames, YBR_FULL_422
+}
+# the same 64x64 MR slice in six syntaxes: lossless decoders must agree pixel for pixel
+MR_SMALL_FAMILY = (
+    "MR_small.dcm",
+    "MR_small_implicit.dcm",
+    "MR_small_bigendian.dcm",
+    "MR_small_RLE.dcm",
+    "MR_small_jpeg_ls_lossless.dcm",
+    "MR_small_jp2klossless.dcm",
+)
+LOSSLESS_NIH = ("explicit", "implicit", "big-endian", "deflated", "rle", "jpeg-ls", "j2k-lossless")
+LOSSY_NIH = ("j2k-lossy", "jpeg-baseline")
+
+
+def pydicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    assert path, f"{name} is not in the installed pydicom's test data"
+    return Path(path)
+
+
+@cache
+def nih_png() -> tuple[str, np.ndarray]:
+    """(name, uint8 grey) of one NIH radiograph, or a synthetic film."""
+    paths = sorted(NIH_IMAGES.glob("*.png")) if NIH_IMAGES.is_dir() else []
+    if paths:
+        return paths[0].name, cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)
+    from xray_exp.serve.demo_model import synthetic_images
+
+    return "synthetic", synthetic_images(1, size=512, seed=5)[0]
+
+
+@cache
+def nih_dicom(kind: str) -> bytes:
+    """The NIH radiograph as a DX DICOM in the syntax `kind` (LOSSLESS_NIH or LOSSY_NIH)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    pixels = nih_png()[1]
+    ds = pydicom.dcmread(io.BytesIO(small_dicom(pixels)))
+    plain = {"explicit": ExplicitVRLittleEndian, "implicit": ImplicitVRLittleEndian,
+             "big-endian": ExplicitVRBigEndian, "deflated": DeflatedExplicitVRLittleEndian}
+    if kind in plain:
+        return small_dicom(pixels, syntax=plain[kind])
+    if kind == "jpeg-baseline":  # libjpeg's (OpenCV's) codestream, encapsulated as it is
+        ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ds.PixelData = encapsulate([jpeg.tobytes()])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        return buf.getvalue()
+    compress = {"rle": (RLELossless, {}), "jpeg-ls": (JPEGLSLossless, {}),
+                "j2k-lossless": (JPEG2000Lossless, {}), "j2k-lossy": (JPEG2000, {"j2k_cr": [20]})}
+    syntax, options = compress[kind]
+    ds.compress(syntax, **options)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
