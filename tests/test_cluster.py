@@ -17,7 +17,7 @@ from cluster_sim import SimCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-SMOKE = ["debug=smoke", "post.samples=0", "post.clinical_splits=[]"]
+SMOKE = ["debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=0"]
 TIMINGS: dict[str, float] = {}
 
 
@@ -52,7 +52,7 @@ def test_tune_trials_land_on_both_worker_hosts(cluster, tmp_path):
     log = tmp_path / "tune.log"
     t0 = time.monotonic()
     proc = cluster.driver(["xray_exp.ray_main", "mode=tune", *SMOKE, "tune.num_samples=4", "tune.max_concurrent=2",
-                           "tune.cpus_per_trial=1", "tune.metric=val/box_loss", "tune.direction=minimize",
+                           "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize",
                            "tune.name=spread"], tmp_path, log)
     finish(proc, log, timeout=600)
     TIMINGS["tune_4_trials_s"] = round(time.monotonic() - t0, 1)

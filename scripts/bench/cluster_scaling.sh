@@ -21,8 +21,9 @@ for workers in 1 2; do
   sleep 3
   root=$out/w$workers
   bash scripts/cluster_sim.sh exec head env RAY_ADDRESS=10.213.77.10:6379 XRAY_EXP_ROOT="$root" "$PY" -m xray_exp.ray_main \
-    mode=tune debug=smoke post.samples=0 'post.clinical_splits=[]' tracking=disabled tune.scheduler=fifo \
-    tune.num_samples="$trials" tune.max_concurrent=2 tune.cpus_per_trial=1 tune.name=scaling >"$out/w$workers.log" 2>&1
+    mode=tune debug=smoke post.samples=0 'post.eval_splits=[test]' post.n_boot=0 tracking=disabled tune.scheduler=fifo \
+    tune.num_samples="$trials" tune.max_concurrent=2 tune.cpus_per_trial=1 tune.name=scaling \
+    tune.metric=ultralytics/val/box_loss tune.direction=minimize >"$out/w$workers.log" 2>&1
   bash scripts/cluster_sim.sh down >/dev/null
   seconds=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['wall_time_s'])" "$root/outputs/tune/scaling/summary.json")
   rate[$workers]=$("$PY" -c "print(round($trials / ($seconds / 60), 2))")
