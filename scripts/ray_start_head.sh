@@ -19,6 +19,10 @@
 #                 `--block` process.
 # Open between the machines: the GCS port (6379), 8265 (dashboard/jobs), and the node/object manager and
 # worker ports (pin them with --node-manager-port, --object-manager-port, --min-worker-port/--max-worker-port).
+# Where a hostname resolves to 127.0.0.1, export GLOO_SOCKET_IFNAME=<interface> (and NCCL_SOCKET_IFNAME) before
+# this script and ray_start_worker.sh: Ray Train's process group would otherwise dial loopback. More: docs/cluster.md
+# (shared storage or ray.storage_path=s3://..., GPUs per trial, node failures); a multi-host cluster on one
+# machine for trying all this: scripts/cluster_sim.sh.
 #
 # Token: RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH when set, else ~/.ray/auth_token (generated when missing).
 set -euo pipefail

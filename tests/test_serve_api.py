@@ -2,9 +2,7 @@
 
     .venv/bin/pytest tests/test_serve_api.py
 
-Training jobs use tests/serve_fixtures/fake_train.py (same contract as xray_exp.train: prints
-RUN_DIR=<path>, writes summary.json) through XRAY_SERVE_JOB_COMMAND, so queueing, 409 and status
-are tested without training.
+Training jobs (lifecycle, queue, cancel, restart, override allow-list) are in tests/test_serve_jobs.py.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import time
 
 import cv2
 import httpx
@@ -47,16 +44,6 @@ def detector():
 
 def upload(client, data: bytes, path="/predict", name="image.png", **params):
     return client.post(path, files={"file": (name, data, "application/octet-stream")}, params=params)
-
-
-def wait_job(client, job_id: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] != "running":
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still running after {timeout} s")
 
 
 def test_health_and_config(client):
@@ -180,62 +167,6 @@ def test_trigger_needs_the_token(client):
     )
 
 
-def test_training_job_lifecycle(client):
-    response = client.post(
-        "/trigger-training", json={"overrides": ["fake.sleep=0", "debug=smoke"]}, headers=AUTH
-    )
-    assert response.status_code == 202, response.text
-    job = response.json()
-    assert job["mode"] == "train" and "no tracking" in job["reason"]
-    assert response.headers["location"] == f"/jobs/{job['id']}"
-    done = wait_job(client, job["id"])
-    assert done["status"] == "succeeded", done
-    assert done["mlflow_run_id"].startswith("fake-train-") and done["metrics"]["test/mAP50"] == 0.25
-    summary = __import__("json").loads(
-        (__import__("pathlib").Path(done["run_dir"]) / "summary.json").read_text()
-    )
-    assert summary["argv"] == ["mode=train", "model=yolo12n", "fake.sleep=0", "debug=smoke"]
-    assert summary["token_seen"] is False  # the token is not passed on to the job
-    assert any(j["id"] == job["id"] for j in client.get("/jobs").json())
-
-
-def test_second_trigger_is_refused_while_one_runs(client):
-    first = client.post(
-        "/trigger-finetune", json={"model": "yolo12s", "overrides": ["fake.sleep=2"]}, headers=AUTH
-    )
-    assert first.status_code == 202 and first.json()["mode"] == "finetune"
-    second = client.post("/trigger-training", json={}, headers=AUTH)
-    assert second.status_code == 409 and second.json()["detail"]["job_id"] == first.json()["id"]
-    assert client.get("/health").json()["job_running"] is True
-    done = wait_job(client, first.json()["id"])
-    assert done["status"] == "succeeded" and done["mlflow_run_id"].startswith("fake-finetune-")
-    assert (
-        client.post("/trigger-training", json={"overrides": ["fake.sleep=0"]}, headers=AUTH).status_code
-        == 202
-    )
-
-
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["fake.fail=true"], "exit code 3"),
-        (["fake.no_run_dir=true"], "RUN_DIR"),
-    ],
-)
-def test_failed_jobs_report_why(client, overrides, message):
-    wait_for_idle(client)
-    response = client.post("/trigger-training", json={"overrides": overrides}, headers=AUTH)
-    assert response.status_code == 202, response.text
-    done = wait_job(client, response.json()["id"])
-    assert done["status"] == "failed" and message in done["error"] and done["mlflow_run_id"] is None
-
-
-def wait_for_idle(client, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while client.get("/health").json()["job_running"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -310,25 +241,3 @@ def test_settings_from_environment():
     for bad in ({"XRAY_SERVE_CONF": "1.5"}, {"XRAY_SERVE_DEVICE": "tpu"}, {"XRAY_SERVE_PORT": "http"}):
         with pytest.raises(ValueError):
             ServeSettings.from_env(bad)
-
-
-def test_job_timeout_and_shutdown_stop_the_process(tmp_path):
-    import shlex
-
-    from xray_exp.serve.jobs import JobBusy, JobManager
-
-    command = shlex.split(h.fake_job_command())
-    manager = JobManager(command, tmp_path / "a", timeout_s=1.0)
-    job = manager.submit("train", "yolo12n", ["fake.sleep=30"])
-    with pytest.raises(JobBusy):
-        manager.submit("train", "yolo12n", [])
-    done = manager.wait(job.id, timeout=20)
-    assert done.status == "failed" and "timed out" in done.error and manager.running() is None
-
-    manager = JobManager(command, tmp_path / "b", timeout_s=100)
-    job = manager.submit("finetune", "yolo12n", ["fake.sleep=30"])
-    time.sleep(0.5)
-    manager.shutdown(grace_s=5)
-    done = manager.wait(job.id, timeout=20)
-    assert done.status == "failed" and "shut down" in done.error
-    assert "fake training: mode=finetune model=yolo12n fake.sleep=30" in done.log_path.read_text()

@@ -1,5 +1,6 @@
 """The web page end to end in headless Chromium: choose an X-ray, see it annotated with its findings,
-or "No findings"; a non-image gets a readable error. Screenshots go to outputs/test-artifacts/.
+or "No findings"; a non-image gets a readable error; with the token entered, the jobs panel shows training
+jobs (status, epoch k of n) and cancels them. Screenshots go to outputs/test-artifacts/.
 
     .venv/bin/pytest tests/test_serve_browser.py
 
@@ -40,7 +41,8 @@ if not Path(CHROMIUM).is_file():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("serve-browser")
-    env = {"XRAY_SERVE_MODEL": str(h.demo_model()[1]), "XRAY_SERVE_DEVICE": "cpu"}
+    env = {"XRAY_SERVE_MODEL": str(h.demo_model()[1]), "XRAY_SERVE_DEVICE": "cpu", "XRAY_SERVE_TOKEN": h.TOKEN,
+           "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(), "XRAY_EXP_ROOT": str(workdir / "root")}
     service = h.ServiceProcess(env, workdir).start()
     yield service
     service.stop()
@@ -136,3 +138,35 @@ def test_not_an_image_gets_a_readable_error(page, server, tmp_path):
     assert "unsupported file type" in status.inner_text() and "error" in (status.get_attribute("class") or "")
     assert not page.locator("#result").is_visible()
     shoot(page, "serve-page-error.png")
+
+
+def test_jobs_panel_shows_progress_and_cancels(page, server):
+    import httpx
+
+    auth = {"Authorization": f"Bearer {h.TOKEN}"}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        running = client.post("/trigger-training", headers=auth,
+                              json={"overrides": ["train.fake_sleep=0.5", "train.epochs=40"]}).json()
+        queued = client.post("/trigger-finetune", headers=auth, json={"overrides": ["train.epochs=2"]}).json()
+    page.errors.clear()  # the earlier tests' expected 415
+    page.goto(server.url + "/")
+    assert not page.locator("#jobs").is_visible()  # nothing listed before a token is entered
+    page.fill("#token", "not-the-token")
+    page.click("#show-jobs")
+    row = page.locator(f'#jobs tr[data-job-id="{running["id"]}"]')
+    sync_api.expect(row.locator(".job-status")).to_have_text("running", timeout=15000)
+    sync_api.expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^epoch [1-9]\d* of 40$"), timeout=15000)
+    waiting = page.locator(f'#jobs tr[data-job-id="{queued["id"]}"]')
+    sync_api.expect(waiting.locator(".job-status")).to_have_text("queued")
+    waiting.locator("button.cancel").click()
+    sync_api.expect(page.locator("#jobs-status")).to_have_text(re.compile(r"^Cannot cancel job .*HTTP 403"))
+
+    page.fill("#token", h.TOKEN)
+    page.click("#show-jobs")
+    waiting.locator("button.cancel").click()
+    sync_api.expect(waiting.locator(".job-status")).to_have_text("cancelled", timeout=15000)
+    shoot(page, "serve-page-jobs.png")
+    row.locator("button.cancel").click()
+    sync_api.expect(row.locator(".job-status")).to_have_text("cancelled", timeout=30000)
+    assert row.locator("button.cancel").count() == 0
+    assert [e for e in page.errors if "status of 403" not in e] == [], page.errors  # 403: the wrong token

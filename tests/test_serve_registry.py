@@ -38,6 +38,7 @@ def store(tmp_path_factory, monkeypatch_module):
 
     root = tmp_path_factory.mktemp("registry")
     monkeypatch_module.setenv("XRAY_EXP_MODEL_CACHE", str(root / "model-cache"))
+    monkeypatch_module.setenv("XRAY_EXP_ROOT", str(root / "root"))  # where the jobs' run folders go
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
@@ -86,7 +87,7 @@ def wait_job(client, job_id, timeout=30.0):
     deadline = time.monotonic() + timeout
     while (job := client.get(f"/jobs/{job_id}").json())[
         "status"
-    ] == "running" and time.monotonic() < deadline:
+    ] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.1)
     return job
 
@@ -139,7 +140,7 @@ def test_models_lists_registered_versions(store, tmp_path):
 def test_trigger_training_decides_scratch_or_finetune(store, tmp_path, model, mode, reason):
     with make_client(tmp_path, tracking_uri=store) as client:
         response = client.post(
-            "/trigger-training", json={"model": model, "overrides": ["fake.sleep=0"]}, headers=AUTH
+            "/trigger-training", json={"model": model, "overrides": ["train.fake_sleep=0"]}, headers=AUTH
         )
         assert response.status_code == 202, response.text
         job = wait_job(client, response.json()["id"])
@@ -149,8 +150,9 @@ def test_trigger_training_decides_scratch_or_finetune(store, tmp_path, model, mo
         assert argv == [
             f"mode={mode}",
             f"model={model}",
-            "fake.sleep=0",
+            "train.fake_sleep=0",
             "tracking.tracking_uri=${oc.env:MLFLOW_TRACKING_URI}",
+            f"run_name={model}-job-{job['id']}",
         ]
 
 
@@ -187,7 +189,7 @@ def test_model_reloads_after_a_successful_job(store, tmp_path, monkeypatch):
         tmp_path, model="models:/yolo12n", model_alias=registry.BASE_ALIAS, tracking_uri=store
     ) as client:
         assert calls == [("yolo12n", registry.BASE_ALIAS, store)]
-        job_id = client.post("/trigger-finetune", json={"overrides": ["fake.sleep=0"]}, headers=AUTH).json()[
+        job_id = client.post("/trigger-finetune", json={"overrides": ["train.fake_sleep=0"]}, headers=AUTH).json()[
             "id"
         ]
         assert wait_job(client, job_id)["status"] == "succeeded"

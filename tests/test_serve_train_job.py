@@ -29,7 +29,7 @@ AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
 def wait_job(client, job_id: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
-    while (job := client.get(f"/jobs/{job_id}").json())["status"] == "running":
+    while (job := client.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, f"job {job_id} still running after {timeout} s"
         time.sleep(1)
     return job

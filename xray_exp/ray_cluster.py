@@ -78,6 +78,25 @@ def token_available(environ: Mapping[str, str] | None = None) -> bool:
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
+def read_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The cluster token from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (None: none)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("RAY_AUTH_TOKEN"):
+        return environ["RAY_AUTH_TOKEN"].strip()
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def auth_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """HTTP headers for the cluster's dashboard / Job API (token authentication), {} without a token."""
+    token = read_token(environ)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _enable_token_auth_for_cluster() -> None:
     """Connecting drivers stay in auth mode 'disabled' unless told: use the token when there is one
     (what `ray start` does for joining nodes). RAY_AUTH_MODE set by the user is left alone."""

@@ -22,17 +22,25 @@ Endpoints:
                              preprocess, inference, postprocess, total}}. Query: conf, iou; include_image=true
                              adds the annotated PNG as a data URL
     POST /predict/annotated  same input -> image/png with boxes and labels drawn (X-Summary header)
-    GET  /health             model loaded?, job running?
+    GET  /health             model loaded?, job running?, jobs queued
     GET  /config             effective settings (never the token; URI credentials stripped)
     GET  /models             registered versions from MLflow (empty list + note without tracking)
     POST /trigger-training   bearer token; fine-tune if <model>@development is registered, else from scratch
     POST /trigger-finetune   bearer token; fine-tune. Body of both: {"model": "yolo12n", "overrides": [...]}
-    GET  /jobs, /jobs/{id}   job status, run_dir, mlflow_run_id, metrics
+    GET  /jobs, /jobs/{id}   job status, progress (epoch k of n, latest metrics), mlflow_run_id, metrics,
+                             registered_version
+    DELETE /jobs/{id}        bearer token; cancel a queued job or stop a running one
 
-Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>`
-in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies); while one runs, a trigger
-answers 409 with the running job's id. Overrides must be key=value with characters [A-Za-z0-9_.,:/@+-];
-mode, model and hydra.* are refused. With a tracking URI configured the job gets it (MLFLOW_TRACKING_URI
+Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>
+run_name=<name>-job-<id>`: in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies), or
+as a Ray Job when XRAY_SERVE_RAY_ADDRESS (or RAY_ADDRESS) names a cluster's job address
+(http://head:8265; CPUs/GPUs from the hardware preset; same paths on the cluster: docs/cluster.md).
+While one runs, triggers wait in a queue (XRAY_SERVE_JOB_QUEUE_DEPTH, then 429 with the queue length).
+Job records persist in <job dir>/jobs.sqlite: after a restart /jobs lists them, a running Ray job is
+re-attached and a local one marked `interrupted`. Overrides must be key=value with characters
+[A-Za-z0-9_.,:/@+-] and on the allow-list (xray_exp/serve/overrides.py: group choices and
+hyperparameters); mode, model, paths.*, tracking.*, model.*, hydra.* and the rest get 422 naming the
+key. With a tracking URI configured the job gets it (MLFLOW_TRACKING_URI
 and tracking.tracking_uri), so it registers where the service looks. After a successful job a service
 serving models:/... reloads the model. Without XRAY_SERVE_TOKEN the triggers answer 403 (off); a missing
 token gets 401, a wrong one 403. The token is not passed on to jobs.
@@ -66,6 +74,8 @@ Settings (environment; see settings.py):
     XRAY_SERVE_JOB_COMMAND       command prefix of a job (default: <python> -m xray_exp.train)
     XRAY_SERVE_JOB_DIR           job logs (outputs/serve-jobs)
     XRAY_SERVE_JOB_TIMEOUT_S     86400
+    XRAY_SERVE_JOB_QUEUE_DEPTH   4 (jobs waiting behind the running one; then 429)
+    XRAY_SERVE_RAY_ADDRESS       Ray job API (http://head:8265; default RAY_ADDRESS when http(s)://): Ray Jobs
     XRAY_SERVE_CORS_ORIGINS      comma-separated allowed origins (none by default)
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
 

@@ -18,23 +18,22 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
-from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from xray_exp.imaging import DecodeLimits
 from xray_exp.serve.annotate import annotate, encode_png
-from xray_exp.serve.jobs import MODEL_NAME_PATTERN, Job, JobBusy, JobManager
+from xray_exp.serve.job_routes import job_router, make_job_manager
+from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
+from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.schemas import (
     Health,
-    JobInfo,
     ModelsResponse,
     PredictResponse,
-    TriggerRequest,
     errors,
 )
 from xray_exp.serve.settings import ServeSettings, redact_uri
@@ -54,7 +53,6 @@ Conf = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, descriptio
 Iou = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default XRAY_SERVE_IOU")]
 Upload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")]
 ModelQuery = Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=64)]
-JobId = Annotated[str, PathParam(max_length=64)]
 
 
 class ModelHolder:
@@ -106,15 +104,6 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
-def base_alias() -> str:
-    """The alias training gives base models (xray_exp.registry.BASE_ALIAS; imported lazily: mlflow)."""
-    try:
-        from xray_exp.registry import BASE_ALIAS
-    except ImportError:
-        return "development"
-    return BASE_ALIAS
-
-
 def summarize(detections: list[Detection]) -> str:
     if not detections:
         return "No findings"
@@ -139,7 +128,7 @@ def create_app(
         if is_registry_uri(settings.model):  # a finished training may have registered a new version
             holder.load()
 
-    jobs = JobManager(settings.job_command, settings.job_dir, settings.job_timeout_s, on_success=after_job)
+    jobs = make_job_manager(settings, after_job)
     pool = WorkerPool(settings.workers, settings.queue_size, settings.request_timeout_s)
 
     @asynccontextmanager
@@ -166,7 +155,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -287,6 +276,7 @@ def create_app(
             "model": {"name": current[1].name, "version": current[1].version} if current else None,
             "detail": holder.detail,
             "job_running": jobs.running() is not None,
+            "jobs_queued": jobs.queued(),
         }
 
     @app.get("/config")
@@ -315,78 +305,6 @@ def create_app(
             "note": None if rows else "no registered versions",
         }
 
-    def decide_mode(model: str) -> tuple[str, str]:
-        """Fine-tune when `model` has a registered version holding the base alias, else train from scratch."""
-        if not settings.tracking_uri:
-            return "train", "no tracking URI configured, so no registered model: training from scratch"
-        try:
-            versions = list_model_versions(settings.tracking_uri, model)
-        except TrackingUnavailable as exc:
-            raise HTTPException(503, f"cannot decide between training and fine-tuning: {exc}") from exc
-        alias = base_alias()
-        holder = next((v for v in versions if alias in v["aliases"]), None)
-        if holder:
-            return (
-                "finetune",
-                f"registered model {model}@{alias} exists (version {holder['version']}): fine-tuning",
-            )
-        if versions:
-            return "train", f"{model} has versions but none holds @{alias}: training from scratch"
-        return "train", f"no registered model {model}: training from scratch"
-
-    def submit(body: TriggerRequest, force_finetune: bool) -> JSONResponse:
-        running = jobs.running()
-        if running is not None:
-            raise HTTPException(409, {"message": "a training job is already running", "job_id": running.id})
-        model = body.model or settings.model_name
-        mode, reason = ("finetune", "fine-tuning requested") if force_finetune else decide_mode(model)
-        service_overrides, env = [], {}
-        if settings.tracking_uri:  # the job uses the registry this service reads (the URI travels in the env)
-            env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-            if not any(o.startswith("tracking.tracking_uri=") for o in body.overrides):
-                service_overrides.append("tracking.tracking_uri=${oc.env:MLFLOW_TRACKING_URI}")
-        try:
-            job = jobs.submit(mode, model, body.overrides, reason, service_overrides, env)
-        except JobBusy as exc:
-            detail = {"message": "a training job is already running", "job_id": exc.job.id}
-            raise HTTPException(409, detail) from exc
-        return JSONResponse(job.public(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
-
-    trigger_responses = {202: {"model": JobInfo, "description": "job started"}, **errors(401, 403, 409, 503)}
-
-    @app.post(
-        "/trigger-training",
-        status_code=202,
-        response_model=JobInfo,
-        responses=trigger_responses,
-        dependencies=[Depends(require_token)],
-    )
-    def trigger_training(body: TriggerRequest | None = None):
-        """Train in the background: fine-tune when the model is registered, else from scratch. One job at a
-        time: 409 while one runs."""
-        return submit(body or TriggerRequest(), force_finetune=False)
-
-    @app.post(
-        "/trigger-finetune",
-        status_code=202,
-        response_model=JobInfo,
-        responses=trigger_responses,
-        dependencies=[Depends(require_token)],
-    )
-    def trigger_finetune(body: TriggerRequest | None = None):
-        """Fine-tune the registered model in the background (409 while another job runs)."""
-        return submit(body or TriggerRequest(), force_finetune=True)
-
-    @app.get("/jobs", response_model=list[JobInfo])
-    def list_jobs():
-        """Recent jobs, newest first."""
-        return [job.public() for job in jobs.jobs()]
-
-    @app.get("/jobs/{job_id}", response_model=JobInfo, responses={404: {"description": "unknown job"}})
-    def get_job(job_id: JobId):
-        job = jobs.get(job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id!r}")
-        return job.public()
+    app.include_router(job_router(settings, jobs, require_token))
 
     return app

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from xray_exp.serve.jobs import MAX_OVERRIDES, MODEL_NAME_PATTERN, OVERRIDE_PATTERN, validate_overrides
+from xray_exp.serve.overrides import MAX_OVERRIDES, MODEL_NAME_PATTERN, OVERRIDE_PATTERN, validate_overrides
 
 Override = Annotated[str, StringConstraints(pattern=OVERRIDE_PATTERN, max_length=200)]
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN, max_length=64)]
@@ -46,8 +46,10 @@ class TriggerRequest(BaseModel):
     overrides: list[Override] = Field(
         default_factory=list,
         max_length=MAX_OVERRIDES,
-        description="Hydra overrides key=value for xray_exp.train, e.g. debug=smoke "
-        "(mode, model and hydra.* are refused)",
+        description="Hydra overrides key=value for xray_exp.train, e.g. debug=smoke train.epochs=5: "
+        "config group choices (dataset, augmentation, hardware, experiment, debug, tracking) and "
+        "hyperparameters (train.*, augmentation.*, hardware.*, dataset.synthetic.*, post.*, objective.*); "
+        "paths.*, tracking.*, model.*, hydra.*, mode and the rest are refused with 422 naming the key",
     )
 
     @field_validator("overrides")
@@ -56,19 +58,31 @@ class TriggerRequest(BaseModel):
         return validate_overrides(value)
 
 
+class JobProgress(BaseModel):
+    epoch: int = Field(description="epochs finished (rows in the run's results.csv)")
+    epochs: int | None = Field(description="epochs planned (train.epochs)")
+    metrics: dict = Field(description="the latest epoch's row of results.csv")
+
+
 class JobInfo(BaseModel):
     id: str
     mode: str
     model: str
     overrides: list[str]
     reason: str
-    status: str
+    status: str = Field(description="queued | running | succeeded | failed | cancelled | interrupted")
+    runner: str = Field(description="local (subprocess) or ray (Ray Job)")
+    resources: dict
     created_at: str
+    started_at: str | None
     finished_at: str | None
     returncode: int | None
     run_dir: str | None
     mlflow_run_id: str | None
     metrics: dict
+    registered_version: str | None
+    ray_job_id: str | None
+    progress: JobProgress | None
     error: str | None
 
 
@@ -93,6 +107,7 @@ class Health(BaseModel):
     model: dict | None
     detail: str | None = None
     job_running: bool
+    jobs_queued: int = 0
 
 
 class ErrorBody(BaseModel):
@@ -104,6 +119,7 @@ ERRORS = {
     403: {"model": ErrorBody, "description": "wrong token, or triggers are disabled (no XRAY_SERVE_TOKEN)"},
     409: {"model": ErrorBody, "description": "a training job is already running"},
     413: {"model": ErrorBody, "description": "upload over the byte, pixel, pixel-bytes or decompressed-bytes limit"},
+    429: {"model": ErrorBody, "description": "the job queue is full (detail.queue_length)"},
     415: {"model": ErrorBody, "description": "not PNG, JPEG or DICOM"},
     422: {"model": ErrorBody, "description": "empty, truncated or malformed image, or invalid parameters"},
     503: {"model": ErrorBody, "description": "no model loaded / model registry unreachable / server busy"},

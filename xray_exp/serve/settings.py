@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "XRAY_SERVE_"
+JOB_API_SCHEMES = ("http://", "https://")
 MB = 1024 * 1024
 
 
@@ -45,6 +46,8 @@ class ServeSettings:
     job_command: list[str] = field(default_factory=default_job_command)
     job_dir: str = "outputs/serve-jobs"  # job logs
     job_timeout_s: float = 24 * 3600
+    job_queue_depth: int = 4  # triggers while a job runs wait in a queue this long; then 429
+    ray_address: str | None = None  # Ray dashboard/jobs address (http://head:8265): jobs run as Ray Jobs
     cors_origins: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -60,6 +63,8 @@ class ServeSettings:
             values[f.name] = _parse(f.name, raw)
         if "tracking_uri" not in values and env.get("MLFLOW_TRACKING_URI"):
             values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+        if "ray_address" not in values and env.get("RAY_ADDRESS", "").startswith(JOB_API_SCHEMES):
+            values["ray_address"] = env["RAY_ADDRESS"]  # a GCS address (head:6379) is for drivers: not used here
         settings = cls(**values)
         settings.validate()
         return settings
@@ -76,6 +81,11 @@ class ServeSettings:
             raise ValueError(f"{PREFIX}QUEUE_SIZE must be 0 or more (got {self.queue_size!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
+        if self.ray_address and not self.ray_address.startswith(JOB_API_SCHEMES):
+            raise ValueError(f"XRAY_SERVE_RAY_ADDRESS must be the Ray cluster's job API, http://HEAD_IP:8265 "
+                             f"(got {self.ray_address!r}; the GCS address head:6379 is for drivers)")
+        if self.job_queue_depth < 0:
+            raise ValueError("XRAY_SERVE_JOB_QUEUE_DEPTH must be >= 0")
         if not self.job_command:
             raise ValueError("XRAY_SERVE_JOB_COMMAND is empty")
 
@@ -103,13 +113,15 @@ class ServeSettings:
             },
             "store_uploads": bool(self.upload_dir),
             "triggers_enabled": self.triggers_enabled,
+            "job_runner": "ray" if self.ray_address else "local",
+            "job_queue_depth": self.job_queue_depth,
             "cors_origins": list(self.cors_origins),
         }
 
 
 def _parse(name: str, raw: str):
     integers = ("threads", "max_det", "max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes",
-                "workers", "queue_size", "annotate_max_side", "port")
+                "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth")
     try:
         if name in integers:
             return int(float(raw))
