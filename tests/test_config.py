@@ -52,6 +52,7 @@ def test_models_build_from_yolo12_yaml(model):
 
 def test_defaults_and_paths_are_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("XRAY_EXP_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # when set, tracking=local logs there
     cfg = resolve(compose_train([]))
     assert cfg["model"]["name"] == "yolo12n" and cfg["dataset"]["name"] == "synthetic"
     assert cfg["augmentation"]["name"] == "xray" and cfg["tracking"]["name"] == "local"
