@@ -153,7 +153,7 @@ def test_server_killed_mid_run_then_upload(tmp_path):
             try:
                 exps = [e for e in client.search_experiments() if e.name == "YOLO12-Training"]
                 runs = client.search_runs([exps[0].experiment_id]) if exps else []
-                if runs and client.get_metric_history(runs[0].info.run_id, "val/mAP50"):
+                if runs and client.get_metric_history(runs[0].info.run_id, "ultralytics/val/mAP50"):
                     run_id = runs[0].info.run_id
                     break
             except Exception:  # the server may be busy with the run's first writes
@@ -179,7 +179,7 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         client = MlflowClient(server.uri)
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(run_id, "val/mAP50")] == [1, 2, 3, 4]
+        assert [m.step for m in client.get_metric_history(run_id, "ultralytics/val/mAP50")] == [1, 2, 3, 4]
         assert "test/mAP50-95" in run.data.metrics
         assert {"weights/best.pt", "weights/best.onnx"} <= {a.path for a in client.list_artifacts(run_id, "weights")}
         version = client.get_model_version_by_alias("yolo12n", "development")
@@ -295,7 +295,7 @@ def test_training_recovers_from_an_outage_without_upload(tmp_path):
         assert finished.info.status == "FINISHED"
         for name in ("train/box_loss", "lr/pg0"):
             assert [m.step for m in client.get_metric_history(run_id, name)] == [1, 2, 3, 4, 5, 6], name
-        assert [m.step for m in client.get_metric_history(run_id, "val/mAP50")] == [1, 2, 3, 4, 5, 6, 7]
+        assert [m.step for m in client.get_metric_history(run_id, "ultralytics/val/mAP50")] == [1, 2, 3, 4, 5, 6, 7]
         assert "test/mAP50-95" in finished.data.metrics
         assert {"weights/best.pt", "weights/best.onnx"} <= {a.path for a in client.list_artifacts(run_id, "weights")}
         version = client.get_model_version_by_alias("yolo12n", "development")
