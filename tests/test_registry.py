@@ -142,3 +142,29 @@ def test_smoke_runs_never_register(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "xray_exp.train", "debug=smoke", "--cfg", "job", "-p",
                            "tracking.register"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.stdout.strip() == "never"
+
+
+def test_significant_gate_moves_the_alias_only_on_a_significant_paired_difference(store, tmp_path):
+    _, client = store
+    train_and_register(client, tmp_path, 0.5)
+
+    def significant(found):
+        run_id, model_uri = logged_run(client, tmp_path)
+        event = {"name": NAME, "alias": ALIAS, "policy": "if_better", "objective": "test/map40", "value": 0.9,
+                 "direction": "maximize", "tags": {}, "better_if": "significant", "significance": found}
+        return register_model(client, model_uri, run_id, event)
+
+    verdict = "no significant difference on map40: +0.020 [-0.010, 0.050], p=0.210"
+    base = {"split": "test", "metric": "map40", "holder_version": "1", "verdict": verdict}
+    not_significant = significant({**base, "significant": False})
+    assert not not_significant["promoted"] and holder_version(client) == "1"  # a higher point value is not enough
+    assert not_significant["reason"] == f"not significantly better than v1 on test: {verdict}"
+    assert not_significant["significance"]["verdict"] == verdict
+    assert "failed (OSError: down)" in significant({"error": "OSError: down"})["reason"]
+    assert "compared with v7" in significant({**base, "holder_version": "7", "significant": True})["reason"]
+    assert "no paired comparison" in significant(None)["reason"] and holder_version(client) == "1"
+
+    better = "this run better on map40: +0.300 [0.200, 0.400], p<0.001"
+    promoted = significant({**base, "significant": True, "verdict": better})
+    assert promoted["promoted"] and holder_version(client) == str(promoted["version"]) == "6"
+    assert promoted["reason"] == f"significantly better than v1: {better}"

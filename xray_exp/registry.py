@@ -43,6 +43,8 @@ def promotion_blocker(event: dict[str, Any], holder) -> str | None:
     `if_better` only when the version is at least as good as the holder on the same objective."""
     if event["policy"] == "always" or holder is None:
         return None
+    if event.get("better_if") == "significant":
+        return significance_blocker(event, holder)
     name, alias, objective, value = event["name"], event["alias"], event["objective"], event["value"]
     held_value, held_objective = holder.tags.get("objective_value"), holder.tags.get("objective")
     if value is None:
@@ -58,6 +60,22 @@ def promotion_blocker(event: dict[str, Any], holder) -> str | None:
     return None
 
 
+def significance_blocker(event: dict[str, Any], holder) -> str | None:
+    """`better_if=significant`: the paired comparison with the holder (xray_exp.evaluation.significance) must
+    show this version better on the objective at p < 0.05; anything else keeps the alias where it is."""
+    found = event.get("significance")
+    if not found:
+        return f"better_if=significant: no paired comparison with v{holder.version} was made"
+    if found.get("error"):
+        return f"better_if=significant: the comparison with v{holder.version} failed ({found['error']})"
+    if str(found.get("holder_version")) != str(holder.version):
+        return (f"better_if=significant: compared with v{found.get('holder_version')}, but v{holder.version} holds "
+                f"{event['alias']} now")
+    if not found["significant"]:
+        return f"not significantly better than v{holder.version} on {found['split']}: {found['verdict']}"
+    return None
+
+
 def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """Register a new version (unless policy `never`) and move the alias to it when promotion_blocker()
     allows; otherwise the version keeps a `promotion.skipped` tag saying why. The decision is tagged on the run."""
@@ -69,6 +87,8 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     decision: dict[str, Any] = {"name": name, "alias": alias, "policy": policy, "objective": event["objective"],
                                 "value": value, "current_version": getattr(holder, "version", None),
                                 "current_value": holder_value, "registered": False, "promoted": False}
+    if event.get("significance"):
+        decision["significance"] = event["significance"]
     if policy == "never":
         decision["reason"] = "registration disabled (tracking.register=never)"
         client.set_tag(run_id, "registry.decision", decision["reason"])
@@ -81,7 +101,9 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     if blocker is None:
         client.set_registered_model_alias(name, alias, mv.version)
         decision.update(promoted=True, reason="always" if policy == "always" else
-                        "first version" if holder is None else "at least as good as the alias holder")
+                        "first version" if holder is None else
+                        f"significantly better than v{holder.version}: {event['significance']['verdict']}"
+                        if event.get("better_if") == "significant" else "at least as good as the alias holder")
         client.set_tag(run_id, "registry.decision", f"registered {name} v{mv.version} @{alias}")
     else:
         client.set_model_version_tag(name, mv.version, "promotion.skipped", blocker)
@@ -98,6 +120,12 @@ def _client(tracking_uri: str | None):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+def version_holding(model_name: str, alias: str, tracking_uri: str | None = None) -> str | None:
+    """The version number holding `alias`, or None when no version does (or the model does not exist)."""
+    holder = current_holder(_client(tracking_uri), model_name, alias)
+    return None if holder is None else str(holder.version)
 
 
 def find_version(model_name: str, alias: str | None = None, tracking_uri: str | None = None):

@@ -170,9 +170,13 @@ class Tracker:
                     "splits": dict(split_sizes)})
 
     def register(self, name: str, alias: str, policy: str, objective: str, value: float | None,
-                 direction: str, tags: dict[str, str]) -> None:
+                 direction: str, tags: dict[str, str], better_if: str = "at_least_as_good",
+                 significance: dict | None = None) -> None:
+        """Register (journaled; xray_exp.registry.register_model decides the alias). `significance`: the paired
+        comparison with the alias holder when better_if=significant."""
         self._emit({"op": "register", "name": name, "alias": alias, "policy": policy, "objective": objective,
-                    "value": value, "direction": direction, "tags": tags})
+                    "value": value, "direction": direction, "tags": tags, "better_if": better_if,
+                    "significance": significance})
 
     @property
     def pending(self) -> int:

@@ -76,6 +76,17 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
     return weights, lineage
 
 
+def check_objective(cfg: DictConfig) -> None:
+    """objective.metric names a metric a run reports (and, with better_if=significant, one with a paired test)."""
+    if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
+        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
+                          "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)")
+    if str(cfg.tracking.better_if) == "significant":
+        from xray_exp.evaluation.significance import significance_objective
+
+        significance_objective(cfg)
+
+
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
     """Train, evaluate, export and log one run; return the objective metric."""
     t0 = time.time()
@@ -87,11 +98,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         last = run_dir / "weights" / "last.pt"
         if not last.is_file():
             raise ConfigError(f"resume: {last} not found: the run never finished an epoch; start it again.")
-    if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
-        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
-                          "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)")
     configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
     try:
+        check_objective(cfg)
         data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
         from xray_exp.data.validate import validate_dataset
 
@@ -180,8 +189,14 @@ def finish_run(cfg: DictConfig, run_dir: Path, result, info, tracker, t0: float,
         if defer_registration:
             tracker.set_tags({"registry.decision": defer_registration})
         else:
+            better_if, significance = str(cfg.tracking.better_if), None
+            if better_if == "significant" and str(cfg.tracking.register) == "if_better":
+                from xray_exp.evaluation.significance import compare_with_holder
+
+                significance = compare_with_holder(post_cfg, result.best, info, registered_name, alias)
             tracker.register(registered_name, alias, str(cfg.tracking.register), cfg.objective.metric, objective,
-                             str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, **registry_tags})
+                             str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, **registry_tags},
+                             better_if=better_if, significance=significance)
     return summary
 
 

@@ -131,6 +131,15 @@ class HardwareConfig:
     num_cpus: int = 2
 
 
+class BetterIf(StrEnum):
+    """What `if_better` compares: the objective's point value with the holder's recorded one
+    (`at_least_as_good`), or both models on the same images by a paired test that must find this version
+    better at p < 0.05 (`significant`; xray_exp.evaluation.significance)."""
+
+    at_least_as_good = "at_least_as_good"
+    significant = "significant"
+
+
 @dataclass
 class TrackingConfig:
     """MLflow: `local` (sqlite in the project), `server` (a tracking server) or `disabled`."""
@@ -141,6 +150,7 @@ class TrackingConfig:
     experiment: str = "YOLO12-Training"
     finetune_experiment: str = "YOLO12-Finetuning"
     register: RegisterPolicy = RegisterPolicy.if_better
+    better_if: BetterIf = BetterIf.at_least_as_good
     timeout_s: float = 10.0
 
 
