@@ -160,7 +160,7 @@ def test_significant_gate_moves_the_alias_only_on_a_significant_paired_differenc
     assert not not_significant["promoted"] and holder_version(client) == "1"  # a higher point value is not enough
     assert not_significant["reason"] == f"not significantly better than v1 on test: {verdict}"
     assert not_significant["significance"]["verdict"] == verdict
-    assert "failed (OSError: down)" in significant({"error": "OSError: down"})["reason"]
+    assert "with v1 (OSError: down)" in significant({"error": "OSError: down"})["reason"]
     assert "compared with v7" in significant({**base, "holder_version": "7", "significant": True})["reason"]
     assert "no paired comparison" in significant(None)["reason"] and holder_version(client) == "1"
 

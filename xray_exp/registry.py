@@ -67,7 +67,7 @@ def significance_blocker(event: dict[str, Any], holder) -> str | None:
     if not found:
         return f"better_if=significant: no paired comparison with v{holder.version} was made"
     if found.get("error"):
-        return f"better_if=significant: the comparison with v{holder.version} failed ({found['error']})"
+        return f"better_if=significant: no paired comparison with v{holder.version} ({found['error']})"
     if str(found.get("holder_version")) != str(holder.version):
         return (f"better_if=significant: compared with v{found.get('holder_version')}, but v{holder.version} holds "
                 f"{event['alias']} now")

@@ -308,10 +308,15 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     if (best_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
         tracker.log_model(onnx, weights, info.names, cfg.train.imgsz)
         objective = metrics.get(cfg.objective.metric)
+        better_if, significance = str(cfg.tracking.better_if), None
+        if better_if == "significant" and str(cfg.tracking.register) == "if_better":
+            from xray_exp.evaluation.significance import compare_with_holder
+
+            significance = compare_with_holder(cfg, weights, info, cfg.model.name, "development")
         tracker.register(cfg.model.name, "development", str(cfg.tracking.register), cfg.objective.metric, objective,
                          str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, "mode": "tune",
                                                         "tune.experiment": run_dir.name, "tune.trial_id": trial_id,
-                                                        **lineage})
+                                                        **lineage}, better_if=better_if, significance=significance)
     if best.metrics.get("mlflow_run_id") and cfg.tracking.enabled:
         try:
             from mlflow.tracking import MlflowClient

@@ -209,7 +209,8 @@ def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExceptio
         client.set_tag(parent, "sweep.best_run_id", best.run_id)
         client.set_tag(parent, "sweep.best_overrides", best.overrides[:5000])
         decision = lb.register_best(client, best, info["experiment_id"], str(config.tracking.register), metric,
-                                 direction, {"sweep.id": info["sweep_id"], "sweep.parent_run_id": parent})
+                                 direction, {"sweep.id": info["sweep_id"], "sweep.parent_run_id": parent},
+                                 better_if=str(config.tracking.better_if))
         out["registration"] = {k: v for k, v in decision.items() if k in ("registered", "promoted", "name", "version",
                                                                           "alias", "reason")}
         reg = out["registration"]

@@ -140,9 +140,14 @@ def find_model_uri(client, experiment_id: str, run_id: str) -> str | None:
     return models[0].model_uri if len(models) else None
 
 
+SWEEP_NOT_TESTED = ("a sweep's best job is not compared with the alias holder; compare them with python -m "
+                    "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)")
+
+
 def register_best(client, best: Row, experiment_id: str, policy: str, metric: str, direction: str,
-                  sweep_tags: dict[str, str]) -> dict[str, Any]:
-    """Register the best job's model under `tracking.register` rules; returns the decision."""
+                  sweep_tags: dict[str, str], better_if: str = "at_least_as_good") -> dict[str, Any]:
+    """Register the best job's model under `tracking.register` rules; returns the decision. With
+    better_if=significant the version is registered and the alias stays (no paired test runs here)."""
     from xray_exp.registry import BASE_ALIAS, FINETUNED_ALIAS, current_holder, register_model
 
     finetune = best.tags.get("mode") == "finetune"
@@ -161,5 +166,7 @@ def register_best(client, best: Row, experiment_id: str, policy: str, metric: st
     lineage = {k: best.tags[k] for k in ("parent_model", "parent_version", "parent_uri") if k in best.tags}
     event = {"name": name, "alias": alias, "policy": policy, "objective": metric, "value": best.objective,
              "direction": direction, "tags": {"dataset_fingerprint": best.tags.get("dataset.fingerprint", ""),
-                                              "mode": best.tags.get("mode", ""), **lineage, **sweep_tags}}
+                                              "mode": best.tags.get("mode", ""), **lineage, **sweep_tags},
+             "better_if": better_if,
+             "significance": {"error": SWEEP_NOT_TESTED} if better_if == "significant" else None}
     return register_model(client, model_uri, best.run_id, event)
