@@ -29,6 +29,18 @@ def session_dir() -> Path:
     return _SESSION_DIR
 
 
+@pytest.fixture(autouse=True, scope="module")
+def keep_tracking_env():
+    """mlflow.set_tracking_uri() also sets MLFLOW_TRACKING_URI in os.environ: every test module gives the value it
+    started with back, so `tracking=local` in a later module does not log into an earlier module's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def run_cli(args: list[str], root: Path, timeout: float = 600, env: dict | None = None,
             check: bool = False) -> subprocess.CompletedProcess:
     """Run `python -m ...` with XRAY_EXP_ROOT=root (outputs land in root/outputs)."""

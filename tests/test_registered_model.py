@@ -32,17 +32,6 @@ except ImportError:  # pragma: no cover
 CONF = 0.01  # the demo model is random-init: a low threshold gives every image a few findings to compare
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_tracking_env():
-    """mlflow.set_tracking_uri() also sets MLFLOW_TRACKING_URI in os.environ: give later tests theirs back."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """The demo detector logged by xray_exp.mlflow_model and registered as yolo12n@development (sqlite)."""

@@ -17,17 +17,6 @@ from xray_exp.tracking import default_tracking_uri, ensure_experiment
 NAME, ALIAS = "yolo12n", "development"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_tracking_env():
-    """mlflow.set_tracking_uri() also sets MLFLOW_TRACKING_URI in os.environ: give later tests theirs back."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 @pytest.fixture()
 def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
