@@ -22,6 +22,7 @@ atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 configure_offline(_SESSION_DIR / "ultralytics")
 os.environ.setdefault("XRAY_EXP_MODEL_CACHE", str(_SESSION_DIR / "model-cache"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # tests choose their stores; a user's server is never written to
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +30,28 @@ def session_dir() -> Path:
     return _SESSION_DIR
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_tracking_env():
-    """mlflow.set_tracking_uri() also sets MLFLOW_TRACKING_URI in os.environ: every test module gives the value it
-    started with back, so `tracking=local` in a later module does not log into an earlier module's store."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
+def _restore_tracking_env(before: str | None) -> None:
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(autouse=True, scope="module")
+def keep_tracking_env_per_module():
+    """mlflow.set_tracking_uri() also sets MLFLOW_TRACKING_URI in os.environ, and `tracking=local` (run_cli passes
+    os.environ on) logs wherever it points: each module, and each test (below), gives back the value it started
+    with, so no test logs into an earlier test's store or a server that test has stopped."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    _restore_tracking_env(before)
+
+
+@pytest.fixture(autouse=True)
+def keep_tracking_env_per_test():
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    _restore_tracking_env(before)
 
 
 def run_cli(args: list[str], root: Path, timeout: float = 600, env: dict | None = None,

@@ -17,7 +17,8 @@ from cluster_sim import SimCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-SMOKE = ["debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=0"]
+SMOKE = ["debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=0",
+         "tracking.register=if_better"]  # debug=smoke alone never registers
 TIMINGS: dict[str, float] = {}
 
 

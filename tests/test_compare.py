@@ -28,8 +28,8 @@ def project(session_dir):
     another seed, nothing after training but Ultralytics' own validation."""
     root = session_dir / "compare-project"
     root.mkdir(parents=True, exist_ok=True)
-    a = run_dir_of(run_cli(["xray_exp.train", *DATA, "train.epochs=30", "train.patience=0", "post.samples=0"], root,
-                           check=True))
+    a = run_dir_of(run_cli(["xray_exp.train", *DATA, "train.epochs=30", "train.patience=0", "post.samples=0",
+                            "tracking.register=if_better"], root, check=True))  # debug=smoke alone never registers
     b = run_dir_of(run_cli(["xray_exp.train", *DATA, "train.seed=1", "tracking=disabled", "post.onnx=false",
                             "post.samples=0", "post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95"],
                            root, check=True))

@@ -47,3 +47,20 @@ def test_killed_run_resumes_to_completion(tmp_path):
     assert len(runs) == 1 and runs[0].info.run_id == summary["mlflow_run_id"]
     assert runs[0].info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(summary["mlflow_run_id"], "train/box_loss")] == [1, 2, 3, 4]
+
+
+def test_resume_drops_results_rows_the_checkpoint_does_not_hold(tmp_path):
+    """A kill between writing epoch 3's results row and its checkpoint: last.pt holds epoch 2 (index 1), so the
+    resumed run trains epoch 3 again and the file must not keep the first, orphaned row."""
+    import torch
+
+    from xray_exp.training import trim_results_to_checkpoint
+
+    (tmp_path / "weights").mkdir()
+    torch.save({"epoch": 1}, tmp_path / "weights" / "last.pt")
+    header = "epoch,time,train/box_loss"
+    (tmp_path / "results.csv").write_text(f"{header}\n1,2.0,3.1\n2,4.0,2.9\n3,6.0,2.7\n")
+    assert trim_results_to_checkpoint(tmp_path) == 2
+    assert (tmp_path / "results.csv").read_text() == f"{header}\n1,2.0,3.1\n2,4.0,2.9\n"
+    assert trim_results_to_checkpoint(tmp_path) == 2  # nothing past the checkpoint: unchanged
+    assert (tmp_path / "results.csv").read_text() == f"{header}\n1,2.0,3.1\n2,4.0,2.9\n"

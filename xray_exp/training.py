@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 YOLO12_SCALES = ("n", "s", "m", "l", "x")
 
@@ -118,6 +121,23 @@ def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, f
     """Ultralytics' 'metrics/mAP50(B)' style keys -> 'ultralytics/<prefix>/mAP50'."""
     return {f"{ULTRALYTICS_PREFIX}{prefix}/{name}": float(results[key])
             for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
+
+
+def trim_results_to_checkpoint(run_dir: Path) -> int:
+    """Before a resume: drop results.csv rows past the epoch weights/last.pt holds, so an epoch whose row was
+    written just before a kill, and whose checkpoint was not, is not in the file twice. Returns that epoch."""
+    import torch
+
+    checkpoint = torch.load(run_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    done = int(checkpoint.get("epoch", -1)) + 1  # Ultralytics stores the 0-based index of the finished epoch
+    results = run_dir / "results.csv"
+    if results.is_file():
+        header, *rows = results.read_text().splitlines()
+        kept = [row for row in rows if row.strip() and int(float(row.split(",")[0])) <= done]
+        if len(kept) != len(rows):
+            log.info("resume: results.csv rows after epoch %d (not in last.pt) dropped", done)
+            results.write_text("\n".join([header, *kept]) + "\n")
+    return done
 
 
 def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] | None = None,

@@ -130,8 +130,11 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
     tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths",)}))
     write_run_files(run_dir, info, resolved)
 
-    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit
+    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit, trim_results_to_checkpoint
     from xray_exp.ultralytics_args import to_train_args
+
+    if resume:
+        trim_results_to_checkpoint(run_dir)
 
     train_args = to_train_args(cfg, info.data_yaml, run_dir)
     apply_ultralytics_settings(Path(cfg.paths.output_dir) / ".ultralytics" / "runs")

@@ -257,10 +257,10 @@ class JobManager:
             error = f"could not run the job: {exc}"
         finally:
             with self._lock:  # done and no longer current in one step: the next job starts
+                self._current = None  # first: a reader that sees the job done (no lock) never sees it current
                 job.finished_at = _now()
                 job.status, job.error = status, error
                 job.save()
-                self._current = None
             self._wake.set()
         if job.status == "succeeded" and self.on_success is not None:
             try:
