@@ -115,7 +115,8 @@ def test_queue_429_and_cancel(service):
         stopping = client.delete(f"/jobs/{first['id']}", headers=AUTH)
         assert stopping.status_code == 200
         stopped = wait_job(client, first["id"])
-        assert stopped["status"] == "cancelled" and stopped["progress"]["epoch"] < 30, stopped
+        # stopped before its 30 epochs (on a busy host, possibly before it wrote its first one)
+        assert stopped["status"] == "cancelled" and (stopped["progress"] or {}).get("epoch", 0) < 30, stopped
         done = wait_job(client, second["id"])  # the queue moves on after the cancel
         assert done["status"] == "succeeded" and done["mode"] == "finetune", done
         assert client.get(f"/jobs/{third['id']}").json()["status"] == "cancelled"
