@@ -14,7 +14,6 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,7 +35,6 @@ STRACE = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,se
 FAMILY = re.compile(r"sa_family=(AF_\w+)")
 PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
 ORT_FIRST_LOOKUP_S = 12  # ONNX Runtime's first telemetry lookup comes ~9 s after an InferenceSession opens
-GUARD_WAIT_S = 60  # how long the guard's own test lets a bare session run (it stops at the first lookup seen)
 ADDRESS = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
 
 
@@ -69,32 +67,27 @@ def quiet_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def test_guard_sees_onnxruntime_telemetry_when_nothing_switches_it_off(tmp_path):
-    """The guard itself: a bare InferenceSession (no xray_exp set-up) is caught resolving ORT's host."""
+def test_guard_sees_outbound_attempts(tmp_path):
+    """The guard itself: a connect to a non-loopback address and a DNS query are reported, a loopback connect is
+    not. strace injects the errors, so the syscalls never run and nothing leaves the machine. (ONNX Runtime's
+    own lookup, ~9 s after a session opens and only some of the time, is too irregular to test the guard on.)"""
     log = tmp_path / "strace.log"
     code = (
-        "import time, onnxruntime as ort; "
-        f"ort.InferenceSession({str(h.demo_model()[1])!r}, providers=['CPUExecutionProvider']); "
-        f"time.sleep({GUARD_WAIT_S})"
+        "import socket\n"
+        "for address in (('127.0.0.1', 9), ('192.0.2.1', 443)):\n"
+        "    try: socket.create_connection(address, timeout=1)\n"
+        "    except OSError: pass\n"
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('192.0.2.53', 53))\n"
     )
-    proc = subprocess.Popen([*STRACE, "-o", str(log), sys.executable, "-c", code], env=quiet_env(),
-                            start_new_session=True)
-    # ORT's first lookup comes ~9 s after the session opens, later on a busy host: watch the log until it shows.
-    deadline, attempts = time.monotonic() + GUARD_WAIT_S + 30, []
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            attempts = egress_attempts(log) if log.exists() else []
-            if any("mobile" in line or "htons(53)" in line for line in attempts):
-                break
-            time.sleep(0.5)
-        attempts = egress_attempts(log) if log.exists() else []
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # strace and the traced interpreter
-        proc.wait()
-    assert attempts and any("mobile" in line or "htons(53)" in line for line in attempts), log.read_text()[-2000:]
+    inject = ["-e", "inject=connect:error=ENETUNREACH", "-e", "inject=sendto:error=ENETUNREACH"]
+    proc = subprocess.run([*STRACE, *inject, "-o", str(log), sys.executable, "-c", code], env=quiet_env(),
+                          capture_output=True, text=True, timeout=60)
+    attempts = egress_attempts(log)
+    text = log.read_text()
+    assert "127.0.0.1" in text and not any("127.0.0.1" in line for line in attempts), text[-2000:]
+    assert any("192.0.2.1" in line and "htons(443)" in line for line in attempts), (text[-2000:], proc.stderr)
+    assert any("192.0.2.53" in line and "htons(53)" in line for line in attempts), (text[-2000:], proc.stderr)
 
-
-@pytest.mark.slow
 def test_smoke_training_makes_no_outbound_connection(tmp_path):
     log = tmp_path / "strace.log"
     proc = subprocess.run(
