@@ -66,16 +66,11 @@ def run(cfg: DictConfig) -> dict:
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError("two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
                               "files or models:/ URIs)")
-    if OmegaConf.is_missing(cfg.dataset, "data_yaml"):
-        raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.data_yaml=/path/to/data.yaml")
-    from xray_exp.runtime import configure_offline
+    from xray_exp.evaluate import evaluation_imgsz, metric_settings, offline_data_yaml
 
-    configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
-    from xray_exp.evaluate import evaluation_imgsz, metric_settings
+    data_yaml = offline_data_yaml(cfg)
     from xray_exp.evaluation.comparison import compare_models, write_comparison
-    from xray_exp.workflow import resolve_data_yaml
 
-    data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
     models = []
     for key in ("a", "b"):
         weights, name = resolve_candidate(str(cfg[key]), cfg.tracking.tracking_uri, cfg.paths.cache_dir)

@@ -68,11 +68,9 @@ def metric_settings(cfg: DictConfig):
         raise ConfigError(str(exc)) from exc
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Resolve data and weights, evaluate, write the report; return the flat metrics."""
-    if OmegaConf.is_missing(cfg, "weights"):
-        raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
-                          "models:/<name>@<alias>>")
+def offline_data_yaml(cfg: DictConfig) -> Path:
+    """The dataset's data.yaml (ConfigError when a non-synthetic one is missing), after the offline set-up that
+    must come before Ultralytics is imported (evaluate and compare)."""
     if OmegaConf.is_missing(cfg.dataset, "data_yaml"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.data_yaml=/path/to/data.yaml")
     from xray_exp.runtime import configure_offline
@@ -80,7 +78,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
     from xray_exp.workflow import resolve_data_yaml
 
-    data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
+    return resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Resolve data and weights, evaluate, write the report; return the flat metrics."""
+    if OmegaConf.is_missing(cfg, "weights"):
+        raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
+                          "models:/<name>@<alias>>")
+    data_yaml = offline_data_yaml(cfg)
     weights = resolve_model(cfg.weights, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
     from xray_exp.evaluation import evaluate_split
     from xray_exp.evaluation.report import metrics_table
