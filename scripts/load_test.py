@@ -166,7 +166,7 @@ def compare_backends(onnx: Path, pt: Path, images, repeats: int, conf: float, th
     """End-to-end predict latency at batch 1, `threads` each: OnnxDetector vs YOLO(pt).predict."""
     import cv2
 
-    from xray_exp.runtime import configure_offline
+    from xray_exp.yolo.runtime import configure_offline
 
     if "ultralytics" not in sys.modules:
         settings_dir = Path(tempfile.mkdtemp(prefix="load-test-yolo-"))

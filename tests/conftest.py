@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xray_exp.runtime import configure_offline
+from xray_exp.yolo.runtime import configure_offline
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NIH = REPO.parent / "shared" / "data" / "nih-cxr14-bbox"

@@ -13,7 +13,7 @@ import runpy
 import time
 from pathlib import Path
 
-import xray_exp.training as training
+import xray_exp.yolo.fit as training
 
 GATE_DIR = Path(os.environ["XRAY_GATE_DIR"])
 GATED_EPOCHS = {int(e) for e in os.environ["XRAY_GATE_EPOCHS"].split(",")}

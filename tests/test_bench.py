@@ -264,7 +264,7 @@ def test_overhead_kwargs_difference_ignores_run_naming():
 def test_overhead_seam_kwargs_for_both_sides(tmp_path):
     overrides = overhead.train_overrides(tmp_path / "data.yaml", epochs=2, imgsz=128, hardware="cpu", extra=[])
     assert "tracking=disabled" in overrides and "post.onnx=false" in overrides and "train.plots=false" in overrides
-    from xray_exp.ultralytics_args import to_train_args, ultralytics_train_keys
+    from xray_exp.yolo.args import to_train_args, ultralytics_train_keys
 
     cfg = overhead.compose_train_config(overrides, tmp_path)
     kwargs = to_train_args(cfg, tmp_path / "data.yaml", tmp_path / "runs" / "b")
@@ -402,7 +402,7 @@ def test_repeat_to():
 
 
 def test_gpu_variant_kwargs(tmp_path):
-    from xray_exp.ultralytics_args import ultralytics_train_keys
+    from xray_exp.yolo.args import ultralytics_train_keys
 
     run_dir = tmp_path / "runs" / "r1"
     bare = gpu.variant_kwargs("bare", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
@@ -470,7 +470,7 @@ def test_child_env_starts_from_the_launch_environment(monkeypatch, tmp_path):
 
 
 def test_loader_variants_take_pipeline_kwargs_from_the_seam(tmp_path):
-    from xray_exp.ultralytics_args import ultralytics_train_keys
+    from xray_exp.yolo.args import ultralytics_train_keys
 
     data = tmp_path / "d.yaml"
     bare = loader.variant_kwargs("bare", data, 640, tmp_path)

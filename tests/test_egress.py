@@ -5,7 +5,7 @@
 The commands run under `strace -f -e trace=connect,sendto,sendmsg` (scripts/test.sh installs strace when
 missing); every address they try is checked: AF_UNIX / AF_NETLINK and loopback are fine, anything else (and
 any DNS query, port 53, even to a loopback resolver) fails the test. The children get this environment minus
-the telemetry switches, so what keeps them quiet is the product's own set-up (xray_exp.runtime), not ours.
+the telemetry switches, so what keeps them quiet is the product's own set-up (xray_exp.yolo.runtime), not ours.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.runtime import TELEMETRY_ENV
+from xray_exp.yolo.runtime import TELEMETRY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 STRACE = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg"]

@@ -5,7 +5,7 @@ the `python -m xray_exp.evaluate` command on a tiny dataset with a random-init Y
     .venv/bin/pytest tests/test_evaluation.py -q -m "not integration"
 
 Ultralytics runs offline in a throw-away settings folder: tests/conftest.py calls
-xray_exp.runtime.configure_offline before any test imports it.
+xray_exp.yolo.runtime.configure_offline before any test imports it.
 """
 
 from __future__ import annotations

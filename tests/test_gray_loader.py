@@ -1,4 +1,4 @@
-"""The one-channel training loader (xray_exp.gray_loader) gives the same batches as Ultralytics' 3-channel one.
+"""The one-channel training loader (xray_exp.yolo.trainer) gives the same batches as Ultralytics' 3-channel one.
 
 Exactness is the whole point (a faster loader that changed the images would change the training), so the
 integration tests draw samples from both pipelines under identical random seeds and compare them bit for bit,
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from xray_exp import gray_loader
+from xray_exp.yolo import trainer as gray_loader
 
 
 def test_gray_hsv_equals_ultralytics_random_hsv_on_gray_images():
@@ -170,7 +170,7 @@ def test_training_with_the_gray_loader_matches_ultralytics_pipeline(tmp_path):
     import csv
 
     from xray_exp.data.synthetic import ensure_synthetic_dataset
-    from xray_exp.training import build_model, fit
+    from xray_exp.yolo.fit import build_model, fit
 
     data_yaml = ensure_synthetic_dataset(tmp_path / "cache", num_train=8, num_val=4, num_test=1, image_size=96)
     rows = {}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from xray_exp import CONF_DIR
-from xray_exp.prepare.synthetic import make_vindr_source
+from xray_exp.prepare.fake_sources import make_vindr_source
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import yaml
 from xray_exp.prepare import pipeline
 from xray_exp.prepare.boxes import from_yolo_line
 from xray_exp.prepare.config import compose_prepare_config
+from xray_exp.prepare.fake_sources import VINDR_CLASSES, make_vindr_source
 from xray_exp.prepare.pipeline import run_prepare
 from xray_exp.prepare.records import PrepareError
-from xray_exp.prepare.synthetic import VINDR_CLASSES, make_vindr_source
 
 pytestmark = pytest.mark.integration
 

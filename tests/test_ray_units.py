@@ -13,8 +13,8 @@ from omegaconf import OmegaConf, open_dict
 
 from xray_exp import CONF_DIR
 from xray_exp.config.schema import TrainConfig
+from xray_exp.distributed.cluster import plan_connection, token_available
 from xray_exp.errors import ConfigError, ModelError
-from xray_exp.ray_cluster import plan_connection, token_available
 
 CONF = CONF_DIR
 HEAVY = ("torch", "ultralytics", "ray", "mlflow")
@@ -67,7 +67,7 @@ def test_no_address_starts_a_local_ray_and_says_so(caplog, monkeypatch):
 
     import ray
 
-    from xray_exp.ray_cluster import connect
+    from xray_exp.distributed.cluster import connect
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with caplog.at_level(logging.INFO, logger="xray_exp.ray"):
@@ -127,7 +127,7 @@ def test_cli_start_up_is_light_and_run_dirs(tmp_path):
 def test_space_flattens_and_converts(compose_ray):
     from ray import tune
 
-    from xray_exp.raytune.space import flatten_space, to_tune_space, validate_space
+    from xray_exp.distributed.tune_space import flatten_space, to_tune_space, validate_space
 
     cfg = compose_ray(["tune=optimizer", "+tune.space.train.patience={type:int,low:3,high:5}"])
     flat = flatten_space(cfg.tune.space)
@@ -149,7 +149,7 @@ def test_space_flattens_and_converts(compose_ray):
     ("train.lrf={type:uniform,low:0.1}", "uniform needs low, high (missing high)"),
 ])
 def test_space_mistakes_fail_before_any_trial(compose_ray, entry, message):
-    from xray_exp.raytune.space import flatten_space, validate_space
+    from xray_exp.distributed.tune_space import flatten_space, validate_space
 
     cfg = compose_ray(["tune=optimizer", f"+tune.space.{entry}"])
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -162,7 +162,7 @@ def test_searchers_and_schedulers():
     from ray.tune.search.basic_variant import BasicVariantGenerator
     from ray.tune.search.optuna import OptunaSearch
 
-    from xray_exp.raytune.space import installed_searchers, make_scheduler, make_searcher
+    from xray_exp.distributed.tune_space import installed_searchers, make_scheduler, make_searcher
 
     optuna = make_searcher("optuna", 0, 4, 20)
     assert isinstance(optuna, ConcurrencyLimiter) and isinstance(optuna.searcher, OptunaSearch)
@@ -182,8 +182,8 @@ def test_searchers_and_schedulers():
 
 
 def test_trial_resources_and_train_batch_checks(compose_ray):
-    from xray_exp.ray_train.driver import scaling
-    from xray_exp.raytune.driver import check_resources
+    from xray_exp.distributed.train_driver import scaling
+    from xray_exp.distributed.tune_driver import check_resources
 
     assert check_resources(compose_ray(["tune.cpus_per_trial=1"])) == (1.0, 0.0)
     with pytest.raises(ConfigError, match="hardware.batch: -1 sizes itself"):
@@ -203,7 +203,7 @@ def test_trial_resources_and_train_batch_checks(compose_ray):
 def test_checkpoint_pack_and_start_points(tmp_path):
     import torch
 
-    from xray_exp.ray_train import checkpoints
+    from xray_exp.distributed import checkpoints
 
     wdir = tmp_path / "run" / "weights"
     wdir.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_cpu_ddp_wrap_takes_ultralytics_device_ids(tmp_path):
     import torch
     import torch.distributed as dist
 
-    from xray_exp.ray_train.trainer import _CpuDDP
+    from xray_exp.yolo.ray_trainer import _CpuDDP
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
@@ -250,7 +250,7 @@ def test_cpu_ddp_wrap_takes_ultralytics_device_ids(tmp_path):
 
 
 def test_experiment_yaml_composes(compose_ray, tmp_path):
-    from xray_exp.raytune.driver import experiment_yaml
+    from xray_exp.distributed.tune_driver import experiment_yaml
 
     cfg = compose_ray(["mode=tune", "model=yolo12s"])
     text = experiment_yaml(cfg, "t1", {"train.lr0": 0.0123, "augmentation.mosaic": 0.5}, "val/mAP50-95", 0.42,

@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 
 from xray_exp.detector import OnnxDetector, findings
 from xray_exp.imaging import decode_xray_bytes, read_xray
-from xray_exp.mlflow_model import log_onnx_model
-from xray_exp.registry import register_model
-from xray_exp.tracking import ensure_experiment
+from xray_exp.mlops.pyfunc_model import log_onnx_model
+from xray_exp.mlops.registry import register_model
+from xray_exp.mlops.tracker import ensure_experiment
 
 try:
     from serve_fixtures import helpers as h
@@ -34,7 +34,7 @@ CONF = 0.01  # the demo model is random-init: a low threshold gives every image 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
-    """The demo detector logged by xray_exp.mlflow_model and registered as yolo12n@development (sqlite)."""
+    """The demo detector logged by xray_exp.mlops.pyfunc_model and registered as yolo12n@development (sqlite)."""
     root = tmp_path_factory.mktemp("registered")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -54,7 +54,7 @@ def test_resume_drops_results_rows_the_checkpoint_does_not_hold(tmp_path):
     resumed run trains epoch 3 again and the file must not keep the first, orphaned row."""
     import torch
 
-    from xray_exp.training import trim_results_to_checkpoint
+    from xray_exp.yolo.fit import trim_results_to_checkpoint
 
     (tmp_path / "weights").mkdir()
     torch.save({"epoch": 1}, tmp_path / "weights" / "last.pt")

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from xray_exp.config.schema import TrainConfig
 from xray_exp.errors import ConfigError
-from xray_exp.ultralytics_args import to_train_args, ultralytics_train_keys
+from xray_exp.yolo.args import to_train_args, ultralytics_train_keys
 
 
 def make_cfg(**overrides):

@@ -21,7 +21,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp import registry
+from xray_exp.mlops import registry
 from xray_exp.serve.app import create_app
 from xray_exp.serve.settings import ServeSettings
 
@@ -34,7 +34,7 @@ def store(tmp_path_factory, monkeypatch_module):
     import mlflow
     from mlflow import MlflowClient
 
-    from xray_exp.mlflow_model import log_onnx_model
+    from xray_exp.mlops.pyfunc_model import log_onnx_model
 
     root = tmp_path_factory.mktemp("registry")
     monkeypatch_module.setenv("XRAY_EXP_MODEL_CACHE", str(root / "model-cache"))

@@ -78,7 +78,7 @@ def test_smoke_training_job_without_tracking(service):
 
 
 def test_train_register_serve_then_finetune(service, tmp_path):
-    from xray_exp.registry import BASE_ALIAS
+    from xray_exp.mlops.registry import BASE_ALIAS
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     server = service(XRAY_SERVE_MODEL=f"models:/yolo12n@{BASE_ALIAS}", XRAY_SERVE_TRACKING_URI=uri)

@@ -96,7 +96,7 @@ def test_ray_launcher_sweep_records_a_failing_job_and_goes_on(tmp_path):
                    check=True)
     out = proc.stdout + proc.stderr
     assert "Ray Launcher is launching 2 jobs" in out and "(_run_job pid=" in out
-    # Connected once, by xray_exp.ray_cluster (a new local Ray, 2 CPUs); the launcher reused the connection.
+    # Connected once, by xray_exp.distributed.cluster (a new local Ray, 2 CPUs); the launcher reused the connection.
     assert "started a local Ray on this machine" in out and "2 CPUs" in out and "Ray is already running." in out
     sweep_dir = sweep_dir_of(proc)
     assert "Traceback" in (sweep_dir / "1" / "error.txt").read_text()

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
 
-from xray_exp.tracking import RETRY_FIRST_S, Tracker, flatten
+from xray_exp.mlops.tracker import RETRY_FIRST_S, Tracker, flatten
 
 SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server", "tracking.register=if_better"]  # smoke alone: never
 
@@ -82,7 +82,7 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
     assert version.run_id == run.info.run_id and version.tags["source_run_id"] == run.info.run_id
     assert summary["registration"]["registered"] and summary["registration"]["version"] == version.version
 
-    from xray_exp.registry import get_latest_model
+    from xray_exp.mlops.registry import get_latest_model
 
     folder, got = get_latest_model("yolo12n", alias="development", tracking_uri=mlflow_server.uri,
                                    dst=tmp_path / "dl")
@@ -205,7 +205,7 @@ def test_local_store_keeps_artifacts_next_to_the_database(tmp_path, monkeypatch)
 
 
 def test_paused_tracker_retries_with_backoff(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="xray_exp.tracking")
+    caplog.set_level(logging.INFO, logger="xray_exp.mlops.tracker")
     tracker = Tracker(tmp_path / "run", f"http://127.0.0.1:{free_port()}", enabled=True, timeout_s=2)
     tracker.start("exp", "run-a", {})
     assert not tracker.live and "paused" in caplog.text

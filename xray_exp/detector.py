@@ -1,5 +1,5 @@
 """YOLO12 detection in ONNX Runtime, without torch, ultralytics or fastapi: the one inference path of the
-service and of the registered MLflow model (xray_exp/onnx_pyfunc.py).
+service and of the registered MLflow model (xray_exp/mlops/onnx_pyfunc.py).
 
 Reads an Ultralytics-exported ONNX file (`model.export(format="onnx")`): class names, input size
 and stride come from the metadata Ultralytics writes; pre- and post-processing reproduce

@@ -36,7 +36,7 @@ def alias_model_override(args: list[str]) -> list[str]:
 def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
     """A weights path, or the best.pt of a `models:/<name>@<alias>` (or `/<version>`) registry URI."""
     if str(weights).startswith("models:/"):
-        from xray_exp.registry import resolve_weights
+        from xray_exp.mlops.registry import resolve_weights
 
         return Path(resolve_weights(str(weights), tracking_uri, Path(cache_dir) / "registry")[0])
     path = Path(str(weights)).expanduser().resolve()
@@ -73,10 +73,10 @@ def offline_data_yaml(cfg: DictConfig) -> Path:
     must come before Ultralytics is imported (evaluate and compare)."""
     if OmegaConf.is_missing(cfg.dataset, "data_yaml"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.data_yaml=/path/to/data.yaml")
-    from xray_exp.runtime import configure_offline
+    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
-    from xray_exp.workflow import resolve_data_yaml
+    from xray_exp.runs.lifecycle import resolve_data_yaml
 
     return resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
 
@@ -110,7 +110,7 @@ REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "s
 
 def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
-    from xray_exp.tracking import Tracker, flatten, run_tags
+    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
 
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     overrides = list(HydraConfig.get().overrides.task)

@@ -59,7 +59,7 @@ def register_ray_configs() -> None:
 
 def load_started(run_dir: Path) -> DictConfig:
     """The config a tune/train run was started with (`resume=<folder>`), its generated names pinned."""
-    from xray_exp.workflow import load_started_config
+    from xray_exp.runs.lifecycle import load_started_config
 
     cfg = load_started_config(run_dir)
     with open_dict(cfg):
@@ -75,16 +75,16 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
     run_dir = Path(run_dir).resolve()
     if cfg.resume:
         cfg = load_started(run_dir)
-    from xray_exp.ray_cluster import connect
+    from xray_exp.distributed.cluster import connect
 
     cluster = connect(cfg.ray.address, num_cpus=cfg.ray.num_cpus, num_gpus=cfg.ray.num_gpus,
                       include_dashboard=cfg.ray.include_dashboard, namespace=cfg.ray.namespace)
     try:
         if str(cfg.mode) == "tune":
-            from xray_exp.raytune.driver import run_tune
+            from xray_exp.distributed.tune_driver import run_tune
 
             return run_tune(cfg, run_dir, overrides, cluster)
-        from xray_exp.ray_train.driver import run_train
+        from xray_exp.distributed.train_driver import run_train
 
         try:
             return run_train(cfg, run_dir, overrides, cluster)

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from xray_exp.prepare.config import compose_prepare_config
+from xray_exp.prepare.fake_sources import make_vindr_source
 from xray_exp.prepare.pipeline import default_workers, run_prepare
-from xray_exp.prepare.synthetic import make_vindr_source
 
 
 def main(argv: list[str] | None = None) -> dict:

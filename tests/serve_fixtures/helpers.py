@@ -59,7 +59,7 @@ def prepare_ultralytics() -> None:
     """Offline Ultralytics (no downloads, fonts in place, settings in a temp folder) before its import;
     tests/conftest.py normally did it already."""
     if "ultralytics" not in sys.modules and not os.environ.get("YOLO_CONFIG_DIR"):
-        from xray_exp.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline
 
         configure_offline(_tempdir("serve-yolo-settings-"))
 

@@ -92,7 +92,7 @@ def load_registered_model(name: str, alias: str | None = "development", tracking
     import yaml
 
     from xray_exp.analysis.runs import default_tracking_uri, open_store
-    from xray_exp.registry import get_latest_model
+    from xray_exp.mlops.registry import get_latest_model
 
     tracking_uri = tracking_uri or default_tracking_uri()
     client = open_store(tracking_uri)

@@ -260,10 +260,10 @@ def _fmt(value: Any) -> str:
 
 def child_env(settings_dir: str | Path | None = None, **extra: str) -> dict[str, str]:
     """Environment for measured children: the launch environment, plus (with `settings_dir`) the offline
-    switches and YOLO_CONFIG_DIR that xray_exp.runtime.configure_offline() would set, plus `extra`."""
+    switches and YOLO_CONFIG_DIR that xray_exp.yolo.runtime.configure_offline() would set, plus `extra`."""
     env = dict(LAUNCH_ENV)
     if settings_dir is not None:
-        from xray_exp.runtime import OFFLINE_ENV
+        from xray_exp.yolo.runtime import OFFLINE_ENV
 
         env.update(OFFLINE_ENV)
         env["YOLO_CONFIG_DIR"] = str(Path(settings_dir).resolve())

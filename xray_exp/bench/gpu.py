@@ -307,7 +307,7 @@ def preset_overrides(model: str, data_yaml: Path, epochs: int, imgsz: int, augme
 def compose_preset_kwargs(overrides: list[str], root: Path, data_yaml: Path, run_dir: Path) -> dict[str, Any]:
     """The preset's Ultralytics kwargs, from the seam (for the JSON and the `seam` variant)."""
     from xray_exp.bench.overhead import compose_train_config
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.yolo.args import to_train_args
 
     return to_train_args(compose_train_config(overrides, root), data_yaml, run_dir)
 
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
     work = root / "bench"
     for sub in ("records", "logs", "kwargs"):
         (work / sub).mkdir(parents=True, exist_ok=True)
-    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)

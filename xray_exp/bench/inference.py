@@ -86,7 +86,7 @@ class Setup:
     """Models, exports, sessions and inputs for one run of the benchmark (heavy imports live here)."""
 
     def __init__(self, work: Path, sizes: list[int], batch: int, n_images: int):
-        from xray_exp.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline
 
         configure_offline(work / ".ultralytics")
         import cv2

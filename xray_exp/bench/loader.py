@@ -20,7 +20,7 @@ Variants (each the kwargs of a composed `python -m xray_exp.train` config, or ba
   preset    hardware=gpu augmentation=default: our gpu preset (cache ram) with Ultralytics' augmentation
   xray      hardware=gpu augmentation=xray: the preset with the radiograph augmentation (no hue/saturation/shear)
   gray      the xray variant through xray_exp's one-channel loader (hardware.gray_loader, on by default for
-            single-channel image sets; xray_exp/gray_loader.py): the same samples as `xray`, bit for bit
+            single-channel image sets; xray_exp/yolo/trainer.py): the same samples as `xray`, bit for bit
 
 Per-core figures transfer to a GPU host: N loader workers deliver at most about N x (images/s per worker)
 when they have N free cores, and the GPU waits whenever that is below what it consumes.
@@ -67,7 +67,7 @@ def variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path) -> dic
     if VARIANTS[variant] is None:
         return {"data": str(data_yaml), "imgsz": imgsz}
     from xray_exp.bench.overhead import compose_train_config
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.yolo.args import to_train_args
 
     overrides = [*VARIANTS[variant], "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
     kwargs = to_train_args(compose_train_config(overrides, root), data_yaml, root / "outputs" / "runs" / "loader")
@@ -81,7 +81,7 @@ def build_train_dataset(kwargs: dict[str, Any], batch: int, gray: bool = False):
     from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
-    from xray_exp.gray_loader import to_gray_pipeline
+    from xray_exp.yolo.trainer import to_gray_pipeline
 
     cfg = get_cfg(overrides=kwargs)
     data = check_det_dataset(cfg.data, autodownload=False)
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.workers = args.workers if args.workers is not None else [0, *range(1, cores + 1)]
     root = output_root()
     from xray_exp.bench.gpu import ensure_bench_dataset
-    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(root / "outputs" / ".ultralytics")
     apply_ultralytics_settings(root / "outputs" / ".ultralytics" / "runs")

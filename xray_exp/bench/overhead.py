@@ -159,7 +159,7 @@ def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[
     if side == "A":
         target = [SIDES["A"], *ctx["overrides"], f"run_name={run_name}"]
     else:
-        from xray_exp.ultralytics_args import to_train_args
+        from xray_exp.yolo.args import to_train_args
 
         kwargs = to_train_args(ctx["cfg"], ctx["data_yaml"], ctx["root"] / "outputs" / "runs" / run_name)
         kwargs_path = work / "kwargs" / f"{tag}.json"
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         print(f"work folder kept: {root}", file=sys.stderr)
         return 1
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.yolo.args import to_train_args
 
     expected = to_train_args(ctx["cfg"], ctx["data_yaml"], root / "outputs" / "runs" / "x")
     diff = kwargs_difference(recorded_kwargs or {}, expected)
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare_context(args, root: Path, work: Path) -> dict[str, Any]:
     """Data, composed config, shared Ultralytics settings folder and the children's environment."""
-    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)  # the same folder the CLI side uses: both read one settings.json

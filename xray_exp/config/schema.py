@@ -117,7 +117,7 @@ class AugmentationConfig:
 class HardwareConfig:
     """Performance levers: device, batch (-1 = automatic sizing, 0-1 = GPU memory fraction), loader
     workers, mixed precision, image cache, the one-channel loader for grayscale image sets (identical
-    batches, a third of the CPU work: xray_exp/gray_loader.py), and the resources one job asks of Ray."""
+    batches, a third of the CPU work: xray_exp/yolo/trainer.py), and the resources one job asks of Ray."""
 
     name: str = MISSING
     device: str | None = None

@@ -7,7 +7,7 @@
 
 Images are decoded with xray_exp.imaging (the service's decoder); with `tta` each image is also
 predicted mirrored and the two sets are fused (xray_exp.evaluation.tta). Ultralytics is imported
-only here, inside functions; call xray_exp.runtime.configure_offline first (or pass settings_dir).
+only here, inside functions; call xray_exp.yolo.runtime.configure_offline first (or pass settings_dir).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def load_model(weights, settings_dir: str | Path | None = None):
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise ModelError(f"{path}: expected a .pt or .onnx file")
     if settings_dir is not None:
-        from xray_exp.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline
 
         configure_offline(settings_dir)
     from ultralytics import YOLO

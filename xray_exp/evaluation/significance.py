@@ -5,7 +5,7 @@ alias holder, by a paired comparison of both models on the objective's split.
 
 Both models predict the same images; the objective's metric gets its paired bootstrap CI and p-value
 (DeLong's test for AUROC), as `python -m xray_exp.compare` computes them. The result travels with the
-registration event, and the registry's promotion rule reads it (xray_exp.registry.promotion_blocker).
+registration event, and the registry's promotion rule reads it (xray_exp.mlops.registry.promotion_blocker).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
     if split == "test" and not info.has_test:
         split = "val"
     try:
-        from xray_exp.registry import resolve_weights, version_holding
+        from xray_exp.mlops.registry import resolve_weights, version_holding
 
         holder = version_holding(name, alias, cfg.tracking.tracking_uri)
         if holder is None:
@@ -57,7 +57,7 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
                                               Path(cfg.paths.cache_dir) / "registry")
         from xray_exp.evaluation.comparison import compare_models
         from xray_exp.evaluation.pipeline import MetricSettings
-        from xray_exp.post import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+        from xray_exp.runs.post_training import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
 
         models = [{"name": f"{name} v{version}", "weights": weights, "imgsz": int(cfg.train.imgsz)},
                   {"name": "this run", "weights": best, "imgsz": int(cfg.train.imgsz)}]

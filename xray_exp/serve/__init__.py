@@ -80,10 +80,10 @@ Settings (environment; see settings.py):
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
-Importing this package switches library telemetry off (xray_exp.runtime.TELEMETRY_ENV, among them
+Importing this package switches library telemetry off (xray_exp.yolo.runtime.TELEMETRY_ENV, among them
 ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection.
 """
 
-from xray_exp.runtime import disable_telemetry
+from xray_exp.yolo.runtime import disable_telemetry
 
 disable_telemetry()

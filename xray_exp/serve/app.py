@@ -23,13 +23,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from xray_exp.imaging import DecodeLimits
+from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
-from xray_exp.serve.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.schemas import (
     Health,
     ModelsResponse,

@@ -48,7 +48,7 @@ def build_demo_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "ultralytics" not in sys.modules:
-        from xray_exp.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline
 
         configure_offline(out_dir / ".ultralytics")
     import cv2

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.jobs import JobManager, QueueFull
-from xray_exp.serve.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.schemas import JobInfo, TriggerRequest, errors
 from xray_exp.serve.settings import ServeSettings
 
@@ -26,9 +26,9 @@ JobId = Annotated[str, PathParam(max_length=64)]
 
 
 def base_alias() -> str:
-    """The alias training gives base models (xray_exp.registry.BASE_ALIAS; imported lazily: mlflow)."""
+    """The alias training gives base models (xray_exp.mlops.registry.BASE_ALIAS; imported lazily: mlflow)."""
     try:
-        from xray_exp.registry import BASE_ALIAS
+        from xray_exp.mlops.registry import BASE_ALIAS
     except ImportError:
         return "development"
     return BASE_ALIAS

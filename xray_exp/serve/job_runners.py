@@ -79,7 +79,7 @@ class RayJobRunner:
         if self._client is None:
             from ray.job_submission import JobSubmissionClient
 
-            from xray_exp.ray_cluster import auth_headers
+            from xray_exp.distributed.cluster import auth_headers
 
             self._client = JobSubmissionClient(self.address, headers=auth_headers())
         return self._client

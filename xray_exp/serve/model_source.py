@@ -2,7 +2,7 @@
 
     XRAY_SERVE_MODEL=outputs/runs/x/weights/best.onnx     # a file
     XRAY_SERVE_MODEL=outputs/runs/x/export                 # a folder holding model.onnx (or best.onnx)
-    XRAY_SERVE_MODEL=models:/yolo12n@champion              # registry: xray_exp.registry.get_latest_model
+    XRAY_SERVE_MODEL=models:/yolo12n@champion              # registry: xray_exp.mlops.registry.get_latest_model
     XRAY_SERVE_MODEL=models:/yolo12n                       # registry: latest (or XRAY_SERVE_MODEL_ALIAS)
 
 The registry module is imported only when a models:/ URI is used (it pulls in mlflow).
@@ -92,9 +92,9 @@ def load_model(
         name, alias = parse_registry_uri(spec)
         alias = alias or default_alias
         try:
-            from xray_exp.registry import get_latest_model
+            from xray_exp.mlops.registry import get_latest_model
         except ImportError as exc:
-            raise ModelUnavailable(f"xray_exp.registry is not available: {exc}") from exc
+            raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:
             local_path, version = get_latest_model(name, alias=alias, tracking_uri=tracking_uri)
             onnx_path = find_onnx(Path(local_path))

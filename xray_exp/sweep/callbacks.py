@@ -3,7 +3,7 @@
     python -m xray_exp.train --multirun model=yolo12n,yolo12s
     python -m xray_exp.train --multirun sweep=yolo12_hparams hydra/launcher=ray
 
-on_multirun_start: for hydra/launcher=ray connect through xray_exp.ray_cluster (the launcher reuses the
+on_multirun_start: for hydra/launcher=ray connect through xray_exp.distributed.cluster (the launcher reuses the
 connection); resume a persistent Optuna study (n_trials = the study's total); create the MLflow experiment
 and the sweep's parent run (reused when the same study is resumed) up front, so parallel jobs never race
 on creating them; write `<sweep dir>/sweep.json` {parent_run_id, tracking_uri, experiment} for the jobs
@@ -75,18 +75,18 @@ class SweepCallback(Callback):
 
 
 def connect_ray(config: DictConfig) -> None:
-    """hydra/launcher=ray: connect through xray_exp.ray_cluster (the project's one way to reach Ray: RAY_ADDRESS,
+    """hydra/launcher=ray: connect through xray_exp.distributed.cluster (the one way to reach Ray: RAY_ADDRESS,
     token auth, a new local Ray when no address) before the launcher would call ray.init itself; the launcher
     then reuses this connection. Exits with the reason when the cluster cannot be reached (before any job)."""
     if not str(OmegaConf.select(config, "hydra.launcher._target_", default="")).endswith("ray_launcher.RayLauncher"):
         return
+    from xray_exp.distributed.cluster import connect
     from xray_exp.errors import ConfigError
-    from xray_exp.ray_cluster import connect
 
     init = OmegaConf.to_container(config.hydra.launcher.ray.init, resolve=True)
     known = ("address", "num_cpus", "num_gpus", "include_dashboard", "runtime_env")
     if set(init) - set(known):
-        log.warning("hydra.launcher.ray.init: %s not used (xray_exp.ray_cluster.connect takes %s)",
+        log.warning("hydra.launcher.ray.init: %s not used (xray_exp.distributed.cluster.connect takes %s)",
                     sorted(set(init) - set(known)), ", ".join(known))
     try:
         connect(init.get("address"), num_cpus=init.get("num_cpus"), num_gpus=init.get("num_gpus"),
@@ -114,7 +114,7 @@ def search_space(config: DictConfig) -> dict[str, str]:
 def _client(info: dict[str, Any], timeout_s: float):
     from mlflow.tracking import MlflowClient
 
-    from xray_exp.tracking import set_http_limits
+    from xray_exp.mlops.tracker import set_http_limits
 
     set_http_limits(timeout_s)
     return MlflowClient(tracking_uri=info["tracking_uri"])
@@ -124,7 +124,7 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
     """Create (or, for a resumed study, reopen) the parent run; returns {parent_run_id, experiment_id}."""
     from mlflow.entities import Param, RunTag
 
-    from xray_exp.tracking import ensure_experiment, git_info, package_versions
+    from xray_exp.mlops.tracker import ensure_experiment, git_info, package_versions
 
     client = _client(info, config.tracking.timeout_s)
     experiment_id = ensure_experiment(client, info["experiment"])
@@ -173,7 +173,7 @@ def _kill_stale_children(client, experiment_id: str, parent_run_id: str) -> None
 def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None = None) -> dict[str, Any]:
     """Leaderboard, best job registered (unless the sweep was `aborted`), parent run ended.
     Returns what to add to sweep.json."""
-    from xray_exp.registry import describe_decision
+    from xray_exp.mlops.registry import describe_decision
     from xray_exp.sweep import leaderboard as lb
 
     metric, direction = info["objective"], info["direction"]

@@ -148,7 +148,7 @@ def register_best(client, best: Row, experiment_id: str, policy: str, metric: st
                   sweep_tags: dict[str, str], better_if: str = "at_least_as_good") -> dict[str, Any]:
     """Register the best job's model under `tracking.register` rules; returns the decision. With
     better_if=significant the version is registered and the alias stays (no paired test runs here)."""
-    from xray_exp.registry import BASE_ALIAS, FINETUNED_ALIAS, current_holder, register_model
+    from xray_exp.mlops.registry import BASE_ALIAS, FINETUNED_ALIAS, current_holder, register_model
 
     finetune = best.tags.get("mode") == "finetune"
     name = best.tags.get("model", "model") + ("-finetuned" if finetune else "")

@@ -1,6 +1,6 @@
 """Synthetic VinDr-CXR-style sources (DICOMs + train.csv) for tests and the benchmark.
 
-    from xray_exp.prepare.synthetic import make_vindr_source
+    from xray_exp.prepare.fake_sources import make_vindr_source
     info = make_vindr_source("/tmp/vindr", images=12, corrupt=1, missing=1)
     # /tmp/vindr/train.csv, /tmp/vindr/train/<id>.dicom|.dcm: 12- and 16-bit, MONOCHROME1 and 2,
     # 3 readers per image with jittered boxes, some "No finding" images and two-image patients.

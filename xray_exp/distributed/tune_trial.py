@@ -1,6 +1,6 @@
 """One Ray Tune trial: the run's config with the trial's parameters, one Ultralytics training, per-epoch reports.
 
-    tune.with_parameters(run_trial, setup={...})   # built by xray_exp.raytune.driver
+    tune.with_parameters(run_trial, setup={...})   # built by xray_exp.distributed.tune_driver
 
 Every epoch (Ultralytics `on_fit_epoch_end`): the epoch's metrics go to the trial's MLflow child run
 (tag `mlflow.parentRunId` = the tune's run) and to `ray.tune.report` with a checkpoint (last.pt, best.pt,
@@ -26,7 +26,7 @@ def trial_dirname(trial) -> str:
 
 
 def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
-    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(setup["settings_dir"], offline=setup["offline"])
     import torch
@@ -34,12 +34,12 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     from ray import tune
 
     from xray_exp.config.schema import RayMainConfig
-    from xray_exp.gray_loader import XrayDetectionTrainer, gray_loader_env
-    from xray_exp.ray_train import checkpoints
-    from xray_exp.raytune.space import apply_params
-    from xray_exp.tracking import Tracker, flatten, run_tags
-    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.distributed import checkpoints
+    from xray_exp.distributed.tune_space import apply_params
+    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.fit import build_model, each_training_epoch, epoch_metrics, fit
+    from xray_exp.yolo.trainer import XrayDetectionTrainer, gray_loader_env
 
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()

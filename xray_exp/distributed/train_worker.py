@@ -38,10 +38,10 @@ def _check_rank_environment() -> None:
 
 def train_loop(config: dict[str, Any]) -> None:
     """The per-worker training function (Ray Train V2)."""
-    from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(config["settings_dir"], offline=config["offline"])
-    # xray_exp.gray_loader.ENV, spelled out: importing that module would import Ultralytics before RANK is set
+    # xray_exp.yolo.trainer.ENV, spelled out: importing that module would import Ultralytics before RANK is set
     os.environ["XRAY_EXP_GRAY_LOADER"] = "1" if config.get("gray_loader", True) else "0"
     _check_rank_environment()
     import ray.train
@@ -54,9 +54,9 @@ def train_loop(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     apply_ultralytics_settings(Path(config["settings_dir"]) / "runs")
 
-    from xray_exp.ray_train import checkpoints
-    from xray_exp.ray_train.trainer import RayDetectionTrainer
-    from xray_exp.training import build_model, epoch_metrics, ultralytics_box_metrics
+    from xray_exp.distributed import checkpoints
+    from xray_exp.yolo.fit import build_model, epoch_metrics, ultralytics_box_metrics
+    from xray_exp.yolo.ray_trainer import RayDetectionTrainer
 
     run_dir = Path(config["run_dir"])
     args = dict(config["train_args"], device=str(device.index or 0) if device.type == "cuda" else "cpu")
@@ -64,7 +64,7 @@ def train_loop(config: dict[str, Any]) -> None:
     start_state: dict[str, Any] = {}
     restored = ray.train.get_checkpoint()  # the latest reported one (a restarted group, a resumed run)
     if restored is None and config.get("start_checkpoint"):  # mode=retrain / model.weights: where to begin
-        from xray_exp.ray_train.common import open_checkpoint
+        from xray_exp.distributed.storage import open_checkpoint
 
         restored = open_checkpoint(config["start_checkpoint"])
     if restored is not None:
@@ -122,7 +122,7 @@ def _report_final(rank: int, weights_dir: Path, epoch: int, epochs: int, val: di
                   results_csv: Path, resumed_from: int, local: Path) -> None:
     import ray.train
 
-    from xray_exp.ray_train import checkpoints
+    from xray_exp.distributed import checkpoints
 
     metrics: dict[str, Any] = {"epoch": epoch, "final": 1, "resumed_from_epoch": resumed_from}
     checkpoint = None
@@ -139,7 +139,7 @@ def _rank0_tracker(config: dict[str, Any]):
     tracking = config["tracking"]
     if not tracking.get("run_id"):
         return None
-    from xray_exp.tracking import STATE, Tracker
+    from xray_exp.mlops.tracker import STATE, Tracker
 
     journal = Path(config["run_dir"]) / "rank0"
     state = journal / "tracking" / STATE

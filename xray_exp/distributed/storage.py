@@ -20,8 +20,8 @@ log = logging.getLogger("xray_exp.ray")
 
 def prepare_data(cfg: DictConfig, run_dir: Path, resume: bool):
     """Offline set-up, then the dataset resolved and validated (a fresh run folder is removed on failure)."""
-    from xray_exp.runtime import configure_offline
-    from xray_exp.workflow import OBJECTIVE_PREFIXES, is_fresh_run_dir, resolve_data_yaml
+    from xray_exp.runs.lifecycle import OBJECTIVE_PREFIXES, is_fresh_run_dir, resolve_data_yaml
+    from xray_exp.yolo.runtime import configure_offline
 
     if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
         raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "

@@ -1,6 +1,6 @@
 """After training: best.pt scored on a split (xray_exp.evaluation), annotated samples, ONNX export + parity.
 
-    from xray_exp.post import split_metrics, save_samples, export_onnx, onnx_parity
+    from xray_exp.runs.post_training import split_metrics, save_samples, export_onnx, onnx_parity
     metrics = split_metrics(best, info, "test", cfg, run_dir / "report-test")   # test/map40, test/mAP50, ...
     python -m xray_exp.train post.eval_splits=[val,test] post.map40_method=voc2010 post.n_boot=1000
 """
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from xray_exp.errors import ConfigError
 
-log = logging.getLogger("xray_exp.post")
+log = logging.getLogger("xray_exp.runs.post_training")
 
 # ONNX vs PyTorch on the same letterboxed input. The export fuses Conv+BatchNorm, so float32 outputs
 # differ by rounding only: boxes (pixels of the network input) and class scores within these bounds.

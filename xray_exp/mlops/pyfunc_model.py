@@ -1,7 +1,7 @@
 """Log the trained detector as an MLflow model that answers: images in, findings out.
 
 The model folder holds `artifacts/model.onnx` (serving) and `artifacts/best.pt` (fine-tuning), the
-pyfunc (xray_exp/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp: imaging.py,
+pyfunc (xray_exp/mlops/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp: imaging.py,
 dicom_reader.py, dicom_parse.py, detector.py), a signature (images as binary: paths, bytes or base64; params
 conf, iou, max_det), an input example (a radiograph of the training data) and metadata with the class names.
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-PACKAGE = Path(__file__).resolve().parent
-PYFUNC_CODE = PACKAGE / "onnx_pyfunc.py"
+PACKAGE = Path(__file__).resolve().parent.parent  # xray_exp/
+PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_pyfunc.py"
 SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py")  # the pyfunc imports
 REQUIREMENTS = ("mlflow", "onnxruntime", "numpy", "pandas", "opencv-python-headless", "opencv-python", "pydicom")
 

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from xray_exp.tracking import STATE, Tracker
+from xray_exp.mlops.tracker import STATE, Tracker
 
 
 def upload(run_dir: str | Path, tracking_uri: str | None = None) -> Tracker:

@@ -1,6 +1,6 @@
 """One-channel training input pipeline for grayscale radiographs: the same batches, a third of the CPU work.
 
-    from xray_exp.gray_loader import XrayDetectionTrainer
+    from xray_exp.yolo.trainer import XrayDetectionTrainer
     YOLO("yolo12n.yaml").train(trainer=XrayDetectionTrainer, data="data.yaml", ...)   # hardware.gray_loader
 
 Ultralytics decodes every image as 3-channel BGR and runs mosaic, the affine warp, the HSV jitter and the

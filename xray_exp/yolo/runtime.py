@@ -4,7 +4,7 @@ Hospital networks: no downloads, no update checks, no auto-install, no telemetry
 its environment at import time, so `configure_offline()` must run first (the service, which needs no
 Ultralytics, calls `disable_telemetry()` alone):
 
-    from xray_exp.runtime import configure_offline
+    from xray_exp.yolo.runtime import configure_offline
     configure_offline("outputs/.ultralytics")
     from ultralytics import YOLO   # now offline, settings in outputs/.ultralytics
 """
@@ -41,7 +41,7 @@ def disable_telemetry() -> None:
     """Set TELEMETRY_ENV in this process (and so in its children); call before importing those libraries."""
     os.environ.update(TELEMETRY_ENV)
 
-# Ultralytics' own integrations: off. We own the one MLflow run per training (xray_exp.tracking).
+# Ultralytics' own integrations: off. We own the one MLflow run per training (xray_exp.mlops.tracker).
 ULTRALYTICS_SETTINGS = {
     "sync": False,
     "mlflow": False,

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError, DatasetError, ModelError
-from xray_exp.runtime import apply_ultralytics_settings, configure_offline
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 log = logging.getLogger("xray_exp.train")
 
@@ -65,7 +65,7 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
     if cfg.mode == "finetune" and not weights:
         weights = f"models:/{cfg.model.name}@development"
     if weights and str(weights).startswith("models:/"):
-        from xray_exp.registry import resolve_weights
+        from xray_exp.mlops.registry import resolve_weights
 
         path, name, version = resolve_weights(str(weights), cfg.tracking.tracking_uri,
                                               Path(cfg.paths.cache_dir) / "registry")
@@ -111,7 +111,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
         if not resume and is_fresh_run_dir(run_dir) and not in_multirun():  # a sweep keeps the failed job's folder
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written
         raise
-    from xray_exp.tracking import Tracker, flatten, run_tags
+    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"
@@ -130,8 +130,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
     tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths",)}))
     write_run_files(run_dir, info, resolved)
 
-    from xray_exp.training import build_model, each_training_epoch, epoch_metrics, fit, trim_results_to_checkpoint
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.fit import build_model, each_training_epoch, epoch_metrics, fit, trim_results_to_checkpoint
 
     if resume:
         trim_results_to_checkpoint(run_dir)
@@ -217,7 +217,7 @@ def close_run(summary: dict[str, Any], tracker, run_dir: Path) -> float:
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> dict[str, float]:
     """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
-    from xray_exp.post import export_onnx, onnx_parity, save_samples, split_metrics
+    from xray_exp.runs.post_training import export_onnx, onnx_parity, save_samples, split_metrics
 
     metrics: dict[str, float] = {}
     post, hw = cfg.post, cfg.hardware
@@ -239,7 +239,7 @@ def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> 
 
 
 def write_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, tracker, seconds: float) -> dict:
-    from xray_exp.post import evaluation_settings
+    from xray_exp.runs.post_training import evaluation_settings
 
     return {
         "run_dir": str(run_dir),
@@ -312,7 +312,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         lines.append(f" MLflow run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
     reg = summary.get("registration") or {}
     if reg:
-        from xray_exp.registry import describe_decision
+        from xray_exp.mlops.registry import describe_decision
 
         lines.append(f" registry: {describe_decision(reg)}")
     lines += [f" run folder  {summary['run_dir']}", f" weights     {summary['best_weights']}",

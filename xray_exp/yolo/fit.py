@@ -1,6 +1,6 @@
 """Model construction and the Ultralytics training call (plain arguments, no config objects).
 
-    from xray_exp.training import build_model, fit
+    from xray_exp.yolo.fit import build_model, fit
     model = build_model("yolo12n.yaml", weights=None)
     result = fit(model, train_args, callbacks={"on_fit_epoch_end": [print]})
 """
@@ -145,9 +145,9 @@ def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] 
     """Train (or resume) and return where the weights are and Ultralytics' final validation metrics
     (`ultralytics/val/*`).
 
-    `gray_loader`: augment single-channel image sets on one channel (xray_exp.gray_loader; same batches).
+    `gray_loader`: augment single-channel image sets on one channel (xray_exp.yolo.trainer; same batches).
     """
-    from xray_exp.gray_loader import XrayDetectionTrainer, gray_loader_env
+    from xray_exp.yolo.trainer import XrayDetectionTrainer, gray_loader_env
 
     for event, fns in (callbacks or {}).items():
         for fn in fns:

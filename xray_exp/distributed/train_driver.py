@@ -24,8 +24,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from xray_exp.distributed.storage import post_config, prepare_data, resolved_params, settings_dir, to_storage
 from xray_exp.errors import ConfigError
-from xray_exp.ray_train.common import post_config, prepare_data, resolved_params, settings_dir, to_storage
 
 log = logging.getLogger("xray_exp.ray")
 
@@ -54,7 +54,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     t0 = time.time()
     resume = bool(cfg.resume)
     if resume and (run_dir / "summary.json").is_file():  # finished before: nothing to train or register again
-        from xray_exp.workflow import print_summary
+        from xray_exp.runs.lifecycle import print_summary
 
         summary = json.loads((run_dir / "summary.json").read_text())
         log.info("Ray Train: %s finished already; its summary:", run_dir)
@@ -65,12 +65,12 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from xray_exp.ray_train import checkpoints
-    from xray_exp.ray_train.worker import train_loop
-    from xray_exp.tracking import Tracker, flatten, run_tags
-    from xray_exp.training import FitResult
-    from xray_exp.ultralytics_args import to_train_args
-    from xray_exp.workflow import close_run, finish_run, resolve_start_weights, write_run_files
+    from xray_exp.distributed import checkpoints
+    from xray_exp.distributed.train_worker import train_loop
+    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.runs.lifecycle import close_run, finish_run, resolve_start_weights, write_run_files
+    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.fit import FitResult
 
     storage = str(cfg.ray.storage_path)
     start, lineage = None, {}
@@ -164,7 +164,7 @@ def flush_rank0_journal(run_dir: Path, cfg: DictConfig) -> None:
     """Send rank 0's per-epoch MLflow events that did not get through (when its journal is on this machine)."""
     if not cfg.tracking.enabled or not (run_dir / "rank0" / "tracking").is_dir():
         return
-    from xray_exp.tracking import Tracker
+    from xray_exp.mlops.tracker import Tracker
 
     tracker = Tracker(run_dir / "rank0", cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     if not tracker.flush():

@@ -1,6 +1,6 @@
 """The one seam between our config and Ultralytics: composed config -> `YOLO.train(**kwargs)`.
 
-    from xray_exp.ultralytics_args import to_train_args
+    from xray_exp.yolo.args import to_train_args
     kwargs = to_train_args(cfg, data_yaml="/abs/data.yaml", run_dir="/abs/outputs/runs/yolo12n-...")
     YOLO("yolo12n.yaml").train(**kwargs)
 

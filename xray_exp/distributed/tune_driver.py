@@ -31,9 +31,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray import tune
 
-from xray_exp.errors import ConfigError, XrayExpError
-from xray_exp.ray_train.common import post_config, prepare_data, resolved_params, settings_dir
-from xray_exp.raytune.space import (
+from xray_exp.distributed.storage import post_config, prepare_data, resolved_params, settings_dir
+from xray_exp.distributed.tune_space import (
     apply_params,
     flatten_space,
     make_scheduler,
@@ -41,6 +40,7 @@ from xray_exp.raytune.space import (
     to_tune_space,
     validate_space,
 )
+from xray_exp.errors import ConfigError, XrayExpError
 
 log = logging.getLogger("xray_exp.ray")
 EPOCH_METRIC_PREFIXES = ("ultralytics/val/", "train/", "lr/")
@@ -121,9 +121,9 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
 
     # tiny epochs snapshot the experiment often; Tune's warning about that is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from xray_exp.raytune.trial import run_trial, trial_dirname
-    from xray_exp.tracking import Tracker, flatten, run_tags
-    from xray_exp.workflow import resolve_start_weights
+    from xray_exp.distributed.tune_trial import run_trial, trial_dirname
+    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.runs.lifecycle import resolve_start_weights
 
     weights, lineage = resolve_start_weights(cfg)
     base = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -267,7 +267,7 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     """Best trial: its weights, test/ONNX/clinical evaluation, experiment config, parent-run logging, registry."""
     from ultralytics.utils.torch_utils import strip_optimizer
 
-    from xray_exp.workflow import log_artifacts, post_training
+    from xray_exp.runs.lifecycle import log_artifacts, post_training
 
     params = {k: best.config[k] for k in flat}
     trial_id = best.metrics.get("trial_id", "")
@@ -357,7 +357,7 @@ def print_tune_summary(summary: dict[str, Any]) -> None:
                  f"{summary['objective']['value']}")
     reg = summary.get("registration") or {}
     if reg:
-        from xray_exp.registry import describe_decision
+        from xray_exp.mlops.registry import describe_decision
 
         lines.append(f" registry: {describe_decision(reg)}")
     if summary.get("mlflow_run_id"):

@@ -1,7 +1,7 @@
 """Ultralytics' DetectionTrainer inside a process group that Ray Train already made (one per worker).
 
     # in a Ray Train worker, after RANK/LOCAL_RANK/WORLD_SIZE are in the environment:
-    from xray_exp.ray_train.trainer import RayDetectionTrainer
+    from xray_exp.yolo.ray_trainer import RayDetectionTrainer
     YOLO("yolo12n.yaml").train(trainer=RayDetectionTrainer, data=..., device="cpu", batch=8, ...)
 
 Ultralytics 8.4.190's own DDP assumes it launched the ranks itself (engine/trainer.py):
@@ -33,7 +33,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, WORLD_SIZE
 from ultralytics.utils.torch_utils import get_torch_device_backend, strip_optimizer
 
-from xray_exp.gray_loader import XrayDetectionTrainer
+from xray_exp.yolo.trainer import XrayDetectionTrainer
 
 _TorchDDP = torch.nn.parallel.DistributedDataParallel
 
@@ -67,7 +67,7 @@ class RayDetectionTrainer(XrayDetectionTrainer):
             raise RuntimeError(
                 f"ultralytics was imported with RANK={RANK}, WORLD_SIZE={WORLD_SIZE} but this process is rank "
                 f"{dist.get_rank()} of {dist.get_world_size()}: set RANK/LOCAL_RANK/WORLD_SIZE before importing "
-                "ultralytics (xray_exp.ray_train.worker does)")
+                "ultralytics (xray_exp.distributed.train_worker does)")
         self.world_size = dist.get_world_size()
         self.ddp = False  # never re-launch through torch.distributed.run: Ray started the ranks
 

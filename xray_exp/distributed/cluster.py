@@ -1,6 +1,6 @@
 """Connect to Ray: an existing cluster by address, or a local Ray started here (said in one log line).
 
-    from xray_exp.ray_cluster import connect
+    from xray_exp.distributed.cluster import connect
     cluster = connect(address=None, num_cpus=2)   # ray.address, else RAY_ADDRESS, else a new local Ray
     ...                                            # ray.tune / ray.train calls
     cluster.shutdown()

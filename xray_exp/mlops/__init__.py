@@ -1,0 +1,1 @@
+"""The MLflow seam: the only package of xray_exp that imports `mlflow`."""

@@ -1,0 +1,1 @@
+"""One run lifecycle (set up -> fit -> post-training -> finish) for every engine."""

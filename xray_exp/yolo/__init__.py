@@ -1,0 +1,1 @@
+"""The Ultralytics seam: the only package of xray_exp that imports `ultralytics`."""
