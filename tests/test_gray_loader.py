@@ -170,7 +170,7 @@ def test_training_with_the_gray_loader_matches_ultralytics_pipeline(tmp_path):
     import csv
 
     from xray_exp.data.synthetic import ensure_synthetic_dataset
-    from xray_exp.yolo.fit import build_model, fit
+    from xray_exp.yolo.fit import fit
 
     data_yaml = ensure_synthetic_dataset(tmp_path / "cache", num_train=8, num_val=4, num_test=1, image_size=96)
     rows = {}
@@ -178,9 +178,8 @@ def test_training_with_the_gray_loader_matches_ultralytics_pipeline(tmp_path):
         args = {"data": str(data_yaml), "epochs": 2, "imgsz": 64, "batch": 4, "workers": 1, "device": "cpu",
                 "project": str(tmp_path / "runs"), "name": f"gray-{on}", "exist_ok": True, "plots": False,
                 "seed": 0, "deterministic": True, "close_mosaic": 1, "amp": False}
-        model = build_model("yolo12n.yaml")
-        result = fit(model, args, gray_loader=on)
-        assert model.trainer.gray_loader is on and model.trainer.train_loader.dataset.channels == (1 if on else 3)
+        result = fit("yolo12n.yaml", args, gray_loader=on)
+        assert result.trainer.gray_loader is on and result.trainer.train_loader.dataset.channels == (1 if on else 3)
         with open(result.run_dir / "results.csv") as f:
             rows[on] = [{k: v for k, v in r.items() if k not in ("time",)} for r in csv.DictReader(f)]
     assert len(rows[True]) == 2 and rows[True] == rows[False]

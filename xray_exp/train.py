@@ -41,11 +41,17 @@ log = logging.getLogger("xray_exp.train")
 @hydra.main(config_path="conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
-    from xray_exp.runs.lifecycle import run
+    from xray_exp.runs.training import train_run
 
     hydra_cfg = HydraConfig.get()
     try:
-        return run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+        parent, sweep_job = None, hydra_cfg.mode == RunMode.MULTIRUN
+        if sweep_job:  # a child of the sweep's MLflow run
+            from xray_exp.sweep.job import sweep_parent
+
+            parent = sweep_parent(cfg.model.name)
+        return train_run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent,
+                         keep_failed_dir=sweep_job)
     except Exception as exc:
         if hydra_cfg.mode == RunMode.MULTIRUN:  # record it (FAILED child run), NaN to the sweeper, sweep goes on
             from xray_exp.sweep.job import record_failure

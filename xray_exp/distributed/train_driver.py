@@ -22,10 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from xray_exp.distributed.storage import post_config, prepare_data, resolved_params, settings_dir, to_storage
+from xray_exp.distributed.storage import to_storage
 from xray_exp.errors import ConfigError
+from xray_exp.runs.lifecycle import prepare, ultralytics_dir
 
 log = logging.getLogger("xray_exp.ray")
 
@@ -54,61 +55,69 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     t0 = time.time()
     resume = bool(cfg.resume)
     if resume and (run_dir / "summary.json").is_file():  # finished before: nothing to train or register again
-        from xray_exp.runs.lifecycle import print_summary
+        from xray_exp.runs.summary import print_summary
 
         summary = json.loads((run_dir / "summary.json").read_text())
         log.info("Ray Train: %s finished already; its summary:", run_dir)
         print_summary(summary)
         return float(summary["objective"]["value"])
-    info = prepare_data(cfg, run_dir, resume)
+    info = prepare(cfg, run_dir, resume)
     plan = scaling(cfg)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from xray_exp.distributed import checkpoints
     from xray_exp.distributed.train_worker import train_loop
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
-    from xray_exp.runs.lifecycle import close_run, finish_run, resolve_start_weights, write_run_files
+    from xray_exp.mlops.registry import registration_target
+    from xray_exp.runs.lifecycle import (
+        Registration,
+        Run,
+        close_run,
+        ended,
+        finish_run,
+        post_training_config,
+        resolve_start_weights,
+        start,
+        write_run_files,
+    )
     from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.epochs import EpochLog
     from xray_exp.yolo.fit import FitResult
 
     storage = str(cfg.ray.storage_path)
-    start, lineage = None, {}
+    start_point, lineage = None, {}
     if str(cfg.mode) == "retrain" and not resume:
         if not cfg.model_path:
             raise ConfigError("model_path: mode=retrain needs model_path=<run folder | checkpoint folder | .pt>")
-        start = checkpoints.plan_start(cfg.model_path)
-        lineage = {"parent_weights": str(start.weights), "retrain": start.kind}
-        log.info("retrain: %s %s", "continuing the training in" if start.kind == "continue"
-                 else "a new training from the weights in", start.weights)
+        start_point = checkpoints.plan_start(cfg.model_path)
+        lineage = {"parent_weights": str(start_point.weights), "retrain": start_point.kind}
+        log.info("retrain: %s %s", "continuing the training in" if start_point.kind == "continue"
+                 else "a new training from the weights in", start_point.weights)
     elif not resume:
         weights, lineage = resolve_start_weights(cfg)
         if weights:
-            start = checkpoints.StartPoint("weights", Path(weights), 0, 0)
+            start_point = checkpoints.StartPoint("weights", Path(weights), 0, 0)
     start_checkpoint = None  # Ray Train V2 dropped resume_from_checkpoint: the workers open it themselves
-    if start is not None:
+    if start_point is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            checkpoints.make_start_checkpoint(start, Path(tmp) / "start")
+            checkpoints.make_start_checkpoint(start_point, Path(tmp) / "start")
             start_checkpoint = to_storage(Path(tmp) / "start", storage, f"{run_dir.name}-start")
     elif resume and (Path(storage) / f"{run_dir.name}-start").is_dir():  # a retrain whose driver died early
         start_checkpoint = str(Path(storage) / f"{run_dir.name}-start")
 
-    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
-                      timeout_s=cfg.tracking.timeout_s)
-    tracker.start(cfg.tracking.experiment, run_dir.name, run_tags(cfg.paths.root, overrides, {
-        "mode": f"ray-{cfg.mode}", "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "dataset.fingerprint": info.fingerprint, "ray.address": cluster.address,
-        "ray.num_workers": str(plan["num_workers"]), "ray.backend": plan["backend"], **lineage}))
-    tracker.log_params(flatten(resolved_params(cfg)))
-    write_run_files(run_dir, info, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-
+    tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode=f"ray-{cfg.mode}",
+                    experiment=cfg.tracking.experiment, run_name=run_dir.name,
+                    tags={"ray.address": cluster.address, "ray.num_workers": str(plan["num_workers"]),
+                          "ray.backend": plan["backend"], **lineage})
+    write_run_files(run_dir, info, cfg)
+    # rank 0 journals its epochs in <run_dir>/rank0 (its own folder: it may share this run folder's disk)
+    rank0_log = EpochLog(str(run_dir / "rank0"), cfg.tracking.tracking_uri, enabled=True,
+                         timeout_s=float(cfg.tracking.timeout_s), run_id=tracker.run_id) if tracker.live else None
     loop_config = {
-        "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
+        "settings_dir": str(ultralytics_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
         "arch": cfg.model.arch, "train_args": to_train_args(cfg, info.data_yaml, run_dir),
         "threads": max(1, int(cfg.ray.train.cpus_per_worker)), "start_checkpoint": start_checkpoint,
-        "gray_loader": bool(cfg.hardware.gray_loader),
-        "tracking": {"run_id": tracker.run_id if tracker.live else None, "uri": cfg.tracking.tracking_uri,
-                     "timeout_s": float(cfg.tracking.timeout_s)},
+        "gray_loader": bool(cfg.hardware.gray_loader), "rank0_epoch_log": rank0_log,
     }
     trainer = TorchTrainer(
         train_loop, train_loop_config=loop_config,
@@ -121,8 +130,8 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     )
     log.info("Ray Train: %d workers (%s, %s), checkpoints in %s/%s", plan["num_workers"],
              "GPU" if plan["use_gpu"] else "CPU", plan["backend"], storage, run_dir.name)
-    status, summary = "FAILED", {}
-    try:
+    name, alias = registration_target(cfg.model.name)
+    with ended(tracker):
         result = trainer.fit()
         final = dict(result.metrics or {})
         best, last = restore_outputs(result.checkpoint, run_dir)
@@ -130,16 +139,13 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         fit = FitResult(run_dir=run_dir, best=best, last=last, epochs_run=int(final.get("epoch", 0)),
                         val_metrics={k: float(v) for k, v in final.items() if k.startswith("ultralytics/val/")})
         tracker.set_tags({"ray.resumed_from_epoch": str(final.get("resumed_from_epoch", 0))})
-        summary = finish_run(cfg, run_dir, fit, info, tracker, t0, post_config(cfg),
-                             registered_name=cfg.model.name, alias="development",
-                             registry_tags={"mode": f"ray-{cfg.mode}", **lineage})
+        run = Run(cfg, run_dir, info, tracker, t0, Registration(name, alias, {"mode": f"ray-{cfg.mode}", **lineage}),
+                  post_cfg=post_training_config(cfg))
+        summary = finish_run(run, fit)
         summary["ray"] = {"address": cluster.address, "num_workers": plan["num_workers"],
                           "backend": plan["backend"], "use_gpu": plan["use_gpu"],
                           "checkpoint": str(result.checkpoint.path) if result.checkpoint else None,
                           "resumed_from_epoch": int(final.get("resumed_from_epoch", 0))}
-        status = "FINISHED"
-    finally:
-        tracker.end(status)
     return close_run(summary, tracker, run_dir)
 
 

@@ -3,9 +3,10 @@
     TorchTrainer(train_loop, train_loop_config=worker_config(...), scaling_config=ScalingConfig(num_workers=2))
 
 Per rank: offline set-up before Ultralytics is imported (Ray Train has set RANK/LOCAL_RANK/WORLD_SIZE by
-then), the device Ray assigned (a GPU, or CPU with the gloo backend), and `RayDetectionTrainer`. Every
-epoch all ranks call `ray.train.report` (a barrier); rank 0 attaches a checkpoint (see checkpoints.py) and
-logs the epoch's metrics into the run's MLflow run. A restarted group (a worker died; FailureConfig) gets
+then), the device Ray assigned (a GPU, or CPU with the gloo backend), and xray_exp.yolo.fit with
+`ray_ranks=True` (RayDetectionTrainer). Every epoch all ranks call `ray.train.report` (a barrier); rank 0
+attaches a checkpoint (see checkpoints.py), and its trainer logs the epoch's metrics into the run's MLflow
+run (journaled in <run_dir>/rank0, xray_exp.yolo.epochs). A restarted group (a worker died; FailureConfig) gets
 the latest checkpoint from `ray.train.get_checkpoint()` and resumes Ultralytics from it. After training
 all ranks report once more; rank 0's final report carries best.pt's validation metrics and the weights.
 """
@@ -41,8 +42,6 @@ def train_loop(config: dict[str, Any]) -> None:
     from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(config["settings_dir"], offline=config["offline"])
-    # xray_exp.yolo.trainer.ENV, spelled out: importing that module would import Ultralytics before RANK is set
-    os.environ["XRAY_EXP_GRAY_LOADER"] = "1" if config.get("gray_loader", True) else "0"
     _check_rank_environment()
     import ray.train
     import ray.train.torch
@@ -55,11 +54,9 @@ def train_loop(config: dict[str, Any]) -> None:
     apply_ultralytics_settings(Path(config["settings_dir"]) / "runs")
 
     from xray_exp.distributed import checkpoints
-    from xray_exp.yolo.fit import build_model, epoch_metrics, ultralytics_box_metrics
-    from xray_exp.yolo.ray_trainer import RayDetectionTrainer
+    from xray_exp.yolo.fit import fit
 
     run_dir = Path(config["run_dir"])
-    args = dict(config["train_args"], device=str(device.index or 0) if device.type == "cuda" else "cpu")
     local = Path(tempfile.mkdtemp(prefix=f"xray-ray-rank{rank}-"))
     start_state: dict[str, Any] = {}
     restored = ray.train.get_checkpoint()  # the latest reported one (a restarted group, a resumed run)
@@ -72,20 +69,15 @@ def train_loop(config: dict[str, Any]) -> None:
         start_state = checkpoints.read_state(local / "restored")
         log.warning("rank %d: starting from checkpoint %s (%s, %d/%d epochs done)", rank, restored.path,
                     start_state["kind"], start_state["epoch"], start_state["epochs"])
-    tracker = _rank0_tracker(config) if rank == 0 else None
 
-    def report_epoch(trainer) -> None:
-        if trainer.in_final_eval:
-            return  # best.pt's numbers go into the final report
+    def report_epoch(trainer, numbers: dict[str, float]) -> None:
+        """Every rank reports (a barrier); rank 0 with the epoch's metrics and a checkpoint."""
         epoch = int(trainer.epoch) + 1
         metrics: dict[str, Any] = {"epoch": epoch}
         checkpoint = None
         folder = local / f"epoch{epoch}"
         if rank == 0:
-            numbers = epoch_metrics(trainer)
             metrics.update(numbers)
-            if tracker is not None:
-                tracker.log_metrics(numbers, step=epoch)
             checkpoints.pack(folder, trainer.wdir, "epoch", epoch, trainer.epochs,
                              {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")}, trainer.csv)
             checkpoint = ray.train.Checkpoint.from_directory(str(folder))
@@ -98,24 +90,20 @@ def train_loop(config: dict[str, Any]) -> None:
         _report_final(rank, local / "restored" / "weights", start_state["epoch"], start_state["epochs"],
                       start_state.get("val_metrics", {}), local / "restored" / "results.csv", resumed_from, local)
         return
+    resume_from = None
     if kind in ("epoch", "continue"):
-        last = local / "restored" / "weights" / "last.pt"
+        resume_from = local / "restored" / "weights" / "last.pt"
         if rank == 0 and (local / "restored" / "results.csv").is_file():  # drop rows of epochs after it
             run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
-        model = build_model(config["arch"], last)
-        model.add_callback("on_fit_epoch_end", report_epoch)
-        model.train(trainer=RayDetectionTrainer, resume=str(last), data=args["data"], device=args["device"],
-                    workers=args["workers"], save_dir=str(run_dir))
-    else:
-        weights = local / "restored" / "weights" / "start.pt" if kind == "weights" else None
-        model = build_model(config["arch"], weights)
-        model.add_callback("on_fit_epoch_end", report_epoch)
-        model.train(trainer=RayDetectionTrainer, **args)
-    trainer = model.trainer
-    val = ultralytics_box_metrics(trainer.metrics or {}, prefix="val") if rank == 0 else {}
-    _report_final(rank, trainer.wdir, int(trainer.epoch) + 1, int(trainer.epochs), val, trainer.csv, resumed_from,
-                  local)
+    result = fit(config["arch"], config["train_args"],
+                 weights=local / "restored" / "weights" / "start.pt" if kind == "weights" else None,
+                 resume_from=resume_from, device=str(device.index or 0) if device.type == "cuda" else "cpu",
+                 gray_loader=config.get("gray_loader", True), on_epoch=report_epoch, ray_ranks=True,
+                 epoch_log=config.get("rank0_epoch_log") if rank == 0 else None)
+    trainer = result.trainer
+    _report_final(rank, trainer.wdir, result.epochs_run, result.epochs, result.val_metrics if rank == 0 else {},
+                  trainer.csv, resumed_from, local)
 
 
 def _report_final(rank: int, weights_dir: Path, epoch: int, epochs: int, val: dict[str, float],
@@ -132,18 +120,3 @@ def _report_final(rank: int, weights_dir: Path, epoch: int, epochs: int, val: di
         checkpoint = ray.train.Checkpoint.from_directory(str(folder))
     ray.train.report(metrics, checkpoint=checkpoint)
     shutil.rmtree(local, ignore_errors=True)
-
-
-def _rank0_tracker(config: dict[str, Any]):
-    """Rank 0 logs per-epoch metrics into the driver's MLflow run, journaled in <run_dir>/rank0/tracking."""
-    tracking = config["tracking"]
-    if not tracking.get("run_id"):
-        return None
-    from xray_exp.mlops.tracker import STATE, Tracker
-
-    journal = Path(config["run_dir"]) / "rank0"
-    state = journal / "tracking" / STATE
-    if not state.exists():
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(f'{{"applied": 0, "started": true, "run_id": "{tracking["run_id"]}"}}')
-    return Tracker(journal, tracking["uri"], enabled=True, timeout_s=tracking["timeout_s"])

@@ -31,7 +31,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray import tune
 
-from xray_exp.distributed.storage import post_config, prepare_data, resolved_params, settings_dir
 from xray_exp.distributed.tune_space import (
     apply_params,
     flatten_space,
@@ -41,6 +40,7 @@ from xray_exp.distributed.tune_space import (
     validate_space,
 )
 from xray_exp.errors import ConfigError, XrayExpError
+from xray_exp.runs.lifecycle import post_training_config, prepare, ultralytics_dir
 
 log = logging.getLogger("xray_exp.ray")
 EPOCH_METRIC_PREFIXES = ("ultralytics/val/", "train/", "lr/")
@@ -103,7 +103,7 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     if (run_dir / "summary.json").is_file():
         raise ConfigError(f"tune.name: {run_dir.name} finished already ({run_dir / 'summary.json'}). "
                           "Fix: choose another tune.name for a new search")
-    info = prepare_data(cfg, run_dir, resume)
+    info = prepare(cfg, run_dir, resume)
     flat = flatten_space(settings.space)
     validate_space(cfg, flat)
     metric = str(settings.metric)
@@ -122,28 +122,21 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     # tiny epochs snapshot the experiment often; Tune's warning about that is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from xray_exp.distributed.tune_trial import run_trial, trial_dirname
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
-    from xray_exp.runs.lifecycle import resolve_start_weights
+    from xray_exp.runs.lifecycle import resolve_start_weights, start, write_run_files
 
     weights, lineage = resolve_start_weights(cfg)
     base = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     base["model"]["weights"] = str(weights) if weights else None
-    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
-                      timeout_s=cfg.tracking.timeout_s)
-    tracker.start(str(settings.experiment), run_dir.name, run_tags(cfg.paths.root, overrides, {
-        "mode": "tune", "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "dataset.fingerprint": info.fingerprint, "ray.address": cluster.address,
-        "tune.searcher": str(settings.searcher), "tune.scheduler": str(settings.scheduler),
-        "tune.metric": metric, **lineage}))
-    tracker.log_params(flatten(resolved_params(cfg)))
-    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(base))
-    (run_dir / "dataset.json").write_text(json.dumps({
-        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
-        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
+    tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode="tune",
+                    experiment=str(settings.experiment), run_name=run_dir.name,
+                    tags={"ray.address": cluster.address, "tune.searcher": str(settings.searcher),
+                          "tune.scheduler": str(settings.scheduler), "tune.metric": metric, **lineage})
+    write_run_files(run_dir, info, cfg)
+    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(base))  # with the weights trials start from
 
     setup = {
         "cfg": base, "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint,
-        "settings_dir": str(settings_dir(cfg)), "offline": bool(cfg.offline), "tune_dir": str(run_dir),
+        "settings_dir": str(ultralytics_dir(cfg)), "offline": bool(cfg.offline), "tune_dir": str(run_dir),
         "tune_name": run_dir.name, "experiment": str(settings.experiment), "root": str(cfg.paths.root),
         "overrides": list(overrides), "cpus_per_trial": cpus, "gpus_per_trial": gpus,
         "tracking": {"enabled": bool(cfg.tracking.enabled), "uri": cfg.tracking.tracking_uri,
@@ -184,18 +177,11 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
         tracker.end("FAILED")
         raise ConfigError(f"tune: no trial reported {metric} with a checkpoint ({grid.num_errors} errors); see "
                           f"{experiment_path}")
-    status, summary = "FAILED", {}
-    try:
-        summary = finish(cfg, run_dir, info, tracker, best, rows, flat, metric, lineage, time.time() - t0)
-        status = "FINISHED"
-    finally:
-        tracker.end(status)
-    summary["registration"] = tracker.state.get("registration")
-    summary["mlflow_run_id"] = tracker.run_id
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print_tune_summary(summary)
-    objective = summary["metrics"].get(cfg.objective.metric)
-    return float(objective) if objective is not None else float(summary["best"]["value"])
+    from xray_exp.runs.lifecycle import close_run, ended
+
+    with ended(tracker):
+        summary = finish(cfg, run_dir, info, tracker, best, rows, flat, metric, lineage, t0)
+    return close_run(summary, tracker, run_dir, show=print_tune_summary)
 
 
 def trial_rows(grid, metric: str, epochs: int) -> list[dict[str, Any]]:
@@ -263,11 +249,14 @@ def experiment_yaml(cfg: DictConfig, name: str, params: dict[str, Any], metric: 
 
 
 def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metric: str, lineage: dict,
-           seconds: float) -> dict[str, Any]:
-    """Best trial: its weights, test/ONNX/clinical evaluation, experiment config, parent-run logging, registry."""
+           t0: float) -> dict[str, Any]:
+    """The best trial finishes as a run of the parent (xray_exp.runs.lifecycle.finish_run: test split, ONNX
+    export + parity, artifacts, registry), plus its experiment config and the search's figures."""
     from ultralytics.utils.torch_utils import strip_optimizer
 
-    from xray_exp.runs.lifecycle import log_artifacts, post_training
+    from xray_exp.mlops.registry import registration_target
+    from xray_exp.runs.lifecycle import Registration, Run, finish_run
+    from xray_exp.yolo.fit import FitResult
 
     params = {k: best.config[k] for k in flat}
     trial_id = best.metrics.get("trial_id", "")
@@ -282,9 +271,6 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     best_cfg = apply_params(cfg, params)
     with open_dict(best_cfg):
         best_cfg.model.weights = None
-    metrics = {k: float(v) for k, v in best.metrics.items()
-               if k.startswith("ultralytics/val/") and isinstance(v, int | float)}
-    metrics.update(post_training(post_config(best_cfg), info, weights, best_dir, tracker))
 
     name = f"tuned_{run_dir.name}"
     conf_dir = run_dir / "conf"
@@ -292,31 +278,20 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     exp_file = conf_dir / "experiment" / f"{name}.yaml"
     exp_file.parent.mkdir(parents=True, exist_ok=True)
     exp_file.write_text(experiment_yaml(cfg, run_dir.name, params, metric, value, trial_id, command))
-
     tracker.log_params(flatten_best(params))
-    tracker.log_metrics({**metrics, f"best/{metric}": value})
+    tracker.log_metrics({f"best/{metric}": value})
     tracker.set_tags({"tune.best_trial": trial_id, "tune.best_run_id": best.metrics.get("mlflow_run_id", ""),
                       "tune.experiment_config": str(exp_file)})
-    log_artifacts(tracker, best_dir, info)
-    for sub in (".hydra", ".hydra-resume"):
-        tracker.log_artifact(run_dir / sub, f"config/{sub.lstrip('.')}")
-    tracker.log_artifact(exp_file, "config")
-    tracker.log_artifact(run_dir / "config.resolved.yaml", "config")
-    tracker.log_artifact(run_dir / "dataset.json", "dataset")
-    tracker.log_artifact(run_dir / "trials.csv", "tune")
-    onnx = weights.with_suffix(".onnx")
-    if (best_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
-        tracker.log_model(onnx, weights, info.names, cfg.train.imgsz)
-        objective = metrics.get(cfg.objective.metric)
-        better_if, significance = str(cfg.tracking.better_if), None
-        if better_if == "significant" and str(cfg.tracking.register) == "if_better":
-            from xray_exp.evaluation.significance import compare_with_holder
 
-            significance = compare_with_holder(cfg, weights, info, cfg.model.name, "development")
-        tracker.register(cfg.model.name, "development", str(cfg.tracking.register), cfg.objective.metric, objective,
-                         str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, "mode": "tune",
-                                                        "tune.experiment": run_dir.name, "tune.trial_id": trial_id,
-                                                        **lineage}, better_if=better_if, significance=significance)
+    result = FitResult(run_dir=best_dir, best=weights, last=best_dir / "weights" / "last.pt",
+                       epochs_run=int(best.metrics.get("epoch", 0)),
+                       val_metrics={k: float(v) for k, v in best.metrics.items()
+                                    if k.startswith("ultralytics/val/") and isinstance(v, int | float)})
+    target, alias = registration_target(cfg.model.name)
+    registration = Registration(target, alias, {"mode": "tune", "tune.experiment": run_dir.name,
+                                                "tune.trial_id": trial_id, **lineage})
+    run = Run(best_cfg, run_dir, info, tracker, t0, registration, post_cfg=post_training_config(best_cfg))
+    summary = finish_run(run, result, artifacts={"config": exp_file, "tune": run_dir / "trials.csv"})
     if best.metrics.get("mlflow_run_id") and cfg.tracking.enabled:
         try:
             from mlflow.tracking import MlflowClient
@@ -325,19 +300,15 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
                                                                           "true")
         except Exception as exc:
             log.warning("could not tag the best trial's MLflow run: %s", exc)
-    stopped = sum(1 for r in rows if r["stopped_early"])
-    return {
+    summary.update({
         "tune_dir": str(run_dir), "experiment_path": f"{str(cfg.ray.storage_path).rstrip('/')}/{run_dir.name}",
-        "trials": len(rows), "stopped_early": stopped, "errors": sum(1 for r in rows if r["error"]),
+        "trials": len(rows), "stopped_early": sum(1 for r in rows if r["stopped_early"]),
+        "errors": sum(1 for r in rows if r["error"]),
         "searcher": str(cfg.tune.searcher), "scheduler": str(cfg.tune.scheduler),
         "best": {"trial_id": trial_id, "metric": metric, "value": value, "epochs": int(best.metrics.get("epoch", 0)),
                  "params": params, "mlflow_run_id": best.metrics.get("mlflow_run_id", "")},
-        "metrics": metrics, "weights": str(weights), "onnx": str(onnx) if onnx.exists() else None,
-        "experiment_config": str(exp_file), "train_command": command,
-        "objective": {"metric": cfg.objective.metric, "value": metrics.get(cfg.objective.metric)},
-        "tracking_uri": cfg.tracking.tracking_uri if cfg.tracking.enabled else None,
-        "wall_time_s": round(seconds + 0.0, 1),
-    }
+        "weights": str(weights), "experiment_config": str(exp_file), "train_command": command})
+    return summary
 
 
 def flatten_best(params: dict[str, Any]) -> dict[str, str]:

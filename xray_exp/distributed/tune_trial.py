@@ -2,10 +2,12 @@
 
     tune.with_parameters(run_trial, setup={...})   # built by xray_exp.distributed.tune_driver
 
-Every epoch (Ultralytics `on_fit_epoch_end`): the epoch's metrics go to the trial's MLflow child run
-(tag `mlflow.parentRunId` = the tune's run) and to `ray.tune.report` with a checkpoint (last.pt, best.pt,
-results.csv); ASHA decides on them. A restored trial (interrupted tune, or its process died) resumes
-Ultralytics from that checkpoint. All paths are absolute: Ray Tune runs each trial in its own directory.
+Every epoch: the trainer logs the epoch's metrics to the trial's MLflow child run (tag `mlflow.parentRunId` =
+the tune's run; xray_exp.yolo.epochs) and the trial sends them to `ray.tune.report` with a checkpoint
+(last.pt, best.pt, results.csv); ASHA decides on them. The child run opens and ends through
+xray_exp.runs.lifecycle (`start`, `ended`), as every run does. A restored trial (interrupted tune, or its
+process died) resumes Ultralytics from that checkpoint. All paths are absolute: Ray Tune runs each trial
+in its own directory.
 """
 
 from __future__ import annotations
@@ -36,10 +38,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     from xray_exp.config.schema import RayMainConfig
     from xray_exp.distributed import checkpoints
     from xray_exp.distributed.tune_space import apply_params
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.runs.lifecycle import ended, epoch_log_of, start
     from xray_exp.yolo.args import to_train_args
-    from xray_exp.yolo.fit import build_model, each_training_epoch, epoch_metrics, fit
-    from xray_exp.yolo.trainer import XrayDetectionTrainer, gray_loader_env
+    from xray_exp.yolo.fit import fit
 
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
@@ -49,17 +50,13 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")
     args = to_train_args(cfg, setup["data_yaml"], run_dir)
-    args["device"] = "0" if setup["gpus_per_trial"] > 0 else "cpu"
-
-    tracking = setup["tracking"]
-    tracker = Tracker(run_dir, tracking["uri"], enabled=tracking["enabled"], timeout_s=tracking["timeout_s"])
-    tracker.start(setup["experiment"], f"{setup['tune_name']}/{trial_id}", run_tags(setup["root"], setup["overrides"], {
-        **({"mlflow.parentRunId": tracking["parent_run_id"]} if tracking["parent_run_id"] else {}),
-        "mode": "tune-trial", "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "dataset.fingerprint": setup["fingerprint"], "tune.experiment": setup["tune_name"],
-        "tune.trial_id": trial_id, **{f"tune.param.{k}": str(v) for k, v in params.items()}}))
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    tracker.log_params(flatten({k: v for k, v in resolved.items() if k not in ("paths", "ray", "tune")}))
+    parent_run_id = setup["tracking"]["parent_run_id"]
+    tracker = start(cfg, run_dir, setup["overrides"], fingerprint=setup["fingerprint"], mode="tune-trial",
+                    experiment=setup["experiment"], run_name=f"{setup['tune_name']}/{trial_id}",
+                    tags={**({"mlflow.parentRunId": parent_run_id} if parent_run_id else {}),
+                          "tune.experiment": setup["tune_name"], "tune.trial_id": trial_id,
+                          **{f"tune.param.{k}": str(v) for k, v in params.items()}},
+                    leave_out=("paths", "ray", "tune"))
 
     local = Path(tempfile.mkdtemp(prefix=f"xray-trial-{trial_id}-"))
     restored = tune.get_checkpoint()
@@ -71,35 +68,24 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             shutil.rmtree(local, ignore_errors=True)
             return  # trained to the end before the interruption: its last report stands
 
-    @each_training_epoch
-    def report(trainer) -> None:
+    def report(trainer, numbers: dict[str, float]) -> None:
         epoch = int(trainer.epoch) + 1
-        numbers = epoch_metrics(trainer)
-        tracker.log_metrics(numbers, step=epoch)
         folder = checkpoints.pack(local / f"epoch{epoch}", trainer.wdir, "epoch", epoch, trainer.epochs,
-                                  {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")}, trainer.csv)
+                                  {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")},
+                                  trainer.csv)
         tune.report({**numbers, "epoch": epoch, "mlflow_run_id": tracker.run_id or ""},
                     checkpoint=tune.Checkpoint.from_directory(str(folder)))
         shutil.rmtree(folder, ignore_errors=True)
 
-    status = "FAILED"
+    resume_from = None
+    if state:
+        resume_from = local / "restored" / "weights" / "last.pt"
+        if (local / "restored" / "results.csv").is_file():  # drop rows of epochs after the checkpoint
+            shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
     try:
-        if state:
-            last = local / "restored" / "weights" / "last.pt"
-            if (local / "restored" / "results.csv").is_file():  # drop rows of epochs after the checkpoint
-                shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
-            model = build_model(cfg.model.arch, last)
-            model.add_callback("on_fit_epoch_end", report)
-            with gray_loader_env(bool(cfg.hardware.gray_loader)):
-                model.train(trainer=XrayDetectionTrainer, resume=str(last), data=args["data"],
-                            device=args["device"], workers=args["workers"], save_dir=str(run_dir))
-        else:
-            model = build_model(cfg.model.arch, cfg.model.weights, cfg.offline)
-            fit(model, args, callbacks={"on_fit_epoch_end": [report]}, gray_loader=bool(cfg.hardware.gray_loader))
-        status = "FINISHED"
-    except SystemExit:  # Ray Tune ends a trial that the scheduler stopped
-        status = "KILLED"
-        raise
+        with ended(tracker):
+            fit(cfg.model.arch, args, weights=cfg.model.weights, resume_from=resume_from,
+                device="0" if setup["gpus_per_trial"] > 0 else "cpu", offline=cfg.offline,
+                gray_loader=bool(cfg.hardware.gray_loader), epoch_log=epoch_log_of(tracker), on_epoch=report)
     finally:
-        tracker.end(status)
         shutil.rmtree(local, ignore_errors=True)

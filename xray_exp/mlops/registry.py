@@ -24,6 +24,12 @@ BASE_ALIAS = "development"
 FINETUNED_ALIAS = "staging"
 
 
+def registration_target(model_name: str, finetune: bool = False) -> tuple[str, str]:
+    """The registered name and alias of a run's model: `<model>@development` for a base model, a fine-tune
+    `<model>-finetuned@staging`."""
+    return (f"{model_name}-finetuned", FINETUNED_ALIAS) if finetune else (model_name, BASE_ALIAS)
+
+
 def at_least_as_good(value: float, current: float, direction: str) -> bool:
     return value >= current if direction == "maximize" else value <= current
 

@@ -124,6 +124,23 @@ class Tracker:
         if self.enabled:
             set_http_limits(timeout_s)
 
+    @classmethod
+    def for_epochs(cls, run_dir: str | Path, tracking_uri: str | None, enabled: bool = True,
+                   timeout_s: float = 10.0, run_id: str | None = None) -> Tracker:
+        """The tracker a training process logs its epochs with (xray_exp.yolo.epochs): the run's own journal,
+        or, with `run_id`, a journal of its own that sends into that run (opened by another process)."""
+        state = Path(run_dir) / "tracking" / STATE
+        if run_id and not state.exists():
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(json.dumps({"applied": 0, "started": True, "run_id": run_id}))
+        return cls(run_dir, tracking_uri, enabled=enabled, timeout_s=timeout_s)
+
+    def reload(self) -> None:
+        """Take up what another tracker of this journal (the training process) sent meanwhile."""
+        state_file = self.dir / STATE
+        if state_file.exists():
+            self.state = {**json.loads(state_file.read_text()), "tracking_uri": self.tracking_uri}
+
     # ---- public API -------------------------------------------------------------------------------
     @property
     def run_id(self) -> str | None:

@@ -1,6 +1,7 @@
-"""After training: best.pt scored on a split (xray_exp.evaluation), annotated samples, ONNX export + parity.
+"""After training, on best.pt: metrics on `post.eval_splits` (xray_exp.evaluation), annotated samples, ONNX
+export + parity. Every engine's run goes through `post_training` (xray_exp.runs.lifecycle.finish_run).
 
-    from xray_exp.runs.post_training import split_metrics, save_samples, export_onnx, onnx_parity
+    metrics = post_training(cfg, info, best, run_dir)        # val/*, test/* (with CIs), onnx/*
     metrics = split_metrics(best, info, "test", cfg, run_dir / "report-test")   # test/map40, test/mAP50, ...
     python -m xray_exp.train post.eval_splits=[val,test] post.map40_method=voc2010 post.n_boot=1000
 """
@@ -187,3 +188,24 @@ def onnx_parity(pt_path: str | Path, onnx_path: str | Path, images: list[Path], 
     if out_file:
         Path(out_file).write_text(json.dumps(report, indent=2))
     return report
+
+
+def post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str, float]:
+    """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
+    metrics: dict[str, float] = {}
+    post, hw = cfg.post, cfg.hardware
+    for split in post.eval_splits:
+        metrics.update(split_metrics(best, info, split, cfg, run_dir / f"report-{split}"))
+    sample_images = info.splits["val"][: post.samples]
+    if post.samples:
+        save_samples(best, sample_images, run_dir / "samples", cfg.train.imgsz, post.conf, hw.device)
+    if post.onnx:
+        onnx_path = export_onnx(best, cfg.train.imgsz)
+        parity = onnx_parity(best, onnx_path, sample_images or info.splits["val"][:2], cfg.train.imgsz,
+                             post.parity_conf, post.parity_iou, run_dir / "onnx_parity.json")
+        metrics["onnx/max_abs_diff_box_px"] = parity["max_abs_diff_box_px"]
+        metrics["onnx/max_abs_diff_score"] = parity["max_abs_diff_score"]
+        metrics["onnx/detection_agreement"] = parity["detection_agreement"]
+        if not parity["passed"]:
+            log.warning("ONNX parity outside tolerance: %s", parity)
+    return metrics

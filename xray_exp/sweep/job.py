@@ -58,6 +58,17 @@ def child_run_name(ctx: dict[str, Any], model_name: str) -> str:
     return f"{ctx['sweep_id']}-{ctx['job_num']}-{model_name}"
 
 
+def sweep_parent(model_name: str):
+    """This job's parent run (xray_exp.runs.lifecycle.Parent), None outside a sweep with the callback."""
+    from xray_exp.runs.lifecycle import Parent
+
+    ctx = sweep_context()
+    if ctx is None:
+        return None
+    return Parent(experiment=ctx.get("experiment"), run_name=child_run_name(ctx, model_name), tags=child_tags(ctx),
+                  registration_note=f"deferred to sweep {ctx['sweep_id']} (best job registered)")
+
+
 def record_failure(cfg, run_dir: str | Path, overrides: list[str], exc: BaseException) -> float:
     """Record a failed job (error file, FAILED MLflow child run) and return NaN for the sweeper.
 

@@ -1,19 +1,21 @@
-"""Model construction and the Ultralytics training call (plain arguments, no config objects).
+"""Model construction and THE Ultralytics training call of every engine (plain arguments, no config objects).
 
-    from xray_exp.yolo.fit import build_model, fit
-    model = build_model("yolo12n.yaml", weights=None)
-    result = fit(model, train_args, callbacks={"on_fit_epoch_end": [print]})
+    from xray_exp.yolo.fit import fit
+    result = fit("yolo12n.yaml", train_args, epoch_log=EpochLog(run_dir, tracking_uri))     # new training
+    result = fit("yolo12n.yaml", train_args, resume_from=run_dir / "weights/last.pt")       # continue it
+    result = fit(arch, train_args, device="cpu", on_epoch=report, ray_ranks=True)            # a Ray Train rank
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
+from xray_exp.yolo.epochs import EpochLog, ultralytics_box_metrics
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +24,15 @@ YOLO12_SCALES = ("n", "s", "m", "l", "x")
 
 @dataclass
 class FitResult:
+    """Where a training left its weights, and Ultralytics' validation of best.pt (`ultralytics/val/*`)."""
+
     run_dir: Path
     best: Path
     last: Path
     epochs_run: int
     val_metrics: dict[str, float]
+    epochs: int = 0  # the planned schedule
+    trainer: Any = field(default=None, repr=False)  # the Ultralytics trainer, when it ran in this process
 
 
 def known_architectures() -> list[str]:
@@ -76,53 +82,6 @@ def build_model(arch: str, weights: str | Path | None = None, offline: bool = Tr
     return YOLO(arch, task="detect")
 
 
-def epoch_metrics(trainer) -> dict[str, float]:
-    """Per-epoch numbers: train/*_loss, lr/pg*, and what Ultralytics' validator computed under its own
-    prefix, ultralytics/val/*_loss|precision|recall|mAP50|mAP50-95|mAP75 (never the names of
-    xray_exp.metrics' val/* and test/* figures, which post-training computes on best.pt)."""
-    out: dict[str, float] = {}
-    out.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
-    out.update({ULTRALYTICS_PREFIX + k: v for k, v in (trainer.metrics or {}).items() if k.startswith("val/")})
-    out.update(ultralytics_box_metrics(trainer.metrics or {}, prefix="val"))
-    box = getattr(getattr(trainer, "validator", None), "metrics", None)
-    if box is not None and hasattr(box, "box"):
-        out[f"{ULTRALYTICS_PREFIX}val/mAP75"] = float(box.box.map75)
-    out.update({k: float(v) for k, v in (trainer.lr or {}).items()})
-    return {k: float(v) for k, v in out.items()}
-
-
-def each_training_epoch(fn: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Wrap an `on_fit_epoch_end` callback so it sees training epochs only.
-
-    Ultralytics fires the event once more from `final_eval` (best.pt, at step epochs+1), after an epoch
-    that set `trainer.stop`; that extra call is skipped (the final metrics are logged separately).
-    """
-    state = {"stopped": False}
-
-    def wrapper(trainer) -> None:
-        if state["stopped"]:
-            return
-        state["stopped"] = bool(trainer.stop)
-        fn(trainer)
-
-    return wrapper
-
-
-ULTRALYTICS_PREFIX = "ultralytics/"  # Ultralytics' validator figures; ours are val/* and test/*
-ULTRALYTICS_BOX_KEYS = {
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-    "metrics/mAP50(B)": "mAP50",
-    "metrics/mAP50-95(B)": "mAP50-95",
-}
-
-
-def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
-    """Ultralytics' 'metrics/mAP50(B)' style keys -> 'ultralytics/<prefix>/mAP50'."""
-    return {f"{ULTRALYTICS_PREFIX}{prefix}/{name}": float(results[key])
-            for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
-
-
 def trim_results_to_checkpoint(run_dir: Path) -> int:
     """Before a resume: drop results.csv rows past the epoch weights/last.pt holds, so an epoch whose row was
     written just before a kill, and whose checkpoint was not, is not in the file twice. Returns that epoch."""
@@ -140,26 +99,48 @@ def trim_results_to_checkpoint(run_dir: Path) -> int:
     return done
 
 
-def fit(model, train_args: dict[str, Any], callbacks: dict[str, list[Callable]] | None = None,
-        resume: bool = False, gray_loader: bool = True) -> FitResult:
-    """Train (or resume) and return where the weights are and Ultralytics' final validation metrics
-    (`ultralytics/val/*`).
+def resume_args(last: str | Path, train_args: dict[str, Any]) -> dict[str, Any]:
+    """Ultralytics' arguments to continue the training in `last` (optimizer, schedule and epoch counter
+    included): the checkpoint's own arguments, with the data, device, workers and run folder of now."""
+    return {"resume": str(last), "data": train_args["data"], "device": train_args["device"],
+            "workers": train_args["workers"], "save_dir": str(Path(train_args["project"]) / train_args["name"])}
 
-    `gray_loader`: augment single-channel image sets on one channel (xray_exp.yolo.trainer; same batches).
+
+def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = None,
+        resume_from: str | Path | None = None, device: str | None = None, offline: bool = True,
+        gray_loader: bool = True, epoch_log: EpochLog | None = None,
+        on_epoch: Callable[[Any, dict[str, float]], None] | None = None, ray_ranks: bool = False) -> FitResult:
+    """The one Ultralytics training call of every engine: a new training from `arch`/`weights`, or the
+    continuation of `resume_from` (a resumable last.pt).
+
+    `device`: the device this process trains on when the engine decides it (a Ray Tune trial, a Ray Train
+    rank), else `train_args["device"]`. `epoch_log`: the run journal every epoch is logged to (by the trainer
+    class itself, see xray_exp.yolo.epochs). `on_epoch(trainer, metrics)`: an engine's own per-epoch report
+    (Ray Tune / Ray Train), training epochs only. `ray_ranks`: join the process group Ray Train made
+    (xray_exp.yolo.ray_trainer) instead of Ultralytics' own DDP. `gray_loader`: augment single-channel image
+    sets on one channel (xray_exp.yolo.trainer; same batches).
     """
-    from xray_exp.yolo.trainer import XrayDetectionTrainer, gray_loader_env
+    from xray_exp.yolo.epochs import epoch_log as epoch_log_env
+    from xray_exp.yolo.epochs import epoch_metrics
 
-    for event, fns in (callbacks or {}).items():
-        for fn in fns:
-            model.add_callback(event, fn)
-    with gray_loader_env(gray_loader):
-        if resume:
-            model.train(trainer=XrayDetectionTrainer, resume=True)
-        else:
-            model.train(trainer=XrayDetectionTrainer, **train_args)
+    args = dict(train_args, device=device if device is not None else train_args["device"])
+    if ray_ranks:
+        from xray_exp.yolo.ray_trainer import RayDetectionTrainer as trainer_class
+    else:
+        from xray_exp.yolo.trainer import XrayDetectionTrainer as trainer_class
+    from xray_exp.yolo.trainer import gray_loader_env
+
+    model = build_model(arch, resume_from or weights, offline)
+    if on_epoch is not None:
+        def report(trainer) -> None:
+            if not trainer.in_final_eval:
+                on_epoch(trainer, epoch_metrics(trainer))
+
+        model.add_callback("on_fit_epoch_end", report)
+    with gray_loader_env(gray_loader), epoch_log_env(epoch_log):
+        model.train(trainer=trainer_class, **(resume_args(resume_from, args) if resume_from else args))
     trainer = model.trainer
-    save_dir = Path(trainer.save_dir)
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
-    val = ultralytics_box_metrics(trainer.metrics or {}, prefix="val")
-    return FitResult(run_dir=save_dir, best=best, last=Path(trainer.last), epochs_run=int(trainer.epoch) + 1,
-                     val_metrics=val)
+    return FitResult(run_dir=Path(trainer.save_dir), best=best, last=Path(trainer.last),
+                     epochs_run=int(trainer.epoch) + 1, epochs=int(trainer.epochs),
+                     val_metrics=ultralytics_box_metrics(trainer.metrics or {}, prefix="val"), trainer=trainer)

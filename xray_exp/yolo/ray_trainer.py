@@ -59,7 +59,6 @@ class RayDetectionTrainer(XrayDetectionTrainer):
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         super().__init__(cfg, overrides, _callbacks)
-        self.in_final_eval = False
         self.adopted = adopted_world_size() > 1
         if not self.adopted:
             return
@@ -91,10 +90,10 @@ class RayDetectionTrainer(XrayDetectionTrainer):
             torch.nn.parallel.DistributedDataParallel = _TorchDDP
 
     def final_eval(self):
+        if not self.adopted:
+            return super().final_eval()
         self.in_final_eval = True
         try:
-            if not self.adopted:
-                return super().final_eval()
             return self._distributed_final_eval()
         finally:
             self.in_final_eval = False

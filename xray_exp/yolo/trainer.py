@@ -126,9 +126,39 @@ def _trainer_base():
 
 
 class XrayDetectionTrainer(_trainer_base()):
-    """Ultralytics' DetectionTrainer with the one-channel training loader for grayscale image sets."""
+    """Ultralytics' DetectionTrainer with the one-channel training loader for grayscale image sets, the
+    per-epoch MLflow log (xray_exp.yolo.epochs) installed by the class itself, and a run folder that a
+    multi-GPU (DDP) launch does not wipe."""
 
     gray_loader: bool = False  # decided per training set in build_dataset
+
+    def __init__(self, cfg=None, overrides=None, _callbacks=None):
+        from ultralytics.utils import DEFAULT_CFG
+
+        from xray_exp.yolo.epochs import log_epoch
+
+        super().__init__(DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
+        self.in_final_eval = False  # True while final_eval runs (best.pt), which fires on_fit_epoch_end again
+        if log_epoch not in self.callbacks["on_fit_epoch_end"]:  # a DDP child gets the parent's callbacks
+            self.add_callback("on_fit_epoch_end", log_epoch)
+
+    def train(self):
+        """Ultralytics deletes `save_dir` before a DDP launch of a new training; here it is the run folder
+        (config, logs, the MLflow journal), so it is kept (Ultralytics writes its files over it)."""
+        if not (self.ddp and not self.resume):
+            return super().train()
+        self.resume = True  # read only by that deletion: the child trains from the pickled arguments
+        try:
+            return super().train()
+        finally:
+            self.resume = False
+
+    def final_eval(self):
+        self.in_final_eval = True
+        try:
+            return super().final_eval()
+        finally:
+            self.in_final_eval = False
 
     def build_dataset(self, img_path, mode: str = "train", batch: int | None = None):
         if mode == "train":
