@@ -265,9 +265,8 @@ def experiment_yaml(cfg: DictConfig, name: str, params: dict[str, Any], metric: 
 def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metric: str, lineage: dict,
            seconds: float) -> dict[str, Any]:
     """Best trial: its weights, test/ONNX/clinical evaluation, experiment config, parent-run logging, registry."""
-    from ultralytics.utils.torch_utils import strip_optimizer
-
     from xray_exp.runs.lifecycle import log_artifacts, post_training
+    from xray_exp.yolo.checkpoint import strip_optimizer_state
 
     params = {k: best.config[k] for k in flat}
     trial_id = best.metrics.get("trial_id", "")
@@ -278,7 +277,7 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     with best.checkpoint.as_directory() as folder:
         shutil.copytree(folder, best_dir)
     weights = best_dir / "weights" / ("best.pt" if (best_dir / "weights" / "best.pt").is_file() else "last.pt")
-    strip_optimizer(weights)
+    strip_optimizer_state(weights)
     best_cfg = apply_params(cfg, params)
     with open_dict(best_cfg):
         best_cfg.model.weights = None

@@ -217,7 +217,9 @@ def close_run(summary: dict[str, Any], tracker, run_dir: Path) -> float:
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path, tracker) -> dict[str, float]:
     """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
-    from xray_exp.runs.post_training import export_onnx, onnx_parity, save_samples, split_metrics
+    from xray_exp.runs.post_training import split_metrics
+    from xray_exp.yolo.export import export_onnx, onnx_parity
+    from xray_exp.yolo.predict import save_samples
 
     metrics: dict[str, float] = {}
     post, hw = cfg.post, cfg.hardware
