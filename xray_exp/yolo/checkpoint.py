@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def strip_optimizer_state(weights: str | Path) -> None:
-    """Rewrite a training checkpoint in place the way Ultralytics finishes best.pt/last.pt: the optimizer,
-    its EMA updates and the other resume state dropped, the model kept in half precision."""
+    """Rewrite a training checkpoint in place the way Ultralytics finishes best.pt/last.pt: the EMA weights
+    (when present) kept as the model, in half precision; the optimizer and the other resume state dropped."""
     from ultralytics.utils.torch_utils import strip_optimizer
 
     strip_optimizer(str(weights))
