@@ -77,7 +77,7 @@ def test_summary_mlflow_and_evaluate_agree_on_every_metric(project):
 
 
 def test_checkpoint_image_size_from_pt_and_onnx(project):
-    from xray_exp.evaluation.predict import trained_imgsz
+    from xray_exp.yolo.predict import trained_imgsz
 
     weights = project["a"] / "weights"
     assert trained_imgsz(weights / "best.pt") == 128 and trained_imgsz(weights / "best.onnx") == 128

@@ -50,7 +50,7 @@ def evaluation_imgsz(requested: int | None, weights: Path) -> tuple[int, str]:
     """`imgsz=` when given, else the size the checkpoint was trained (.pt) or exported (ONNX) at."""
     if requested:
         return int(requested), "imgsz= given"
-    from xray_exp.evaluation.predict import trained_imgsz
+    from xray_exp.yolo.predict import trained_imgsz
 
     size = trained_imgsz(weights)
     if size is None:

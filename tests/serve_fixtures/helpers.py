@@ -67,15 +67,18 @@ def prepare_ultralytics() -> None:
 @cache
 def demo_model() -> tuple[Path, Path]:
     """(best.pt, best.onnx) of the demo model, built once and kept under outputs/.cache/serve-test-model/
-    (keyed by the builder's source, the ultralytics/torch versions and the calibration images)."""
+    (keyed by the builders' sources, the ultralytics/torch versions and the calibration images)."""
     from importlib.metadata import version
 
     import xray_exp.serve.demo_model as builder
+    import xray_exp.yolo.demo as weights_builder
+    import xray_exp.yolo.export as exporter
 
     paths = nih_paths()[::13]
+    sources = [Path(m.__file__).read_text() for m in (builder, weights_builder, exporter)]
     key = hashlib.sha256(
         "|".join(
-            [Path(builder.__file__).read_text(), version("ultralytics"), version("torch"), str(IMGSZ)]
+            [*sources, version("ultralytics"), version("torch"), str(IMGSZ)]
             + [p.name for p in paths]
         ).encode()
     ).hexdigest()[:16]

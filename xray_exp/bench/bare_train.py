@@ -3,8 +3,9 @@
     python -m xray_exp.bench.bare_train --arch yolo12n.yaml --kwargs /abs/kwargs.json
 
 The kwargs file is a JSON object of Ultralytics train arguments (the overhead benchmark writes the ones
-xray_exp's seam produces; the GPU benchmark writes Ultralytics defaults). No xray_exp code runs on this
-path: the parent process sets the environment (YOLO_CONFIG_DIR, offline switches) the same way for both sides.
+xray_exp's seam produces; the GPU benchmark writes Ultralytics defaults). Nothing of xray_exp runs on this
+path but `xray_exp.yolo.bench.train_bare` (that one call): the parent process sets the environment
+(YOLO_CONFIG_DIR, offline switches) the same way for both sides.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     if not isinstance(kwargs, dict):
         raise SystemExit(f"{args.kwargs}: expected a JSON object of train arguments")
 
-    from ultralytics import YOLO
+    from xray_exp.yolo.bench import train_bare
 
-    YOLO(args.arch).train(**kwargs)
+    train_bare(args.arch, kwargs)
 
 
 if __name__ == "__main__":

@@ -92,11 +92,12 @@ class Setup:
         import cv2
         import numpy as np
         import torch
-        from ultralytics import YOLO
 
         from xray_exp.serve.demo_model import build_demo_model, synthetic_images
+        from xray_exp.yolo.export import export_onnx
+        from xray_exp.yolo.predict import load_yolo, pytorch_net
 
-        self.np, self.torch, self.cv2, self.YOLO = np, torch, cv2, YOLO
+        self.np, self.torch, self.cv2 = np, torch, cv2
         self.work, self.batch = work, batch
         started = time.perf_counter()
         # One demo model per size, calibrated at that size (as a model trained at that size would be):
@@ -108,15 +109,13 @@ class Setup:
             self.pt[size] = pt
             self.onnx[(size, 1)] = self._keep(onnx, size, 1)
             if batch != 1:
-                out = YOLO(pt).export(format="onnx", imgsz=size, batch=batch, simplify=True, dynamic=False,
-                                      device="cpu", verbose=False)
-                self.onnx[(size, batch)] = self._keep(Path(out), size, batch)
+                self.onnx[(size, batch)] = self._keep(export_onnx(pt, size, batch=batch), size, batch)
         self.model_seconds = time.perf_counter() - started
-        self.net = {size: YOLO(self.pt[size]).model.float().fuse(verbose=False).eval() for size in sizes}
+        self.net = {size: pytorch_net(self.pt[size], fuse=True) for size in sizes}
         self.gray = synthetic_images(n_images, size=1024, seed=1)  # prepared films are ~1024 px
         self.bgr = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in self.gray]
-        self.yolo_pt = {size: YOLO(self.pt[size], task="detect") for size in sizes}
-        self.yolo_onnx = {size: YOLO(str(self.onnx[(size, 1)]), task="detect") for size in sizes}
+        self.yolo_pt = {size: load_yolo(self.pt[size]) for size in sizes}
+        self.yolo_onnx = {size: load_yolo(self.onnx[(size, 1)]) for size in sizes}
 
     def _keep(self, exported: Path, size: int, b: int) -> Path:
         target = self.work / f"yolo12n-{size}-b{b}.onnx"

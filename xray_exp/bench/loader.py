@@ -74,24 +74,6 @@ def variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path) -> dic
     return {"data": str(data_yaml), **{k: kwargs[k] for k in PIPELINE_KEYS if k in kwargs}}
 
 
-def build_train_dataset(kwargs: dict[str, Any], batch: int, gray: bool = False):
-    """The training dataset as DetectionTrainer.build_dataset builds it (stride 32, as YOLO12's); `gray`:
-    as XrayDetectionTrainer builds it for a single-channel image set."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
-
-    from xray_exp.yolo.trainer import to_gray_pipeline
-
-    cfg = get_cfg(overrides=kwargs)
-    data = check_det_dataset(cfg.data, autodownload=False)
-    dataset = build_yolo_dataset(cfg, data["train"], batch, {**data, "channels": 1} if gray else data,
-                                 mode="train", rect=False, stride=32)
-    if gray:
-        to_gray_pipeline(dataset.transforms)
-    return dataset
-
-
 class Timed:
     """A transform wrapper that adds its call's duration to `seconds[name]`."""
 
@@ -163,9 +145,9 @@ def stage_costs(dataset, samples: int, seed: int = 0) -> dict[str, Any]:
 
 def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[str, Any]:
     """Images/s the training loader delivers with `workers` processes (first batch per worker not timed)."""
-    from ultralytics.data import build_dataloader
+    from xray_exp.yolo.bench import build_train_loader
 
-    loader = build_dataloader(dataset, batch=batch, workers=workers, shuffle=True, rank=-1, device="cpu")
+    loader = build_train_loader(dataset, batch, workers)
     actual = loader.num_workers
     # An epoch iterator stops after len(loader) batches; chaining epochs reuses the same persistent workers.
     it = itertools.chain.from_iterable(iter(loader) for _ in itertools.count())
@@ -186,6 +168,8 @@ def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[s
 
 
 def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str, Any]:
+    from xray_exp.yolo.bench import build_train_dataset
+
     kwargs = variant_kwargs(variant, data_yaml, args.imgsz, root)
     t = time.perf_counter()
     dataset = build_train_dataset(kwargs, args.batch, gray=variant == "gray")

@@ -14,9 +14,7 @@ all ranks report once more; rank 0's final report carries best.pt's validation m
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,25 +22,12 @@ from typing import Any
 log = logging.getLogger("xray_exp.ray")
 
 
-def _check_rank_environment() -> None:
-    """Ultralytics reads RANK/WORLD_SIZE once at import: it must not have been imported before Ray set them."""
-    if "ultralytics.utils" not in sys.modules:
-        return
-    from ultralytics.utils import RANK
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    expected = int(os.environ.get("RANK", "-1")) if world > 1 else -1
-    if RANK != expected:
-        raise RuntimeError(f"ultralytics was imported in this worker before Ray Train set RANK={expected} "
-                           f"(it reads RANK={RANK}); import it only inside the training function")
-
-
 def train_loop(config: dict[str, Any]) -> None:
     """The per-worker training function (Ray Train V2)."""
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
+    from xray_exp.yolo.runtime import apply_ultralytics_settings, check_rank_environment, configure_offline
 
     configure_offline(config["settings_dir"], offline=config["offline"])
-    _check_rank_environment()
+    check_rank_environment()
     import ray.train
     import ray.train.torch
     import torch

@@ -252,10 +252,9 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
            t0: float) -> dict[str, Any]:
     """The best trial finishes as a run of the parent (xray_exp.runs.lifecycle.finish_run: test split, ONNX
     export + parity, artifacts, registry), plus its experiment config and the search's figures."""
-    from ultralytics.utils.torch_utils import strip_optimizer
-
     from xray_exp.mlops.registry import registration_target
     from xray_exp.runs.lifecycle import Registration, Run, finish_run
+    from xray_exp.yolo.checkpoint import strip_optimizer_state
     from xray_exp.yolo.fit import FitResult
 
     params = {k: best.config[k] for k in flat}
@@ -267,7 +266,7 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     with best.checkpoint.as_directory() as folder:
         shutil.copytree(folder, best_dir)
     weights = best_dir / "weights" / ("best.pt" if (best_dir / "weights" / "best.pt").is_file() else "last.pt")
-    strip_optimizer(weights)
+    strip_optimizer_state(weights)
     best_cfg = apply_params(cfg, params)
     with open_dict(best_cfg):
         best_cfg.model.weights = None

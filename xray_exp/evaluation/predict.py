@@ -3,11 +3,11 @@
     from xray_exp.evaluation.predict import predict_split
     out = predict_split("best.pt", "data.yaml", "test", imgsz=320, conf=0.001, iou=0.7, tta=True)
     out.names, out.preds, out.gts     # per-image records: image_id, boxes (xyxy pixels), scores, labels
-    trained_imgsz("best.pt")          # the input size the checkpoint was trained/exported at (or None)
 
 Images are decoded with xray_exp.imaging (the service's decoder); with `tta` each image is also
-predicted mirrored and the two sets are fused (xray_exp.evaluation.tta). Ultralytics is imported
-only here, inside functions; call xray_exp.yolo.runtime.configure_offline first (or pass settings_dir).
+predicted mirrored and the two sets are fused (xray_exp.evaluation.tta). The model itself is loaded
+and run through xray_exp.yolo.predict (the Ultralytics seam); call xray_exp.yolo.runtime.configure_offline
+first (or pass settings_dir).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 from xray_exp.errors import ModelError
 from xray_exp.evaluation.dataset import load_split, read_ground_truth
 from xray_exp.evaluation.tta import Detections, merge_flip
+from xray_exp.yolo.predict import class_names, is_pytorch, load_yolo, predict_images
 
 log = logging.getLogger(__name__)
-MODEL_SUFFIXES = (".pt", ".onnx")
 
 
 @dataclass
@@ -31,79 +31,6 @@ class SplitPredictions:
     names: list[str]
     preds: list[dict]
     gts: list[dict]  # also carry path, width, height
-
-
-def load_model(weights, settings_dir: str | Path | None = None):
-    """A YOLO model from a .pt/.onnx path (a model object is returned as is)."""
-    if not isinstance(weights, str | Path):
-        return weights
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(f"weights file {path} not found. Fix: point model= at an existing .pt or .onnx file "
-                         "or a models:/<name>@<alias> registry URI.")
-    if path.suffix.lower() not in MODEL_SUFFIXES:
-        raise ModelError(f"{path}: expected a .pt or .onnx file")
-    if settings_dir is not None:
-        from xray_exp.yolo.runtime import configure_offline
-
-        configure_offline(settings_dir)
-    from ultralytics import YOLO
-
-    return YOLO(str(path.resolve()), task="detect")
-
-
-def _square_size(value) -> int | None:
-    """Ultralytics stores imgsz as an int or [h, w]; the evaluation size is the longer side."""
-    if isinstance(value, str):
-        import ast
-
-        value = ast.literal_eval(value)
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, list | tuple) and value:
-        return int(max(value))
-    return None
-
-
-def trained_imgsz(weights: str | Path) -> int | None:
-    """The image size a checkpoint was trained at (.pt `train_args.imgsz`) or exported at (ONNX metadata
-    `imgsz`); None when the file does not say."""
-    path = Path(weights)
-    if path.suffix.lower() == ".onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return _square_size(session.get_modelmeta().custom_metadata_map.get("imgsz"))
-    from ultralytics.nn.tasks import torch_safe_load
-
-    checkpoint, _ = torch_safe_load(str(path))
-    args = checkpoint.get("train_args") or {}
-    return _square_size(args.get("imgsz"))
-
-
-def model_names(model) -> list[str]:
-    names = model.names
-    return [str(names[i]) for i in range(len(names))] if isinstance(names, dict) else [str(n) for n in names]
-
-
-def is_pytorch(model) -> bool:
-    """Exported models (ONNX) hold their file path in `.model` and run one image per call."""
-    return not isinstance(getattr(model, "model", None), str | Path)
-
-
-def predict_images(model, images: list[np.ndarray], imgsz: int, conf: float, iou: float,
-                   device: str | None = None, max_det: int = 300) -> list[Detections]:
-    """Grayscale uint8 images -> per image (boxes xyxy pixels, scores, labels)."""
-    import cv2
-
-    bgr = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in images]
-    results = model.predict(bgr, imgsz=imgsz, conf=conf, iou=iou, device=device, max_det=max_det, verbose=False)
-    out = []
-    for r in results:
-        b = r.boxes
-        out.append((b.xyxy.cpu().numpy().astype(np.float64), b.conf.cpu().numpy().astype(np.float64),
-                    b.cls.cpu().numpy().astype(np.int64)))
-    return out
 
 
 def top_k(dets: Detections, k: int) -> Detections:
@@ -123,8 +50,8 @@ def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, 
     from xray_exp.imaging import read_xray
 
     data = load_split(data_yaml, split)
-    model = load_model(weights, settings_dir)
-    names = model_names(model)
+    model = load_yolo(weights, settings_dir)
+    names = class_names(model)
     if len(names) != len(data.names):
         raise ModelError(f"the model predicts {len(names)} classes, the dataset {data.data_yaml} has "
                          f"{len(data.names)}: these weights were not trained on this dataset")

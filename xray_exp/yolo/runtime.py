@@ -99,3 +99,17 @@ def apply_ultralytics_settings(runs_dir: str | Path) -> None:
     wanted = dict(ULTRALYTICS_SETTINGS, runs_dir=str(runs_dir), weights_dir=str(Path(runs_dir) / "weights"))
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)
+
+
+def check_rank_environment() -> None:
+    """Ultralytics reads RANK/WORLD_SIZE once at import: it must not have been imported before a launcher
+    (Ray Train, torchrun) set them. Raises RuntimeError when it was, with the rank it read."""
+    if "ultralytics.utils" not in sys.modules:
+        return
+    from ultralytics.utils import RANK
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    expected = int(os.environ.get("RANK", "-1")) if world > 1 else -1
+    if RANK != expected:
+        raise RuntimeError(f"ultralytics was imported in this worker before its launcher set RANK={expected} "
+                           f"(it reads RANK={RANK}); import it only inside the training function")
