@@ -250,7 +250,7 @@ def test_cpu_ddp_wrap_takes_ultralytics_device_ids(tmp_path):
 
 
 def test_experiment_yaml_composes(compose_ray, tmp_path):
-    from xray_exp.distributed.tune_driver import experiment_yaml
+    from xray_exp.distributed.tune_results import experiment_yaml
 
     cfg = compose_ray(["mode=tune", "model=yolo12s"])
     text = experiment_yaml(cfg, "t1", {"train.lr0": 0.0123, "augmentation.mosaic": 0.5}, "val/mAP50-95", 0.42,

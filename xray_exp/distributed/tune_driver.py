@@ -19,7 +19,6 @@ The experiment lives in `ray.storage_path/<tune.name>`; running again with the s
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -31,6 +30,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray import tune
 
+from xray_exp.distributed.tune_results import (
+    experiment_yaml,
+    flatten_best,
+    print_tune_summary,
+    trial_rows,
+    write_trials_csv,
+)
 from xray_exp.distributed.tune_space import (
     apply_params,
     flatten_space,
@@ -184,31 +190,6 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     return close_run(summary, tracker, run_dir, show=print_tune_summary)
 
 
-def trial_rows(grid, metric: str, epochs: int) -> list[dict[str, Any]]:
-    rows = []
-    for result in grid:
-        m = result.metrics or {}
-        epoch = int(m.get("epoch", 0) or 0)
-        rows.append({
-            "trial_id": m.get("trial_id") or (result.path.rsplit("trial_", 1)[-1] if result.path else ""),
-            "epochs": epoch, "stopped_early": result.error is None and epoch < epochs,
-            "error": type(result.error).__name__ if result.error else "",
-            metric: m.get(metric), "mlflow_run_id": m.get("mlflow_run_id", ""),
-            **{f"config/{k}": v for k, v in (result.config or {}).items()},
-        })
-    return rows
-
-
-def write_trials_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    if not rows:
-        return
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def close_child_runs(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
     """Trials stopped by ASHA end without closing their MLflow run: mark them KILLED, tagged early-stopped."""
     if not cfg.tracking.enabled:
@@ -225,27 +206,6 @@ def close_child_runs(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
                 client.set_terminated(row["mlflow_run_id"], status="KILLED" if row["stopped_early"] else "FAILED")
     except Exception as exc:  # bookkeeping only: the trials' own journals hold their data
         log.warning("could not update the trials' MLflow runs: %s", exc)
-
-
-def experiment_yaml(cfg: DictConfig, name: str, params: dict[str, Any], metric: str, value: float,
-                    trial_id: str, command: str) -> str:
-    """A `# @package _global_` experiment: the search's groups and the best trial's values."""
-    tree: dict[str, Any] = {}
-    for key, val in params.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = val
-    if cfg.dataset.data_yaml:
-        tree.setdefault("dataset", {})["data_yaml"] = str(cfg.dataset.data_yaml)
-    body = {"defaults": [{"override /model": cfg.model.name}, {"override /dataset": cfg.dataset.name},
-                         {"override /augmentation": cfg.augmentation.name}], **tree,
-            "tags": ["tuned", name]}
-    header = (f"# @package _global_\n# Best trial {trial_id} of Ray Tune experiment {name}: {metric} = {value:.6g}\n"
-              f"# (searcher {cfg.tune.searcher}, {cfg.tune.num_samples} trials, {cfg.train.epochs} epochs each).\n"
-              f"# {command}\n")
-    return header + OmegaConf.to_yaml(OmegaConf.create(body))
 
 
 def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metric: str, lineage: dict,
@@ -308,32 +268,3 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
                  "params": params, "mlflow_run_id": best.metrics.get("mlflow_run_id", "")},
         "weights": str(weights), "experiment_config": str(exp_file), "train_command": command})
     return summary
-
-
-def flatten_best(params: dict[str, Any]) -> dict[str, str]:
-    return {f"best.{k}": str(v) for k, v in params.items()}
-
-
-def print_tune_summary(summary: dict[str, Any]) -> None:
-    b, m = summary["best"], summary["metrics"]
-    lines = ["", "=" * 72,
-             f" Ray Tune {Path(summary['tune_dir']).name}: {summary['trials']} trials ({summary['stopped_early']} "
-             f"stopped early, {summary['errors']} errors), {summary['searcher']} + {summary['scheduler']}, "
-             f"{summary['wall_time_s']} s", "-" * 72,
-             f" best trial {b['trial_id']} ({b['epochs']} epochs): {b['metric']} = {b['value']:.5g}"]
-    lines += [f"   {k} = {v}" for k, v in b["params"].items()]
-    lines.append(f" test  mAP50 {m.get('test/mAP50', float('nan')):.4f}   mAP50-95 "
-                 f"{m.get('test/mAP50-95', float('nan')):.4f}   objective {summary['objective']['metric']} = "
-                 f"{summary['objective']['value']}")
-    reg = summary.get("registration") or {}
-    if reg:
-        from xray_exp.mlops.registry import describe_decision
-
-        lines.append(f" registry: {describe_decision(reg)}")
-    if summary.get("mlflow_run_id"):
-        lines.append(f" MLflow parent run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
-    lines += [f" experiment config  {summary['experiment_config']}", f" train it:  {summary['train_command']}",
-              f" Ray Tune experiment  {summary['experiment_path']}", "=" * 72]
-    print("\n".join(lines), flush=True)
-    print(f"TUNE_DIR={summary['tune_dir']}", flush=True)
-    print(f"BEST_EXPERIMENT={Path(summary['experiment_config']).stem}", flush=True)
