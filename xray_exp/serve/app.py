@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +26,8 @@ from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versi
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
-from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
+from xray_exp.serve.model_holder import ModelHolder
+from xray_exp.serve.model_source import ModelInfo, is_registry_uri
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.schemas import (
@@ -36,16 +36,13 @@ from xray_exp.serve.schemas import (
     PredictResponse,
     errors,
 )
+from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
 from xray_exp.serve.settings import ServeSettings, redact_uri
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
 from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-    "style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
-}
 
 # Parameter types (module level: FastAPI resolves the string annotations in this module's globals)
 BEARER = HTTPBearer(auto_error=False, description="XRAY_SERVE_TOKEN")
@@ -53,55 +50,6 @@ Conf = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, descriptio
 Iou = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default XRAY_SERVE_IOU")]
 Upload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")]
 ModelQuery = Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=64)]
-
-
-class ModelHolder:
-    """The served model; swapped whole on reload so a request never sees half of two models."""
-
-    def __init__(self, settings: ServeSettings, detector: OnnxDetector | None, info: ModelInfo | None):
-        self.settings = settings
-        self.current: tuple[OnnxDetector, ModelInfo] | None = (detector, info) if detector and info else None
-        self.detail: str | None = None if self.current else "no model configured (set XRAY_SERVE_MODEL)"
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        """Load settings.model: a missing local file raises; an unavailable registry leaves no model."""
-        spec = self.settings.model
-        if not spec:
-            return
-        with self._lock:
-            try:
-                self.current = load_model(
-                    spec,
-                    self.settings.tracking_uri,
-                    self.settings.model_alias,
-                    self.settings.device,
-                    self.settings.threads,
-                )
-                self.detail = None
-            except ModelUnavailable as exc:
-                log.warning("no model loaded: %s", exc)
-                self.detail = str(exc)
-
-
-class SecurityHeaders:
-    """Pure ASGI middleware: nosniff and no-referrer on every response."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return await self.app(scope, receive, send_with_headers)
 
 
 def summarize(detections: list[Detection]) -> str:
