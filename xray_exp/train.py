@@ -41,7 +41,7 @@ log = logging.getLogger("xray_exp.train")
 @hydra.main(config_path="conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
-    from xray_exp.runs.training import train_run
+    from xray_exp.runs.single_run import train_run
 
     hydra_cfg = HydraConfig.get()
     try:

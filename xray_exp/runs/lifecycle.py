@@ -7,7 +7,7 @@
         summary = finish_run(Run(cfg, run_dir, info, tracker, t0, registration), result)
     objective = close_run(summary, tracker, run_dir)
 
-Engines: a single run and a sweep job (xray_exp.runs.training), a Ray Train run
+Engines: a single run and a sweep job (xray_exp.runs.single_run), a Ray Train run
 (xray_exp.distributed.train_driver: rank 0 logs the epochs, the driver finishes) and a Ray Tune search
 (xray_exp.distributed.tune_driver: its best trial finishes as a run of the parent). Ray Tune trials open
 their own child runs with `start` and end them with `ended`. Nothing here knows about multirun: a sweep job
