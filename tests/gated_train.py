@@ -33,10 +33,21 @@ def wait_at_gate(trainer) -> None:
         time.sleep(0.1)
 
 
-def gated_fit(model, train_args, callbacks=None, **kwargs):
-    callbacks = dict(callbacks or {})
-    callbacks["on_train_epoch_start"] = [*callbacks.get("on_train_epoch_start", []), wait_at_gate]
-    return _real_fit(model, train_args, callbacks=callbacks, **kwargs)
+def gated_fit(*args, **kwargs):
+    """The real fit, with a trainer that waits at the gate (imported here: after the offline set-up)."""
+    from xray_exp.yolo.trainer import XrayDetectionTrainer
+
+    real_init = XrayDetectionTrainer.__init__
+
+    def gated_init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        self.add_callback("on_train_epoch_start", wait_at_gate)
+
+    XrayDetectionTrainer.__init__ = gated_init
+    try:
+        return _real_fit(*args, **kwargs)
+    finally:
+        XrayDetectionTrainer.__init__ = real_init
 
 
 training.fit = gated_fit
