@@ -92,7 +92,7 @@ def client(tmp_path):
 
 
 def test_parent_run_reopens_kills_stale_children_and_lists_all_of_them(client):
-    identity = {"sweep.key": "study-a", "sweep.role": "parent"}
+    identity = {"sweep.key": "sqlite:///o.db 'study-a'", "sweep.role": "parent"}  # quotes are dropped
     first = parent_runs.open_parent_run(client, "exp", "sweep-a", identity, {"sweep.id": "1"}, {"search.lr": "a,b"},
                                         count_tag="sweep.invocations")
     parent_id, experiment_id = first["parent_run_id"], first["experiment_id"]
@@ -118,6 +118,7 @@ def test_parent_run_reopens_kills_stale_children_and_lists_all_of_them(client):
     parent = client.get_run(parent_id)
     assert parent.info.status == "RUNNING" and parent.info.run_name == "sweep-a"
     assert parent.data.tags["sweep.invocations"] == "2" and parent.data.tags["sweep.id"] == "2"
+    assert parent.data.tags["sweep.key"] == "sqlite:///o.db study-a" and parent.data.tags["sweep.role"] == "parent"
     assert parent.data.params == {"search.lr": "a,b", "search.bs": "8"}  # a logged param is never sent again
     assert client.get_run(running).info.status == "KILLED"
     assert client.get_run(finished).info.status == "FINISHED"

@@ -28,10 +28,6 @@ def child_run_tags(parent_run_id: str | None, tags: dict[str, str] | None = None
     return {**(tags or {}), **({PARENT_TAG: parent_run_id} if parent_run_id else {})}
 
 
-def _filter(identity: dict[str, str]) -> str:
-    return " and ".join(f"tags.`{k}` = '{str(v).replace(chr(39), '')}'" for k, v in identity.items())
-
-
 def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, str], tags: dict[str, str],
                     params: dict[str, Any], count_tag: str | None = None) -> dict[str, Any]:
     """Create the parent run, or reopen the newest one whose tags match `identity` (a resumed sweep): it is
@@ -39,9 +35,10 @@ def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, 
     sent again. `count_tag` counts the invocations. Returns {parent_run_id, experiment_id, resumed}."""
     from xray_exp.mlops.tracker import ensure_experiment
 
+    identity = {k: str(v).replace("'", "") for k, v in identity.items()}  # quotes would end the filter's strings
     experiment_id = ensure_experiment(client, experiment)
-    previous = client.search_runs([experiment_id], filter_string=_filter(identity), max_results=1,
-                                  order_by=["start_time DESC"])
+    previous = client.search_runs([experiment_id], max_results=1, order_by=["start_time DESC"],
+                                  filter_string=" and ".join(f"tags.`{k}` = '{v}'" for k, v in identity.items()))
     tags = {**identity, **tags}
     if previous:
         run_id = previous[0].info.run_id

@@ -138,7 +138,7 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
         params.update({"optuna.study_name": study["study"], "optuna.storage": study["storage"],
                        "optuna.sampler": str(sweeper.sampler.get("_target_", ""))})
     name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
-    identity = {"sweep.key": info["key"].replace("'", ""), "sweep.role": "parent"}
+    identity = {"sweep.key": info["key"], "sweep.role": "parent"}
     opened = open_parent_run(_client(info, config.tracking.timeout_s), info["experiment"], name, identity, tags,
                              params, count_tag="sweep.invocations")
     if opened["resumed"]:
