@@ -17,7 +17,6 @@ service runs) by default, `weights="pt"` runs best.pt.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from xray_exp.analysis.common import (
 )
 from xray_exp.evaluation.predict import SplitPredictions
 from xray_exp.metrics.summary import EvaluationResult
+from xray_exp.mlops.query import open_store, run_artifact_text
 
 
 @dataclass
@@ -73,15 +73,11 @@ def _training_data_yaml(tracking_uri: str | None, run_id: str | None) -> Path | 
     """The data.yaml recorded in the run's dataset/dataset.json artifact, if that file exists here."""
     if not run_id:
         return None
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dataset/dataset.json",
-                                                        dst_path=tmp, tracking_uri=tracking_uri)
-            recorded = json.loads(Path(local).read_text()).get("data_yaml")
-        except Exception:  # no such artifact (older run) or unreadable: the caller passes a data.yaml
-            return None
+    text = run_artifact_text(tracking_uri, run_id, "dataset/dataset.json")
+    try:
+        recorded = json.loads(text).get("data_yaml") if text else None
+    except (ValueError, AttributeError):  # unreadable: the caller passes a data.yaml
+        return None
     return Path(recorded) if recorded and Path(recorded).is_file() else None
 
 
@@ -91,7 +87,7 @@ def load_registered_model(name: str, alias: str | None = "development", tracking
     tracking_uri None: runs.default_tracking_uri(); dst: the download folder (default: registry's cache)."""
     import yaml
 
-    from xray_exp.analysis.runs import default_tracking_uri, open_store
+    from xray_exp.analysis.runs import default_tracking_uri
     from xray_exp.mlops.registry import get_latest_model
 
     tracking_uri = tracking_uri or default_tracking_uri()

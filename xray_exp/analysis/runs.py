@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from xray_exp.analysis.common import blank_figure, hide_unused, message_figure, new_figure, project_root
+from xray_exp.mlops.parent_runs import PARENT_TAG, list_children
+from xray_exp.mlops.query import experiment_ids, metric_steps, open_store, search_all_runs
 
-PARENT_TAG = "mlflow.parentRunId"
 EPOCH_METRIC = "train/box_loss"  # logged once per training epoch, never at the final step
 DEFAULT_PARAMS = ("train.epochs", "train.imgsz", "train.lr0", "train.optimizer", "hardware.batch", "dataset.name",
                   "augmentation.name")
@@ -53,54 +53,12 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
     return store_uri(root or project_root())
 
 
-def open_store(tracking_uri: str):
-    """An MlflowClient; a sqlite URI must point at an existing file (sqlite would create an empty one).
-    Also switches MLflow's telemetry and artifact progress bars off unless the environment says otherwise."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri[len("sqlite:///"):])
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no MLflow store there yet. Fix: train once (python -m xray_exp.train "
-                                    "debug=smoke) or point MLFLOW_TRACKING_URI at your store.")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters notebooks
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
 def experiments(tracking_uri: str) -> pd.DataFrame:
     """The store's active experiments with their run counts."""
     client = open_store(tracking_uri)
     rows = [{"experiment": e.name, "experiment_id": e.experiment_id,
-             "runs": len(_search_all(client, [e.experiment_id]))} for e in client.search_experiments()]
+             "runs": len(search_all_runs(client, [e.experiment_id]))} for e in client.search_experiments()]
     return pd.DataFrame(rows, columns=["experiment", "experiment_id", "runs"])
-
-
-def _experiment_ids(client, experiment: str | Sequence[str] | None) -> dict[str, str]:
-    """{experiment_id: name} for the named experiments (None: all active ones)."""
-    known = {e.name: e.experiment_id for e in client.search_experiments()}
-    if experiment is None:
-        return {v: k for k, v in known.items()}
-    wanted = [experiment] if isinstance(experiment, str) else list(experiment)
-    missing = [name for name in wanted if name not in known]
-    if missing:
-        raise ValueError(f"no experiment {', '.join(map(repr, missing))} in {client.tracking_uri}; "
-                         f"known: {', '.join(sorted(known)) or '(none)'}")
-    return {known[name]: name for name in wanted}
-
-
-def _search_all(client, experiment_ids: list[str], filter_string: str = "") -> list:
-    """Every run (all pages) of these experiments matching the filter."""
-    from mlflow.entities import ViewType
-
-    found, token = [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string=filter_string, run_view_type=ViewType.ACTIVE_ONLY,
-                                  max_results=1000, page_token=token)
-        found += list(page)
-        token = page.token
-        if not token:
-            return found
 
 
 def _numeric_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
@@ -137,8 +95,8 @@ def runs_table(tracking_uri: str, experiment: str | Sequence[str] | None = None,
     experiment: a name, a list of names or None (every experiment); all_columns: every param and metric.
     """
     client = open_store(tracking_uri)
-    ids = _experiment_ids(client, experiment)
-    found = _search_all(client, list(ids)) if ids else []
+    ids = experiment_ids(client, experiment)
+    found = search_all_runs(client, list(ids)) if ids else []
     if all_columns:
         params = sorted({k for r in found for k in r.data.params})
         metrics = sorted({k for r in found for k in r.data.metrics})
@@ -179,12 +137,12 @@ def metric_history(tracking_uri: str, runs: pd.DataFrame | Iterable[str], metric
         names = {run_id: client.get_run(run_id).info.run_name for run_id in runs}
     rows = []
     for run_id, run_name in names.items():
-        epochs = {m.step for m in client.get_metric_history(run_id, EPOCH_METRIC)} if epochs_only else set()
+        epochs = {step for step, _ in metric_steps(client, run_id, EPOCH_METRIC)} if epochs_only else set()
         for metric in metrics:
-            for m in client.get_metric_history(run_id, metric):
-                if not epochs or m.step in epochs:
-                    rows.append({"run_id": run_id, "run_name": run_name, "metric": metric, "step": int(m.step),
-                                 "value": float(m.value)})
+            for step, value in metric_steps(client, run_id, metric):
+                if not epochs or step in epochs:
+                    rows.append({"run_id": run_id, "run_name": run_name, "metric": metric, "step": step,
+                                 "value": value})
     history = pd.DataFrame(rows, columns=["run_id", "run_name", "metric", "step", "value"])
     # a value logged twice at one step (a resumed run): keep the last
     return history.drop_duplicates(["run_id", "metric", "step"], keep="last").sort_values(
@@ -322,8 +280,7 @@ def sweep_children(tracking_uri: str, parent_run_id: str, objective: str | None 
     test/mAP50-95; direction likewise. The parameters shown are those the sweep varied (see _varied_params)."""
     client = open_store(tracking_uri)
     parent = client.get_run(parent_run_id)
-    ids = list(_experiment_ids(client, None))
-    found = _search_all(client, ids, f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
+    found = list_children(client, parent_run_id)
     notes = []
     if not found:
         raise ValueError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs")

@@ -194,16 +194,14 @@ def close_child_runs(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
     """Trials stopped by ASHA end without closing their MLflow run: mark them KILLED, tagged early-stopped."""
     if not cfg.tracking.enabled:
         return
-    try:
-        from mlflow.tracking import MlflowClient
+    from xray_exp.mlops.client import tracking_client
+    from xray_exp.mlops.parent_runs import end_child_runs
 
-        client = MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
-        for row in rows:
-            if not row["mlflow_run_id"]:
-                continue
-            client.set_tag(row["mlflow_run_id"], "tune.stopped_early", str(row["stopped_early"]).lower())
-            if client.get_run(row["mlflow_run_id"]).info.status == "RUNNING":
-                client.set_terminated(row["mlflow_run_id"], status="KILLED" if row["stopped_early"] else "FAILED")
+    try:
+        end_child_runs(tracking_client(cfg.tracking.tracking_uri), {
+            row["mlflow_run_id"]: ("KILLED" if row["stopped_early"] else "FAILED",
+                                   {"tune.stopped_early": str(row["stopped_early"]).lower()})
+            for row in rows if row["mlflow_run_id"]})
     except Exception as exc:  # bookkeeping only: the trials' own journals hold their data
         log.warning("could not update the trials' MLflow runs: %s", exc)
 
@@ -252,11 +250,12 @@ def finish(cfg: DictConfig, run_dir: Path, info, tracker, best, rows, flat, metr
     run = Run(best_cfg, run_dir, info, tracker, t0, registration, post_cfg=post_training_config(best_cfg))
     summary = finish_run(run, result, artifacts={"config": exp_file, "tune": run_dir / "trials.csv"})
     if best.metrics.get("mlflow_run_id") and cfg.tracking.enabled:
-        try:
-            from mlflow.tracking import MlflowClient
+        from xray_exp.mlops.client import tracking_client
+        from xray_exp.mlops.parent_runs import tag_child_run
 
-            MlflowClient(tracking_uri=cfg.tracking.tracking_uri).set_tag(best.metrics["mlflow_run_id"], "tune.best",
-                                                                          "true")
+        try:
+            client = tracking_client(cfg.tracking.tracking_uri)
+            tag_child_run(client, best.metrics["mlflow_run_id"], {"tune.best": "true"})
         except Exception as exc:
             log.warning("could not tag the best trial's MLflow run: %s", exc)
     summary.update({

@@ -16,12 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
+from xray_exp.mlops.client import tracking_client
 
 log = logging.getLogger(__name__)
 
-MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))?$")
+# models:/<name>, models:/<name>@<alias>, models:/<name>/<version> (a trailing slash is tolerated)
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))?/?$")
 BASE_ALIAS = "development"
 FINETUNED_ALIAS = "staging"
+FINETUNED_SUFFIX = "-finetuned"
+
+
+def registration_target(model_name: str, finetune: bool) -> tuple[str, str]:
+    """The registered name and alias of a run's model: base training `<model>@development`, fine-tuning
+    `<model>-finetuned@staging` (a fine-tune never replaces the base model it started from)."""
+    if finetune:
+        return model_name + FINETUNED_SUFFIX, FINETUNED_ALIAS
+    return model_name, BASE_ALIAS
 
 
 def registration_target(model_name: str, finetune: bool = False) -> tuple[str, str]:
@@ -122,21 +133,21 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     return decision
 
 
-def _client(tracking_uri: str | None):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+def logged_model_uri(client, experiment_id: str, run_id: str) -> str | None:
+    """The MLflow model the run logged (xray_exp logs one pyfunc model per run), or None."""
+    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    return models[0].model_uri if len(models) else None
 
 
 def version_holding(model_name: str, alias: str, tracking_uri: str | None = None) -> str | None:
     """The version number holding `alias`, or None when no version does (or the model does not exist)."""
-    holder = current_holder(_client(tracking_uri), model_name, alias)
+    holder = current_holder(tracking_client(tracking_uri), model_name, alias)
     return None if holder is None else str(holder.version)
 
 
 def find_version(model_name: str, alias: str | None = None, tracking_uri: str | None = None):
     """The version holding `alias`, or the highest version number when no alias is given."""
-    client = _client(tracking_uri)
+    client = tracking_client(tracking_uri)
     if alias:
         holder = current_holder(client, model_name, alias)
         if holder is None:
@@ -178,7 +189,8 @@ def get_latest_model(model_name: str, alias: str | None = None, tracking_uri: st
 
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """'models:/name@alias' | 'models:/name/3' | 'models:/name' -> (name, alias, version)."""
+    """'models:/name@alias' | 'models:/name/3' | 'models:/name' -> (name, alias, version); the one parser of
+    registry URIs (training, evaluation and the service). ModelError for any other form."""
     match = MODELS_URI.match(uri)
     if not match:
         raise ModelError(f"{uri!r} is not a registry URI; expected models:/<name>@<alias> or models:/<name>/<n>")
@@ -215,7 +227,7 @@ def promote(name: str, version: str, alias: str, tracking_uri: str | None = None
 
     from mlflow.exceptions import MlflowException
 
-    client = _client(tracking_uri)
+    client = tracking_client(tracking_uri)
     try:
         mv = client.get_model_version(name, str(version))
     except MlflowException as exc:
@@ -231,7 +243,7 @@ def promote(name: str, version: str, alias: str, tracking_uri: str | None = None
 
 def version_rows(name: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
     """Every registered version (of `name`, or of all models): name, version, aliases, objective, run."""
-    client = _client(tracking_uri)
+    client = tracking_client(tracking_uri)
     versions = client.search_model_versions(f"name='{name}'" if name else "")
     aliases: dict[tuple[str, str], list[str]] = {}  # version search results carry no aliases: ask each model
     for model in {v.name for v in versions}:
@@ -280,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             if not rows:
                 print(f"(no registered versions at {uri})")
         elif args.command == "show":
-            mv = (_client(uri).get_model_version(args.name, args.version) if args.version.isdigit()
+            mv = (tracking_client(uri).get_model_version(args.name, args.version) if args.version.isdigit()
                   else find_version(args.name, args.version, uri))
             print(json.dumps({"name": mv.name, "version": int(mv.version), "aliases": list(mv.aliases or []),
                               "run_id": mv.run_id, "source": mv.source, "status": mv.status,

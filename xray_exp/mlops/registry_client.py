@@ -5,8 +5,9 @@ list_model_versions("sqlite:///outputs/mlflow.db", "yolo12n")  # [{"name", "vers
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from xray_exp.mlops.client import default_http_limits, tracking_client
 
 
 class TrackingUnavailable(RuntimeError):
@@ -25,13 +26,9 @@ def list_model_versions(tracking_uri: str, name: str | None = None, max_results:
     db = sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         return []
-    # An unreachable server should answer quickly rather than retry for minutes.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    default_http_limits()  # an unreachable server should answer quickly rather than retry for minutes
     try:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client = tracking_client(tracking_uri, registry_uri=tracking_uri)
         query = f"name='{name}'" if name else ""
         versions = client.search_model_versions(filter_string=query, max_results=max_results)
         # search results may leave aliases out; the registered model has them all (alias -> version)

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from xray_exp.mlops.client import set_http_limits, tracking_client
+
 log = logging.getLogger(__name__)
 
 JOURNAL = "events.jsonl"
@@ -34,13 +36,6 @@ RETRY_FIRST_S = 2.0  # the first retry after a failure; each further failure dou
 RETRY_MAX_S = 60.0
 PACKAGES = ("torch", "torchvision", "ultralytics", "mlflow", "hydra-core", "omegaconf", "onnx", "onnxruntime",
             "numpy", "opencv-python", "ray")
-
-
-def set_http_limits(timeout_s: float) -> None:
-    """Bounded waits: one try per request, `timeout_s` each (MLflow's defaults retry for minutes)."""
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
@@ -273,9 +268,7 @@ class Tracker:
     @property
     def client(self):
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = tracking_client(self.tracking_uri)
         return self._client
 
     def _apply(self, event: dict[str, Any]) -> None:

@@ -5,22 +5,22 @@
     XRAY_SERVE_MODEL=models:/yolo12n@champion              # registry: xray_exp.mlops.registry.get_latest_model
     XRAY_SERVE_MODEL=models:/yolo12n                       # registry: latest (or XRAY_SERVE_MODEL_ALIAS)
 
-The registry module is imported only when a models:/ URI is used (it pulls in mlflow).
+mlflow itself is imported only when a models:/ URI is loaded (xray_exp.mlops.registry imports it on first use).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from xray_exp.errors import ModelError
+from xray_exp.mlops.registry import parse_models_uri
 from xray_exp.serve.onnx_detector import OnnxDetector
 
 log = logging.getLogger(__name__)
 
-REGISTRY_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_.\-]+))?/?$")
 ONNX_NAMES = ("model.onnx", "best.onnx")
 
 
@@ -45,14 +45,17 @@ class ModelInfo:
         return asdict(self)
 
 
-def parse_registry_uri(uri: str) -> tuple[str, str | None]:
-    """models:/<name>[@<alias>] -> (name, alias); raises ValueError for other forms (e.g. /<version>)."""
-    match = REGISTRY_URI.match(uri)
-    if not match:
-        raise ValueError(
-            f"registry model URI must look like models:/<name>@<alias> or models:/<name> ({uri!r})"
-        )
-    return match["name"], match["alias"]
+def served_registry_model(uri: str) -> tuple[str, str | None]:
+    """models:/<name>[@<alias>] -> (name, alias) (parsed by xray_exp.mlops.registry.parse_models_uri); the
+    service follows an alias or the latest version, so a pinned models:/<name>/<version> is refused too:
+    ValueError (a configuration error: the service does not start)."""
+    try:
+        name, alias, version = parse_models_uri(uri)
+        if version is None:
+            return name, alias
+    except ModelError:
+        pass
+    raise ValueError(f"registry model URI must look like models:/<name>@<alias> or models:/<name> ({uri!r})")
 
 
 def find_onnx(path: Path) -> Path:
@@ -89,7 +92,7 @@ def load_model(
     """Load the model `spec` names. A missing local file raises FileNotFoundError (a configuration
     error: fail at start); a registry that cannot deliver raises ModelUnavailable."""
     if is_registry_uri(spec):
-        name, alias = parse_registry_uri(spec)
+        name, alias = served_registry_model(spec)
         alias = alias or default_alias
         try:
             from xray_exp.mlops.registry import get_latest_model

@@ -112,27 +112,18 @@ def search_space(config: DictConfig) -> dict[str, str]:
 
 
 def _client(info: dict[str, Any], timeout_s: float):
-    from mlflow.tracking import MlflowClient
+    from xray_exp.mlops.client import tracking_client
 
-    from xray_exp.mlops.tracker import set_http_limits
-
-    set_http_limits(timeout_s)
-    return MlflowClient(tracking_uri=info["tracking_uri"])
+    return tracking_client(info["tracking_uri"], timeout_s=timeout_s)
 
 
 def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Create (or, for a resumed study, reopen) the parent run; returns {parent_run_id, experiment_id}."""
-    from mlflow.entities import Param, RunTag
+    from xray_exp.mlops.parent_runs import open_parent_run
+    from xray_exp.mlops.tracker import git_info, package_versions
 
-    from xray_exp.mlops.tracker import ensure_experiment, git_info, package_versions
-
-    client = _client(info, config.tracking.timeout_s)
-    experiment_id = ensure_experiment(client, info["experiment"])
-    key = info["key"].replace("'", "")
-    previous = client.search_runs([experiment_id], filter_string=f"tags.`sweep.key` = '{key}' and "
-                                  "tags.`sweep.role` = 'parent'", max_results=1, order_by=["start_time DESC"])
     sweeper = config.hydra.sweeper
-    tags = {"sweep.role": "parent", "sweep.key": key, "sweep.id": info["sweep_id"], "sweep.dir": info["sweep_dir"],
+    tags = {"sweep.id": info["sweep_id"], "sweep.dir": info["sweep_dir"],
             "sweep.sweeper": info["sweeper"], "sweep.launcher": info["launcher"],
             "sweep.search_space": json.dumps(search_space(config)),
             "hydra.overrides": " ".join(config.hydra.overrides.task) or "(none)", **git_info(config.paths.root),
@@ -146,28 +137,13 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
                      "optuna.trials_done_before": str(study["done"]), "optuna.requeued": str(study["requeued"])})
         params.update({"optuna.study_name": study["study"], "optuna.storage": study["storage"],
                        "optuna.sampler": str(sweeper.sampler.get("_target_", ""))})
-    if previous:
-        run_id = previous[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        tags["sweep.invocations"] = str(int(previous[0].data.tags.get("sweep.invocations", "1")) + 1)
-        _kill_stale_children(client, experiment_id, run_id)
-        known = client.get_run(run_id).data.params
-        params = {k: v for k, v in params.items() if k not in known}
-        log.info("resuming the sweep's MLflow parent run %s", run_id)
-    else:
-        name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
-        run_id = client.create_run(experiment_id, run_name=name, tags={}).info.run_id
-        tags["sweep.invocations"] = "1"
-    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                     tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
-    return {"parent_run_id": run_id, "experiment_id": experiment_id}
-
-
-def _kill_stale_children(client, experiment_id: str, parent_run_id: str) -> None:
-    """Children left RUNNING by an interrupted invocation are KILLED (their trials are re-queued)."""
-    for run in client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
-                                  "and attributes.status = 'RUNNING'"):
-        client.set_terminated(run.info.run_id, status="KILLED")
+    name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
+    identity = {"sweep.key": info["key"], "sweep.role": "parent"}
+    opened = open_parent_run(_client(info, config.tracking.timeout_s), info["experiment"], name, identity, tags,
+                             params, count_tag="sweep.invocations")
+    if opened["resumed"]:
+        log.info("resuming the sweep's MLflow parent run %s", opened["parent_run_id"])
+    return {"parent_run_id": opened["parent_run_id"], "experiment_id": opened["experiment_id"]}
 
 
 def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None = None) -> dict[str, Any]:

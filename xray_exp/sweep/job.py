@@ -48,10 +48,10 @@ def sweep_context() -> dict[str, Any] | None:
 
 def child_tags(ctx: dict[str, Any]) -> dict[str, str]:
     """Tags that make a job's MLflow run a child of the sweep's parent run."""
-    tags = {"sweep.id": str(ctx["sweep_id"]), "sweep.dir": ctx["sweep_dir"], "sweep.job_num": str(ctx["job_num"])}
-    if ctx.get("parent_run_id"):
-        tags["mlflow.parentRunId"] = ctx["parent_run_id"]
-    return tags
+    from xray_exp.mlops.parent_runs import child_run_tags
+
+    return child_run_tags(ctx.get("parent_run_id"), {"sweep.id": str(ctx["sweep_id"]), "sweep.dir": ctx["sweep_dir"],
+                                                     "sweep.job_num": str(ctx["job_num"])})
 
 
 def child_run_name(ctx: dict[str, Any], model_name: str) -> str:

@@ -23,7 +23,6 @@ from typing import Any
 # ultralytics/val/*: Ultralytics' validator at the end of training).
 KEY_METRICS = ("val/map40", "val/mAP50-95", "test/mAP50", "test/mAP50-95", "test/map40", "test/froc_mean", "test/auroc",
                "ultralytics/val/mAP50-95")
-MAX_RESULTS = 5000
 
 
 @dataclass
@@ -57,8 +56,10 @@ def _job_key(job: str) -> tuple:
 
 
 def rows_from_mlflow(client, experiment_id: str, parent_run_id: str, metric: str) -> list[Row]:
-    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                              max_results=MAX_RESULTS)
+    """The parent run's children (xray_exp.mlops.parent_runs), one row each."""
+    from xray_exp.mlops.parent_runs import list_children
+
+    runs = list_children(client, parent_run_id, [experiment_id])
     sweep_dirs = {r.data.tags.get("sweep.dir") for r in runs}
     rows = []
     for run in runs:
@@ -134,12 +135,6 @@ def _num(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.5f}"
 
 
-def find_model_uri(client, experiment_id: str, run_id: str) -> str | None:
-    """The MLflow model the job logged (xray_exp logs one pyfunc model per run), or None."""
-    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
-    return models[0].model_uri if len(models) else None
-
-
 SWEEP_NOT_TESTED = ("a sweep's best job is not compared with the alias holder; compare them with python -m "
                     "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)")
 
@@ -148,18 +143,16 @@ def register_best(client, best: Row, experiment_id: str, policy: str, metric: st
                   sweep_tags: dict[str, str], better_if: str = "at_least_as_good") -> dict[str, Any]:
     """Register the best job's model under `tracking.register` rules; returns the decision. With
     better_if=significant the version is registered and the alias stays (no paired test runs here)."""
-    from xray_exp.mlops.registry import BASE_ALIAS, FINETUNED_ALIAS, current_holder, register_model
+    from xray_exp.mlops.registry import current_holder, logged_model_uri, register_model, registration_target
 
-    finetune = best.tags.get("mode") == "finetune"
-    name = best.tags.get("model", "model") + ("-finetuned" if finetune else "")
-    alias = FINETUNED_ALIAS if finetune else BASE_ALIAS
+    name, alias = registration_target(best.tags.get("model", "model"), best.tags.get("mode") == "finetune")
     if policy == "never":
         return {"registered": False, "name": name, "alias": alias, "reason": "tracking.register=never"}
     holder = current_holder(client, name, alias)
     if holder is not None and holder.tags.get("source_run_id") == best.run_id:  # a resumed sweep, same best
         return {"registered": True, "name": name, "alias": alias, "version": holder.version,
                 "reason": f"run {best.run_id} already holds {name}@{alias}"}
-    model_uri = find_model_uri(client, experiment_id, best.run_id)
+    model_uri = logged_model_uri(client, experiment_id, best.run_id)
     if model_uri is None:
         return {"registered": False, "name": name, "alias": alias,
                 "reason": f"run {best.run_id} logged no model (post.onnx=false?)"}
