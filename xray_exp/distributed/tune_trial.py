@@ -38,6 +38,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     from xray_exp.config.schema import RayMainConfig
     from xray_exp.distributed import checkpoints
     from xray_exp.distributed.tune_space import apply_params
+    from xray_exp.mlops.parent_runs import child_run_tags
     from xray_exp.runs.lifecycle import ended, epoch_log_of, start
     from xray_exp.yolo.args import to_train_args
     from xray_exp.yolo.fit import fit
@@ -53,9 +54,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     parent_run_id = setup["tracking"]["parent_run_id"]
     tracker = start(cfg, run_dir, setup["overrides"], fingerprint=setup["fingerprint"], mode="tune-trial",
                     experiment=setup["experiment"], run_name=f"{setup['tune_name']}/{trial_id}",
-                    tags={**({"mlflow.parentRunId": parent_run_id} if parent_run_id else {}),
-                          "tune.experiment": setup["tune_name"], "tune.trial_id": trial_id,
-                          **{f"tune.param.{k}": str(v) for k, v in params.items()}},
+                    tags=child_run_tags(parent_run_id, {
+                        "tune.experiment": setup["tune_name"], "tune.trial_id": trial_id,
+                        **{f"tune.param.{k}": str(v) for k, v in params.items()}}),
                     leave_out=("paths", "ray", "tune"))
 
     local = Path(tempfile.mkdtemp(prefix=f"xray-trial-{trial_id}-"))

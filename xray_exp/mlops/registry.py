@@ -27,18 +27,12 @@ FINETUNED_ALIAS = "staging"
 FINETUNED_SUFFIX = "-finetuned"
 
 
-def registration_target(model_name: str, finetune: bool) -> tuple[str, str]:
+def registration_target(model_name: str, finetune: bool = False) -> tuple[str, str]:
     """The registered name and alias of a run's model: base training `<model>@development`, fine-tuning
     `<model>-finetuned@staging` (a fine-tune never replaces the base model it started from)."""
     if finetune:
         return model_name + FINETUNED_SUFFIX, FINETUNED_ALIAS
     return model_name, BASE_ALIAS
-
-
-def registration_target(model_name: str, finetune: bool = False) -> tuple[str, str]:
-    """The registered name and alias of a run's model: `<model>@development` for a base model, a fine-tune
-    `<model>-finetuned@staging`."""
-    return (f"{model_name}-finetuned", FINETUNED_ALIAS) if finetune else (model_name, BASE_ALIAS)
 
 
 def at_least_as_good(value: float, current: float, direction: str) -> bool:
