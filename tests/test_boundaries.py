@@ -3,6 +3,8 @@
     nothing outside xray_exp/yolo/ imports ultralytics
     nothing outside xray_exp/mlops/ imports mlflow
     nothing outside xray_exp/distributed/cluster.py calls ray.init
+    nothing outside xray_exp/mlops/client.py makes an MlflowClient
+    nothing under xray_exp/runs/, yolo/ or mlops/ imports the sweep package (a sweep job is told its parent)
 
 Read from the source (ast), so a lazy import inside a function counts as much as one at the top.
 """
@@ -33,7 +35,9 @@ RULES = [
     Rule("ultralytics", "yolo/", module="ultralytics"),
     Rule("mlflow", "mlops/", module="mlflow"),
     Rule("ray.init", "distributed/cluster.py", call="ray.init"),
+    Rule("MlflowClient", "mlops/client.py", call="MlflowClient"),
 ]
+LAYERS_BELOW_SWEEPS = ("runs/", "yolo/", "mlops/")
 
 
 def _imported_modules(node: ast.AST) -> list[str]:
@@ -73,9 +77,9 @@ def violations(package: Path, rule: Rule) -> list[str]:
 
 @pytest.mark.parametrize("rule", [
     pytest.param(RULES[0], id="ultralytics-only-in-yolo"),
-    pytest.param(RULES[1], id="mlflow-only-in-mlops",
-                 marks=pytest.mark.xfail(strict=True, reason="mlops seam in progress")),
+    pytest.param(RULES[1], id="mlflow-only-in-mlops"),
     pytest.param(RULES[2], id="ray-init-only-in-cluster"),
+    pytest.param(RULES[3], id="mlflow-client-only-in-client-py"),
 ])
 def test_package_keeps_its_seams(rule):
     assert PACKAGE.is_dir() and any(rule.owns(p.relative_to(PACKAGE).as_posix()) for p in PACKAGE.rglob("*.py"))
@@ -88,11 +92,13 @@ STRAY = {
                     "def f():\n    import importlib\n    return importlib.import_module('ultralytics.nn.tasks')"],
     "mlflow": ["import mlflow", "def f():\n    from mlflow.tracking import MlflowClient\n    return MlflowClient"],
     "ray.init": ["import ray\nray.init(address='local')", "from ray import init"],
+    "MlflowClient": ["client = MlflowClient(tracking_uri='sqlite:///x.db')"],
 }
 ALLOWED = {
     "ultralytics": "from ultralytics import YOLO",
     "mlflow": "import mlflow",
     "ray.init": "import ray\nray.init(address='local')",
+    "MlflowClient": "from mlflow import MlflowClient\nclient = MlflowClient()",
 }
 
 
@@ -111,3 +117,15 @@ def test_a_stray_use_is_reported_with_its_place(rule, tmp_path):
     found = violations(package, rule)
     assert sorted(p.split(":")[0] for p in found) == [f"elsewhere/stray_{i}.py" for i in range(len(STRAY[rule.name]))]
     assert all(int(p.split(":")[1]) >= 2 for p in found)
+
+
+def test_the_run_lifecycle_does_not_know_about_sweeps():
+    """A single run does not import multirun code: the entry point passes a sweep job its parent run."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith(LAYERS_BELOW_SWEEPS):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            found += [f"{relative}:{node.lineno}" for node in ast.walk(tree)
+                      if any(m == "xray_exp.sweep" or m.startswith("xray_exp.sweep.") for m in _imported_modules(node))]
+    assert any(PACKAGE.glob("runs/*.py")) and not found, found
