@@ -12,9 +12,10 @@ from conftest import REPO
 
 from xray_exp.analysis import dataset as D
 from xray_exp.analysis import predictions as P
-from xray_exp.analysis import project_root, runs
+from xray_exp.analysis import runs
 from xray_exp.evaluation.predict import SplitPredictions
 from xray_exp.metrics import evaluate_records
+from xray_exp.project import project_root
 
 FIGURES = REPO / "outputs" / "test-artifacts" / "analysis"
 

@@ -4,7 +4,7 @@ scratch-vs-fine-tune decision of /trigger-training.
     .venv/bin/pytest tests/test_serve_registry.py
 
 Uses a throw-away sqlite MLflow store; the demo model is logged and registered with xray_exp's own
-mlflow_model.log_onnx_model and registry.register_model, then fetched back by registry.get_latest_model.
+pyfunc_model.log_onnx_model and registry.register_model, then fetched back by registry.get_latest_model.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Analysis helpers behind the notebooks: pandas tables and matplotlib figures, no notebook state.
 
-    from xray_exp.analysis import dataset, predictions, runs, project_root
+    from xray_exp.analysis import dataset, predictions, runs
+    from xray_exp.project import project_root
     uri = runs.default_tracking_uri()                    # $MLFLOW_TRACKING_URI or sqlite:///<root>/outputs/mlflow.db
     runs.runs_table(uri, "YOLO12-Training")              # notebooks/01_runs.ipynb
     model = predictions.load_registered_model("yolo12n", "development", uri)   # notebooks/02_predictions.ipynb
@@ -13,9 +14,8 @@ shows one as the cell's last expression after `%matplotlib inline`, a script sav
 import warnings
 
 from xray_exp.analysis import dataset, predictions, runs
-from xray_exp.analysis.common import project_root
 
-__all__ = ["dataset", "predictions", "project_root", "runs"]
+__all__ = ["dataset", "predictions", "runs"]
 
 # tqdm.auto, imported by MLflow, warns in every notebook without ipywidgets; its text progress bars work.
 warnings.filterwarnings("ignore", message="IProgress not found")

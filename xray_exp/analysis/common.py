@@ -1,30 +1,14 @@
-"""Shared bits of the analysis modules: the project root and headless matplotlib figures.
+"""Shared bits of the analysis modules: headless matplotlib figures and box colours.
 
-    root = project_root()            # $XRAY_EXP_ROOT, else the folder above cwd holding outputs/ or xray_exp/conf
     fig, axes = new_figure(2, 3, width=12, height=7)    # axes: (2, 3) array; blank_figure() for a gridspec
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 # Box colours shared by the figures: ground truth green, predictions / errors red, missed lesions orange.
 GT_COLOR, PRED_COLOR, MISS_COLOR = "#2ca02c", "#d62728", "#ff7f0e"
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """Where outputs/ lives: $XRAY_EXP_ROOT, else the first folder from `start` (default: cwd) upwards that
-    holds outputs/ or a source checkout (xray_exp/conf/train.yaml; a notebook runs in notebooks/), else `start`."""
-    if os.environ.get("XRAY_EXP_ROOT"):
-        return Path(os.environ["XRAY_EXP_ROOT"]).expanduser().resolve()
-    here = Path(start or Path.cwd()).expanduser().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "outputs").is_dir() or (folder / "xray_exp" / "conf" / "train.yaml").is_file():
-            return folder
-    return here
 
 
 def blank_figure(width: float = 6.0, height: float = 4.5):

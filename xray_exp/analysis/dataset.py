@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xray_exp.analysis.common import GT_COLOR, draw_boxes, hide_unused, message_figure, new_figure, project_root
+from xray_exp.analysis.common import GT_COLOR, draw_boxes, hide_unused, message_figure, new_figure
 from xray_exp.evaluation.dataset import load_split, parse_label_text
+from xray_exp.project import project_root
 
 SPLITS = ("train", "val", "test")
 NORMAL = "(no findings)"

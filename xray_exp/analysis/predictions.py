@@ -31,12 +31,12 @@ from xray_exp.analysis.common import (
     hide_unused,
     message_figure,
     new_figure,
-    project_root,
     show_gray,
 )
 from xray_exp.evaluation.predict import SplitPredictions
 from xray_exp.metrics.summary import EvaluationResult
 from xray_exp.mlops.query import open_store, run_artifact_text
+from xray_exp.project import project_root
 
 
 @dataclass

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xray_exp.analysis.common import blank_figure, hide_unused, message_figure, new_figure, project_root
+from xray_exp.analysis.common import blank_figure, hide_unused, message_figure, new_figure
 from xray_exp.mlops.parent_runs import PARENT_TAG, list_children
 from xray_exp.mlops.query import experiment_ids, metric_steps, open_store, search_all_runs
+from xray_exp.project import project_root
 
 EPOCH_METRIC = "train/box_loss"  # logged once per training epoch, never at the final step
 DEFAULT_PARAMS = ("train.epochs", "train.imgsz", "train.lr0", "train.optimizer", "hardware.batch", "dataset.name",

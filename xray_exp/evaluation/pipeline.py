@@ -29,6 +29,11 @@ MAP40_METHODS = ("voc2010", "coco101")
 FROC_HITS = ("iou", "center")
 
 
+# Prediction settings of post-training; `python -m xray_exp.evaluate` defaults to the same, so both give
+# the same numbers on the same weights and split.
+PREDICT_CONF, PREDICT_NMS_IOU, PREDICT_MAX_DET, PREDICT_BATCH = 0.001, 0.7, 300, 16
+
+
 @dataclass(frozen=True)
 class MetricSettings:
     """How predictions are scored (the `post` and `evaluate` configs carry the same keys).

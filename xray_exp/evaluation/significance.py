@@ -56,8 +56,13 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
         weights, _, version = resolve_weights(f"models:/{name}/{holder}", cfg.tracking.tracking_uri,
                                               Path(cfg.paths.cache_dir) / "registry")
         from xray_exp.evaluation.comparison import compare_models
-        from xray_exp.evaluation.pipeline import MetricSettings
-        from xray_exp.runs.post_training import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+        from xray_exp.evaluation.pipeline import (
+            PREDICT_BATCH,
+            PREDICT_CONF,
+            PREDICT_MAX_DET,
+            PREDICT_NMS_IOU,
+            MetricSettings,
+        )
 
         models = [{"name": f"{name} v{version}", "weights": weights, "imgsz": int(cfg.train.imgsz)},
                   {"name": "this run", "weights": best, "imgsz": int(cfg.train.imgsz)}]

@@ -14,12 +14,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from xray_exp.errors import ConfigError
+from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
 
 log = logging.getLogger("xray_exp.runs.post_training")
 
-# Prediction settings of post-training; `python -m xray_exp.evaluate` defaults to the same, so both give
-# the same numbers on the same weights and split.
-PREDICT_CONF, PREDICT_NMS_IOU, PREDICT_MAX_DET, PREDICT_BATCH = 0.001, 0.7, 300, 16
 
 
 def metric_settings(cfg: DictConfig):
