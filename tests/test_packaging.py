@@ -161,9 +161,9 @@ def test_serve_extra_is_the_service_alone(tmp_path):
     except ImportError:  # pragma: no cover
         from tests.serve_fixtures import helpers as h
     from xray_exp.detector import OnnxDetector
+    from xray_exp.mlops.client import ensure_experiment
     from xray_exp.mlops.pyfunc_model import log_onnx_model
     from xray_exp.mlops.registry import register_model
-    from xray_exp.mlops.tracker import ensure_experiment
 
     wheel = build_wheel(tmp_path / "dist")
     venv = tmp_path / "serve-venv"

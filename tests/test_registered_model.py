@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 
 from xray_exp.detector import OnnxDetector, findings
 from xray_exp.imaging import decode_xray_bytes, read_xray
+from xray_exp.mlops.client import ensure_experiment
 from xray_exp.mlops.pyfunc_model import log_onnx_model
 from xray_exp.mlops.registry import register_model
-from xray_exp.mlops.tracker import ensure_experiment
 
 try:
     from serve_fixtures import helpers as h

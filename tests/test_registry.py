@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 from mlflow.tracking import MlflowClient
 
+from xray_exp.mlops.client import default_tracking_uri, ensure_experiment
 from xray_exp.mlops.registry import describe_decision, register_model
-from xray_exp.mlops.tracker import default_tracking_uri, ensure_experiment
 
 NAME, ALIAS = "yolo12n", "development"
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
 
-from xray_exp.mlops.tracker import RETRY_FIRST_S, Tracker, flatten
+from xray_exp.mlops.run_tags import flatten
+from xray_exp.mlops.tracker import RETRY_FIRST_S, Tracker
 
 SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server", "tracking.register=if_better"]  # smoke alone: never
 

@@ -92,7 +92,8 @@ def run(cfg: DictConfig) -> dict:
 
 def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
     """One MLflow run in the comparison experiment: both models, every difference, the report."""
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.mlops.run_tags import flatten, run_tags
+    from xray_exp.mlops.tracker import Tracker
 
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     a, b = comparison.models

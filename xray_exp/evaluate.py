@@ -110,7 +110,8 @@ REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "s
 
 def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.mlops.run_tags import flatten, run_tags
+    from xray_exp.mlops.tracker import Tracker
 
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     overrides = list(HydraConfig.get().overrides.task)

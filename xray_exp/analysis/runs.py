@@ -49,7 +49,7 @@ RUN_COLUMNS = ["experiment", "run_name", "model", "mode", "status", "start_time"
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
     """$MLFLOW_TRACKING_URI, else the training default: sqlite:///<project root>/outputs/mlflow.db."""
-    from xray_exp.mlops.tracker import default_tracking_uri as store_uri
+    from xray_exp.mlops.client import default_tracking_uri as store_uri
 
     return store_uri(root or project_root())
 

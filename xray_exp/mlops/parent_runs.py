@@ -33,7 +33,7 @@ def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, 
     """Create the parent run, or reopen the newest one whose tags match `identity` (a resumed sweep): it is
     RUNNING again, its children left RUNNING by the interrupted invocation are KILLED, params it has are not
     sent again. `count_tag` counts the invocations. Returns {parent_run_id, experiment_id, resumed}."""
-    from xray_exp.mlops.tracker import ensure_experiment
+    from xray_exp.mlops.client import ensure_experiment
 
     identity = {k: str(v).replace("'", "") for k, v in identity.items()}  # quotes would end the filter's strings
     experiment_id = ensure_experiment(client, experiment)

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mlflow.exceptions import MlflowException
 
-    from xray_exp.mlops.tracker import default_tracking_uri
+    from xray_exp.mlops.client import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     try:

@@ -1,4 +1,4 @@
-"""The one module that talks to MLflow tracking: one run per training, journaled on disk first.
+"""The journaled MLflow run of a training: one run per training, journaled on disk first.
 
 Every event (params, per-epoch metrics, tags, artifacts, the model, its registration) is appended to
 `<run_dir>/tracking/events.jsonl` and then sent to MLflow. If the tracking server is unreachable at
@@ -18,15 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import socket
-import subprocess
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from xray_exp.mlops.client import set_http_limits, tracking_client
+from xray_exp.mlops.client import ensure_experiment, set_http_limits, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -34,69 +30,7 @@ JOURNAL = "events.jsonl"
 STATE = "state.json"
 RETRY_FIRST_S = 2.0  # the first retry after a failure; each further failure doubles the wait
 RETRY_MAX_S = 60.0
-PACKAGES = ("torch", "torchvision", "ultralytics", "mlflow", "hydra-core", "omegaconf", "onnx", "onnxruntime",
-            "numpy", "opencv-python", "ray")
 
-
-def default_tracking_uri(root: str | Path | None = None) -> str:
-    """The one store everything logs to and looks in: $MLFLOW_TRACKING_URI when set, else the project's
-    sqlite store sqlite:///<root>/outputs/mlflow.db (root: $XRAY_EXP_ROOT, else the project folder from cwd up).
-    Training's tracking=local resolves to the same (xray_exp/conf/tracking/local.yaml)."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if root is None:
-        from xray_exp.project import project_root
-
-        root = project_root()
-    return f"sqlite:///{Path(root).expanduser().resolve() / 'outputs' / 'mlflow.db'}"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their repr. MLflow params are strings."""
-    out: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = str(value)[:6000]
-    return out
-
-
-def git_info(root: str | Path) -> dict[str, str]:
-    """The commit and whether the work tree has uncommitted changes ('unknown' outside a git repo)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
-    return {"git.commit": commit, "git.dirty": str(dirty).lower()}
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"version.python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[f"version.{name}"] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def run_tags(root: str | Path, overrides: Iterable[str], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Reproducibility tags: git commit + dirty flag, Hydra overrides, package versions, host."""
-    return {
-        **git_info(root),
-        "hydra.overrides": " ".join(overrides) or "(none)",
-        **package_versions(),
-        "host": socket.gethostname(),
-        **(extra or {}),
-    }
 
 
 class Tracker:
@@ -325,27 +259,3 @@ class Tracker:
             self.client.log_batch(self.run_id,
                                   metrics=[Metric(k, v, timestamp, step or 0) for k, v in (metrics or {}).items()],
                                   tags=[RunTag(k, v) for k, v in (tags or {}).items()])
-
-
-def default_artifact_location(tracking_uri: str | None) -> str | None:
-    """Artifacts of a local sqlite store go next to the database (`<db dir>/mlartifacts`), not into
-    `./mlruns` of whatever folder the process happens to run in; servers decide for themselves."""
-    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = Path(tracking_uri[len("sqlite:///"):]).expanduser().resolve()
-    return (db.parent / "mlartifacts").as_uri()
-
-
-def ensure_experiment(client, name: str) -> str:
-    """The experiment's id, creating it if needed (tolerates a concurrent creator)."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=default_artifact_location(client.tracking_uri))
-    except Exception:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
-

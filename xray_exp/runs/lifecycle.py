@@ -176,7 +176,8 @@ def start(cfg: DictConfig, run_dir: Path, overrides: list[str], *, fingerprint: 
           run_name: str, tags: dict[str, str] | None = None, leave_out: tuple[str, ...] = ("paths",)):
     """Open the run's MLflow run (journaled in <run_dir>/tracking): reproducibility tags, the dataset's
     fingerprint, the config as params (without `leave_out`)."""
-    from xray_exp.mlops.tracker import Tracker, flatten, run_tags
+    from xray_exp.mlops.run_tags import flatten, run_tags
+    from xray_exp.mlops.tracker import Tracker
 
     tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
                       timeout_s=cfg.tracking.timeout_s)

@@ -120,7 +120,7 @@ def _client(info: dict[str, Any], timeout_s: float):
 def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Create (or, for a resumed study, reopen) the parent run; returns {parent_run_id, experiment_id}."""
     from xray_exp.mlops.parent_runs import open_parent_run
-    from xray_exp.mlops.tracker import git_info, package_versions
+    from xray_exp.mlops.run_tags import git_info, package_versions
 
     sweeper = config.hydra.sweeper
     tags = {"sweep.id": info["sweep_id"], "sweep.dir": info["sweep_dir"],

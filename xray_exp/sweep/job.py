@@ -85,7 +85,8 @@ def record_failure(cfg, run_dir: str | Path, overrides: list[str], exc: BaseExce
     ctx = sweep_context()
     run_id = None
     if cfg.tracking.enabled and cfg.tracking.tracking_uri:
-        from xray_exp.mlops.tracker import Tracker, run_tags
+        from xray_exp.mlops.run_tags import run_tags
+        from xray_exp.mlops.tracker import Tracker
 
         tracker = Tracker(run_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
         if not tracker.state.get("started"):  # failed before training began: the child run starts here
