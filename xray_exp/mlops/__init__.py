@@ -1,7 +1,9 @@
 """The MLflow seam: the only package of xray_exp that imports `mlflow`.
 
-    client.py          the one MlflowClient factory (tracking_client) and the bounded HTTP limits
+    client.py          the one MlflowClient factory (tracking_client), the bounded HTTP limits, the store's
+                       location (default_tracking_uri) and its experiments
     tracker.py         one run per training, journaled on disk first (python -m xray_exp.tracking upload)
+    run_tags.py        reproducibility tags (git, overrides, versions, host) and the config as params
     parent_runs.py     sweeps and Ray Tune searches as parent runs, jobs and trials as their children
     registry.py        registered names and aliases (registration_target), promotion, the models:/ parser
     registry_client.py the service's read-only registry listing
