@@ -316,11 +316,15 @@ def test_prepare_worker_counts_orders_and_scaling():
     assert rows[1]["speedup_convert"] == 2.0 and rows[1]["efficiency"] == 1.0
 
 
-def test_prepare_wraps_the_script(tmp_path):
-    module = prepare.load_prepare_bench()
-    assert callable(module.main)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        prepare.load_prepare_bench(tmp_path / "missing.py")
+def test_prepare_workload_converts_every_image_per_worker_count():
+    from xray_exp.bench.prepare_workload import measure_prepare_throughput
+
+    result = measure_prepare_throughput(images=3, size=(160, 200), workers=[1, 2], longest_side=64)
+    assert [run["workers"] for run in result["runs"]] == [1, 2]
+    assert all(run["images"] == 3 and run["images_per_second"] > 0 and run["wall_seconds"] > 0
+               for run in result["runs"])
+    assert (result["images"], result["size"], result["longest_side"]) == (3, [160, 200], 64)
+    assert prepare.scaling([result])[1]["workers"] == 2
 
 
 # ---------------------------------------------------------------- inference

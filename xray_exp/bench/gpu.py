@@ -89,7 +89,7 @@ def skip_reason(info: dict[str, Any]) -> str | None:
     """None when a CUDA GPU is usable, else one sentence saying why not."""
     if info.get("available") and info.get("count", 0) > 0:
         return None
-    parts = ["no CUDA GPU in this session: torch.cuda.is_available() is False"]
+    parts = ["no CUDA GPU usable by this process: torch.cuda.is_available() is False"]
     if info.get("torch"):
         parts.append(f"(torch {info['torch']}, built for CUDA {info.get('cuda_build')})")
     parts.append("; nvidia-smi " + ("found" if info.get("nvidia_smi") else "not found"))
