@@ -32,7 +32,7 @@ from xray_exp.bench.hostile import DESCRIPTIONS, hostile_inputs
 from xray_exp.prepare.convert import ConvertTask, convert_image
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
-from xray_exp.serve.model_source import load_model
+from xray_exp.serve.model_source import load_detector
 from xray_exp.serve.settings import ServeSettings
 
 CPU_BUDGET_S = 0.5  # per refused input, CPU seconds of the refusing thread
@@ -94,7 +94,7 @@ class SlowDetector:
 
 
 def _slow_client(tmp_path, seconds: float, **limits) -> TestClient:
-    detector, info = load_model(str(h.demo_model()[1]), device="cpu")
+    detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     settings = ServeSettings(job_dir=str(tmp_path / "jobs"), **limits)
     return TestClient(create_app(settings, SlowDetector(detector, seconds), info))
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xray_exp.bench.common import envelope, format_table, ratio, summarize, usable_cpus, write_result
+from xray_exp.bench.common import envelope, format_text_table, ratio, summarize, usable_cpus, write_result
 
 NAME = "prepare"
 
@@ -36,7 +36,7 @@ def round_orders(workers: list[int], rounds: int) -> list[list[int]]:
     return [list(workers) if r % 2 == 0 else list(reversed(workers)) for r in range(rounds)]
 
 
-def scaling(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def scaling_by_worker_count(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median images/s per worker count over rounds, speed-up vs 1 process, parallel efficiency."""
     by_workers: dict[int, dict[str, list[float]]] = {}
     for result in per_round:
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     for r, order in enumerate(round_orders(workers, args.rounds)):
         print(f"round {r + 1}/{args.rounds}: workers {order}", flush=True)
         per_round.append(measure_prepare_throughput(args.images, args.size, order, args.longest_side))
-    rows = scaling(per_round)
+    rows = scaling_by_worker_count(per_round)
     print()
-    print(format_table(
+    print(format_text_table(
         ["processes", "images/s converting (median)", "min", "max", "images/s end to end", "speed-up", "efficiency"],
         [[x["workers"], x["convert_images_per_s"]["median"], x["convert_images_per_s"]["min"],
           x["convert_images_per_s"]["max"], x["wall_images_per_s"]["median"], x["speedup_convert"],

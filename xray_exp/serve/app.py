@@ -27,7 +27,7 @@ from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versi
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
-from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_model
+from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, is_registry_uri, load_detector
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.schemas import (
@@ -71,7 +71,7 @@ class ModelHolder:
             return
         with self._lock:
             try:
-                self.current = load_model(
+                self.current = load_detector(
                     spec,
                     self.settings.tracking_uri,
                     self.settings.model_alias,
@@ -104,7 +104,7 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
-def summarize(detections: list[Detection]) -> str:
+def summarize_detections(detections: list[Detection]) -> str:
     if not detections:
         return "No findings"
     parts = [f"{d.label} {d.confidence:.2f}" for d in detections[:5]]
@@ -210,7 +210,7 @@ def create_app(
                 }
                 for d in detections
             ],
-            "summary": summarize(detections),
+            "summary": summarize_detections(detections),
             "image": {
                 "format": header.format,
                 "width": int(gray.shape[1]),
