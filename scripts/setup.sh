@@ -12,7 +12,8 @@ stamp=.venv/.xray_exp-installed
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  # torch/torchvision 2.14.1/0.29.1 come from this machine's wheel store (see docs/NOTES in ../shared).
+  # pip resolves torch/torchvision 2.14.1/0.29.1 from its configured index; wheels kept in a local folder
+  # are used with PIP_FIND_LINKS=/path/to/wheels bash scripts/setup.sh (pip's own variable).
   # The full install (research workstation): training, service and development extras in one command.
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[train,serve,dev]"
   echo "$want" > "$stamp"

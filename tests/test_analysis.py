@@ -15,6 +15,7 @@ from xray_exp.analysis import predictions as P
 from xray_exp.analysis import runs
 from xray_exp.evaluation.predict import SplitPredictions
 from xray_exp.metrics import evaluate_records
+from xray_exp.mlops.client import default_tracking_uri
 from xray_exp.project import project_root
 
 FIGURES = REPO / "outputs" / "test-artifacts" / "analysis"
@@ -121,9 +122,9 @@ def store(tmp_path_factory):
 
 def test_default_tracking_uri(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert runs.default_tracking_uri() == "http://mlflow.example:5000"
+    assert default_tracking_uri() == "http://mlflow.example:5000"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert runs.default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'outputs' / 'mlflow.db'}"
+    assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'outputs' / 'mlflow.db'}"
 
 
 def test_missing_sqlite_store_is_a_clear_error_and_creates_nothing(tmp_path):

@@ -83,7 +83,7 @@ def test_envelope_and_command_line(monkeypatch, tmp_path):
 
 
 def test_format_table():
-    table = common.format_table(["a", "value"], [["x", 1234.5], ["long name", None], ["y", 0.01234]])
+    table = common.format_text_table(["a", "value"], [["x", 1234.5], ["long name", None], ["y", 0.01234]])
     lines = table.splitlines()
     assert lines[0].startswith("| a ") and set(lines[1]) <= {"|", "-", " "}
     assert "1234" in lines[2] and "| -" in lines[3] and "0.0123" in lines[4]
@@ -251,7 +251,7 @@ def test_overhead_analysis_pairs_and_verdicts():
     assert result["ratios"]["train_call_s"]["median"] == pytest.approx(1.01)
     assert result["verdicts"] == {"train_call": "PASS", "whole_process": "FAIL"}
     assert result["extra_seconds_A_minus_B"]["wall_s"]["median"] == pytest.approx(1.0)
-    assert "training call" in overhead.report(result)
+    assert "training call" in overhead.overhead_report_tables(result)
 
 
 def test_overhead_kwargs_difference_ignores_run_naming():
@@ -309,18 +309,23 @@ def test_prepare_worker_counts_orders_and_scaling():
     def run(w, ips):
         return {"workers": w, "images_per_second": ips, "wall_images_per_second": ips / 2, "wall_seconds": 1.0}
 
-    rows = prepare.scaling([{"runs": [run(1, 10.0), run(2, 18.0)]}, {"runs": [run(2, 22.0), run(1, 10.0)]},
-                            {"runs": [run(1, 12.0), run(2, 20.0)]}])
+    rows = prepare.scaling_by_worker_count([{"runs": [run(1, 10.0), run(2, 18.0)]},
+                                            {"runs": [run(2, 22.0), run(1, 10.0)]},
+                                            {"runs": [run(1, 12.0), run(2, 20.0)]}])
     assert [r["workers"] for r in rows] == [1, 2]
     assert rows[0]["convert_images_per_s"]["median"] == 10.0 and rows[1]["convert_images_per_s"]["median"] == 20.0
     assert rows[1]["speedup_convert"] == 2.0 and rows[1]["efficiency"] == 1.0
 
 
-def test_prepare_wraps_the_script(tmp_path):
-    module = prepare.load_prepare_bench()
-    assert callable(module.main)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        prepare.load_prepare_bench(tmp_path / "missing.py")
+def test_prepare_workload_converts_every_image_per_worker_count():
+    from xray_exp.bench.prepare_workload import measure_prepare_throughput
+
+    result = measure_prepare_throughput(images=3, size=(160, 200), workers=[1, 2], longest_side=64)
+    assert [run["workers"] for run in result["runs"]] == [1, 2]
+    assert all(run["images"] == 3 and run["images_per_second"] > 0 and run["wall_seconds"] > 0
+               for run in result["runs"])
+    assert (result["images"], result["size"], result["longest_side"]) == (3, [160, 200], 64)
+    assert prepare.scaling_by_worker_count([result])[1]["workers"] == 2
 
 
 # ---------------------------------------------------------------- inference
@@ -405,22 +410,23 @@ def test_gpu_variant_kwargs(tmp_path):
     from xray_exp.yolo.args import ultralytics_train_keys
 
     run_dir = tmp_path / "runs" / "r1"
-    bare = gpu.variant_kwargs("bare", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
+    bare = gpu.gpu_variant_train_kwargs("bare", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
     assert bare["val"] is False and bare["close_mosaic"] == 0 and bare["device"] == "0"
     assert not {"batch", "workers", "cache", "amp"} & set(bare)  # Ultralytics' own defaults
     assert bare["project"] == str(tmp_path / "runs") and bare["name"] == "r1"
-    ref = gpu.variant_kwargs("reference", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
+    ref = gpu.gpu_variant_train_kwargs("reference", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
     assert (ref["batch"], ref["workers"], ref["amp"]) == (64, 16, True)
-    assert gpu.variant_kwargs("reference", "yolo12x", tmp_path / "d.yaml", run_dir, 3, 640, "0")["batch"] == 32
+    big = gpu.gpu_variant_train_kwargs("reference", "yolo12x", tmp_path / "d.yaml", run_dir, 3, 640, "0")
+    assert big["batch"] == 32
     preset = {"batch": -1, "workers": 16, "project": "/elsewhere", "name": "p", "exist_ok": True, "val": False}
-    seam = gpu.variant_kwargs("seam", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0", preset)
+    seam = gpu.gpu_variant_train_kwargs("seam", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0", preset)
     assert seam["batch"] == -1 and seam["name"] == "r1" and seam["project"] == str(tmp_path / "runs")
     for kwargs in (bare, ref, seam):
         assert set(kwargs) <= ultralytics_train_keys()
     with pytest.raises(ValueError):
-        gpu.variant_kwargs("preset", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
+        gpu.gpu_variant_train_kwargs("preset", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
     with pytest.raises(ValueError):
-        gpu.variant_kwargs("seam", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
+        gpu.gpu_variant_train_kwargs("seam", "yolo12n", tmp_path / "d.yaml", run_dir, 3, 640, "0")
 
 
 def test_gpu_preset_composes_the_hardware_preset(tmp_path):
@@ -455,7 +461,7 @@ def test_gpu_run_summary_and_aggregate():
     preset = rows[0]
     assert preset["n"] == 2 and preset["steady_images_per_s"] == 610.0
     assert preset["vs_bare"] == pytest.approx(1.22) and preset["vs_reference"] == pytest.approx(610 / 640)
-    assert "yolo12n" in gpu.report(rows)
+    assert "yolo12n" in gpu.gpu_report_tables(rows)
 
 
 def test_child_env_starts_from_the_launch_environment(monkeypatch, tmp_path):
@@ -473,17 +479,17 @@ def test_loader_variants_take_pipeline_kwargs_from_the_seam(tmp_path):
     from xray_exp.yolo.args import ultralytics_train_keys
 
     data = tmp_path / "d.yaml"
-    bare = loader.variant_kwargs("bare", data, 640, tmp_path)
+    bare = loader.loader_variant_kwargs("bare", data, 640, tmp_path)
     assert bare == {"data": str(data), "imgsz": 640}  # everything else at Ultralytics' defaults
-    preset = loader.variant_kwargs("preset", data, 640, tmp_path)
+    preset = loader.loader_variant_kwargs("preset", data, 640, tmp_path)
     assert preset["cache"] == "ram" and preset["hsv_s"] == 0.7 and preset["imgsz"] == 640
-    xray = loader.variant_kwargs("xray", data, 320, tmp_path)
+    xray = loader.loader_variant_kwargs("xray", data, 320, tmp_path)
     assert (xray["hsv_h"], xray["hsv_s"], xray["shear"], xray["imgsz"]) == (0.0, 0.0, 0.0, 320)
     for kwargs in (bare, preset, xray):
         assert set(kwargs) <= ultralytics_train_keys()
         assert not {"device", "batch", "workers", "project"} & set(kwargs)  # the pipeline only
     with pytest.raises(ValueError, match="unknown variant"):
-        loader.variant_kwargs("fast", data, 640, tmp_path)
+        loader.loader_variant_kwargs("fast", data, 640, tmp_path)
 
 
 def test_loader_measures_stages_and_workers_on_a_tiny_set(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cluster_sim import SimCluster
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.serial]
 
 SMOKE = ["debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=0",
          "tracking.register=if_better"]  # debug=smoke alone never registers

@@ -188,10 +188,10 @@ def test_prepare_writes_every_syntax_as_the_service_decodes_it(prepared):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from xray_exp.serve.app import create_app
-    from xray_exp.serve.model_source import load_model
+    from xray_exp.serve.model_source import load_detector
     from xray_exp.serve.settings import ServeSettings
 
-    detector, info = load_model(str(h.demo_model()[1]), device="cpu")
+    detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     settings = ServeSettings(job_dir=str(tmp_path_factory.mktemp("jobs")))
     with TestClient(create_app(settings, detector, info)) as c:
         c.detector = detector

@@ -32,7 +32,7 @@ from xray_exp.bench.hostile import DESCRIPTIONS, hostile_inputs
 from xray_exp.prepare.convert import ConvertTask, convert_image
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
-from xray_exp.serve.model_source import load_model
+from xray_exp.serve.model_source import load_detector
 from xray_exp.serve.settings import ServeSettings
 
 CPU_BUDGET_S = 0.5  # per refused input, CPU seconds of the refusing thread
@@ -94,7 +94,7 @@ class SlowDetector:
 
 
 def _slow_client(tmp_path, seconds: float, **limits) -> TestClient:
-    detector, info = load_model(str(h.demo_model()[1]), device="cpu")
+    detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     settings = ServeSettings(job_dir=str(tmp_path / "jobs"), **limits)
     return TestClient(create_app(settings, SlowDetector(detector, seconds), info))
 
@@ -103,6 +103,7 @@ def _post_png(client, results: list, image: np.ndarray) -> None:
     results.append(client.post("/predict", files={"file": ("x.png", h.png_bytes(image))}))
 
 
+@pytest.mark.serial  # a 0.5 s request timeout, measured
 def test_full_pool_answers_503_and_a_slow_request_504(tmp_path):
     image = h.sample_images(2)[0][1]
     with _slow_client(tmp_path, 1.5, workers=1, queue_size=1, request_timeout_s=10) as client:
@@ -202,6 +203,7 @@ ATTEMPTS = 3  # p99 of 48 requests is close to their maximum: one stray stall of
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # latency against a baseline: alone on the machine
 def test_hostile_traffic_keeps_normal_latency(tmp_path):
     """Normal requests keep their latency while two attacker processes send every hostile input in a loop:
     p99 under twice the baseline's, and every hostile request gets 413. Before bounded decoding one hostile

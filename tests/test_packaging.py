@@ -151,6 +151,7 @@ def du_mib(path: Path) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # the install time is asserted
 def test_serve_extra_is_the_service_alone(tmp_path):
     """`pip install xray_exp[serve]` from the registry (< 3 min), no torch/Ultralytics/Ray, serves a prediction
     from a model registered on an `mlflow server`."""

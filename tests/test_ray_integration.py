@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, free_port, run_cli, run_dir_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.serial]
 
 SMOKE = ["debug=smoke", "post.samples=1", "post.eval_splits=[test]", "post.n_boot=0", "tracking.register=if_better"]
 

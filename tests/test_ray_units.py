@@ -62,6 +62,7 @@ def test_token_sources(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # starts a local Ray
 def test_no_address_starts_a_local_ray_and_says_so(caplog, monkeypatch):
     import logging
 

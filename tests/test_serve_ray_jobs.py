@@ -25,7 +25,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
 

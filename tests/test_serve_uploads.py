@@ -23,7 +23,7 @@ except ImportError:  # tests/ imported as a package
 from xray_exp.imaging import ImageDecodeError, decode_xray_bytes, probe_xray_bytes, to_uint8
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
-from xray_exp.serve.model_source import load_model
+from xray_exp.serve.model_source import load_detector
 from xray_exp.serve.settings import ServeSettings
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -63,7 +63,7 @@ def gray():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    detector, info = load_model(str(h.demo_model()[1]), device="cpu")
+    detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     settings = ServeSettings(
         max_upload_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, job_dir=str(tmp_path_factory.mktemp("jobs"))
     )
@@ -255,7 +255,7 @@ def test_monochrome1_dicom_is_inverted():
 
 
 def test_filename_is_never_a_path(tmp_path, gray):
-    detector, info = load_model(str(h.demo_model()[1]), device="cpu")
+    detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     keep = tmp_path / "kept"
     settings = ServeSettings(upload_dir=str(keep), job_dir=str(tmp_path / "jobs"))
     with TestClient(create_app(settings, detector, info)) as c:

@@ -85,6 +85,7 @@ def test_optuna_sweep_resumes_its_study_and_registers_the_best(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # a local Ray sized to the machine
 def test_ray_launcher_sweep_records_a_failing_job_and_goes_on(tmp_path):
     from mlflow.tracking import MlflowClient
 

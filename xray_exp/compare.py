@@ -60,13 +60,13 @@ def resolve_candidate(spec: str, tracking_uri: str | None, cache_dir: str | Path
     return weights, (weights.parent.parent.name if weights.parent.name == "weights" else weights.name)
 
 
-def run(cfg: DictConfig) -> dict:
+def run_comparison(cfg: DictConfig) -> dict:
     """Predict with both models, compare, print the verdicts, write and log the report."""
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError("two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
                               "files or models:/ URIs)")
-    from xray_exp.evaluate import evaluation_imgsz, metric_settings, offline_data_yaml
+    from xray_exp.evaluate import evaluation_imgsz, evaluation_metric_settings, offline_data_yaml
 
     data_yaml = offline_data_yaml(cfg)
     from xray_exp.evaluation.comparison import compare_models, write_comparison
@@ -79,8 +79,8 @@ def run(cfg: DictConfig) -> dict:
         models.append({"name": name, "weights": weights, "imgsz": imgsz, "spec": str(cfg[key])})
     if models[0]["name"] == models[1]["name"]:
         models[0]["name"], models[1]["name"] = f"A ({models[0]['name']})", f"B ({models[1]['name']})"
-    comparison = compare_models(models, data_yaml, cfg.split, metric_settings(cfg), conf=cfg.conf, iou=cfg.iou,
-                                device=cfg.device, batch=cfg.batch, max_det=cfg.max_det)
+    comparison = compare_models(models, data_yaml, cfg.split, evaluation_metric_settings(cfg), conf=cfg.conf,
+                                iou=cfg.iou, device=cfg.device, batch=cfg.batch, max_det=cfg.max_det)
     out_dir = Path(cfg.out_dir)
     write_comparison(comparison, out_dir)
     print("\n".join(comparison.verdicts), flush=True)
@@ -119,7 +119,7 @@ def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
 def main(cfg: DictConfig) -> None:
     mode = HydraConfig.get().mode
     try:
-        run(cfg)
+        run_comparison(cfg)
     except XrayExpError as exc:
         log.error("%s", exc)
         if mode == RunMode.RUN:

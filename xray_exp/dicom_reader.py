@@ -1,7 +1,7 @@
 """DICOM decoding with hard limits: bounded inflation, header checks before pixels, first frame only.
 
-    from xray_exp.dicom_reader import decode_dicom
-    gray, info = decode_dicom(open("chest.dcm", "rb").read())     # uint8 (H, W), header fields
+    from xray_exp.dicom_reader import decode_dicom_bytes
+    gray, info = decode_dicom_bytes(open("chest.dcm", "rb").read())     # uint8 (H, W), header fields
 
 Transfer syntaxes: implicit/explicit VR little endian, explicit big endian, Deflated (inflated by
 xray_exp.dicom_parse with a bounded zlib.decompressobj BEFORE pydicom sees the data), RLE, JPEG
@@ -32,7 +32,7 @@ from xray_exp.imaging import (
     to_uint8,
 )
 
-__all__ = ["DecodeTimeout", "decode_dicom", "dicom_header", "dicom_to_uint8", "first_frame", "probe_dicom",
+__all__ = ["DecodeTimeout", "decode_dicom_bytes", "dicom_header", "dicom_to_uint8", "first_frame", "probe_dicom",
            "read_dataset"]
 
 RLE_SYNTAX = "1.2.840.10008.1.2.5"
@@ -149,6 +149,6 @@ def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.n
     return image, info
 
 
-def decode_dicom(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
+def decode_dicom_bytes(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
     """DICOM bytes -> (uint8 grey of the first frame, header info) within `limits`."""
     return dicom_to_uint8(read_dataset(data, limits), limits)

@@ -58,7 +58,7 @@ def evaluation_imgsz(requested: int | None, weights: Path) -> tuple[int, str]:
     return size, f"the checkpoint's training size, from {weights.name}"
 
 
-def metric_settings(cfg: DictConfig):
+def evaluation_metric_settings(cfg: DictConfig):
     """The scoring keys of this config (the same as post-training's `post.*`)."""
     from xray_exp.evaluation import MetricSettings
 
@@ -81,7 +81,7 @@ def offline_data_yaml(cfg: DictConfig) -> Path:
     return resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     """Resolve data and weights, evaluate, write the report; return the flat metrics."""
     if OmegaConf.is_missing(cfg, "weights"):
         raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.out_dir)
     metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=imgsz, conf=cfg.conf, iou=cfg.iou,
                              tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
-                             max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=metric_settings(cfg),
+                             max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=evaluation_metric_settings(cfg),
                              report_settings={"imgsz from": imgsz_source})
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
@@ -136,7 +136,7 @@ def main(cfg: DictConfig) -> float:
     """Evaluate once; returns the objective metric (for sweepers)."""
     mode = HydraConfig.get().mode
     try:
-        metrics = run(cfg)
+        metrics = run_evaluation(cfg)
         if cfg.objective not in metrics:
             raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
         return metrics[cfg.objective]

@@ -67,16 +67,9 @@ def to_uint8(pixels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
-    """See xray_exp.dicom_reader.dicom_to_uint8 (kept here: the one import path of all decoding)."""
-    from xray_exp.dicom_reader import dicom_to_uint8 as convert
-
-    return convert(dataset, limits)
-
-
 def decode_dicom(data: bytes | str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
     """Read DICOM from bytes or a path -> (uint8 grey, header info); see xray_exp.dicom_reader."""
-    from xray_exp.dicom_reader import decode_dicom as decode
+    from xray_exp.dicom_reader import decode_dicom_bytes as decode
 
     return decode(data if isinstance(data, bytes) else Path(data).read_bytes(), limits)
 

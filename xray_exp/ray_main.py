@@ -70,7 +70,7 @@ def load_started(run_dir: Path) -> DictConfig:
     return cfg
 
 
-def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
+def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
     """Connect to Ray, then tune or train; returns the objective (best trial's, for tune)."""
     run_dir = Path(run_dir).resolve()
     if cfg.resume:
@@ -99,7 +99,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | N
 def _main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:
-        return run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+        return run_on_ray(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
     except XrayExpError as exc:
         log.error("%s", exc)
         if hydra_cfg.mode == RunMode.RUN:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one short command (about 7-8 minutes on one H100), for a session
-# that is lent a device machine: train-only images/s, GPU utilisation and peak memory of yolo12n for the gpu
-# preset vs bare Ultralytics vs the reference settings, the preset with the gray loader off, and the loader's
-# per-core figures on that host's CPU. JSON and logs go to $OUT (the device tool's result folder) or
+# The GPU figures of docs/benchmarks.md in one short command (about 7-8 minutes on one H100), for a GPU host
+# without Ultralytics or Hydra installed: train-only images/s, GPU utilisation and peak memory of yolo12n for
+# the gpu preset vs bare Ultralytics vs the reference settings, the preset with the gray loader off, and the
+# loader's per-core figures on that host's CPU. JSON and logs go to $OUT (a result folder of your choice) or
 # outputs/bench. Prepare the wheels first with scripts/bench/device_wheels.sh (see there for the run line).
 #
 #   bash scripts/bench/device_gpu.sh            # on the GPU machine, PYTHONPATH set as device_wheels.sh says

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Wheels the GPU benchmark needs on the lent device machine, which has Python 3.12, torch, OpenCV, matplotlib,
-# numpy, PyYAML, psutil and nvidia-ml-py but no registry access. Writes .whl/ (git-ignored), ~56 MB:
-# within the device tool's 64 MiB for the working tree + carried paths.
+# Wheels the GPU benchmark needs on an offline GPU host that has Python 3.12, torch, OpenCV, matplotlib,
+# numpy, PyYAML, psutil and nvidia-ml-py but no package index access. Writes .whl/ (git-ignored), ~56 MB;
+# run it where PyPI is reachable, then copy the checkout with .whl/ to the GPU host.
 #
 #   bash scripts/bench/device_wheels.sh
-#   # then the device tool's run, with carry [".whl"] (docs/benchmarks.md, section 6):
+#   # then on the GPU host, in the checkout (docs/benchmarks.md, section 6):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && bash scripts/bench/device_gpu.sh
 set -euo pipefail

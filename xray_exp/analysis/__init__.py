@@ -2,7 +2,7 @@
 
     from xray_exp.analysis import dataset, predictions, runs
     from xray_exp.project import project_root
-    uri = runs.default_tracking_uri()                    # $MLFLOW_TRACKING_URI or sqlite:///<root>/outputs/mlflow.db
+    uri = default_tracking_uri()      # xray_exp.mlops.client: $MLFLOW_TRACKING_URI or sqlite:///<root>/outputs/mlflow.db
     runs.runs_table(uri, "YOLO12-Training")              # notebooks/01_runs.ipynb
     model = predictions.load_registered_model("yolo12n", "development", uri)   # notebooks/02_predictions.ipynb
     dataset.class_balance(dataset.default_data_yaml())   # notebooks/03_dataset.ipynb

@@ -84,10 +84,11 @@ def _training_data_yaml(tracking_uri: str | None, run_id: str | None) -> Path | 
 def load_registered_model(name: str, alias: str | None = "development", tracking_uri: str | None = None,
                           dst: str | Path | None = None) -> RegisteredModel:
     """Download `name@alias` (alias None: the latest version) and read its class names, input size and lineage.
-    tracking_uri None: runs.default_tracking_uri(); dst: the download folder (default: registry's cache)."""
+    tracking_uri None: xray_exp.mlops.client.default_tracking_uri(); dst: the download folder (default: the
+    registry's cache)."""
     import yaml
 
-    from xray_exp.analysis.runs import default_tracking_uri
+    from xray_exp.mlops.client import default_tracking_uri
     from xray_exp.mlops.registry import get_latest_model
 
     tracking_uri = tracking_uri or default_tracking_uri()

@@ -1,7 +1,7 @@
 """MLflow runs as pandas tables and matplotlib figures (notebooks/01_runs.ipynb).
 
     from xray_exp.analysis import runs
-    uri = runs.default_tracking_uri()          # $MLFLOW_TRACKING_URI, else sqlite:///<root>/outputs/mlflow.db
+    uri = default_tracking_uri()               # xray_exp.mlops.client: $MLFLOW_TRACKING_URI, else outputs/mlflow.db
     table = runs.runs_table(uri, "YOLO12-Training")     # one row per run: model, key params, final metrics
     history = runs.metric_history(uri, table, ["ultralytics/val/mAP50-95", "train/box_loss"])   # per epoch
     runs.plot_metric_curves(history, labels=runs.run_labels(table, ["train.lr0"]))  # one panel per metric
@@ -23,7 +23,6 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,6 @@ import pandas as pd
 from xray_exp.analysis.common import blank_figure, hide_unused, message_figure, new_figure
 from xray_exp.mlops.parent_runs import PARENT_TAG, list_children
 from xray_exp.mlops.query import experiment_ids, metric_steps, open_store, search_all_runs
-from xray_exp.project import project_root
 
 EPOCH_METRIC = "train/box_loss"  # logged once per training epoch, never at the final step
 DEFAULT_PARAMS = ("train.epochs", "train.imgsz", "train.lr0", "train.optimizer", "hardware.batch", "dataset.name",
@@ -45,13 +43,6 @@ CURVE_METRICS = ("train/box_loss", "ultralytics/val/box_loss", "ultralytics/val/
 NOT_SWEPT = frozenset({"run_name", "tracking.tracking_uri", "resume"})
 RUN_COLUMNS = ["experiment", "run_name", "model", "mode", "status", "start_time", "duration_s", "run_id",
                "parent_run_id", "is_parent"]
-
-
-def default_tracking_uri(root: str | Path | None = None) -> str:
-    """$MLFLOW_TRACKING_URI, else the training default: sqlite:///<project root>/outputs/mlflow.db."""
-    from xray_exp.mlops.client import default_tracking_uri as store_uri
-
-    return store_uri(root or project_root())
 
 
 def experiments(tracking_uri: str) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import sys
 from xray_exp.bench import BENCHMARKS
 
 
-def usage() -> str:
+def bench_usage() -> str:
     names = "\n".join(f"  {name:10s} python -m xray_exp.bench {name} --help" for name in BENCHMARKS)
     return f"usage: python -m xray_exp.bench <name> [options]\n\nbenchmarks:\n{names}\n"
 
@@ -21,11 +21,11 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), end="")
+        print(bench_usage(), end="")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in BENCHMARKS:
-        print(f"unknown benchmark {name!r}\n\n{usage()}", end="", file=sys.stderr)
+        print(f"unknown benchmark {name!r}\n\n{bench_usage()}", end="", file=sys.stderr)
         return 2
     module = importlib.import_module(BENCHMARKS[name])
     return int(module.main(rest) or 0)

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from xray_exp.bench.common import envelope, format_table, load_average, summarize, usable_cpus, verdict, write_result
+from xray_exp.bench.common import (
+    envelope,
+    format_text_table,
+    load_average,
+    summarize,
+    usable_cpus,
+    verdict,
+    write_result,
+)
 
 NAME = "bootstrap"
 TARGET_S = 10.0
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"paired_comparison, {args.n_boot} resamples", paired_s, "", ""])
     print(f"{args.images} images, {sum(len(p['labels']) for p in preds)} detections, "
           f"{sum(len(g['labels']) for g in gts)} lesions, {NUM_CLASSES} classes")
-    print(format_table(["step", "seconds", "target", "verdict"], rows))
+    print(format_text_table(["step", "seconds", "target", "verdict"], rows))
     print("95% intervals: " + ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()))
     print(f"load average (1 min) before/after: {loads[0]} / {loads[1]} on {usable_cpus()} usable cores")
     results = {"evaluate_s": evaluate_s, "bootstrap_s": stats, "bootstrap_times_s": boot_s, "paired_s": paired_s,

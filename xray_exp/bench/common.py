@@ -230,9 +230,9 @@ def envelope(name: str, argv: Sequence[str], settings: dict[str, Any], results: 
     }
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def format_text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (pastes into docs/benchmarks.md), columns padded for the terminal."""
-    cells = [[_fmt(c) for c in row] for row in rows]
+    cells = [[_format_cell(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(items: Sequence[str]) -> str:
@@ -241,7 +241,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(headers), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, cells)])
 
 
-def _fmt(value: Any) -> str:
+def _format_cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -42,7 +42,7 @@ from xray_exp.bench.common import (
     REPO,
     child_env,
     envelope,
-    format_table,
+    format_text_table,
     interleave,
     output_root,
     ratio,
@@ -89,7 +89,7 @@ def skip_reason(info: dict[str, Any]) -> str | None:
     """None when a CUDA GPU is usable, else one sentence saying why not."""
     if info.get("available") and info.get("count", 0) > 0:
         return None
-    parts = ["no CUDA GPU in this session: torch.cuda.is_available() is False"]
+    parts = ["no CUDA GPU usable by this process: torch.cuda.is_available() is False"]
     if info.get("torch"):
         parts.append(f"(torch {info['torch']}, built for CUDA {info.get('cuda_build')})")
     parts.append("; nvidia-smi " + ("found" if info.get("nvidia_smi") else "not found"))
@@ -278,7 +278,7 @@ def common_kwargs(data_yaml: Path, run_dir: Path, epochs: int, imgsz: int, devic
             "epochs": epochs, "imgsz": imgsz, "device": device, "val": False, "close_mosaic": 0}
 
 
-def variant_kwargs(variant: str, model: str, data_yaml: Path, run_dir: Path, epochs: int, imgsz: int,
+def gpu_variant_train_kwargs(variant: str, model: str, data_yaml: Path, run_dir: Path, epochs: int, imgsz: int,
                    device: str, preset_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Ultralytics train kwargs of a bare-side variant (bare, reference, seam)."""
     base = common_kwargs(data_yaml, run_dir, epochs, imgsz, device)
@@ -353,7 +353,7 @@ def run_variant(model: str, variant: str, rep: int, ctx: dict[str, Any]) -> dict
         target = ["xray_exp.train", *ctx["preset_overrides"][model], f"run_name={run_name}"]
         kwargs = ctx["preset_kwargs"][model]
     else:
-        kwargs = variant_kwargs(variant, model, ctx["data_yaml"], run_dir, ctx["epochs"], ctx["imgsz"],
+        kwargs = gpu_variant_train_kwargs(variant, model, ctx["data_yaml"], run_dir, ctx["epochs"], ctx["imgsz"],
                                 ctx["device"], ctx["preset_kwargs"].get(model))
         kwargs_path = work / "kwargs" / f"{tag}.json"
         kwargs_path.write_text(json.dumps(kwargs, indent=2))
@@ -412,8 +412,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        order.get(r["variant"], 99)))
 
 
-def report(rows: list[dict[str, Any]]) -> str:
-    return format_table(
+def gpu_report_tables(rows: list[dict[str, Any]]) -> str:
+    return format_text_table(
         ["model", "variant", "batch", "workers", "img/s steady", "img/s epoch 1", "GPU util %", "CPU util %",
          "GPU mem peak MiB", "torch reserved MiB", "vs bare", "vs reference", "runs"],
         [[r["model"], r["variant"], r["batch"], r["workers"], r["steady_images_per_s"],
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
                       f"{result['gpu_util_steady']}, peak {result['gpu_memory_peak_mib']} MiB", flush=True)
     rows = aggregate(runs)
     print()
-    print(report(rows))
+    print(gpu_report_tables(rows))
     if reason:
         print(f"(CPU harness check: {reason})")
     print("reference (docs NOTES, bare Ultralytics, H100): " + "; ".join(f"{k} {v}" for k, v in REFERENCE.items()))

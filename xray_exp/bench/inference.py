@@ -32,7 +32,7 @@ from typing import Any
 
 from xray_exp.bench.common import (
     envelope,
-    format_table,
+    format_text_table,
     interleave,
     load_average,
     paired_ratios,
@@ -232,18 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     thread_counts = sorted(set(args.threads or [1, cores]))
     try:
-        results, settings = run(args, work, cores, thread_counts)
+        results, settings = measure_inference(args, work, cores, thread_counts)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(report(results))
+    print(inference_report_tables(results))
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")
     missed = any(v["verdict"] != "PASS" for v in results["targets"])
     return 1 if args.check and missed else 0
 
 
-def run(args, work: Path, cores: int, thread_counts: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
     import onnxruntime as ort
 
     print(f"building {len(args.imgsz)} demo models and their ONNX exports ...", flush=True)
@@ -301,7 +301,7 @@ def run(args, work: Path, cores: int, thread_counts: list[int]) -> tuple[dict[st
     return results, settings
 
 
-def report(results: dict[str, Any]) -> str:
+def inference_report_tables(results: dict[str, Any]) -> str:
     parts = []
     for kind in ("forward", "predict"):
         rows = []
@@ -313,19 +313,19 @@ def report(results: dict[str, Any]) -> str:
                 rows.append([size, b.removeprefix("b"), name, stats["median"] * 1000, stats["min"] * 1000,
                              stats["images_per_s"],
                              entry["speedup_onnxruntime_vs_pytorch"]["median"] if name == "onnxruntime" else None])
-        parts.append(f"{kind}:\n" + format_table(["px", "batch", "runtime", "median ms", "min ms", "images/s",
+        parts.append(f"{kind}:\n" + format_text_table(["px", "batch", "runtime", "median ms", "min ms", "images/s",
                                                   "ORT speed-up"], rows))
     rows = [[t, v["pytorch"]["median"] * 1000, v["onnxruntime"]["median"] * 1000,
              v["speedup_onnxruntime_vs_pytorch"]["median"]] for t, v in results["threads"].items()]
-    parts.append("same threads, forward, batch 1:\n" + format_table(
+    parts.append("same threads, forward, batch 1:\n" + format_text_table(
         ["threads", "PyTorch ms", "ONNX Runtime ms", "ORT speed-up"], rows))
     if results["options"]:
         rows = [[k, v["median"] * 1000, v["min"] * 1000, v["speedup_vs_pytorch"]] for k, v in
                 results["options"].items()]
-        parts.append("ONNX Runtime session options, forward, batch 1:\n" + format_table(
+        parts.append("ONNX Runtime session options, forward, batch 1:\n" + format_text_table(
             ["session", "median ms", "min ms", "speed-up vs PyTorch"], rows))
     rows = [[t["what"], t["speedup"], f">= {t['target']}", t["verdict"]] for t in results["targets"]]
-    parts.append("targets (ONNX Runtime vs PyTorch, out of the box):\n" + format_table(
+    parts.append("targets (ONNX Runtime vs PyTorch, out of the box):\n" + format_text_table(
         ["comparison", "speed-up", "target", "verdict"], rows))
     parts.append("parity, max |ORT - PyTorch| of the raw output: " + ", ".join(
         f"{k} px: boxes {v['box_px']:.1e} px, scores {v['score']:.1e}" for k, v in results["parity"].items()))

@@ -38,7 +38,7 @@ from typing import Any
 
 from xray_exp.bench.common import (
     envelope,
-    format_table,
+    format_text_table,
     load_average,
     median,
     output_root,
@@ -60,7 +60,7 @@ PIPELINE_KEYS = ("imgsz", "cache", "fraction", "hsv_h", "hsv_s", "hsv_v", "degre
                  "erasing", "auto_augment", "close_mosaic", "single_cls", "classes", "rect", "compile")
 
 
-def variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path) -> dict[str, Any]:
+def loader_variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path) -> dict[str, Any]:
     """Ultralytics kwargs of a variant's pipeline: from the seam for a composed config, or bare defaults."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
@@ -170,7 +170,7 @@ def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[s
 def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str, Any]:
     from xray_exp.yolo.bench import build_train_dataset
 
-    kwargs = variant_kwargs(variant, data_yaml, args.imgsz, root)
+    kwargs = loader_variant_kwargs(variant, data_yaml, args.imgsz, root)
     t = time.perf_counter()
     dataset = build_train_dataset(kwargs, args.batch, gray=variant == "gray")
     build_s = time.perf_counter() - t
@@ -181,14 +181,14 @@ def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str
             "stages": stages, "loaders": loaders}
 
 
-def report(results: list[dict[str, Any]]) -> str:
+def loader_report_tables(results: list[dict[str, Any]]) -> str:
     order: list[str] = []
     for r in results:
         order += [s for s in r["stages"]["order"] if s not in order]
     stage_rows = [[s, *(r["stages"]["ms"].get(s) for r in results)] for s in order]
     stage_rows.append(["images/s on one core", *(r["stages"]["images_per_s_one_core"] for r in results)])
     names = [r["variant"] for r in results]
-    out = ["ms per sample, in-process (median)", format_table(["stage", *names], stage_rows), ""]
+    out = ["ms per sample, in-process (median)", format_text_table(["stage", *names], stage_rows), ""]
     rows = []
     for r in results:
         for m in r["loaders"]:
@@ -197,7 +197,7 @@ def report(results: list[dict[str, Any]]) -> str:
                 workers = f"{workers} (of {m['workers_asked']})"
             rows.append([r["variant"], workers, m["batch"], m["images"], m["images_per_s"],
                          m["images_per_s_per_worker"], m["warmup_s"], m["load_average"]])
-    out += ["loader throughput", format_table(["variant", "workers", "batch", "images", "images/s", "per worker",
+    out += ["loader throughput", format_text_table(["variant", "workers", "batch", "images", "images/s", "per worker",
                                                "start-up s", "load"], rows)]
     return "\n".join(out)
 
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {variant}: {results[-1]['stages']['images_per_s_one_core']:.1f} img/s on one core in-process, "
               f"best loader {best['images_per_s']:.1f} img/s with {best['workers']} workers", flush=True)
     print()
-    print(report(results))
+    print(loader_report_tables(results))
     settings = {k: v for k, v in vars(args).items() if k != "out_dir"}
     path = write_result(NAME, envelope(NAME, argv, settings, {"variants": results}, started), args.out_dir)
     print(f"\nwrote {path}")

@@ -29,7 +29,7 @@ from xray_exp.bench.common import (
     REPO,
     child_env,
     envelope,
-    format_table,
+    format_text_table,
     interleave,
     load_average,
     paired_ratios,
@@ -131,16 +131,16 @@ RATIO_NAMES = {"train_call_s": "training call (wall)", "wall_s": "whole process 
 VERDICT_OF = {"train_call_s": "train_call", "wall_s": "whole_process"}
 
 
-def report(analysis: dict[str, Any]) -> str:
+def overhead_report_tables(analysis: dict[str, Any]) -> str:
     s, r, t = analysis["summary"], analysis["ratios"], analysis["target_ratio"]
     side_rows = [[f"{k} ({SIDES[k]})", *(s[k][m]["median"] for m in MEASURES)] for k in SIDES]
-    sides = format_table(["median over reps", *(HEADERS[m] for m in MEASURES)], side_rows)
+    sides = format_text_table(["median over reps", *(HEADERS[m] for m in MEASURES)], side_rows)
     ratio_rows = []
     for m, name in RATIO_NAMES.items():
         v = analysis["verdicts"].get(VERDICT_OF.get(m, ""), "")
         ratio_rows.append([name, r[m]["median"], r[m]["min"], r[m]["max"], r[m]["ratio_of_medians"],
                            f"<= {t}" if v else "", v])
-    ratios = format_table(["A / B", "median of pairs", "min", "max", "ratio of medians", "target", "verdict"],
+    ratios = format_text_table(["A / B", "median of pairs", "min", "max", "ratio of medians", "target", "verdict"],
                           ratio_rows)
     x = {m: v["median"] for m, v in analysis["extra_seconds_A_minus_B"].items()}
     note = (f"A - B per pair (median): process {x['wall_s']:+.2f} s wall / {x['cpu_s']:+.2f} s CPU; training call "
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     target = TARGETS["cpu"] if device == "cpu" else TARGETS["gpu"]
     analysis = analyse(samples, target)
     print()
-    print(report(analysis))
+    print(overhead_report_tables(analysis))
     print(f"same Ultralytics kwargs on both sides: {'yes' if not diff else f'NO, differing: {diff}'}")
     settings = {"reps": args.reps, "warmup": args.warmup, "order": args.order, "epochs": args.epochs,
                 "images": args.images, "imgsz": args.imgsz, "hardware": args.hardware, "plots": args.plots,

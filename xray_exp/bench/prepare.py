@@ -3,8 +3,8 @@
     python -m xray_exp.bench prepare                          # 32 VinDr-sized DICOMs, 1..N processes, 3 rounds
     python -m xray_exp.bench prepare --images 96 --workers 1 2 4 8 16 --rounds 3
 
-Wraps scripts/bench/prepare_bench.py (synthetic 12/16-bit 2048x2500 DICOMs, 3 readers per image, fusion on;
-images/s of the conversion phase and end to end). Each round calls it once with every worker count, the
+The workload is xray_exp.bench.prepare_workload (synthetic 12/16-bit 2048x2500 DICOMs, 3 readers per image,
+fusion on; images/s of the conversion phase and end to end). Each round runs it once with every worker count, the
 order reversed every other round (1 2 4 .. then .. 4 2 1), so load drift on a shared machine is spread over
 all counts; the figure per count is the median over rounds, and the speed-up is relative to 1 process.
 """
@@ -12,27 +12,14 @@ all counts; the figure per count is the median over rounds, and the speed-up is 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from xray_exp.bench.common import REPO, envelope, format_table, ratio, summarize, usable_cpus, write_result
+from xray_exp.bench.common import envelope, format_text_table, ratio, summarize, usable_cpus, write_result
 
 NAME = "prepare"
-SCRIPT = REPO / "scripts" / "bench" / "prepare_bench.py"
-
-
-def load_prepare_bench(path: Path = SCRIPT):
-    """The data-preparation benchmark script as a module (it is a script, not part of the package)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the data-preparation benchmark script this command wraps")
-    spec = importlib.util.spec_from_file_location("xray_exp_prepare_bench_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def default_worker_counts(cores: int) -> list[int]:
@@ -49,7 +36,7 @@ def round_orders(workers: list[int], rounds: int) -> list[list[int]]:
     return [list(workers) if r % 2 == 0 else list(reversed(workers)) for r in range(rounds)]
 
 
-def scaling(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def scaling_by_worker_count(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median images/s per worker count over rounds, speed-up vs 1 process, parallel efficiency."""
     by_workers: dict[int, dict[str, list[float]]] = {}
     for result in per_round:
@@ -79,28 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(2048, 2500), metavar=("WIDTH", "HEIGHT"))
     parser.add_argument("--workers", type=int, nargs="+", help=f"process counts (default 1, 2, 4 .. {cores})")
     parser.add_argument("--longest-side", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3, help="calls of the script; median per count (default 3)")
-    parser.add_argument("--script", type=Path, default=SCRIPT, help="the wrapped benchmark script")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over all counts; median per count (default 3)")
     parser.add_argument("--out-dir", type=Path, help="JSON folder (default outputs/bench)")
     args = parser.parse_args(argv)
     started = time.time()
     workers = sorted(set(args.workers or default_worker_counts(cores)))
-    try:
-        script = load_prepare_bench(args.script)
-    except FileNotFoundError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 2
+    from xray_exp.bench.prepare_workload import measure_prepare_throughput  # imports the preparation pipeline
+
     per_round = []
-    with tempfile.TemporaryDirectory(prefix="xray_bench_prepare_") as tmp:
-        for r, order in enumerate(round_orders(workers, args.rounds)):
-            print(f"round {r + 1}/{args.rounds}: workers {order}", flush=True)
-            result = script.main(["--images", str(args.images), "--size", *map(str, args.size),
-                                  "--workers", *map(str, order), "--longest-side", str(args.longest_side),
-                                  "--repeat", "1", "--json", str(Path(tmp) / f"round-{r}.json")])
-            per_round.append(result)
-    rows = scaling(per_round)
+    for r, order in enumerate(round_orders(workers, args.rounds)):
+        print(f"round {r + 1}/{args.rounds}: workers {order}", flush=True)
+        per_round.append(measure_prepare_throughput(args.images, args.size, order, args.longest_side))
+    rows = scaling_by_worker_count(per_round)
     print()
-    print(format_table(
+    print(format_text_table(
         ["processes", "images/s converting (median)", "min", "max", "images/s end to end", "speed-up", "efficiency"],
         [[x["workers"], x["convert_images_per_s"]["median"], x["convert_images_per_s"]["min"],
           x["convert_images_per_s"]["max"], x["wall_images_per_s"]["median"], x["speedup_convert"],
@@ -108,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.images} DICOMs of {args.size[0]}x{args.size[1]} -> PNG, longest side {args.longest_side}; "
           f"{cores} usable cores; {args.rounds} rounds")
     settings = {"images": args.images, "size": list(args.size), "workers": workers,
-                "longest_side": args.longest_side, "rounds": args.rounds, "script": str(args.script),
-                "usable_cores": cores}
+                "longest_side": args.longest_side, "rounds": args.rounds, "usable_cores": cores}
     results = {"scaling": rows, "rounds": per_round}
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")

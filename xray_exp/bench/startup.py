@@ -25,7 +25,7 @@ from xray_exp.bench.common import (
     REPO,
     child_env,
     envelope,
-    format_table,
+    format_text_table,
     interleave,
     load_average,
     run_process,
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                      stats["median"] - floor if is_train else None,
                      f"< {TARGET_S}" if is_train else "", v,
                      ("none" if not heavy else ", ".join(heavy)) if is_train else ""])
-    print(format_table(["command", "median s", "min s", "max s", "CPU s (median)", "above python -c pass",
+    print(format_text_table(["command", "median s", "min s", "max s", "CPU s (median)", "above python -c pass",
                         "target", "verdict", "heavy imports"], rows))
     print(f"load average (1 min) before/after: {loads[0]} / {loads[1]} on {usable_cpus()} usable cores")
     for label, info in imports.items():

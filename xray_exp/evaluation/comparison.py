@@ -83,7 +83,7 @@ def compare_models(models: list[dict], data_yaml: str | Path, split: str, settin
                       "patient" if groups else "image")
 
 
-def _fmt(value: float) -> str:
+def _four_decimals(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
@@ -117,8 +117,9 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
              f"{s.ci_level:.0%} intervals; AUROC difference tested with DeLong's test", "", "## Verdicts", "",
              *[f"- {v}" for v in comparison.verdicts], "", "## Differences (B - A)", "",
              "| metric | A | B | B - A | CI low | CI high | p | test |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {d.metric} | {_fmt(d.a)} | {_fmt(d.b)} | {_fmt(d.diff)} | {_fmt(d.ci_low)} | {_fmt(d.ci_high)} "
-              f"| {_fmt(d.p_value)} | {d.test} |" for d in comparison.differences]
+    lines += ["| " + " | ".join([d.metric, *(_four_decimals(v) for v in (d.a, d.b, d.diff, d.ci_low, d.ci_high,
+                                                                         d.p_value)), d.test]) + " |"
+              for d in comparison.differences]
     lines += ["", "## Curves", ""]
     for title, name in (("Precision-recall", "pr_curves"), ("FROC", "froc"), ("ROC (image level)", "roc")):
         lines += _side_by_side(title, f"plots/a_{name}.png", f"plots/b_{name}.png")

@@ -22,7 +22,7 @@ from xray_exp.metrics.image_level import ImageLevelResult
 NO_FINDING_CLASS = 14
 
 
-def _num(value: float, decimals: int) -> str:
+def _compact_decimal(value: float, decimals: int) -> str:
     """Compact decimal: 12.0 -> '12', 0.50 -> '0.5'."""
     text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
@@ -35,7 +35,8 @@ def prediction_string(boxes, scores, labels, no_finding_class: int = NO_FINDING_
         return f"{no_finding_class} 1 0 0 1 1"
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
     return " ".join(
-        f"{int(labels[i])} {_num(scores[i], 4)} " + " ".join(_num(v, 1) for v in boxes[i]) for i in order
+        f"{int(labels[i])} {_compact_decimal(scores[i], 4)} " + " ".join(_compact_decimal(v, 1) for v in boxes[i])
+        for i in order
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from xray_exp.evaluation.dataset import patient_groups
 from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.predict import SplitPredictions, predict_split
-from xray_exp.evaluation.report import write_report
+from xray_exp.evaluation.report import write_evaluation_report
 from xray_exp.metrics.summary import EvaluationResult, evaluate_records, flat_metrics
 
 MAP40_METHODS = ("voc2010", "coco101")
@@ -117,5 +117,6 @@ def evaluate_split(weights, data_yaml: str | Path, split: str = "test", imgsz: i
                  "data": data_yaml, "split": split, "imgsz": imgsz, "conf": conf, "nms iou": iou, "tta": tta,
                  "device": device, **{k.replace("_", " "): v for k, v in asdict(settings).items()},
                  "bootstrap unit": "patient" if groups else "image", **(report_settings or {})}
-        write_report(result, out.preds, out.gts, flat, out_dir, settings=shown, definitions=definitions(settings))
+        write_evaluation_report(result, out.preds, out.gts, flat, out_dir, settings=shown,
+                                definitions=definitions(settings))
     return flat

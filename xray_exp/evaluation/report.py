@@ -1,6 +1,6 @@
 """The evaluation report: report.md with linked PNG figures, metrics.json and the CSV files.
 
-    write_report(result, preds, gts, flat, out_dir, settings={"weights": "best.pt", "split": "test"})
+    write_evaluation_report(result, preds, gts, flat, out_dir, settings={"weights": "best.pt", "split": "test"})
     print(metrics_table(flat))
 
 out_dir/
@@ -27,7 +27,7 @@ from xray_exp.evaluation.plots import plot_confusion, plot_froc, plot_pr_curves,
 from xray_exp.metrics.summary import COUNT_METRICS, EvaluationResult
 
 
-def _fmt(value) -> str:
+def _metric_cell(value) -> str:
     if isinstance(value, float | np.floating):
         return "n/a" if not math.isfinite(value) else f"{value:.4f}"
     return str(value)
@@ -35,7 +35,7 @@ def _fmt(value) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_metric_cell(v) for v in row) + " |" for row in rows]
     return lines + [""]
 
 
@@ -44,7 +44,7 @@ def metrics_table(flat: Mapping[str, float]) -> str:
     width = max((len(k) for k in flat), default=6)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
     for key, value in flat.items():
-        shown = f"{value:.0f}" if key.rpartition("/")[2] in COUNT_METRICS else _fmt(float(value))
+        shown = f"{value:.0f}" if key.rpartition("/")[2] in COUNT_METRICS else _metric_cell(float(value))
         lines.append(f"{key:<{width}}  {shown}")
     return "\n".join(lines)
 
@@ -57,7 +57,7 @@ def _summary_rows(result: EvaluationResult, flat: Mapping[str, float]) -> list[l
     def ci(name: str) -> str:
         low = next((v for k, v in flat.items() if k.endswith(f"/{name}_ci_low")), None)
         high = next((v for k, v in flat.items() if k.endswith(f"/{name}_ci_high")), None)
-        return "" if low is None or high is None else f"[{_fmt(float(low))}, {_fmt(float(high))}]"
+        return "" if low is None or high is None else f"[{_metric_cell(float(low))}, {_metric_cell(float(high))}]"
 
     rows = [
         (f"mAP@0.4 ({det.method})", det.map40, "map40"),
@@ -89,7 +89,7 @@ def _failure_rows(items: Sequence[Mapping], names: Sequence[str]) -> list[list]:
              " ".join(f"{v:.0f}" for v in item["box"])] for item in items]
 
 
-def write_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequence[Mapping],
+def write_evaluation_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequence[Mapping],
                  flat: Mapping[str, float], out_dir: str | Path, settings: Mapping | None = None,
                  definitions: Mapping[str, str] | None = None) -> Path:
     """Write everything under out_dir; returns the path of report.md. `gts` must carry image paths

@@ -27,11 +27,11 @@ from xray_exp.prepare.convert import (
     read_patient_id,
 )
 from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, ImageRecord, Issue, IssueLog, PrepareError
-from xray_exp.prepare.report import build_report, write_report
+from xray_exp.prepare.report import build_report, write_prepare_report
 from xray_exp.prepare.sources import load_source
 from xray_exp.prepare.split import SplitItem, assign_splits, normalise_ratios
 from xray_exp.prepare.store import DatasetStore
-from xray_exp.prepare.summary import write_summary
+from xray_exp.prepare.summary import write_dataset_summary
 from xray_exp.prepare.workers import Workers, default_workers
 
 log = logging.getLogger("xray_exp.prepare")
@@ -243,7 +243,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         store.write_manifest(entries, names)
         files += ["data.yaml", "manifest.csv"]
         if cfg.summary.enabled:
-            write_summary(store, entries, names, cfg.summary.examples, cfg.summary.tile)
+            write_dataset_summary(store, entries, names, cfg.summary.examples, cfg.summary.tile)
             files += ["summary.json", "summary.png", "examples.png"]
     counts = {
         "listed": listed,
@@ -271,7 +271,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         workers=workers,
         files=[*files, "prepare_report.json"],
     )
-    write_report(report, out_dir / "prepare_report.json")
+    write_prepare_report(report, out_dir / "prepare_report.json")
     if not entries:
         raise PrepareError(
             f"no image could be converted from {source}; see {out_dir / 'prepare_report.json'}"

@@ -77,7 +77,7 @@ def build_report(
     }
 
 
-def write_report(report: dict, path: Path) -> None:
+def write_prepare_report(report: dict, path: Path) -> None:
     atomic_write(path, json.dumps(report, indent=2, default=str).encode())
 
 

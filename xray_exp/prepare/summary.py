@@ -1,6 +1,6 @@
 """Dataset summary next to the data: class counts per split, box sizes, example images with boxes.
 
-write_summary(store, entries, names, examples=16, tile=320)
+write_dataset_summary(store, entries, names, examples=16, tile=320)
 # -> summary.json, summary.png (counts + box-size histogram), examples.png (grid with boxes)
 """
 
@@ -162,7 +162,7 @@ def draw_examples(store: DatasetStore, entries: list[dict], names: list[str], ti
         atomic_write(path, png.tobytes())
 
 
-def write_summary(
+def write_dataset_summary(
     store: DatasetStore, entries: list[dict], names: list[str], examples: int, tile: int
 ) -> dict:
     """Write summary.json, summary.png and examples.png into the dataset folder; return the summary."""

@@ -52,7 +52,7 @@ Upload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")
 ModelQuery = Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=64)]
 
 
-def summarize(detections: list[Detection]) -> str:
+def summarize_detections(detections: list[Detection]) -> str:
     if not detections:
         return "No findings"
     parts = [f"{d.label} {d.confidence:.2f}" for d in detections[:5]]
@@ -158,7 +158,7 @@ def create_app(
                 }
                 for d in detections
             ],
-            "summary": summarize(detections),
+            "summary": summarize_detections(detections),
             "image": {
                 "format": header.format,
                 "width": int(gray.shape[1]),

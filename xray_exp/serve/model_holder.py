@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, load_model
+from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, load_detector
 from xray_exp.serve.onnx_detector import OnnxDetector
 from xray_exp.serve.settings import ServeSettings
 
@@ -32,7 +32,7 @@ class ModelHolder:
             return
         with self._lock:
             try:
-                self.current = load_model(
+                self.current = load_detector(
                     spec,
                     self.settings.tracking_uri,
                     self.settings.model_alias,

@@ -82,7 +82,7 @@ def is_registry_uri(spec: str | None) -> bool:
     return bool(spec) and spec.startswith("models:/")
 
 
-def load_model(
+def load_detector(
     spec: str,
     tracking_uri: str | None = None,
     default_alias: str | None = None,

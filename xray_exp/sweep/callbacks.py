@@ -111,7 +111,8 @@ def search_space(config: DictConfig) -> dict[str, str]:
     return space
 
 
-def _client(info: dict[str, Any], timeout_s: float):
+def sweep_parent_client(info: dict[str, Any], timeout_s: float):
+    """A client of the sweep's tracking store, every request bounded by `timeout_s`."""
     from xray_exp.mlops.client import tracking_client
 
     return tracking_client(info["tracking_uri"], timeout_s=timeout_s)
@@ -139,8 +140,8 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
                        "optuna.sampler": str(sweeper.sampler.get("_target_", ""))})
     name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
     identity = {"sweep.key": info["key"], "sweep.role": "parent"}
-    opened = open_parent_run(_client(info, config.tracking.timeout_s), info["experiment"], name, identity, tags,
-                             params, count_tag="sweep.invocations")
+    client = sweep_parent_client(info, config.tracking.timeout_s)
+    opened = open_parent_run(client, info["experiment"], name, identity, tags, params, count_tag="sweep.invocations")
     if opened["resumed"]:
         log.info("resuming the sweep's MLflow parent run %s", opened["parent_run_id"])
     return {"parent_run_id": opened["parent_run_id"], "experiment_id": opened["experiment_id"]}
@@ -154,7 +155,7 @@ def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExceptio
 
     metric, direction = info["objective"], info["direction"]
     sweep_dir = Path(info["sweep_dir"])
-    client = _client(info, config.tracking.timeout_s) if info.get("parent_run_id") else None
+    client = sweep_parent_client(info, config.tracking.timeout_s) if info.get("parent_run_id") else None
     if client is not None:
         rows = lb.rows_from_mlflow(client, info["experiment_id"], info["parent_run_id"], metric)
     else:
