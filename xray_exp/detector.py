@@ -4,7 +4,7 @@ service and of the registered MLflow model (xray_exp/mlops/onnx_pyfunc.py).
 Reads an Ultralytics-exported ONNX file (`model.export(format="onnx")`): class names, input size
 and stride come from the metadata Ultralytics writes; pre- and post-processing reproduce
 Ultralytics' predict (LetterBox with grey 114 padding, BGR->RGB, /255; best-class NMS per class;
-boxes scaled back to the original pixels). tests/test_serve_onnx.py checks the detections against
+boxes scaled back to the original pixels). tests/serve/test_serve_onnx.py checks the detections against
 `YOLO(onnx).predict` and `YOLO(pt).predict` on the same images.
 
     from xray_exp.detector import OnnxDetector, findings

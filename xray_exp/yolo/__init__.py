@@ -1,4 +1,4 @@
-"""The Ultralytics seam: the only package of xray_exp that imports `ultralytics` (tests/test_boundaries.py).
+"""The Ultralytics seam: the only package of xray_exp that imports `ultralytics` (tests/package/test_boundaries.py).
 
     runtime.py     offline set-up before the import, Ultralytics settings, the rank check of DDP workers
     args.py        composed config -> Ultralytics train arguments

@@ -14,7 +14,7 @@ and serving still see 3-channel input.
 
 Exactness: OpenCV's resize, warpAffine, copyMakeBorder and flips work per channel, and for a gray BGR pixel
 HSV->LUT->BGR reduces to the V lookup (S is 0, so hue is irrelevant; Ultralytics pins lut_sat[0] = 0), so
-the batches equal the 3-channel pipeline's bit for bit (tests/test_gray_loader.py compares whole epochs).
+the batches equal the 3-channel pipeline's bit for bit (tests/yolo/test_gray_loader.py compares whole epochs).
 `python -m xray_exp.bench loader` measures the saving per core.
 
 Switch: `hardware.gray_loader` (true by default; false = Ultralytics' pipeline unchanged). The choice travels
