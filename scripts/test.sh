@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole test suite: bash scripts/test.sh [pytest args]
-# XRAY_TEST_WORKERS=2 bash scripts/test.sh: the tests not marked serial on two workers (pytest-xdist, one test file
-# per worker at a time, so a file's module fixtures are built once), then the serial ones (Ray, timing assertions)
-# alone. Default (1) or with pytest arguments: one plain pytest run.
+# Without arguments: the tests not marked serial on XRAY_TEST_WORKERS (default 2) pytest-xdist workers, one test
+# file per worker at a time (a file's module fixtures are built once), then the serial ones (Ray, clusters, timing
+# assertions) alone. XRAY_TEST_WORKERS=1, or any pytest arguments: one plain pytest run.
 # The browser test drives Debian's chromium, the egress test runs commands under strace (both installed
 # here when missing and apt is usable; without them those tests are skipped).
 set -euo pipefail
@@ -16,7 +16,7 @@ if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null) \
     || echo "WARNING: could not install strace; the egress test will be skipped"
 fi
-workers=${XRAY_TEST_WORKERS:-1}
+workers=${XRAY_TEST_WORKERS:-2}
 if [ $# -gt 0 ] || [ "$workers" -le 1 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
