@@ -16,7 +16,6 @@ process trains. Only rank 0 (or a process without ranks) logs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -68,21 +67,11 @@ class EpochLog:
     run_id: str | None = None
 
 
-@contextlib.contextmanager
 def epoch_log(spec: EpochLog | None):
     """Point the trainer (and any process Ultralytics re-launches for DDP) at `spec` for the duration."""
-    before = os.environ.get(EPOCH_LOG_ENV)
-    if spec is None:
-        os.environ.pop(EPOCH_LOG_ENV, None)
-    else:
-        os.environ[EPOCH_LOG_ENV] = json.dumps(asdict(spec))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(EPOCH_LOG_ENV, None)
-        else:
-            os.environ[EPOCH_LOG_ENV] = before
+    from xray_exp.yolo.runtime import environment_variable
+
+    return environment_variable(EPOCH_LOG_ENV, None if spec is None else json.dumps(asdict(spec)))
 
 
 def configured_epoch_log() -> EpochLog | None:

@@ -11,6 +11,7 @@ Ultralytics, calls `disable_telemetry()` alone):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -35,6 +36,24 @@ OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     **TELEMETRY_ENV,
 }
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: str | None):
+    """Set (or, with None, unset) one environment variable for the duration; processes started meanwhile
+    (Ultralytics' DDP re-launch) inherit it."""
+    before = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def disable_telemetry() -> None:

@@ -24,7 +24,6 @@ DDP decide alike.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 from collections.abc import Iterable
@@ -38,18 +37,11 @@ ENV = "XRAY_EXP_GRAY_LOADER"
 GRAY_MODES = {"L", "I;16", "I;16B", "I;16L", "I", "1"}
 
 
-@contextlib.contextmanager
 def gray_loader_env(on: bool):
     """Set XRAY_EXP_GRAY_LOADER for the duration (the trainer, and any DDP re-launch of it, reads it)."""
-    before = os.environ.get(ENV)
-    os.environ[ENV] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = before
+    from xray_exp.yolo.runtime import environment_variable
+
+    return environment_variable(ENV, "1" if on else "0")
 
 
 def enabled() -> bool:
