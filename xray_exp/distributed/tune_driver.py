@@ -143,12 +143,9 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     setup = {
         "cfg": base, "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint,
         "settings_dir": str(ultralytics_dir(cfg)), "offline": bool(cfg.offline), "tune_dir": str(run_dir),
-        "tune_name": run_dir.name, "experiment": str(settings.experiment), "root": str(cfg.paths.root),
-        "overrides": list(overrides), "cpus_per_trial": cpus, "gpus_per_trial": gpus,
-        "tracking": {"enabled": bool(cfg.tracking.enabled), "uri": cfg.tracking.tracking_uri,
-                     "timeout_s": float(cfg.tracking.timeout_s),
-                     "parent_run_id": tracker.run_id if tracker.live else None},
-    }
+        "tune_name": run_dir.name, "experiment": str(settings.experiment), "overrides": list(overrides),
+        "cpus_per_trial": cpus, "gpus_per_trial": gpus, "parent_run_id": tracker.run_id if tracker.live else None,
+    }  # trials track with cfg.tracking, as children of the parent run
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), {"cpu": cpus, "gpu": gpus})
     storage = str(cfg.ray.storage_path)
     experiment_path = f"{storage.rstrip('/')}/{run_dir.name}"

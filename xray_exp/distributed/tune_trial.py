@@ -51,7 +51,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")
     args = to_train_args(cfg, setup["data_yaml"], run_dir)
-    parent_run_id = setup["tracking"]["parent_run_id"]
+    parent_run_id = setup["parent_run_id"]
     tracker = start(cfg, run_dir, setup["overrides"], fingerprint=setup["fingerprint"], mode="tune-trial",
                     experiment=setup["experiment"], run_name=f"{setup['tune_name']}/{trial_id}",
                     tags=child_run_tags(parent_run_id, {
