@@ -34,7 +34,7 @@ def test_epochs_logged_by_the_ddp_child_process(tmp_path, synthetic_tiny, monkey
     import ultralytics.engine.trainer as engine
 
     from xray_exp.mlops.tracker import Tracker
-    from xray_exp.runs.lifecycle import epoch_log_of
+    from xray_exp.runs.lifecycle import ended, epoch_log_of
     from xray_exp.yolo.epochs import epoch_log
     from xray_exp.yolo.trainer import XrayDetectionTrainer
 
@@ -55,15 +55,16 @@ def test_epochs_logged_by_the_ddp_child_process(tmp_path, synthetic_tiny, monkey
     trainer = XrayDetectionTrainer(overrides=train_args(synthetic_tiny, run_dir))
     trainer.model = trainer.get_model(cfg="yolo12n.yaml")  # what YOLO(...).train() does before train()
     trainer.ddp = True  # what device=0,1 sets: train() launches the script instead of training here
-    with epoch_log(epoch_log_of(tracker)):
+    sent_here, send = [], tracker._apply
+    monkeypatch.setattr(tracker, "_apply", lambda event: (sent_here.append(event["op"]), send(event))[1])
+    with ended(tracker), epoch_log(epoch_log_of(tracker)):  # as every engine runs a training
         trainer.train()
 
     assert launched and "torch.distributed.run" in launched[0]
     assert getattr(trainer, "epoch", None) is None  # nothing trained in this process
     assert (run_dir / ".hydra" / "config.yaml").is_file(), "the DDP launch deleted the run folder"
     assert (run_dir / "weights" / "last.pt").is_file() and (run_dir / "results.csv").is_file()
-    tracker.reload()
-    tracker.end()
+    assert sent_here == ["end"], sent_here  # the child sent the epochs; this process did not send them again
     assert tracker.pending == 0
     for key in ("train/box_loss", "ultralytics/val/mAP50", "lr/pg0"):
         assert metric_steps(uri, tracker.run_id, key) == [1, 2], key
