@@ -61,7 +61,7 @@ def parse_untrusted_xml(data: bytes) -> ET.Element:
     return ET.fromstring(data)
 
 
-def _text(node: ET.Element | None, tag: str) -> str:
+def _child_text(node: ET.Element | None, tag: str) -> str:
     child = node.find(tag) if node is not None else None
     return (child.text or "").strip() if child is not None else ""
 
@@ -86,7 +86,7 @@ def read_xml(path: Path, where: str, ds: SourceDatasetConfig, log: IssueLog) -> 
     if root.tag != "annotation":
         log.add(Issue(MALFORMED_ANNOTATION, f"{where}: the root element is <{root.tag}>, not <annotation>", path.stem))
         return None
-    file_name = _text(root, "filename") or path.stem
+    file_name = _child_text(root, "filename") or path.stem
     image_id = image_id_for(file_name, ds)
     if image_id is None:
         message = f"{where}: <filename> {file_name!r} is not a path inside the image folders"
@@ -96,7 +96,7 @@ def read_xml(path: Path, where: str, ds: SourceDatasetConfig, log: IssueLog) -> 
     marks = []
     for k, obj in enumerate(root.findall("object"), start=1):
         place = f"{where} object {k}"
-        if _text(obj, "difficult").casefold() in ("1", "true") and ds.voc_difficult == VocDifficult.drop:
+        if _child_text(obj, "difficult").casefold() in ("1", "true") and ds.voc_difficult == VocDifficult.drop:
             log.notes["difficult_dropped"] += 1
             image.held_back += 1
             continue
@@ -104,8 +104,8 @@ def read_xml(path: Path, where: str, ds: SourceDatasetConfig, log: IssueLog) -> 
         if box is None:
             log.add(Issue(BAD_BOX, f"{place}: no <bndbox>", image_id))
             continue
-        coords: dict[str, object] = {tag: _text(box, tag) for tag in BOX_TAGS}
-        marks.append(Mark(image_id, _text(obj, "name"), _one_based(coords) if ds.voc_one_based else coords, place))
+        coords: dict[str, object] = {tag: _child_text(box, tag) for tag in BOX_TAGS}
+        marks.append(Mark(image_id, _child_text(obj, "name"), _one_based(coords) if ds.voc_one_based else coords, place))
     return image, marks
 
 
