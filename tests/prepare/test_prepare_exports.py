@@ -28,6 +28,7 @@ from xray_exp.prepare.fake_sources import write_dicom
 from xray_exp.prepare.pipeline import run_prepare
 from xray_exp.prepare.records import IssueLog, PrepareError
 from xray_exp.prepare.sources import load_source
+from xray_exp.prepare.sources.export import image_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +250,23 @@ def test_without_patients_the_split_is_image_level_with_a_warning(images, tmp_pa
     write_patients(source / "patients.csv", {k: Labelled(v.file, patient="PX") for k, v in pngs.items()})
     records, log, _ = load("csv", source, "dataset.patients=patients.csv")
     assert {r.patient_id for r in records} == {"PX"} and log.notes["patient_id_from_patients_file"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "image_id"),
+    [
+        ("a.png", "a"),
+        ("scans/2024/a.DCM", "scans__2024__a"),
+        ("./a.jpeg", "a"),
+        ("IM0001", "IM0001"),  # no extension: kept whole
+        ("a.b.png", "a.b"),
+        ("../a.png", None),
+        ("/etc/passwd", None),
+        ("sub/../../a.png", None),
+        ("C:\\data\\a.png", None),
+        ("", None),
+    ],
+)
+def test_image_ids_from_file_names_stay_inside_the_image_folders(name, image_id):
+    ds = config("coco", Path("/s")).dataset
+    assert image_id_for(name, ds) == image_id

@@ -32,7 +32,7 @@ from xray_exp.prepare.records import (
 )
 from xray_exp.prepare.sources.common import Listing, parse_box, read_required, resolve
 
-log_ = logging.getLogger("xray_exp.prepare")
+logger = logging.getLogger("xray_exp.prepare")
 
 
 @dataclass
@@ -127,7 +127,7 @@ def resolve_classes(ds: SourceDatasetConfig, discovered: list[str], annotations:
     if not names:
         raise PrepareError(f"{annotations}: no class names found; list them with dataset.classes=[...]")
     ds.classes = list(names.values())
-    log_.info("classes from %s: %s", annotations, ", ".join(ds.classes))
+    logger.info("classes from %s: %s", annotations, ", ".join(ds.classes))
 
 
 def collect_boxes(

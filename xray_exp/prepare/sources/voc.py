@@ -105,7 +105,9 @@ def read_xml(path: Path, where: str, ds: SourceDatasetConfig, log: IssueLog) -> 
             log.add(Issue(BAD_BOX, f"{place}: no <bndbox>", image_id))
             continue
         coords: dict[str, object] = {tag: _child_text(box, tag) for tag in BOX_TAGS}
-        marks.append(Mark(image_id, _child_text(obj, "name"), _one_based(coords) if ds.voc_one_based else coords, place))
+        marks.append(
+            Mark(image_id, _child_text(obj, "name"), _one_based(coords) if ds.voc_one_based else coords, place)
+        )
     return image, marks
 
 
