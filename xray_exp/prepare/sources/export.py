@@ -73,14 +73,22 @@ def image_id_for(file_name: str, ds: SourceDatasetConfig) -> str | None:
     return "__".join(parts) or None
 
 
+def _folders(source: Path, ds: SourceDatasetConfig) -> list[Path]:
+    """The image_dirs folders in order, glob patterns expanded (sorted)."""
+    out: list[Path] = []
+    for pattern in ds.image_dirs:
+        out += sorted(source.glob(pattern)) if any(c in pattern for c in "*?[") else [resolve(source, pattern)]
+    return out
+
+
 def find_image(source: Path, ds: SourceDatasetConfig, names: tuple[str, ...]) -> tuple[Path | None, str]:
     """The first existing file for any of `names` under the image folders (as named, then with each image
     extension) -> (path or None, what was looked for)."""
     extensions = [e.lower() for e in ds.image_extensions]
     for name in names:
         relative = str(name).strip().replace("\\", "/")
-        for folder in ds.image_dirs:
-            base = resolve(source, folder) / relative
+        for folder in _folders(source, ds):
+            base = folder / relative
             candidates = [base]
             if base.suffix.lower() not in extensions:
                 candidates += [base.with_name(base.name + ext) for ext in ds.image_extensions]
