@@ -43,7 +43,7 @@ def test_help_lists_datasets_without_importing_heavy_modules():
         f"print('HEAVY', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert "dataset: nih_cxr14, vindr_cxr" in proc.stdout, proc.stderr
+    assert "dataset: coco, csv, nih_cxr14, vindr_cxr, voc" in proc.stdout, proc.stderr
     assert "HEAVY []" in proc.stdout
 
 
@@ -76,6 +76,19 @@ def test_cli_strict_exits_non_zero_naming_the_file(tmp_path):
     assert f"prepare failed: strict: missing_image: train.csv lists {source.missing_ids[0]}" in proc.stderr
     lenient = prepare(*args, root=tmp_path)
     assert lenient.returncode == 0 and "missing_image 1" in lenient.stdout
+
+
+def test_cli_coco_that_does_not_parse_exits_non_zero_naming_the_file_and_line(tmp_path):
+    source = tmp_path / "export"
+    source.mkdir()
+    (source / "annotations.json").write_text('{"images": [],\n "categories": [}')
+    out = tmp_path / "out"
+    proc = prepare("dataset=coco", f"source={source}", f"out_dir={out}", root=tmp_path)
+    assert proc.returncode == 1
+    assert f"prepare failed: {source / 'annotations.json'}: not valid JSON: " in proc.stderr
+    assert "at line 2 column 17" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".prepare"]  # Hydra's run folder only: no data written
+    assert sorted(p.name for p in (out / ".prepare").iterdir()) == ["runs"]
 
 
 def test_cli_rejects_a_typo_at_compose_time(tmp_path):

@@ -1,10 +1,13 @@
-"""python -m xray_exp.prepare dataset=vindr_cxr|nih_cxr14 source=/path/to/download [key=value ...]
+"""python -m xray_exp.prepare dataset=vindr_cxr|nih_cxr14|coco|csv|voc source=/path/to/data [key=value ...]
 
 Examples:
     python -m xray_exp.prepare dataset=nih_cxr14 source=/data/nih out_dir=/data/yolo/nih
     python -m xray_exp.prepare dataset=vindr_cxr source=/data/vinbigdata fusion.iou_thr=0.5 \\
         fusion.method=wbf longest_side=1024 split.val=0.15 split.test=0.15 workers=8
     python -m xray_exp.prepare dataset=vindr_cxr source=/data/vinbigdata strict=true   # fail on any problem
+    python -m xray_exp.prepare dataset=coco source=/data/export     # annotations.json + images/
+    python -m xray_exp.prepare dataset=csv source=/data/export      # annotations.csv + images/
+    python -m xray_exp.prepare dataset=voc source=/data/export      # Annotations/*.xml + JPEGImages/ or images/
 
 Keys: xray_exp/conf/prepare/prepare.yaml and xray_exp/conf/prepare/dataset/*.yaml; schema: xray_exp/prepare/config.py.
 Exit status 1 with a message naming the file/field when preparation fails (any problem, with strict=true).

@@ -27,6 +27,29 @@ class SourceFormat(StrEnum):
 
     vindr_cxr = "vindr_cxr"  # train.csv: one row per reader box (VinDr-CXR / VinBigData)
     nih_cxr14 = "nih_cxr14"  # BBox_List_2017.csv + Data_Entry_2017.csv (NIH ChestX-ray14)
+    coco = "coco"  # a COCO JSON: images, annotations ([x, y, w, h] pixel boxes), categories by name
+    csv = "csv"  # one row per box: image, x_min, y_min, x_max, y_max, label[, patient_id]
+    voc = "voc"  # Pascal VOC: one XML per image (Annotations/*.xml)
+
+
+class VocDifficult(StrEnum):
+    """What to do with VOC objects marked <difficult>1</difficult>."""
+
+    keep = "keep"
+    drop = "drop"
+
+
+@dataclass
+class CsvColumns:
+    """Column names of a `format: csv` box table (dataset.columns.x_min=xmin ...); patient_id is optional."""
+
+    image: str = "image"
+    x_min: str = "x_min"
+    y_min: str = "y_min"
+    x_max: str = "x_max"
+    y_max: str = "y_max"
+    label: str = "label"
+    patient_id: str = "patient_id"
 
 
 class FusionMethod(StrEnum):
@@ -43,16 +66,20 @@ class SourceDatasetConfig:
 
     name: str = MISSING
     format: SourceFormat = MISSING
-    annotations: str = MISSING  # the box CSV
+    annotations: str = MISSING  # the box CSV / COCO JSON / folder of VOC XMLs
     image_level_labels: str | None = None  # NIH Data_Entry_2017.csv: patients and "No Finding" images
     image_dirs: list[str] = MISSING  # folders searched for images (glob patterns allowed)
     image_extensions: list[str] = MISSING
-    classes: list[str] = MISSING  # canonical order: position = YOLO class id
+    classes: list[str] = MISSING  # canonical order: position = YOLO class id; coco/csv/voc: [] = from the source
     no_finding: str = MISSING  # the label of a normal image
     ignore_classes: list[str] = field(default_factory=list)  # known labels left out on purpose
     label_aliases: dict[str, str] = field(default_factory=dict)  # image-level name -> box class name
     negatives: bool = True  # normal images become background images (empty label files)
     max_negatives: int | None = None  # a seeded sample of at most this many background images
+    patients: str | None = None  # coco/csv/voc: a CSV `image,patient` (overrides the annotations' patient ids)
+    columns: CsvColumns = field(default_factory=CsvColumns)  # format: csv
+    voc_difficult: VocDifficult = VocDifficult.keep  # format: voc
+    voc_one_based: bool = False  # format: voc; true: the devkit's 1-based pixel indices (x_min - 1, y_min - 1)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits
-from xray_exp.prepare.config import FusionMethod, PrepareConfig
+from xray_exp.prepare.config import FusionMethod, PrepareConfig, SourceFormat
 from xray_exp.prepare.convert import (
     DICOM_SUFFIXES,
     ConvertResult,
@@ -28,7 +28,7 @@ from xray_exp.prepare.convert import (
 )
 from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, ImageRecord, Issue, IssueLog, PrepareError
 from xray_exp.prepare.report import build_report, write_prepare_report
-from xray_exp.prepare.sources import load_source
+from xray_exp.prepare.sources import DISCOVERS_CLASSES, load_source
 from xray_exp.prepare.split import SplitItem, assign_splits, normalise_ratios
 from xray_exp.prepare.store import DatasetStore
 from xray_exp.prepare.summary import write_dataset_summary
@@ -57,8 +57,9 @@ def check_settings(cfg: PrepareConfig) -> None:
         problems.append(f"workers={cfg.workers} (>= 1, or null for all cores)")
     if cfg.limit is not None and cfg.limit < 1:
         problems.append(f"limit={cfg.limit} (>= 1, or null for all images)")
-    if not cfg.dataset.classes or len(set(cfg.dataset.classes)) != len(cfg.dataset.classes):
-        problems.append(f"dataset.classes={list(cfg.dataset.classes)} (non-empty, no duplicates)")
+    classes = list(cfg.dataset.classes)
+    if (not classes and SourceFormat(cfg.dataset.format) not in DISCOVERS_CLASSES) or len(set(classes)) != len(classes):
+        problems.append(f"dataset.classes={classes} (non-empty, no duplicates)")
     if cfg.summary.tile < 64 or cfg.summary.examples < 0:
         problems.append(
             f"summary.tile={cfg.summary.tile} (>= 64), summary.examples={cfg.summary.examples} (>= 0)"
@@ -195,6 +196,13 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         if not records:
             raise PrepareError(
                 f"no usable images in {source} (dataset={cfg.dataset.name}); see the issues above"
+            )
+        if issues.notes["patient_id_from_image_id"]:
+            log.warning(
+                "%d of %d images have no patient id (annotations, dataset.patients or DICOM PatientID): they are "
+                "split image by image, so one patient's images may land in different splits",
+                issues.notes["patient_id_from_image_id"],
+                len(records),
             )
         by_id = {r.image_id: r for r in records}
         split_items = [SplitItem(r.image_id, r.patient_id, r.class_ids) for r in records]

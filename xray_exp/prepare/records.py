@@ -18,8 +18,19 @@ MISSING_IMAGE = "missing_image"  # listed in the CSV, no file on disk
 CORRUPT_IMAGE = "corrupt_image"  # the file cannot be decoded
 IMAGE_TOO_LARGE = "image_too_large"  # over max_pixel_bytes / max_decompressed_bytes (refused before decoding)
 BOX_OUTSIDE = "box_outside"  # entirely outside the image
+MALFORMED_ANNOTATION = "malformed_annotation"  # an XML that does not parse, a COCO entry without its fields
+DUPLICATE_ANNOTATION = "duplicate_annotation"  # the same class and box twice on one image (coco/csv/voc)
 ISSUE_KINDS = (
-    UNKNOWN_CLASS, BAD_BOX, ZERO_AREA, MALFORMED_ROW, MISSING_IMAGE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, BOX_OUTSIDE
+    UNKNOWN_CLASS,
+    BAD_BOX,
+    ZERO_AREA,
+    MALFORMED_ROW,
+    MALFORMED_ANNOTATION,
+    DUPLICATE_ANNOTATION,
+    MISSING_IMAGE,
+    CORRUPT_IMAGE,
+    IMAGE_TOO_LARGE,
+    BOX_OUTSIDE,
 )
 
 
