@@ -125,7 +125,7 @@ class ServeSettings:
             "job_queue_depth": self.job_queue_depth,
             "cors_origins": list(self.cors_origins),
             "metrics": self.metrics,
-            "audit": {"enabled": bool(self.audit_log), "required": self.audit_required},
+            "audit": {"configured": bool(self.audit_log), "required": self.audit_required},
         }
 
 
