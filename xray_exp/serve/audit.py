@@ -37,6 +37,7 @@ import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from xray_exp.errors import XrayExpError
 
@@ -65,13 +66,14 @@ def caller_of(authorization: str | None, salt: bytes) -> str:
     return "token:" + salted_hash(salt, "token:" + token.strip())
 
 
-def dicom_uids(data: bytes) -> tuple[str | None, str | None]:
-    """(StudyInstanceUID, SOPInstanceUID) of DICOM bytes that already passed the decoder's checks; only these
-    two tags are read (no pixel data, no patient module)."""
+def dicom_uids(data: bytes | BinaryIO) -> tuple[str | None, str | None]:
+    """(StudyInstanceUID, SOPInstanceUID) of a DICOM (bytes or a file at its start) that already passed the
+    decoder's checks; only these two tags are kept and reading stops before the pixel data."""
     from pydicom import dcmread
 
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SOPInstanceUID"])
+        ds = dcmread(source, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SOPInstanceUID"])
     except Exception:  # the decoder accepted the file; a tag we cannot read is just left out of the line
         return None, None
     study, sop = ds.get("StudyInstanceUID"), ds.get("SOPInstanceUID")

@@ -25,11 +25,14 @@ with more service instances, each a Prometheus target.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
+log = logging.getLogger(__name__)
 DECODE_FAILURE_KINDS = ("too_large", "unsupported_syntax", "corrupt", "timeout")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 REJECTION_REASONS = ("busy", "timeout")
@@ -138,7 +141,9 @@ class StateCollector:
 
 
 def instrument_http(app, metrics: ServiceMetrics) -> None:
-    """HTTP request metrics by route template, and GET /metrics serving the registry."""
+    """HTTP request metrics by route template, and GET /metrics serving this app's registry."""
+    from fastapi.responses import Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from prometheus_fastapi_instrumentator import Instrumentator
     from prometheus_fastapi_instrumentator import metrics as http
 
@@ -146,4 +151,10 @@ def instrument_http(app, metrics: ServiceMetrics) -> None:
     labels = {"should_include_handler": True, "should_include_method": True, "should_include_status": True}
     instrumentator.add(http.requests(registry=metrics.registry, **labels))
     instrumentator.add(http.latency(buckets=HTTP_BUCKETS, registry=metrics.registry, **labels))
-    instrumentator.instrument(app).expose(app, include_in_schema=False)
+    instrumentator.instrument(app)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        log.warning("PROMETHEUS_MULTIPROC_DIR is ignored: the service runs one process with its own registry")
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -103,7 +103,7 @@ class Observability:
         record.findings = len(body["findings"])
         if self.audit is not None and image.get("format") == "dicom":
             file.file.seek(0)
-            study, sop = dicom_uids(file.file.read())
+            study, sop = dicom_uids(file.file)
             record.study_uid = salted_hash(self.audit.salt, study) if study else None
             record.sop_instance_uid = salted_hash(self.audit.salt, sop) if sop else None
         return body, png
