@@ -57,7 +57,8 @@ def upload(client, data: bytes, path: str = "/predict"):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # a 2000x2000 image is over this pixel limit (413, too_large); the 1024x1024 samples are under it
-    yield from h.demo_service(tmp_path_factory.mktemp("metrics"), XRAY_SERVE_MAX_PIXELS="2000000")
+    folder = tmp_path_factory.mktemp("metrics")
+    yield from h.demo_service(folder, XRAY_SERVE_MAX_PIXELS="2000000", XRAY_EXP_ROOT=str(folder))
 
 
 def test_metric_names_after_real_requests(server):
@@ -73,6 +74,13 @@ def test_metric_names_after_real_requests(server):
         assert upload(client, h.png_bytes(images[0])[:300]).status_code == 422
         assert upload(client, b"plain text, not an image").status_code == 415
         assert client.get("/jobs/abc123").status_code == 404
+        job = client.post(
+            "/trigger-training",
+            json={"overrides": ["train.epochs=1", "train.fake_sleep=0"]},
+            headers={"Authorization": f"Bearer {h.TOKEN}"},
+        ).json()
+        wait_for(lambda: client.get(f"/jobs/{job['id']}").json()["status"] not in ("queued", "running"))
+        job = client.get(f"/jobs/{job['id']}").json()
         response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     after = samples(response.text)
@@ -95,7 +103,10 @@ def test_metric_names_after_real_requests(server):
         assert delta("xray_decode_failures_total", kind=kind) == count, kind
     assert value(after, "xray_model_info", name=name, version=version, source="file", alias="") == 1
     assert value(after, "xray_model_loaded") == 1 and value(after, "xray_worker_capacity", slot="workers") == 4
-    assert value(after, "xray_training_jobs", state="running") == 0
+    assert job["status"] == "succeeded" and value(after, "xray_training_jobs", state="succeeded") == 1
+    assert (
+        value(after, "xray_training_jobs", state="running") == 0 == value(after, "xray_training_jobs", state="queued")
+    )
     assert value(after, "xray_worker_queue_depth") == 0 and value(after, "xray_worker_busy") == 0
     assert not any(n.startswith("http_") and dict(labels).get("handler") == "/metrics" for n, labels in after)
 
