@@ -132,7 +132,13 @@ def wait_for(condition, timeout: float = 20.0) -> None:
 def test_pool_gauges_and_rejections(tmp_path):
     detector, info = load_detector(str(h.demo_model()[1]), device="cpu")
     gated = GatedDetector(detector)
-    settings = ServeSettings(job_dir=str(tmp_path / "jobs"), workers=1, queue_size=1, request_timeout_s=1.0)
+    settings = ServeSettings(
+        job_dir=str(tmp_path / "jobs"),
+        workers=1,
+        queue_size=1,
+        request_timeout_s=3.0,
+        audit_log=str(tmp_path / "a.log"),
+    )
     app = create_app(settings, gated, info)
     png = h.png_bytes(h.sample_images(2)[0][1])
     with TestClient(app) as client:
@@ -147,7 +153,7 @@ def test_pool_gauges_and_rejections(tmp_path):
         assert value(during, "xray_worker_busy") == 1 and value(during, "xray_worker_queue_depth") == 1
         assert upload(client, png).status_code == 503  # one worker, one queue place: both taken
         first.join()
-        queued.join()  # both time out (504) at 1 s while the gate stays closed
+        queued.join()  # both time out (504) at 3 s while the gate stays closed
         gated.gate.set()
         wait_for(lambda: app.state.pool.admitted == 0)
         after = samples(client.get("/metrics").text)
@@ -155,6 +161,12 @@ def test_pool_gauges_and_rejections(tmp_path):
     assert value(after, "xray_worker_rejections_total", reason="busy") == 1
     assert value(after, "xray_worker_rejections_total", reason="timeout") == 2
     assert value(after, "http_requests_total", handler="/predict", method="POST", status="5xx") == 3
+    audit = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()[1:]]
+    assert sorted((r["status"], r["outcome"], r["detail"]) for r in audit) == [
+        (503, "rejected", "busy"),
+        (504, "rejected", "timeout"),
+        (504, "rejected", "timeout"),
+    ]
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
