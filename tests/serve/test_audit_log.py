@@ -202,11 +202,13 @@ def detector():
     return load_detector(str(h.demo_model()[1]), device="cpu")
 
 
-def test_full_disk_at_start_is_a_warning_not_an_error(tmp_path, detector, caplog):
-    settings = settings_for(tmp_path, audit_log="/dev/full")  # every write: ENOSPC
+@pytest.mark.parametrize("where", ["full disk", "unwritable path"])
+def test_audit_log_that_cannot_be_written_at_start_is_a_warning(where, tmp_path, detector, caplog):
+    (tmp_path / "a-file").write_text("")
+    path = "/dev/full" if where == "full disk" else str(tmp_path / "a-file" / "audit.log")  # ENOSPC / ENOTDIR
     with caplog.at_level(logging.WARNING, logger="xray_exp.serve.audit"):
-        app = create_app(settings, *detector)
-    assert "WITHOUT an audit log" in caplog.text and "/dev/full" in caplog.text
+        app = create_app(settings_for(tmp_path, audit_log=path), *detector)
+    assert "WITHOUT an audit log" in caplog.text and f"XRAY_SERVE_AUDIT_LOG={path}" in caplog.text
     with TestClient(app) as client:
         assert post(client, phi_dicom()[0]).status_code == 200
         assert metric(client, "xray_audit_log_enabled") == 0
