@@ -56,7 +56,7 @@ def _time(call) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
-def measure(clients: dict, image: bytes, reps: int, warmup: int = 5) -> dict:
+def measure_observability(clients: dict, image: bytes, reps: int, warmup: int = 5) -> dict:
     files = {"file": ("x.png", image, "application/octet-stream")}
     calls = {
         "predict": lambda c: c.post("/predict", files=files),
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
             image = cv2.imencode(".png", synthetic_images(1, size=1024, seed=7)[0])[1].tobytes()
         load_before = load_average()
-        results = measure(_apps(model, folder), image, args.reps)
+        results = measure_observability(_apps(model, folder), image, args.reps)
         audit_lines = sum(1 for _ in (folder / "audit.log").open())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
