@@ -199,6 +199,7 @@ class Prometheus:
     def __init__(self, target: str, folder: Path):
         config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
         config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
+        config["rule_files"] = [str(DEPLOY / name) for name in config["rule_files"]]  # the alerts, from deploy/
         (job,) = config["scrape_configs"]
         job["static_configs"][0]["targets"] = [target]
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -238,6 +239,13 @@ class Prometheus:
         self.log.close()
 
 
+def evaluated_rules(prom: Prometheus) -> list[dict] | None:
+    """The alerting rules from deploy/prometheus-alerts.yml once each was evaluated (None before)."""
+    groups = httpx.get(prom.url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    return rules if rules and all(rule["health"] != "unknown" for rule in rules) else None
+
+
 def scraped_predictions(prom: Prometheus) -> float:
     result = prom.query("sum(xray_predictions_total)")
     return float(result[0]["value"][1]) if result else 0.0
@@ -264,5 +272,8 @@ def test_prometheus_scrapes_and_every_dashboard_query_has_data(server, tmp_path)
             if q.startswith("histogram_quantile")
         }
         assert len(quantiles) == 5 and all(0 < v < 30 for vs in quantiles.values() for v in vs), quantiles
+        rules = prom.wait(lambda: evaluated_rules(prom), "the alerting rules evaluated")
+        assert len(rules) == 7 and all(r["health"] == "ok" for r in rules), rules
+        assert {r["name"] for r in rules if r["state"] != "inactive"} == set()  # a healthy service alerts nothing
     finally:
         prom.stop()
