@@ -100,6 +100,12 @@ def start_server(model: Path, log_path: Path, extra_env: dict[str, str]) -> tupl
     raise RuntimeError("server did not start within 90 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -271,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
 
         report["model"] = httpx.get(url + "/health", timeout=10).json()["model"]
         print(f"load: {args.clients} clients x {args.duration:.0f} s against {url}/predict", flush=True)
+        cpu_before = cpu_seconds(proc.pid) if proc is not None else None
         report["load"] = run_load(url, images, args.clients, args.duration, args.conf)
+        if cpu_before is not None and report["load"]["requests"]:  # our own server: its CPU per request
+            cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1000 / report["load"]["requests"]
+            report["load"]["server_cpu_ms_per_request"] = round(cpu_ms, 2)
     finally:
         if proc is not None:
             proc.terminate()
@@ -287,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nthroughput {load['throughput_rps']} req/s, p50 {load['latency_ms']['p50']} ms, "
         f"p95 {load['latency_ms']['p95']} ms, errors {load['errors']} / {load['requests']}"
+        + (f", server CPU {load['server_cpu_ms_per_request']} ms/request" if "server_cpu_ms_per_request" in load
+           else "")
     )
     if "onnx_vs_pytorch" in report:
         c = report["onnx_vs_pytorch"]

@@ -3,8 +3,8 @@
 # Without arguments: the tests not marked serial on XRAY_TEST_WORKERS (default 2) pytest-xdist workers, one test
 # file per worker at a time (a file's module fixtures are built once), then the serial ones (Ray, clusters, timing
 # assertions) alone. XRAY_TEST_WORKERS=1, or any pytest arguments: one plain pytest run.
-# The browser test drives Debian's chromium, the egress test runs commands under strace (both installed
-# here when missing and apt is usable; without them those tests are skipped).
+# The browser test drives Debian's chromium, the egress test runs commands under strace, the metrics test scrapes
+# with Debian's prometheus (all installed here when missing and apt is usable; without them those tests are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,6 +15,10 @@ fi
 if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null) \
     || echo "WARNING: could not install strace; the egress test will be skipped"
+fi
+if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+    || echo "WARNING: could not install prometheus; the scrape test will be skipped"
 fi
 workers=${XRAY_TEST_WORKERS:-2}
 if [ $# -gt 0 ] || [ "$workers" -le 1 ]; then

@@ -154,8 +154,9 @@ def free_port() -> int:
 class ServiceProcess:
     """`python -m xray_exp.serve` on a free loopback port, with a clean XRAY_SERVE_* environment."""
 
-    def __init__(self, env: dict[str, str], workdir: Path):
+    def __init__(self, env: dict[str, str], workdir: Path, log_level: str = "warning"):
         self.port = free_port()
+        self.log_level = log_level
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
@@ -177,7 +178,7 @@ class ServiceProcess:
 
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xray_exp.serve", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "xray_exp.serve", "--port", str(self.port), "--log-level", self.log_level],
             env=self.env,
             cwd=REPO,
             stdout=log,

@@ -30,6 +30,8 @@ Endpoints:
     GET  /jobs, /jobs/{id}   job status, progress (epoch k of n, latest metrics), mlflow_run_id, metrics,
                              registered_version
     DELETE /jobs/{id}        bearer token; cancel a queued job or stop a running one
+    GET  /metrics            Prometheus text format (xray_exp/serve/metrics.py; README "Running the service
+                             in a hospital network")
 
 Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>
 run_name=<name>-job-<id>`: in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies), or
@@ -78,6 +80,12 @@ Settings (environment; see settings.py):
     XRAY_SERVE_RAY_ADDRESS       Ray job API (http://head:8265; default RAY_ADDRESS when http(s)://): Ray Jobs
     XRAY_SERVE_CORS_ORIGINS      comma-separated allowed origins (none by default)
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
+    XRAY_SERVE_METRICS           true (GET /metrics; false: off)
+    XRAY_SERVE_AUDIT_LOG         JSON lines, one per request touching images or models (off by default;
+                                 xray_exp/serve/audit.py): no patient data, DICOM UIDs as salted hashes
+    XRAY_SERVE_AUDIT_SALT        salt of those hashes (default: a random one kept in <audit log>.salt)
+    XRAY_SERVE_AUDIT_REQUIRED    false (true: refuse to start when the audit log cannot be written)
+    XRAY_SERVE_AUDIT_MAX_BYTES / _BACKUPS   104857600 / 10 (rotation by size)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
 Importing this package switches library telemetry off (xray_exp.yolo.runtime.TELEMETRY_ENV, among them

@@ -38,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from xray_exp.errors import XrayExpError
     from xray_exp.serve.app import create_app
 
     try:
         app = create_app(settings)
+    except XrayExpError as exc:  # e.g. an audit log that cannot be written with XRAY_SERVE_AUDIT_REQUIRED=true
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:  # a configured local model that is missing or not a valid ONNX detector
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_holder import ModelHolder
 from xray_exp.serve.model_source import ModelInfo, is_registry_uri
+from xray_exp.serve.observe import install_observability, observed
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.schemas import (
@@ -181,7 +182,7 @@ def create_app(
     async def predict_in_pool(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
         """run_prediction off the event loop; 503 when the pool is full, 504 past the time limit."""
         try:
-            return await pool.run(run_prediction, file, conf, iou, with_image)
+            return await pool.run(observed(run_prediction), file, conf, iou, with_image)
         except PoolBusy as exc:
             raise HTTPException(
                 503, f"{exc}; retry shortly (XRAY_SERVE_WORKERS, XRAY_SERVE_QUEUE_SIZE)", {"Retry-After": "1"}
@@ -254,5 +255,5 @@ def create_app(
         }
 
     app.include_router(job_router(settings, jobs, require_token))
-
+    install_observability(app, settings, holder, jobs, pool)  # GET /metrics, audit log (xray_exp/serve/observe.py)
     return app

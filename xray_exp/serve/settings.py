@@ -51,6 +51,12 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics: bool = True  # GET /metrics (Prometheus text format)
+    audit_log: str | None = None  # JSON lines, one per request that touches images or models (off when unset)
+    audit_salt: str | None = field(default=None, repr=False)  # hashes of tokens and DICOM UIDs; else a salt file
+    audit_required: bool = False  # refuse to start when the audit log cannot be written
+    audit_max_bytes: int = 100 * MB  # rotate the audit log at this size
+    audit_backups: int = 10  # rotated files kept (audit.log.1 ... .N)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
@@ -88,6 +94,8 @@ class ServeSettings:
             raise ValueError("XRAY_SERVE_JOB_QUEUE_DEPTH must be >= 0")
         if not self.job_command:
             raise ValueError("XRAY_SERVE_JOB_COMMAND is empty")
+        if self.audit_max_bytes < 1024 or self.audit_backups < 1:
+            raise ValueError("XRAY_SERVE_AUDIT_MAX_BYTES must be >= 1024 and XRAY_SERVE_AUDIT_BACKUPS >= 1")
 
     @property
     def triggers_enabled(self) -> bool:
@@ -116,12 +124,15 @@ class ServeSettings:
             "job_runner": "ray" if self.ray_address else "local",
             "job_queue_depth": self.job_queue_depth,
             "cors_origins": list(self.cors_origins),
+            "metrics": self.metrics,
+            "audit": {"configured": bool(self.audit_log), "required": self.audit_required},
         }
 
 
 def _parse(name: str, raw: str):
     integers = ("threads", "max_det", "max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes",
-                "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth")
+                "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth", "audit_max_bytes",
+                "audit_backups")
     try:
         if name in integers:
             return int(float(raw))
@@ -129,13 +140,24 @@ def _parse(name: str, raw: str):
             return float(raw)
     except ValueError as exc:
         raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
+    if name in ("metrics", "audit_required"):
+        return _parse_bool(name, raw)
     if name == "job_command":
         return shlex.split(raw)
     if name == "cors_origins":
         return [o.strip() for o in raw.split(",") if o.strip()]
-    if name in ("job_dir", "upload_dir"):
+    if name in ("job_dir", "upload_dir", "audit_log"):
         return str(Path(raw).expanduser())
     return raw
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not true or false")
 
 
 def redact_uri(uri: str | None) -> str | None:
