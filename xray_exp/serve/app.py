@@ -39,6 +39,7 @@ from xray_exp.serve.schemas import (
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
 from xray_exp.serve.settings import ServeSettings, redact_uri
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
+from xray_exp.serve.viewer_routes import viewer_router
 from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -254,5 +255,6 @@ def create_app(
         }
 
     app.include_router(job_router(settings, jobs, require_token))
+    app.include_router(viewer_router(settings, pool))
 
     return app
