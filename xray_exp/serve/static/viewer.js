@@ -202,6 +202,8 @@ class XrayViewer {
   changed() {
     const d = this.canvas.dataset, v = this.view;
     d.zoom = v.scale.toFixed(4);
+    d.viewX = v.x.toFixed(2);
+    d.viewY = v.y.toFixed(2);
     if (this.window) { d.center = this.window.center.toFixed(1); d.width = this.window.width.toFixed(1); }
     d.invert = String(!!this.invert);
     d.preset = this.preset || "";
