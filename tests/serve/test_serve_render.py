@@ -22,8 +22,13 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-PHI = {"PatientName": "Quixote^Zebulon", "PatientID": "PID-71830492", "PatientBirthDate": "19230405",
-       "AccessionNumber": "ACC-55501234", "InstitutionName": "Saint Elsewhere Clinic"}
+PHI = {
+    "PatientName": "Quixote^Zebulon",
+    "PatientID": "PID-71830492",
+    "PatientBirthDate": "19230405",
+    "AccessionNumber": "ACC-55501234",
+    "InstitutionName": "Saint Elsewhere Clinic",
+}
 MAX_PIXEL_BYTES = 4 * 1024 * 1024
 WIRE = {"uint8": "<u1", "uint16": "<u2", "int16": "<i2"}
 
@@ -69,8 +74,13 @@ def test_dicom_pixels_are_the_stored_values_with_the_file_window_and_no_phi(clie
     assert info["presets"]["lung"] == {"center": -600.0, "width": 1500.0, "basis": "HU"}  # a CT: HU windows
     assert info["invert"] is False and info["padding"] == [-2000, -2000]
     assert info["dicom"] == {
-        "Modality": "CT", "Rows": "128", "Columns": "128", "PixelSpacing": "0.661468\\0.661468",
-        "PhotometricInterpretation": "MONOCHROME2", "BitsStored": "16", "TransferSyntax": "Explicit VR Little Endian",
+        "Modality": "CT",
+        "Rows": "128",
+        "Columns": "128",
+        "PixelSpacing": "0.661468\\0.661468",
+        "PhotometricInterpretation": "MONOCHROME2",
+        "BitsStored": "16",
+        "TransferSyntax": "Explicit VR Little Endian",
     }
     everything = (str(response.headers) + response.content.decode("latin-1")).lower()
     for value in PHI.values():
@@ -87,7 +97,9 @@ def test_monochrome1_radiograph_is_inverted_and_presets_follow_its_brightness(cl
     assert info["dtype"] == "uint16" and np.array_equal(pixels, stored) and info["invert"] is True
     assert info["window"]["source"] == "range"  # no window in the file: its value range
     assert (info["window"]["center"], info["window"]["width"]) == (
-        (float(stored.min()) + float(stored.max())) / 2, float(stored.max()) - float(stored.min()))
+        (float(stored.min()) + float(stored.max())) / 2,
+        float(stored.max()) - float(stored.min()),
+    )
     lung, bone = info["presets"]["lung"], info["presets"]["bone"]
     assert lung["basis"] == "percentiles" and lung["center"] > bone["center"]  # dark lungs = high stored values
 
@@ -97,8 +109,9 @@ def test_png_keeps_its_bit_depth(client):
     wide = gray.astype(np.uint16) * 257 + 3
     response, pixels, info = render(client, h.png_bytes(wide))
     assert response.status_code == 200, response.text
-    assert info["dtype"] == "uint16" and np.array_equal(pixels, cv2.imdecode(np.frombuffer(h.png_bytes(wide), np.uint8),
-                                                                              cv2.IMREAD_UNCHANGED))
+    assert info["dtype"] == "uint16" and np.array_equal(
+        pixels, cv2.imdecode(np.frombuffer(h.png_bytes(wide), np.uint8), cv2.IMREAD_UNCHANGED)
+    )
     assert info["dicom"] is None and info["pixel_spacing_mm"] is None and info["invert"] is False
     response, pixels, info = render(client, h.png_bytes(gray))
     assert info["dtype"] == "uint8" and np.array_equal(pixels, gray)

@@ -8,6 +8,7 @@
 
 const PALETTE = ["#ff3838", "#ffc81f", "#34dc34", "#00a0ff", "#cb38ff", "#ff8c00", "#ff64c8", "#50e6ff"];
 const MIN_ZOOM = 1 / 64, MAX_ZOOM = 32;
+const MAX_LABELS = 10; // more visible boxes than this: only the hovered or selected one is labelled
 
 class XrayViewer {
   constructor(canvas, hooks) {
@@ -165,6 +166,7 @@ class XrayViewer {
   drawBoxes(ctx, scale, ox, oy, font) {
     const order = this.findings.map((f, i) => i).filter((i) => this.visible(this.findings[i]));
     order.sort((a, b) => this.emphasis(a) - this.emphasis(b)); // the highlighted box on top
+    const labelAll = order.length <= MAX_LABELS;
     for (const i of order) {
       const f = this.findings[i], [x1, y1, x2, y2] = f.box, strong = this.emphasis(i) > 0;
       const x = ox + scale(x1), y = oy + scale(y1), w = scale(x2 - x1), h = scale(y2 - y1);
@@ -172,6 +174,7 @@ class XrayViewer {
       ctx.lineWidth = strong ? font / 3.5 : font / 8;
       ctx.strokeRect(x, y, w, h);
       if (strong) { ctx.fillStyle = "rgba(255,255,255,0.12)"; ctx.fillRect(x, y, w, h); }
+      if (!strong && !labelAll) continue;
       const text = `${f.label} ${f.confidence.toFixed(2)}`;
       ctx.font = `${strong ? "bold " : ""}${font}px system-ui, sans-serif`;
       const tw = ctx.measureText(text).width + font * 0.6, th = font * 1.4;
