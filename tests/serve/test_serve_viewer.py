@@ -279,6 +279,8 @@ def test_layout_keeps_the_controls_in_view(browser, server, inputs, width, heigh
         assert side["x"] >= stage["x"] + stage["width"] and stage["width"] > 600  # side by side
     else:
         assert side["y"] >= stage["y"] + stage["height"] and stage["width"] >= width - 30  # stacked, full width
+    table = page.locator("#findings").bounding_box()
+    assert table["x"] + table["width"] <= side["x"] + side["width"] + 0.5  # the findings' columns fit the side
     slider = page.locator("#conf").bounding_box()
     assert slider["x"] >= 0 and slider["x"] + slider["width"] <= width
     h.ARTIFACTS.mkdir(parents=True, exist_ok=True)

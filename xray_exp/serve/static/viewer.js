@@ -8,7 +8,7 @@
 
 const PALETTE = ["#ff3838", "#ffc81f", "#34dc34", "#00a0ff", "#cb38ff", "#ff8c00", "#ff64c8", "#50e6ff"];
 const MIN_ZOOM = 1 / 64, MAX_ZOOM = 32;
-const MAX_LABELS = 10; // more visible boxes than this: only the hovered or selected one is labelled
+const MAX_LABELS = 3; // more visible boxes than this on screen: only the hovered or selected one is labelled
 
 class XrayViewer {
   constructor(canvas, hooks) {
@@ -163,10 +163,10 @@ class XrayViewer {
     if (this.showBoxes) this.drawBoxes(ctx, (px) => px * v.scale, v.x, v.y, 13);
   }
 
-  drawBoxes(ctx, scale, ox, oy, font) {
+  drawBoxes(ctx, scale, ox, oy, font, labelAll) {
     const order = this.findings.map((f, i) => i).filter((i) => this.visible(this.findings[i]));
     order.sort((a, b) => this.emphasis(a) - this.emphasis(b)); // the highlighted box on top
-    const labelAll = order.length <= MAX_LABELS;
+    labelAll = labelAll || order.length <= MAX_LABELS;
     for (const i of order) {
       const f = this.findings[i], [x1, y1, x2, y2] = f.box, strong = this.emphasis(i) > 0;
       const x = ox + scale(x1), y = oy + scale(y1), w = scale(x2 - x1), h = scale(y2 - y1);
@@ -197,7 +197,8 @@ class XrayViewer {
     ctx.drawImage(this.bitmap, 0, 0);
     const keep = [this.hover, this.selected];
     this.hover = this.selected = -1;
-    this.drawBoxes(ctx, (px) => px, 0, 0, Math.max(12, Math.round(Math.max(out.width, out.height) / 80)));
+    const font = Math.max(12, Math.round(Math.max(out.width, out.height) / 80));
+    this.drawBoxes(ctx, (px) => px, 0, 0, font, true);
     [this.hover, this.selected] = keep;
     return new Promise((resolve) => out.toBlob(resolve, "image/png"));
   }
