@@ -10,6 +10,7 @@ Needs Debian's chromium and Playwright for Python (skips without them; see test_
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import shutil
@@ -113,6 +114,23 @@ def open_image(page, server, path) -> None:
     )
 
 
+def drop_file(page, server, path) -> None:
+    """Open the page and drop the file on it (a real DataTransfer with a File, as a desktop drag gives)."""
+    page.goto(server.url + "/")
+    expect(page.locator("#model-line")).to_have_text(re.compile(r"^Model "))
+    page.evaluate(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: "image/png" }));
+            document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        [path.name, base64.b64encode(path.read_bytes()).decode("ascii")],
+    )
+    expect(page.locator("#status")).to_have_text(
+        re.compile(rf"^{re.escape(path.name)}: .* at confidence"), timeout=30000
+    )
+
+
 def canvas_pixels(page) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(page.locator("#canvas").screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE)
 
@@ -179,8 +197,8 @@ def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):
     page.screenshot(path=str(h.ARTIFACTS / "viewer-dicom-bone-inverted.png"))
 
 
-def test_zoom_pan_and_keyboard(page, server, inputs):
-    open_image(page, server, inputs["png"])
+def test_drop_zoom_pan_and_keyboard(page, server, inputs):
+    drop_file(page, server, inputs["png"])
     fitted = float(state(page)["zoom"])
     assert 0.5 < fitted < 1  # a 1024-px film in a ~600-px high stage
     page.keyboard.press("+")

@@ -243,13 +243,17 @@ class XrayViewer {
       d.moved = Math.max(d.moved, Math.abs(dx) + Math.abs(dy));
       if (d.mode === "pan") { d.x = e.clientX; d.y = e.clientY; this.panBy(dx, dy); return; }
       const step = Math.max(this.info.window.width, 64) / 256; // one screen px = 1/256 of the file's window
-      this.setWindow(d.center + dy * step, d.width + dx * step);
+      d.next = [d.center + dy * step, d.width + dx * step];
+      if (!d.frame) { // one re-window per animation frame, however fast the pointer moves
+        d.frame = requestAnimationFrame(() => { d.frame = 0; this.setWindow(...d.next); });
+      }
     });
     const end = (e) => {
       const d = this.drag;
       if (!d) return;
       this.drag = null;
       c.classList.remove("windowing", "panning");
+      if (d.frame) { cancelAnimationFrame(d.frame); this.setWindow(...d.next); }
       if (d.mode === "pan" && d.moved < 4 && e.type === "pointerup") {
         const i = this.findingAt(...local(e));
         if (this.hooks.onSelect) this.hooks.onSelect(i === this.selected ? -1 : i);
