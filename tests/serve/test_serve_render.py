@@ -129,3 +129,20 @@ def test_bad_uploads_get_the_same_answers_as_predict(client):
     response = render(client, truncated)[0]
     assert response.status_code == 422, response.text
     assert render(client, b"")[0].status_code == 422
+
+
+def test_predict_gives_the_pixel_spacing_of_a_dicom(client):
+    def image_info(data: bytes) -> dict:
+        response = client.post("/predict", files={"file": ("image", data, "application/octet-stream")})
+        assert response.status_code == 200, response.text
+        return response.json()["image"]
+
+    assert image_info(phi_dicom())["pixel_spacing_mm"] == [0.661468, 0.661468]
+    ds = pydicom.dcmread(io.BytesIO(phi_dicom()))
+    del ds.PixelSpacing
+    ds.ImagerPixelSpacing = [0.139, 0.143]  # at the detector: used when PixelSpacing is absent
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    assert image_info(buf.getvalue())["pixel_spacing_mm"] == [0.139, 0.143]
+    assert image_info(h.png_bytes(h.sample_images(2)[0][1]))["pixel_spacing_mm"] is None
+

@@ -30,6 +30,7 @@ from xray_exp.serve.model_holder import ModelHolder
 from xray_exp.serve.model_source import ModelInfo, is_registry_uri
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
+from xray_exp.serve.render import dicom_pixel_spacing
 from xray_exp.serve.schemas import (
     Health,
     ModelsResponse,
@@ -168,6 +169,7 @@ def create_app(
                 "note": f"multi-frame DICOM ({header.frames} frames): frame 1 was analysed"
                 if header.frames > 1
                 else None,
+                "pixel_spacing_mm": dicom_pixel_spacing(data, limits) if header.format == "dicom" else None,
             },
             "model": {"name": info.name, "version": info.version, "source": info.source, "alias": info.alias},
             "thresholds": {"conf": conf, "iou": iou, "max_det": settings.max_det},

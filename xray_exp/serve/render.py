@@ -184,6 +184,17 @@ def _spacing(dataset) -> tuple[list[float] | None, str | None]:
     return None, None
 
 
+def dicom_pixel_spacing(data: bytes, limits: DecodeLimits) -> list[float] | None:
+    """[row, column] mm per pixel from a DICOM's header (no pixel data read), or None (also when the header,
+    already read once for the decode, cannot be read again within the request's time limit)."""
+    from xray_exp.dicom_parse import read_dataset
+
+    try:
+        return _spacing(read_dataset(data, limits, stop_before_pixels=True))[0]
+    except ImageDecodeError:
+        return None
+
+
 def dicom_tags(dataset) -> dict:
     """The allow-listed tags present in the data set, as short strings (plus the transfer syntax's name)."""
     from pydicom.multival import MultiValue
