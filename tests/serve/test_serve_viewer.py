@@ -270,9 +270,40 @@ def test_findings_list_and_boxes_are_linked_and_the_slider_filters_locally(page,
     assert png.shape[:2] == (1024, 1024) and (png[..., 2].astype(int) - png[..., 1]).max() > 100  # coloured boxes
 
 
+def touch(cdp, kind: str, *points) -> None:
+    """One CDP touch event (Chromium turns it into pointer events, as from a touch screen)."""
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+    )
+
+
+def check_touch_gestures(page) -> None:
+    """A phone has no wheel or right button: two-finger pinch zooms, "W/L drag" makes one finger window."""
+    cdp = page.context.new_cdp_session(page)
+    box = page.locator("#canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    zoom = float(state(page)["zoom"])
+    touch(cdp, "touchStart", (x - 30, y), (x + 30, y))
+    for step in range(1, 5):
+        touch(cdp, "touchMove", (x - 30 - 15 * step, y), (x + 30 + 15 * step, y))
+    touch(cdp, "touchEnd")
+    assert float(state(page)["zoom"]) == pytest.approx(zoom * 3, rel=0.05)  # fingers 60 -> 180 px apart
+    width = state(page)["width"]
+    page.tap("#wl-drag")
+    assert page.locator("#wl-drag").get_attribute("aria-pressed") == "true"
+    touch(cdp, "touchStart", (x, y))
+    for step in range(1, 5):
+        touch(cdp, "touchMove", (x + 20 * step, y))
+    touch(cdp, "touchEnd")
+    expect(page.locator("#canvas")).not_to_have_attribute("data-width", width)
+    assert float(state(page)["width"]) > float(width)  # dragged right: a wider window
+    page.keyboard.press("r")
+
+
 @pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
 def test_layout_keeps_the_controls_in_view(browser, server, inputs, width, height):
-    context = browser.new_context(viewport={"width": width, "height": height})
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 1000)
     page = context.new_page()
     open_image(page, server, inputs["dicom"])
     page.mouse.move(0, 0)
@@ -305,4 +336,6 @@ def test_layout_keeps_the_controls_in_view(browser, server, inputs, width, heigh
     shot = h.ARTIFACTS / f"viewer-{width}x{height}.png"
     page.screenshot(path=str(shot), full_page=True)
     assert cv2.imread(str(shot)).shape[1] == width  # the full page is no wider than the screen
+    if width < 1000:
+        check_touch_gestures(page)
     context.close()

@@ -142,7 +142,7 @@
     for (const [key, value] of Object.entries(tags || {})) {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = TAG_LABELS[key] || key;
-      dd.textContent = value;
+      dd.textContent = key.endsWith("PixelSpacing") ? value.split("\\").join(" × ") : value;
       dd.dataset.tag = key;
       list.append(dt, dd);
     }
@@ -157,6 +157,7 @@
     const preset = $("preset");
     preset.value = viewer.preset;
     $("invert").setAttribute("aria-pressed", String(viewer.invert));
+    $("wl-drag").setAttribute("aria-pressed", String(viewer.windowDrag));
   }
 
   function stem() { return current.file.name.replace(/\.[^.]*$/, "") || "radiograph"; }
@@ -183,11 +184,12 @@
   const actions = {
     zoomIn: () => viewer.zoomBy(1.25), zoomOut: () => viewer.zoomBy(0.8), fit: () => viewer.fit(),
     oneToOne: () => viewer.zoomTo(1 / (window.devicePixelRatio || 1)), invert: () => viewer.toggleInvert(),
+    windowDrag: () => { viewer.windowDrag = !viewer.windowDrag; readout(); },
     reset: () => { viewer.resetDisplay(); link("select", -1); },
   };
   const KEYS = {
     "+": actions.zoomIn, "=": actions.zoomIn, "-": actions.zoomOut, f: actions.fit, 0: actions.fit,
-    1: actions.oneToOne, i: actions.invert, r: actions.reset,
+    1: actions.oneToOne, i: actions.invert, r: actions.reset, w: actions.windowDrag,
     v: () => viewer.applyPreset("file"), l: () => viewer.applyPreset("lung"),
     m: () => viewer.applyPreset("mediastinum"), b: () => viewer.applyPreset("bone"),
     n: () => panel.step(1), p: () => panel.step(-1), escape: () => link("select", -1),
@@ -211,6 +213,7 @@
   $("fit").addEventListener("click", actions.fit);
   $("one-to-one").addEventListener("click", actions.oneToOne);
   $("invert").addEventListener("click", actions.invert);
+  $("wl-drag").addEventListener("click", actions.windowDrag);
   $("reset").addEventListener("click", actions.reset);
   $("preset").addEventListener("change", (e) => viewer.applyPreset(e.target.value));
   $("download-png").addEventListener("click", async () => save(await viewer.exportPng(), `${stem()}-annotated.png`));

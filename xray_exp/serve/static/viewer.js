@@ -1,6 +1,6 @@
 // The image viewer: a radiograph at full resolution on a canvas, windowed in the page from its own bit
-// depth (POST /render), with zoom (wheel, buttons, fit, 1:1), pan (drag), window/level (right-drag or
-// Ctrl/Shift-drag), invert, and the findings' boxes (hover and click pick one). No framework.
+// depth (POST /render), with zoom, pan, window/level, invert, and the findings' boxes; the mouse and touch
+// gestures are in pointer.js. No framework.
 //
 //   const viewer = new XrayViewer(canvas, { onHover(i), onSelect(i), onChange() });
 //   viewer.setImage(typedArray, info);  viewer.setFindings(list);  viewer.setVisible((f) => bool);
@@ -22,8 +22,8 @@ class XrayViewer {
     this.selected = -1;
     this.showBoxes = true;
     this.view = { scale: 1, x: 0, y: 0, fitted: true };
-    this.drag = null;
-    this.bind();
+    this.windowDrag = false; // true: a plain drag (one finger) sets window/level instead of panning
+    window.attachViewerPointer(this); // pointer.js: mouse, pen and touch
     new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
   }
 
@@ -214,60 +214,6 @@ class XrayViewer {
     d.hover = String(this.hover);
     d.selected = String(this.selected);
     if (this.hooks.onChange) this.hooks.onChange();
-  }
-
-  // --- pointer input ---
-  bind() {
-    const c = this.canvas;
-    const local = (e) => { const r = c.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
-    c.addEventListener("contextmenu", (e) => e.preventDefault());
-    c.addEventListener("wheel", (e) => {
-      if (!this.info) return;
-      e.preventDefault();
-      const [x, y] = local(e);
-      this.zoomBy(Math.exp(-e.deltaY * 0.0015), x, y);
-    }, { passive: false });
-    c.addEventListener("pointerdown", (e) => {
-      if (!this.info) return;
-      const windowing = e.button === 2 || (e.button === 0 && (e.ctrlKey || e.shiftKey || e.altKey));
-      if (e.button !== 0 && !windowing) return;
-      c.setPointerCapture(e.pointerId);
-      this.drag = { mode: windowing ? "window" : "pan", x: e.clientX, y: e.clientY, moved: 0,
-                    center: this.window.center, width: this.window.width };
-      c.classList.add(windowing ? "windowing" : "panning");
-    });
-    c.addEventListener("pointermove", (e) => {
-      const d = this.drag;
-      if (!d) { if (this.info) this.pointerHover(...local(e)); return; }
-      const dx = e.clientX - d.x, dy = e.clientY - d.y;
-      d.moved = Math.max(d.moved, Math.abs(dx) + Math.abs(dy));
-      if (d.mode === "pan") { d.x = e.clientX; d.y = e.clientY; this.panBy(dx, dy); return; }
-      const step = Math.max(this.info.window.width, 64) / 256; // one screen px = 1/256 of the file's window
-      d.next = [d.center + dy * step, d.width + dx * step];
-      if (!d.frame) { // one re-window per animation frame, however fast the pointer moves
-        d.frame = requestAnimationFrame(() => { d.frame = 0; this.setWindow(...d.next); });
-      }
-    });
-    const end = (e) => {
-      const d = this.drag;
-      if (!d) return;
-      this.drag = null;
-      c.classList.remove("windowing", "panning");
-      if (d.frame) { cancelAnimationFrame(d.frame); this.setWindow(...d.next); }
-      if (d.mode === "pan" && d.moved < 4 && e.type === "pointerup") {
-        const i = this.findingAt(...local(e));
-        if (this.hooks.onSelect) this.hooks.onSelect(i === this.selected ? -1 : i);
-      }
-    };
-    c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", end);
-    c.addEventListener("pointerleave", () => { if (!this.drag && this.hooks.onHover) this.hooks.onHover(-1); });
-  }
-
-  pointerHover(x, y) {
-    const i = this.findingAt(x, y);
-    this.canvas.style.cursor = i >= 0 ? "pointer" : "";
-    if (i !== this.hover && this.hooks.onHover) this.hooks.onHover(i);
   }
 }
 
