@@ -10,22 +10,42 @@ Needs Debian's chromium and Playwright for Python (skips without them; see test_
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
 try:
     from serve_fixtures import helpers as h
+    from serve_fixtures.viewer_pages import (
+        FLOOR,
+        PHI,
+        SPACING,
+        box_center,
+        canvas_pixels,
+        drop_file,
+        open_image,
+        state,
+        touch,
+        viewer_inputs,
+    )
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
+    from tests.serve_fixtures.viewer_pages import (
+        FLOOR,
+        PHI,
+        SPACING,
+        box_center,
+        canvas_pixels,
+        drop_file,
+        open_image,
+        state,
+        touch,
+        viewer_inputs,
+    )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,9 +60,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 if not Path(CHROMIUM).is_file():
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 expect = sync_api.expect
-PHI = ("Quixote^Zebulon", "PID-71830492", "19230405", "ACC-55501234")
-SPACING = 0.4  # mm per pixel of the 1024-px NIH images (a 41 cm plate)
-FLOOR, DEFAULT_CONF = 0.05, 0.25
 
 
 @pytest.fixture(scope="module")
@@ -52,37 +69,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """An NIH PNG whose findings straddle the default threshold, and the same film as a 12-bit DICOM."""
-    from xray_exp.serve.onnx_detector import OnnxDetector
-
-    detector = OnnxDetector(h.demo_model()[1], device="cpu")
-    scored = []
-    for name, gray in h.sample_images(12):
-        confs = [d.confidence for d in detector.predict(gray, conf=FLOOR)[0]]
-        above = sum(c >= DEFAULT_CONF for c in confs)
-        scored.append((above >= 1 and len(confs) > above, -above, name, gray, above, len(confs)))
-    ok, _, name, gray, above, total = max(scored, key=lambda s: (s[0], s[1]))
-    assert ok, "no sample image with findings on both sides of the default threshold"
-    folder = tmp_path_factory.mktemp("viewer-inputs")
-    png = folder / name
-    png.write_bytes(h.png_bytes(gray))
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.AccessionNumber = PHI
-    ds.Modality, ds.ViewPosition, ds.PhotometricInterpretation = "DX", "PA", "MONOCHROME2"
-    ds.Rows, ds.Columns = gray.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-    ds.WindowCenter, ds.WindowWidth = 2200, 3000
-    ds.PixelSpacing = [SPACING, SPACING]
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue"):
-        if keyword in ds:
-            delattr(ds, keyword)
-    ds.PixelData = (gray.astype(np.uint16) * 16).tobytes()
-    dcm = folder / "chest.dcm"
-    buf = io.BytesIO()
-    ds.save_as(buf)
-    dcm.write_bytes(buf.getvalue())
-    return {"png": png, "dicom": dcm, "above": above, "total": total}
+    return viewer_inputs(tmp_path_factory.mktemp("viewer-inputs"))
 
 
 @pytest.fixture(scope="module")
@@ -105,52 +92,6 @@ def page(browser):
     context.close()
 
 
-def open_image(page, server, path) -> None:
-    page.goto(server.url + "/")
-    expect(page.locator("#model-line")).to_have_text(re.compile(r"^Model best\.onnx, version sha256:"))
-    page.set_input_files("#file", str(path))
-    expect(page.locator("#status")).to_have_text(
-        re.compile(rf"^{re.escape(path.name)}: .* at confidence"), timeout=30000
-    )
-
-
-def drop_file(page, server, path) -> None:
-    """Open the page and drop the file on it (a real DataTransfer with a File, as a desktop drag gives)."""
-    page.goto(server.url + "/")
-    expect(page.locator("#model-line")).to_have_text(re.compile(r"^Model "))
-    page.evaluate(
-        """([name, b64]) => {
-            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), dt = new DataTransfer();
-            dt.items.add(new File([bytes], name, { type: "image/png" }));
-            document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
-        }""",
-        [path.name, base64.b64encode(path.read_bytes()).decode("ascii")],
-    )
-    expect(page.locator("#status")).to_have_text(
-        re.compile(rf"^{re.escape(path.name)}: .* at confidence"), timeout=30000
-    )
-
-
-def canvas_pixels(page) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(page.locator("#canvas").screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE)
-
-
-def state(page) -> dict:
-    canvas = page.locator("#canvas")
-    keys = ("zoom", "view-x", "view-y", "center", "width", "invert", "preset", "hover", "selected")
-    return {k: canvas.get_attribute(f"data-{k}") for k in keys}
-
-
-def box_center(page, index: int, findings: list[dict]) -> tuple[float, float]:
-    s, rect = state(page), page.locator("#canvas").bounding_box()
-    x1, y1, x2, y2 = findings[index]["box"]
-    zoom = float(s["zoom"])
-    return (
-        rect["x"] + float(s["view-x"]) + zoom * (x1 + x2) / 2,
-        rect["y"] + float(s["view-y"]) + zoom * (y1 + y2) / 2,
-    )
-
-
 def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):
     seen = []
     page.on("response", lambda r: seen.append(r) if r.url.endswith(("/render", f"/predict?conf={FLOOR}")) else None)
@@ -162,6 +103,13 @@ def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):
     assert tags.locator('dd[data-tag="TransferSyntax"]').inner_text() == "Explicit VR Little Endian"
     sizes = page.locator("#findings tbody td:nth-child(3)").all_inner_texts()
     assert sizes and all(s.endswith(" mm") for s in sizes)
+    predicted = next(r for r in seen if "predict" in r.url).json()
+    assert predicted["image"]["pixel_spacing_mm"] == [SPACING, SPACING]
+    x1, y1, x2, y2 = predicted["findings"][int(page.locator("#findings tbody tr").first.get_attribute("data-index"))][
+        "box"
+    ]
+    shown = [float(v) for v in re.findall(r"[\d.]+", sizes[0])]
+    assert shown == pytest.approx([(x2 - x1) * SPACING, (y2 - y1) * SPACING], abs=0.51)  # mm = px x spacing
     text = page.content() + "".join(str(r.headers) + r.text() for r in seen if "predict" in r.url)
     text += "".join(str(r.headers) for r in seen)
     assert len(seen) == 2 and not [v for v in PHI if v.lower() in text.lower() or v.split("^")[0] in text]
@@ -268,14 +216,6 @@ def test_findings_list_and_boxes_are_linked_and_the_slider_filters_locally(page,
     png = cv2.imdecode(np.frombuffer(open(download.value.path(), "rb").read(), np.uint8), cv2.IMREAD_COLOR)
     assert download.value.suggested_filename == f"{inputs['png'].stem}-annotated.png"
     assert png.shape[:2] == (1024, 1024) and (png[..., 2].astype(int) - png[..., 1]).max() > 100  # coloured boxes
-
-
-def touch(cdp, kind: str, *points) -> None:
-    """One CDP touch event (Chromium turns it into pointer events, as from a touch screen)."""
-    cdp.send(
-        "Input.dispatchTouchEvent",
-        {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
-    )
 
 
 def check_touch_gestures(page) -> None:
