@@ -30,12 +30,17 @@ PHI = {
     "InstitutionName": "Saint Elsewhere Clinic",
 }
 MAX_PIXEL_BYTES = 4 * 1024 * 1024
+ORIGIN = "https://viewer.example"
 WIRE = {"uint8": "<u1", "uint16": "<u2", "int16": "<i2"}
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    service = h.demo_service(tmp_path_factory.mktemp("serve-render"), XRAY_SERVE_MAX_PIXEL_BYTES=str(MAX_PIXEL_BYTES))
+    service = h.demo_service(
+        tmp_path_factory.mktemp("serve-render"),
+        XRAY_SERVE_MAX_PIXEL_BYTES=str(MAX_PIXEL_BYTES),
+        XRAY_SERVE_CORS_ORIGINS=ORIGIN,
+    )
     server = next(service)
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
@@ -146,3 +151,9 @@ def test_predict_gives_the_pixel_spacing_of_a_dicom(client):
     assert image_info(buf.getvalue())["pixel_spacing_mm"] == [0.139, 0.143]
     assert image_info(h.png_bytes(h.sample_images(2)[0][1]))["pixel_spacing_mm"] is None
 
+
+def test_a_viewer_on_another_allowed_origin_can_read_the_pixel_layout(client):
+    data = h.png_bytes(h.sample_images(2)[0][1])
+    response = client.post("/render", files={"file": ("image", data)}, headers={"Origin": ORIGIN})
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-render-info" in response.headers["access-control-expose-headers"].lower()

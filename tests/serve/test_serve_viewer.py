@@ -270,6 +270,8 @@ def test_layout_keeps_the_controls_in_view(browser, server, inputs, width, heigh
         assert side["y"] >= stage["y"] + stage["height"] and stage["width"] >= width - 30  # stacked, full width
     table = page.locator("#findings").bounding_box()
     assert table["x"] + table["width"] <= side["x"] + side["width"] + 0.5  # the findings' columns fit the side
+    has_sr = "/predict/sr" in page.request.get(server.url + "/openapi.json").json()["paths"]
+    assert page.locator("#download-sr").is_visible() == has_sr  # shown only where the service makes SRs
     slider = page.locator("#conf").bounding_box()
     assert slider["x"] >= 0 and slider["x"] + slider["width"] <= width
     h.ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Render-Info"],  # POST /render's pixel layout, for a viewer on another origin
         )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
