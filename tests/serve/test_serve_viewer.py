@@ -92,6 +92,17 @@ def page(browser):
     context.close()
 
 
+def pydicom_display(path) -> np.ndarray:
+    """8-bit display values of a DICOM by pydicom (Modality LUT, then its first window), an independent check."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(path)
+    lo, hi = 0, 2**ds.BitsStored - 1  # pydicom's output range for unsigned data without rescale
+    values = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+    return np.round((values - lo) * 255 / (hi - lo)).astype(int)
+
+
 def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):
     seen = []
     page.on("response", lambda r: seen.append(r) if r.url.endswith(("/render", f"/predict?conf={FLOOR}")) else None)
@@ -132,6 +143,11 @@ def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):
     page.mouse.move(0, 0)  # no box under the pointer
     assert state(page)["hover"] == "-1"
     assert state(page)["width"] == "3000.0" and np.array_equal(canvas_pixels(page), before)
+    with page.expect_download() as download:  # the file's window at full resolution, boxes hidden
+        page.click("#download-png")
+    shown = cv2.imread(download.value.path(), cv2.IMREAD_GRAYSCALE).astype(int)
+    assert np.abs(shown - pydicom_display(inputs["dicom"])).max() <= 1  # pydicom's own windowing
+
     page.keyboard.press("i")
     s = state(page)
     x0, y0, zoom = float(s["view-x"]), float(s["view-y"]), float(s["zoom"])

@@ -188,7 +188,7 @@ class XrayViewer {
 
   emphasis(i) { return i === this.selected ? 2 : i === this.hover ? 1 : 0; }
 
-  // The radiograph at full resolution as displayed (window, invert) with the visible boxes, as a PNG blob.
+  // The radiograph at full resolution as displayed (window, invert) with the visible boxes (unless hidden), as PNG.
   exportPng() {
     const out = document.createElement("canvas");
     out.width = this.info.width;
@@ -198,7 +198,7 @@ class XrayViewer {
     const keep = [this.hover, this.selected];
     this.hover = this.selected = -1;
     const font = Math.max(12, Math.round(Math.max(out.width, out.height) / 80));
-    this.drawBoxes(ctx, (px) => px, 0, 0, font, true);
+    if (this.showBoxes) this.drawBoxes(ctx, (px) => px, 0, 0, font, true);
     [this.hover, this.selected] = keep;
     return new Promise((resolve) => out.toBlob(resolve, "image/png"));
   }
