@@ -257,6 +257,21 @@ def check_touch_gestures(page) -> None:
     page.keyboard.press("r")
 
 
+def test_without_a_model_the_image_opens_and_says_it_was_not_analysed(page, tmp_path, inputs):
+    service = h.ServiceProcess({"XRAY_SERVE_DEVICE": "cpu"}, tmp_path).start()  # no XRAY_SERVE_MODEL
+    try:
+        page.goto(service.url + "/")
+        expect(page.locator("#model-line")).to_have_text(re.compile(r"^No model loaded"))
+        page.set_input_files("#file", str(inputs["dicom"]))
+        expect(page.locator("#status")).to_have_text(re.compile(r"^Cannot analyse chest\.dcm: .+"), timeout=30000)
+    finally:
+        service.stop()
+    assert page.locator("#summary").inner_text() == "Not analysed"  # never "No findings"
+    assert state(page)["width"] == "3000.0" and page.locator('dd[data-tag="Modality"]').inner_text() == "DX"
+    assert page.locator("#findings tbody tr").count() == 0
+    page.errors[:] = [e for e in page.errors if "status of 503" not in e]  # the browser logs the refused /predict
+
+
 @pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
 def test_layout_keeps_the_controls_in_view(browser, server, inputs, width, height):
     context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 1000)

@@ -103,12 +103,16 @@
     viewer.setImage(image.pixels, image.info);
     showTags(image.info.dicom);
     current = { file, info: image.info, result: null, renderMs };
-    panel.setResult([], null);
+    viewer.setFindings([]);
+    panel.clear("Analysing…");
+    $("details").textContent = "";
     setStatus(`${file.name}: analysing…`, false);
     try {
       current.result = await predicted;
     } catch (err) {
-      if (ticket === opened) setStatus(`Cannot analyse ${file.name}: ${err.message}`, true);
+      if (ticket !== opened) return;
+      panel.clear("Not analysed");
+      setStatus(`Cannot analyse ${file.name}: ${err.message}`, true);
       return;
     }
     if (ticket !== opened) return;

@@ -24,7 +24,15 @@ class FindingsPanel {
     this.filterChanged();
   }
 
+  // No result (yet): the message instead of a count ("Analysing…", "Not analysed").
+  clear(message) {
+    this.setResult([], null);
+    this.message = message;
+    this.renderRows();
+  }
+
   setResult(findings, spacing) {
+    this.message = null;
     this.findings = findings;
     this.spacing = spacing;
     this.hover = this.selected = -1;
@@ -82,8 +90,8 @@ class FindingsPanel {
     }
     table.hidden = shown.length === 0;
     const noun = shown.length === 1 ? "finding" : "findings";
-    summary.textContent = shown.length ? `${shown.length} ${noun}` : "No findings";
-    summary.className = shown.length ? "" : "none";
+    summary.textContent = this.message || (shown.length ? `${shown.length} ${noun}` : "No findings");
+    summary.className = this.message ? "pending" : shown.length ? "" : "none";
     const hidden = this.findings.length - shown.length;
     note.textContent = hidden ? `${hidden} more below the threshold or switched off` : "";
     this.mark();
