@@ -11,7 +11,6 @@ Needs Debian's chromium and Playwright for Python (skips without them; see test_
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,8 @@ import pytest
 try:
     from serve_fixtures import helpers as h
     from serve_fixtures.viewer_pages import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
         FLOOR,
         PHI,
         SPACING,
@@ -28,6 +29,7 @@ try:
         canvas_pixels,
         drop_file,
         open_image,
+        pydicom_display,
         state,
         touch,
         viewer_inputs,
@@ -35,6 +37,8 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
     from tests.serve_fixtures.viewer_pages import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
         FLOOR,
         PHI,
         SPACING,
@@ -42,20 +46,12 @@ except ImportError:  # tests/ imported as a package
         canvas_pixels,
         drop_file,
         open_image,
+        pydicom_display,
         state,
         touch,
         viewer_inputs,
     )
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not Path(CHROMIUM).is_file():
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -90,17 +86,6 @@ def page(browser):
     yield page
     assert not page.errors, page.errors
     context.close()
-
-
-def pydicom_display(path) -> np.ndarray:
-    """8-bit display values of a DICOM by pydicom (Modality LUT, then its first window), an independent check."""
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    ds = pydicom.dcmread(path)
-    lo, hi = 0, 2**ds.BitsStored - 1  # pydicom's output range for unsigned data without rescale
-    values = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
-    return np.round((values - lo) * 255 / (hi - lo)).astype(int)
 
 
 def test_dicom_window_level_presets_invert_and_reset(page, server, inputs):

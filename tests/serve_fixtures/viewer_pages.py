@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,15 @@ import numpy as np
 
 from . import helpers as h
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PHI = ("Quixote^Zebulon", "PID-71830492", "19230405", "ACC-55501234")
 SPACING = 0.4  # mm per pixel of the 1024-px NIH images (a 41 cm plate)
 FLOOR, DEFAULT_CONF = 0.05, 0.25  # the page asks /predict at FLOOR; the slider starts at the service's conf
@@ -114,3 +124,14 @@ def touch(cdp, kind: str, *points) -> None:
         "Input.dispatchTouchEvent",
         {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
     )
+
+
+def pydicom_display(path) -> np.ndarray:
+    """8-bit display values of a DICOM by pydicom (Modality LUT, then its first window), an independent check."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(path)
+    lo, hi = 0, 2**ds.BitsStored - 1  # pydicom's output range for unsigned data without rescale
+    values = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+    return np.round((values - lo) * 255 / (hi - lo)).astype(int)
