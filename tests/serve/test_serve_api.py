@@ -143,7 +143,7 @@ def test_bad_uploads_through_the_server(client):
 
 def test_web_page_served(client):
     page = client.get("/")
-    assert page.status_code == 200 and "Chest X-ray findings" in page.text
+    assert page.status_code == 200 and "Chest X-ray viewer" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
     assert (

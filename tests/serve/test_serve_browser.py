@@ -1,4 +1,4 @@
-"""The web page end to end in headless Chromium: choose an X-ray, see it annotated with its findings,
+"""The web page end to end in headless Chromium: choose an X-ray, see it in the viewer with its findings,
 or "No findings"; a non-image gets a readable error; with the token entered, the jobs panel shows training
 jobs (status, epoch k of n) and cancels them. Screenshots go to outputs/test-artifacts/.
 
@@ -14,6 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 
 try:
@@ -92,27 +93,30 @@ def shoot(page, name: str) -> Path:
 
 
 def analyse(page, server, path: Path) -> None:
-    """Open the page, choose the file (which submits the form), wait for the answer. Waits go through
-    locators: the page's Content-Security-Policy forbids the eval behind wait_for_function."""
+    """Open the page, choose the file (which opens it), wait for the findings or the error. Waits go through
+    locators: the page's Content-Security-Policy forbids the eval behind wait_for_function. The viewer's own
+    tests (window/level, zoom, linking, slider, layout): test_serve_viewer.py."""
     page.goto(server.url + "/")
     sync_api.expect(page.locator("#model-line")).to_have_text(
         re.compile(r"^Model best\.onnx, version sha256:")
     )
     page.set_input_files("#file", str(path))
     sync_api.expect(page.locator("#status")).to_have_text(
-        re.compile(rf"^({re.escape(path.name)}|Cannot).*: "), timeout=30000
+        re.compile(rf"^({re.escape(path.name)}: .* at confidence|Cannot .*: )"), timeout=30000
     )
 
 
-def test_findings_are_shown_on_the_annotated_image(page, server, chosen):
+def test_findings_are_shown_on_the_image(page, server, chosen):
     analyse(page, server, chosen["some"])
-    assert page.get_attribute("#annotated", "src").startswith("data:image/png;base64,")
-    sync_api.expect(page.locator("#annotated")).to_be_visible()
-    box = page.locator("#annotated").bounding_box()
-    assert box["width"] > 300 and abs(box["height"] - box["width"]) < 2  # the square film, scaled to fit
-    rows = page.locator("#findings tbody tr")
+    sync_api.expect(page.locator("#canvas")).to_be_visible()
+    box = page.locator("#canvas").bounding_box()
+    zoom = float(page.get_attribute("#canvas", "data-zoom"))
+    side = max(cv2.imread(str(chosen["some"]), cv2.IMREAD_GRAYSCALE).shape)
+    assert box["width"] > 300 and zoom * side == pytest.approx(min(box["width"], box["height"]), abs=1)  # fitted
+    rows = page.locator("#findings tbody tr")  # asked at a low threshold, shown from the default 0.25 up
     assert rows.count() == chosen["some_count"]
-    assert page.locator("#summary").inner_text() == f"{chosen['some_count']} finding(s)"
+    noun = "finding" if chosen["some_count"] == 1 else "findings"
+    assert page.locator("#summary").inner_text() == f"{chosen['some_count']} {noun}"
     first = rows.nth(0).locator("td")
     assert first.nth(0).inner_text() and first.nth(1).inner_text().endswith("%")
     assert "model best.onnx, version sha256:" in page.locator("#details").inner_text()
@@ -125,7 +129,7 @@ def test_no_findings_is_said_plainly(page, server, chosen):
     analyse(page, server, chosen["none"])
     assert page.locator("#summary").inner_text() == "No findings"
     assert not page.locator("#findings").is_visible()
-    assert page.locator("#status").inner_text().endswith("No findings")
+    assert page.locator("#status").inner_text().startswith(f"{chosen['none'].name}: No findings")
     shoot(page, "serve-page-no-findings.png")
     assert not page.errors, page.errors
 
@@ -135,6 +139,7 @@ def test_not_an_image_gets_a_readable_error(page, server, tmp_path):
     bogus.write_text("this is not an X-ray")
     analyse(page, server, bogus)
     status = page.locator("#status")
+    assert status.inner_text().startswith("Cannot open notes.png: unsupported file type")
     assert "unsupported file type" in status.inner_text() and "error" in (status.get_attribute("class") or "")
     assert not page.locator("#result").is_visible()
     shoot(page, "serve-page-error.png")

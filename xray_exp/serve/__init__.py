@@ -15,7 +15,10 @@ then open http://127.0.0.1:8000/ (web page), /openapi.json (schema; no /docs: Sw
         -d '{"overrides": ["debug=smoke"]}' http://127.0.0.1:8000/trigger-training
 
 Endpoints:
-    GET  /                   web page: choose an image, see it annotated and the findings
+    GET  /                   the viewer: drop or choose an image; window/level, zoom, findings linked to boxes
+    POST /render             multipart `file` -> the decoded first frame in its own bit depth for the viewer
+                             (raw little-endian pixels; X-Render-Info: JSON with size, type, window, presets,
+                             pixel spacing, allow-listed DICOM tags; xray_exp/serve/viewer_routes.py)
     POST /predict            multipart `file` (PNG, JPEG or DICOM) -> {"findings": [{label, class_id,
                              confidence, box: [x1, y1, x2, y2] in original pixels}], "summary": "No findings"
                              | "<n> findings: ...", image, model {name, version}, timings_ms {decode,

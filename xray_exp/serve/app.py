@@ -31,6 +31,7 @@ from xray_exp.serve.model_source import ModelInfo, is_registry_uri
 from xray_exp.serve.observe import install_observability, observed
 from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
+from xray_exp.serve.render import dicom_pixel_spacing
 from xray_exp.serve.schemas import (
     Health,
     ModelsResponse,
@@ -40,6 +41,7 @@ from xray_exp.serve.schemas import (
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
 from xray_exp.serve.settings import ServeSettings, redact_uri
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
+from xray_exp.serve.viewer_routes import viewer_router
 from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Render-Info"],  # POST /render's pixel layout, for a viewer on another origin
         )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -168,6 +171,7 @@ def create_app(
                 "note": f"multi-frame DICOM ({header.frames} frames): frame 1 was analysed"
                 if header.frames > 1
                 else None,
+                "pixel_spacing_mm": dicom_pixel_spacing(data, limits) if header.format == "dicom" else None,
             },
             "model": {"name": info.name, "version": info.version, "source": info.source, "alias": info.alias},
             "thresholds": {"conf": conf, "iou": iou, "max_det": settings.max_det},
@@ -255,5 +259,7 @@ def create_app(
         }
 
     app.include_router(job_router(settings, jobs, require_token))
+    app.include_router(viewer_router(settings, pool))
     install_observability(app, settings, holder, jobs, pool)  # GET /metrics, audit log (xray_exp/serve/observe.py)
+
     return app

@@ -27,7 +27,9 @@ from xray_exp.serve.metrics import ServiceMetrics, decode_failure_kind, instrume
 
 log = logging.getLogger(__name__)
 PREDICT_ROUTES = ("/predict", "/predict/annotated")
-AUDITED = {("POST", r) for r in (*PREDICT_ROUTES, "/trigger-training", "/trigger-finetune")} | {("GET", "/models")}
+AUDITED = {("POST", r) for r in (*PREDICT_ROUTES, "/render", "/trigger-training", "/trigger-finetune")} | {
+    ("GET", "/models")
+}
 JOB_PATH = re.compile(r"^/jobs/[^/]+$")
 
 

@@ -25,6 +25,9 @@ class ImageInfo(BaseModel):
     height: int
     frames: int = Field(1, description="frames in the file; of a multi-frame DICOM the first is analysed")
     note: str | None = Field(None, description="e.g. which frame of a multi-frame DICOM was analysed")
+    pixel_spacing_mm: list[float] | None = Field(
+        None, description="DICOM [row, column] mm per pixel (PixelSpacing, else ImagerPixelSpacing); null otherwise"
+    )
 
 
 class PredictResponse(BaseModel):
