@@ -329,6 +329,7 @@ class PredictConfig:
     iou: float = 0.7
     max_det: int = 300
     device: str = "auto"  # ONNX Runtime: auto | cpu | cuda
+    imgsz: int | None = None  # a .pt is exported at this size (null: the size it was trained at)
     save_images: bool = False  # annotated PNGs under out_dir/images
     sr: bool = False  # a DICOM SR (TID 1500) per DICOM input under out_dir/sr
     sr_codes: str | None = None  # class -> finding code YAML; null: xray_exp/sr/finding_codes.yaml

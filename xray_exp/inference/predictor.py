@@ -79,9 +79,9 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
     return Path(folder) / "model.onnx", ModelIdentity(name, str(version))
 
 
-def export_pt(weights: Path, cache_dir: Path, output_dir: Path) -> Path:
-    """A .pt exported to ONNX (at its training size) once, cached by the checkpoint's digest."""
-    target = cache_dir / "predict-onnx" / file_sha256(weights)[:16]
+def export_pt(weights: Path, cache_dir: Path, output_dir: Path, imgsz: int | None = None) -> Path:
+    """A .pt exported to ONNX (at `imgsz`, else its training size) once, cached by the checkpoint's digest and size."""
+    target = cache_dir / "predict-onnx" / f"{file_sha256(weights)[:16]}-{imgsz or 'trained'}"
     if (target / "best.onnx").is_file():
         return target / "best.onnx"
     from xray_exp.yolo.runtime import configure_offline
@@ -90,12 +90,9 @@ def export_pt(weights: Path, cache_dir: Path, output_dir: Path) -> Path:
     from xray_exp.yolo.export import export_onnx
     from xray_exp.yolo.predict import trained_imgsz
 
-    imgsz = trained_imgsz(weights)
+    imgsz = imgsz or trained_imgsz(weights)
     if imgsz is None:
-        raise ModelError(
-            f"{weights}: the checkpoint does not record its training image size; export it yourself "
-            "(yolo export format=onnx imgsz=<size>) and pass model=<file>.onnx"
-        )
+        raise ModelError(f"{weights}: the checkpoint does not record its training image size. Fix: pass imgsz=<size>")
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -109,7 +106,7 @@ def export_pt(weights: Path, cache_dir: Path, output_dir: Path) -> Path:
     return target / "best.onnx"
 
 
-def resolve_local(spec: str, cache_dir: Path, output_dir: Path) -> tuple[Path, ModelIdentity]:
+def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | None = None) -> tuple[Path, ModelIdentity]:
     """A file, a folder with model.onnx/best.onnx, or a run folder -> (ONNX path, identity)."""
     path = Path(spec).expanduser()
     if not path.exists():
@@ -126,7 +123,7 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path) -> tuple[Path, M
         path = found
     if path.suffix.lower() == ".pt":
         digest = file_sha256(path)[:12]
-        return export_pt(path.resolve(), cache_dir, output_dir), ModelIdentity(name, f"sha256:{digest}")
+        return export_pt(path.resolve(), cache_dir, output_dir, imgsz), ModelIdentity(name, f"sha256:{digest}")
     if path.suffix.lower() != ".onnx":
         raise ModelError(f"model={spec}: expected a .onnx or .pt file (got {path.name})")
     return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path)[:12]}")
@@ -141,6 +138,7 @@ def load_predictor(
     tracking_uri: str | None = None,
     cache_dir: str | Path = "outputs/.cache",
     output_dir: str | Path = "outputs",
+    imgsz: int | None = None,
 ) -> OnnxPredictor:
     """The predictor `model=` names (ModelError with the fix when it cannot be loaded)."""
     cache_dir, output_dir = Path(cache_dir), Path(output_dir)
@@ -148,7 +146,7 @@ def load_predictor(
         onnx, identity = _registry_onnx(str(spec), tracking_uri, cache_dir)
         source = "registry"
     else:
-        onnx, identity = resolve_local(str(spec), cache_dir, output_dir)
+        onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
     from xray_exp.detector import OnnxDetector
 

@@ -33,6 +33,7 @@ def predict_from_config(cfg: DictConfig) -> dict:
         tracking_uri=cfg.tracking_uri,
         cache_dir=cfg.paths.cache_dir,
         output_dir=cfg.paths.output_dir,
+        imgsz=cfg.imgsz,
     )
     sr = None
     if cfg.sr:
