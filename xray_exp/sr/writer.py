@@ -90,8 +90,8 @@ def build_sr(
 ) -> Comprehensive3DSR:
     """The SR document for `detections` (objects with .box, .confidence, .label) on the `source` image."""
     header, notes = evidence_header(source)
-    for note in notes:
-        log.info("SR source %s: %s", source_name or header.SOPInstanceUID, note)
+    if notes:  # one line per source: what the SR could not copy as it was
+        log.info("SR source %s: %s", source_name or header.SOPInstanceUID, "; ".join(notes))
     algorithm = AlgorithmIdentification(name=model.name[:64], version=model.version[:64], manufacturer=MANUFACTURER)
     device = DeviceObserverIdentifyingAttributes(
         uid=model.device_uid, name=model.name[:64], manufacturer_name=MANUFACTURER, model_name=model.version[:64]
