@@ -30,6 +30,12 @@ Endpoints:
     GET  /jobs, /jobs/{id}   job status, progress (epoch k of n, latest metrics), mlflow_run_id, metrics,
                              registered_version
     DELETE /jobs/{id}        bearer token; cancel a queued job or stop a running one
+    POST /predict/sr         multipart `file` (DICOM only; else 415) -> application/dicom: the findings as a
+                             Comprehensive 3D SR (TID 1500) in the image's study (xray_exp.sr, sr_routes.py)
+    POST /studies/{uid}/analyze   bearer token; fetch the study from XRAY_SERVE_DICOMWEB_URL (WADO-RS), store
+                             an SR per image back (STOW-RS); 202 + record, idempotent per study and model
+                             version (docs/pacs.md, dicomweb_routes.py)
+    GET  /studies/{uid}/analyze   that record: status queued | running | done | failed, result or error
 
 Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>
 run_name=<name>-job-<id>`: in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies), or
@@ -78,10 +84,15 @@ Settings (environment; see settings.py):
     XRAY_SERVE_RAY_ADDRESS       Ray job API (http://head:8265; default RAY_ADDRESS when http(s)://): Ray Jobs
     XRAY_SERVE_CORS_ORIGINS      comma-separated allowed origins (none by default)
     XRAY_SERVE_HOST / _PORT      127.0.0.1 / 8000 (also --host/--port)
+    XRAY_SERVE_SR_CODES          class -> finding code YAML of the SRs (default xray_exp/sr/finding_codes.yaml)
+    XRAY_SERVE_DICOMWEB_URL      PACS DICOMweb root for /studies/{uid}/analyze (off by default)
+    XRAY_SERVE_DICOMWEB_CREDENTIALS_FILE  `user:password` (basic) or a bearer token; never logged
+    XRAY_SERVE_DICOMWEB_TIMEOUT_S / _RETRIES   30 / 3 (attempts on connection errors and 5xx)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
 Importing this package switches library telemetry off (xray_exp.yolo.runtime.TELEMETRY_ENV, among them
-ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection.
+ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection (but to the PACS named by
+XRAY_SERVE_DICOMWEB_URL, when set).
 """
 
 from xray_exp.yolo.runtime import disable_telemetry
