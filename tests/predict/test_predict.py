@@ -158,6 +158,17 @@ def test_nothing_readable_is_an_error(tmp_path, model):
     assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["unreadable"]) == 2
 
 
+@pytest.mark.parametrize("args", [["--help"], ["model=best.onnx", "source=/data", "sr=true", "--cfg", "job"]])
+def test_startup_imports_nothing_heavy(tmp_path, args):
+    import re
+
+    proc = run_cli(["xray_exp.predict", *args], tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
+    imported = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+(\S+)$", proc.stderr, re.M)}
+    assert not imported & {"torch", "ultralytics", "ray", "mlflow", "onnxruntime", "highdicom"}
+    if args[-1] == "job":
+        assert "sr: true" in proc.stdout and "credentials_file: null" in proc.stdout
+
+
 def test_a_typo_names_the_key(tmp_path):
     proc = run_cli(["xray_exp.predict", "model=x.onnx", "source=.", "confs=0.3"], tmp_path, timeout=60)
     assert proc.returncode == 2 and "did you mean conf" in proc.stderr

@@ -8,7 +8,8 @@ The analysis runs in the background; the answer is its record: status queued | r
 idempotent for the same study and model version: a second POST while one runs or after it is done answers the
 same record (200) without analysing again; a failed one is started again. The SRs' UIDs derive from the source
 images and the model version, so even a new service process stores the same SRs again (the PACS keeps one).
-Bearer token as for the training triggers (it writes into the PACS); 503 when no DICOMweb server is configured.
+Bearer token as for the training triggers (it writes into the PACS); 403 (off) when no DICOMweb server is
+configured, 503 when no model is loaded.
 Credentials come from XRAY_SERVE_DICOMWEB_CREDENTIALS_FILE and are never logged or returned.
 """
 
@@ -100,7 +101,7 @@ def dicomweb_router(settings, holder, require_token) -> APIRouter:
     def analyze(study_uid: str = StudyUid):
         """Fetch the study (WADO-RS), predict every image, store one SR per image in the study (STOW-RS)."""
         if not settings.dicomweb_url:
-            raise HTTPException(503, "no DICOMweb server configured (set XRAY_SERVE_DICOMWEB_URL)")
+            raise HTTPException(403, "the PACS round trip is disabled on this server (no XRAY_SERVE_DICOMWEB_URL set)")
         predictor = served_predictor(holder, settings)
         from xray_exp.pacs.analyze import analyze_study
 
