@@ -40,11 +40,26 @@ def main(cfg: DictConfig) -> None:
         sys.exit(exc.exit_code)
 
 
-def cli() -> None:
-    """Unknown keys caught with a did-you-mean (xray_exp/config/overrides.py), then Hydra."""
-    from xray_exp.config.overrides import unknown_key_errors
+def unknown_key_messages(args: list[str]) -> list[str]:
+    """One message per override whose key PredictConfig does not have, with the closest keys."""
+    from xray_exp.config.overrides import schema_key_paths, split_override, suggest
 
-    errors = unknown_key_errors(sys.argv[1:], PredictConfig, PREDICT_CONF_DIR)
+    paths, _ = schema_key_paths(PredictConfig)
+    messages = []
+    for arg in args:
+        parsed = split_override(arg)
+        if parsed is None or parsed[1] in paths or parsed[1].split(".")[0] == "hydra":
+            continue
+        hints = suggest(parsed[1], paths)
+        hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
+        messages.append(f"unknown key '{parsed[1]}' in '{arg}'{hint}. Fix: `python -m xray_exp.predict --cfg job` "
+                        "prints every key.")
+    return messages
+
+
+def cli() -> None:
+    """Unknown keys caught with a did-you-mean before Hydra composes anything."""
+    errors = unknown_key_messages(sys.argv[1:])
     for message in errors:
         print(f"ERROR: {message}", file=sys.stderr)
     if errors:

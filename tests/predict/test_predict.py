@@ -158,15 +158,14 @@ def test_nothing_readable_is_an_error(tmp_path, model):
     assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["unreadable"]) == 2
 
 
-@pytest.mark.parametrize("args", [["--help"], ["model=best.onnx", "source=/data", "sr=true", "--cfg", "job"]])
-def test_startup_imports_nothing_heavy(tmp_path, args):
+def test_cfg_job_imports_nothing_heavy(tmp_path):
     import re
 
-    proc = run_cli(["xray_exp.predict", *args], tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
+    args = ["xray_exp.predict", "model=best.onnx", "source=/data", "sr=true", "--cfg", "job"]
+    proc = run_cli(args, tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
     imported = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+(\S+)$", proc.stderr, re.M)}
     assert not imported & {"torch", "ultralytics", "ray", "mlflow", "onnxruntime", "highdicom"}
-    if args[-1] == "job":
-        assert "sr: true" in proc.stdout and "credentials_file: null" in proc.stdout
+    assert "sr: true" in proc.stdout and "credentials_file: null" in proc.stdout
 
 
 def test_a_typo_names_the_key(tmp_path):
@@ -174,13 +173,15 @@ def test_a_typo_names_the_key(tmp_path):
     assert proc.returncode == 2 and "did you mean conf" in proc.stderr
 
 
-def test_missing_model_says_what_to_pass(tmp_path, mixed):
-    proc = run_cli(
-        ["xray_exp.predict", f"model={tmp_path / 'nope.onnx'}", f"source={mixed}", f"out_dir={tmp_path / 'o'}"],
-        tmp_path,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "does not exist" in proc.stderr and "models:/" in proc.stderr
+def test_bad_models_say_what_to_pass(tmp_path):
+    with pytest.raises(ModelError, match="does not exist. Fix: pass a .onnx/.pt file, a run folder"):
+        load_predictor(str(tmp_path / "nope.onnx"))
+    (tmp_path / "empty-run").mkdir()
+    with pytest.raises(ModelError, match="holds none of model.onnx, best.onnx, weights/best.onnx"):
+        load_predictor(str(tmp_path / "empty-run"))
+    (tmp_path / "notes.onnx").write_text("not a model")
+    with pytest.raises(ModelError, match="not a loadable YOLO detection ONNX model"):
+        load_predictor(str(tmp_path / "notes.onnx"))
 
 
 def test_pt_is_exported_once_and_agrees_with_its_onnx(model, tmp_path):
@@ -224,3 +225,31 @@ def test_run_folder_and_sources(model, tmp_path, mixed):
         find_inputs(str(tmp_path / "missing"))
     with pytest.raises(DatasetError, match="no PNG, JPEG or DICOM"):
         find_inputs(str(tmp_path / "*.jpeg"))
+
+
+def test_registry_model(model, tmp_path):
+    """models:/<name>@<alias> and models:/<name>/<version>: the registered model.onnx, named by name and version."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("predict-tests", (tmp_path / "artifacts").as_uri()))
+    folder = tmp_path / "model" / "artifacts"  # the layout xray_exp logs (mlops/pyfunc_model.py): artifacts/*
+    folder.mkdir(parents=True)
+    shutil.copy(model[1], folder / "model.onnx")
+    shutil.copy(model[0], folder / "best.pt")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+    client.create_registered_model("yolo12n")
+    client.create_model_version("yolo12n", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias("yolo12n", "development", "1")
+    client.set_terminated(run.info.run_id)
+    by_alias = load_predictor("models:/yolo12n@development", conf=CONF, max_det=MAX_DET, tracking_uri=uri,
+                              cache_dir=tmp_path / "cache")
+    by_version = load_predictor("models:/yolo12n/1", tracking_uri=uri, cache_dir=tmp_path / "cache")
+    assert (by_alias.identity.name, by_alias.identity.version, by_alias.source) == ("yolo12n", "1", "registry")
+    assert by_version.identity == by_alias.identity and by_alias.path.name == "model.onnx"
+    gray = nih_pixels(1, size=256)[1]
+    direct = load_predictor(str(model[1]), conf=CONF, max_det=MAX_DET).predict(gray)
+    assert [d.box for d in by_alias.predict(gray)] == [d.box for d in direct]
+    with pytest.raises(ModelError, match="no model version yolo12n@champion"):
+        load_predictor("models:/yolo12n@champion", tracking_uri=uri, cache_dir=tmp_path / "cache")
