@@ -74,6 +74,7 @@ def test_ct_sr_reads_back_the_same_boxes_and_passes_dciodvfy(tmp_path, codes):
         (LOCAL_SCHEME, "XC-SOME_NEW_CLAS"),
     ]
     assert back["summary"] == "All algorithms succeeded; with findings"
+    assert [i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence].count(LOCAL_SCHEME) == 1
     text = str(sr)
     assert "yolo12s" in text and "Algorithm Version" in text  # algorithm identification: name and version
     check_dciodvfy(path)

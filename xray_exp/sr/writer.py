@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import (
     AlgorithmIdentification,
     Comprehensive3DSR,
@@ -40,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from xray_exp.sr.codes import FindingCodes
+from xray_exp.sr.codes import LOCAL_SCHEME, FindingCodes
 from xray_exp.sr.source_header import evidence_header
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ def build_sr(
             qualitative_evaluations=[QualitativeEvaluation(SUMMARY, WITH_FINDINGS if detections else WITHOUT_FINDINGS)],
         )
     )
+    local = any(finding_codes.code_for(d.label).scheme_designator == LOCAL_SCHEME for d in detections)
+    schemes = [CodingSchemeIdentificationItem(LOCAL_SCHEME, name="xray_exp finding codes without a standard code",
+                                              responsible_organization=MANUFACTURER)] if local else None
     report = MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
     return Comprehensive3DSR(
         evidence=[header],
@@ -144,4 +148,5 @@ def build_sr(
         manufacturer=MANUFACTURER,
         series_description=SERIES_DESCRIPTION,
         is_complete=True,
+        coding_schemes=schemes,
     )
