@@ -1,4 +1,4 @@
-"""The PACS round trip against a real Orthanc started here: POST /predict/sr, POST /studies/{uid}/analyze
+"""The PACS round trip against a real Orthanc started here: POST /studies/{uid}/analyze
 (WADO-RS in, SRs back by STOW-RS), `python -m xray_exp.predict source=dicomweb:...`, and the failures: a study
 without images, an unknown study, an image that cannot be decoded (nothing stored), a server that is down or
 answers 500 (bounded retries, credentials never in the message).
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from chest_dicoms import chest_dx, dciodvfy_errors, dicom_bytes, nih_pixels
+from chest_dicoms import chest_dx, dicom_bytes, nih_pixels
 from conftest import run_cli
 from orthanc import OrthancServer
 from pydicom import dcmread
@@ -97,32 +97,6 @@ def wait_for(client, study_uid: str, timeout: float = 90) -> dict:
             return record
         time.sleep(0.2)  # poll interval; the condition is the record's status
     raise AssertionError(f"analysis of {study_uid} still {record['status']} after {timeout} s")
-
-
-def test_predict_sr_route(client, tmp_path):
-    messy = chest_dx(nih_pixels(1, size=256)[1], messy=True)
-    data = dicom_bytes(messy)
-    files = {"file": ("chest.dcm", data, "application/dicom")}
-    response = client.post("/predict/sr", files=files)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/dicom"
-    path = tmp_path / "sr.dcm"
-    path.write_bytes(response.content)
-    sr = dcmread(path)
-    assert sr.StudyInstanceUID == messy.StudyInstanceUID and sr.SeriesInstanceUID != messy.SeriesInstanceUID
-    assert sr.PatientAge == "081Y" and response.headers["X-SR-SOP-Instance-UID"] == sr.SOPInstanceUID
-    findings = client.post("/predict", files=files).json()["findings"]  # the JSON route, unchanged
-    back = read_sr_findings(path)["findings"]
-    assert len(findings) == int(response.headers["X-Findings-Count"]) > 0
-    assert flat(f["box"] for f in back) == pytest.approx(flat(f["box"] for f in findings), abs=0.006)
-    assert all(f["referenced_sop_instance_uid"] == messy.SOPInstanceUID for f in back)
-    errors = dciodvfy_errors(path)
-    assert errors in (None, []), errors
-    png = client.post("/predict/sr", files={"file": ("chest.png", h.png_bytes(nih_pixels(1, 64)[1]), "image/png")})
-    assert png.status_code == 415 and "POST /predict" in png.json()["detail"]
-    del messy.StudyInstanceUID
-    no_uid = client.post("/predict/sr", files={"file": ("x.dcm", dicom_bytes(messy), "application/dicom")})
-    assert no_uid.status_code == 422 and "StudyInstanceUID" in no_uid.json()["detail"]
 
 
 def test_analyze_round_trip_is_idempotent(client, pacs):
