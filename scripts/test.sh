@@ -4,21 +4,22 @@
 # file per worker at a time (a file's module fixtures are built once), then the serial ones (Ray, clusters, timing
 # assertions) alone. XRAY_TEST_WORKERS=1, or any pytest arguments: one plain pytest run.
 # The browser test drives Debian's chromium, the egress test runs commands under strace, the metrics test scrapes
-# with Debian's prometheus (all installed here when missing and apt is usable; without them those tests are skipped).
+# with Debian's prometheus, the DICOM SR checks run dciodvfy (dicom3tools) and the PACS round trip starts Orthanc
+# with its DICOMweb plugin (all installed here when missing and apt is usable; without them those tests are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "WARNING: could not install chromium; the browser test will be skipped"
-fi
-if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null) \
-    || echo "WARNING: could not install strace; the egress test will be skipped"
-fi
-if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
-    || echo "WARNING: could not install prometheus; the scrape test will be skipped"
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      "${missing[@]}" >/dev/null) \
+    || echo "WARNING: could not install ${missing[*]}; the tests that need them will be skipped"
 fi
 workers=${XRAY_TEST_WORKERS:-2}
 if [ $# -gt 0 ] || [ "$workers" -le 1 ]; then

@@ -302,3 +302,39 @@ class RayMainConfig(TrainConfig):
     model_path: str | None = None  # mode=retrain: a run folder, Ray checkpoint folder, last.pt or weights .pt
     ray: RayClusterConfig = field(default_factory=RayClusterConfig)
     tune: TuneSettings = field(default_factory=TuneSettings)
+
+
+# ---- Prediction on unlabelled files (python -m xray_exp.predict) ----------------------------------------------
+
+
+@dataclass
+class DicomWebConfig:
+    """A DICOMweb server (`source=dicomweb:<url>/studies/<uid>`): WADO-RS to fetch the study, STOW-RS to store
+    the SRs back. `credentials_file` holds `user:password` (HTTP basic) or a bearer token; never logged."""
+
+    credentials_file: str | None = None
+    timeout_s: float = 30.0
+    retries: int = 3  # attempts per request on connection errors and 5xx answers (backoff 0.5 s, 1 s, 2 s ...)
+    store_sr: bool = True  # STOW-RS the SRs into the study (sr=true)
+
+
+@dataclass
+class PredictConfig:
+    """The whole `python -m xray_exp.predict` config."""
+
+    model: str = MISSING  # .onnx | .pt | a run folder | a folder with model.onnx | models:/<name>@<alias>
+    source: str = MISSING  # file | folder | 'glob/*.dcm' | list.txt | dicomweb:<url>/studies/<uid>
+    out_dir: str = MISSING
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    device: str = "auto"  # ONNX Runtime: auto | cpu | cuda
+    imgsz: int | None = None  # a .pt is exported at this size (null: the size it was trained at)
+    save_images: bool = False  # annotated PNGs under out_dir/images
+    sr: bool = False  # a DICOM SR (TID 1500) per DICOM input under out_dir/sr
+    sr_codes: str | None = None  # class -> finding code YAML; null: xray_exp/sr/finding_codes.yaml
+    progress: bool = True
+    offline: bool = True  # a .pt is exported with Ultralytics offline
+    tracking_uri: str | None = None  # MLflow for models:/ (null: MLFLOW_TRACKING_URI, else outputs/mlflow.db)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    dicomweb: DicomWebConfig = field(default_factory=DicomWebConfig)

@@ -35,6 +35,12 @@ Endpoints:
     DELETE /jobs/{id}        bearer token; cancel a queued job or stop a running one
     GET  /metrics            Prometheus text format (xray_exp/serve/metrics.py; README "Running the service
                              in a hospital network")
+    POST /predict/sr         multipart `file` (DICOM only; else 415) -> application/dicom: the findings as a
+                             Comprehensive 3D SR (TID 1500) in the image's study (xray_exp.sr, sr_routes.py)
+    POST /studies/{uid}/analyze   bearer token; fetch the study from XRAY_SERVE_DICOMWEB_URL (WADO-RS), store
+                             an SR per image back (STOW-RS); 202 + record, idempotent per study and model
+                             version (docs/pacs.md, dicomweb_routes.py)
+    GET  /studies/{uid}/analyze   that record: status queued | running | done | failed, result or error
 
 Training jobs run one at a time as `python -m xray_exp.train mode=train|finetune model=<name> <overrides>
 run_name=<name>-job-<id>`: in a subprocess (working directory: the service's; XRAY_EXP_ROOT applies), or
@@ -89,10 +95,15 @@ Settings (environment; see settings.py):
     XRAY_SERVE_AUDIT_SALT        salt of those hashes (default: a random one kept in <audit log>.salt)
     XRAY_SERVE_AUDIT_REQUIRED    false (true: refuse to start when the audit log cannot be written)
     XRAY_SERVE_AUDIT_MAX_BYTES / _BACKUPS   104857600 / 10 (rotation by size)
+    XRAY_SERVE_SR_CODES          class -> finding code YAML of the SRs (default xray_exp/sr/finding_codes.yaml)
+    XRAY_SERVE_DICOMWEB_URL      PACS DICOMweb root for /studies/{uid}/analyze (off by default)
+    XRAY_SERVE_DICOMWEB_CREDENTIALS_FILE  `user:password` (basic) or a bearer token; never logged
+    XRAY_SERVE_DICOMWEB_TIMEOUT_S / _RETRIES   30 / 3 (attempts on connection errors and 5xx)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
 Importing this package switches library telemetry off (xray_exp.yolo.runtime.TELEMETRY_ENV, among them
-ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection.
+ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection
+(but to the PACS named by XRAY_SERVE_DICOMWEB_URL, when set).
 """
 
 from xray_exp.yolo.runtime import disable_telemetry

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from xray_exp.imaging import DecodeLimits
 from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
+from xray_exp.serve.dicomweb_routes import dicomweb_router
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_holder import ModelHolder
@@ -40,6 +41,7 @@ from xray_exp.serve.schemas import (
 )
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
 from xray_exp.serve.settings import ServeSettings, redact_uri
+from xray_exp.serve.sr_routes import sr_router
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
 from xray_exp.serve.viewer_routes import viewer_router
 from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
@@ -260,6 +262,8 @@ def create_app(
 
     app.include_router(job_router(settings, jobs, require_token))
     app.include_router(viewer_router(settings, pool))
+    app.include_router(sr_router(settings, holder, pool))
+    app.include_router(dicomweb_router(settings, holder, require_token))
     install_observability(app, settings, holder, jobs, pool)  # GET /metrics, audit log (xray_exp/serve/observe.py)
 
     return app

@@ -27,10 +27,11 @@ from xray_exp.serve.metrics import ServiceMetrics, decode_failure_kind, instrume
 
 log = logging.getLogger(__name__)
 PREDICT_ROUTES = ("/predict", "/predict/annotated")
-AUDITED = {("POST", r) for r in (*PREDICT_ROUTES, "/render", "/trigger-training", "/trigger-finetune")} | {
-    ("GET", "/models")
-}
+AUDITED = {
+    ("POST", r) for r in (*PREDICT_ROUTES, "/predict/sr", "/render", "/trigger-training", "/trigger-finetune")
+} | {("GET", "/models")}
 JOB_PATH = re.compile(r"^/jobs/[^/]+$")
+ANALYZE_PATH = re.compile(r"^/studies/[^/]+/analyze$")
 
 
 def audited_route(method: str, path: str) -> str | None:
@@ -39,6 +40,8 @@ def audited_route(method: str, path: str) -> str | None:
         return path
     if method == "DELETE" and JOB_PATH.match(path):
         return "/jobs/{job_id}"
+    if method == "POST" and ANALYZE_PATH.match(path):  # the study UID itself is never logged
+        return "/studies/{uid}/analyze"
     return None
 
 

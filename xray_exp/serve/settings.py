@@ -57,6 +57,11 @@ class ServeSettings:
     audit_required: bool = False  # refuse to start when the audit log cannot be written
     audit_max_bytes: int = 100 * MB  # rotate the audit log at this size
     audit_backups: int = 10  # rotated files kept (audit.log.1 ... .N)
+    sr_codes: str | None = None  # class -> finding code YAML of the SRs (default: xray_exp/sr/finding_codes.yaml)
+    dicomweb_url: str | None = None  # PACS DICOMweb root (http://pacs:8042/dicom-web): POST /studies/{uid}/analyze
+    dicomweb_credentials_file: str | None = None  # `user:password` or a bearer token; never logged
+    dicomweb_timeout_s: float = 30.0
+    dicomweb_retries: int = 3  # attempts per request on connection errors and 5xx answers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
@@ -142,6 +147,8 @@ def _parse(name: str, raw: str):
         raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
     if name in ("metrics", "audit_required"):
         return _parse_bool(name, raw)
+    if name in DICOMWEB_NUMBERS:
+        return _dicomweb_number(name, raw, DICOMWEB_NUMBERS[name])
     if name == "job_command":
         return shlex.split(raw)
     if name == "cors_origins":
@@ -169,3 +176,13 @@ def redact_uri(uri: str | None) -> str | None:
     authority = authority.rsplit("@", 1)[-1]
     path = path.split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{authority}{slash}{path}"
+
+
+DICOMWEB_NUMBERS = {"dicomweb_timeout_s": float, "dicomweb_retries": int}
+
+
+def _dicomweb_number(name: str, raw: str, kind: type):
+    try:
+        return kind(float(raw)) if kind is int else kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from exc
