@@ -114,7 +114,7 @@ def project(tmp_path_factory, synthetic_tiny):
     members = [perturbed_copy(onnx, root / "runs" / f"fold{k}" / "weights" / "best.onnx", seed=k) for k in range(FOLDS)]
     cv = write_cv(root / "outputs" / "cv" / "demo3", data_yaml, members)
     proc = run_cli(
-        ["xray_exp.ensemble", f"cv={cv}", "tta=true", "tune=true", "n_trials=4", "n_boot=200", "progress=false"],
+        ["xray_exp.ensemble", f"cv={cv}", "tta=true", "tune=true", "n_trials=3", "n_boot=100", "progress=false"],
         root,
         check=True,
     )
@@ -140,7 +140,7 @@ def test_outputs_and_fusion_tuned_on_out_of_fold_images_only(project):
     assert spec["tuning"]["images"] == 12 and spec["tuning"]["objective"] == "oof/map40"
     assert spec["tuning"]["best_value"] >= spec["tuning"]["default_value"]
     assert spec["fusion"] == spec["tuning"]["fusion"]  # the best settings are the ensemble's
-    assert "tuned on 12 out-of-fold images, 4 trials" in stdout
+    assert "tuned on 12 out-of-fold images, 3 trials" in stdout
     assert [m["fold"] for m in spec["members"]] == [0, 1, 2] and spec["cv"][0]["name"] == "demo3"
     assert [(v["scale"], v["flip"]) for v in spec["views"]] == [(1.0, False), (1.0, True)]
     assert "static batch 1: one call per view" in stdout  # Ultralytics' exports: batch dimension fixed at 1
@@ -278,7 +278,6 @@ def test_cli_refuses_before_work_and_leaves_nothing(project):
     before = set((root / "outputs" / "ensemble").glob("*")) if (root / "outputs").exists() else set()
     cases = [
         ([f"models=[{project['members'][0]}]", "tune=true"], "every member must be a CV folder"),
-        ([f"cv={project['cv']}", "fusion.method=mean"], "fusion.method: 'mean' is not one of"),
         ([f"cv={project['root'] / 'nowhere'}"], "does not exist"),
     ]
     for args, message in cases:

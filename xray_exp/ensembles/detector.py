@@ -8,8 +8,8 @@ Each member (xray_exp.detector.OnnxDetector, the single model's own pre- and pos
 view of the image (tta_views: original, mirror, zooms); the views of one image go through a member's ONNX
 session as one batch when its input's batch dimension is dynamic or equals the number of views, else one
 call per view (Ultralytics' exports are static batch 1). All model x view sets are fused in one step
-(xray_exp.ensembles.fusion). Members predict at `fusion.skip_box_thr` (lower boxes are ignored by the
-fusion anyway); the fused boxes are filtered at the request's `conf` and `max_det`.
+(xray_exp.ensembles.fusion). Members predict at `member_conf(conf)` (fusion.skip_box_thr, or conf / sets
+when higher); the fused boxes are filtered at the request's `conf` and `max_det`.
 """
 
 from __future__ import annotations
@@ -129,12 +129,19 @@ class EnsembleDetector:
         fused = fuse(sets, weights or self.set_weights, width, height, fusion or self.fusion)
         return top(fused, conf, max_det)
 
+    def member_conf(self, conf: float) -> float:
+        """What the members predict at for a request at `conf`: `fusion.skip_box_thr`, raised to conf / (models x
+        views) -- a box below it adds less than conf / n to a fused (WBF avg) score -- so that serving at
+        conf 0.25 fuses a few dozen boxes instead of every low-score candidate. At evaluation confidences
+        (0.001) it is skip_box_thr: the evaluation fuses exactly what the members predict."""
+        return max(self.fusion.skip_box_thr, conf / len(self.set_weights))
+
     def predict(
         self, gray: np.ndarray, conf: float = 0.25, iou: float = 0.7, max_det: int = 300
     ) -> tuple[list[Detection], dict[str, float]]:
         """Fused detections for one uint8 image and the time each stage took (ms)."""
         timings: dict[str, float] = {}
-        sets = self.raw(gray, conf=self.fusion.skip_box_thr, iou=iou, max_det=max_det, timings=timings)
+        sets = self.raw(gray, conf=self.member_conf(conf), iou=iou, max_det=max_det, timings=timings)
         t0 = time.perf_counter()
         boxes, scores, labels = self.fuse(sets, gray.shape[1], gray.shape[0], conf, max_det)
         timings["fusion"] = (time.perf_counter() - t0) * 1000
