@@ -94,9 +94,11 @@ def measure(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
         timed = time_candidates({"members": members_alone, "ensemble": fused}, args.rounds, args.iters)
         stages: dict[str, list[float]] = {}
+        boxes = []
         for gray in films:
             for key, value in ensemble.predict(gray, conf=0.25)[1].items():
                 stages.setdefault(key, []).append(value)
+            boxes.append(sum(len(d[1]) for d in ensemble.raw(gray, conf=ensemble.member_conf(0.25))))
         overhead = compare(timed, "ensemble", "members")["median"]  # ensemble's time / the members' (per round)
         results["cases"][label] = {
             "members": args.members,
@@ -104,6 +106,8 @@ def measure(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "members_ms": timed["members"]["latency_s"]["median"] * 1000,
             "ensemble_ms": timed["ensemble"]["latency_s"]["median"] * 1000,
             "ensemble_p99_ms": float(np.percentile(timed["ensemble"]["times_s"], 99)) * 1000,
+            "boxes_fused": summarize(boxes)["median"],
+            "member_conf": ensemble.member_conf(0.25),
             "overhead": overhead,
             "stages_ms": {k: summarize(v)["median"] for k, v in stages.items()},
             "folder": str(folder),
@@ -133,6 +137,7 @@ def report(results: dict[str, Any]) -> str:
         [
             label,
             len(c["views"]),
+            f"{c['boxes_fused']:.0f}",
             f"{c['members_ms']:.1f}",
             f"{c['ensemble_ms']:.1f}",
             f"{(c['overhead'] - 1) * 100:+.1f}%",
@@ -142,7 +147,7 @@ def report(results: dict[str, Any]) -> str:
         for label, c in results["cases"].items()
     ]
     return format_text_table(
-        ["case", "views", "members alone ms", "ensemble ms", "overhead", "fusion ms", "<= +5%"], rows
+        ["case", "views", "boxes fused", "members alone ms", "ensemble ms", "overhead", "fusion ms", "<= +5%"], rows
     )
 
 
