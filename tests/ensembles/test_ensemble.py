@@ -285,3 +285,29 @@ def test_cli_refuses_before_work_and_leaves_nothing(project):
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-2000:])
     left = set((root / "outputs" / "ensemble").glob("*")) if (root / "outputs" / "ensemble").exists() else set()
     assert left == before
+
+
+def test_two_cvs_each_pool_image_predicted_by_its_out_of_fold_model_per_cv(project, tmp_path):
+    """models=[cv_a, cv_b]: every pool image gets the fold model of each CV that did not train on it; the CVs'
+    weights are tuned."""
+    from xray_exp.ensembles.fusion import FusionSettings, tta_views
+    from xray_exp.ensembles.members import read_onnx_facts
+    from xray_exp.ensembles.predict import write_model_folder
+    from xray_exp.ensembles.tune import oof_predictions, tune_fusion
+    from xray_exp.evaluation.pipeline import MetricSettings
+
+    other = write_cv(tmp_path / "cv-b", project["data_yaml"], project["members"][::-1])  # another fold order
+    members, cvs, _ = parse(project, [project["cv"], other], weights=[1, 2])
+    read_onnx_facts(members)
+    detector = EnsembleDetector(
+        write_model_folder(members, FusionSettings(), tta_views(False), tmp_path / "m"), device="cpu"
+    )
+    raw = oof_predictions(detector, cvs, members, conf=0.001)
+    folds = {row["image"]: int(row["fold"]) for row in csv.DictReader((project["cv"] / "folds.csv").open())}
+    assert len(raw.gts) == 12
+    for gt, used in zip(raw.gts, raw.members, strict=True):
+        fold = folds[gt["image_id"]]
+        assert [(members[k].group, members[k].fold) for k in used] == [(0, fold), (1, fold)]
+    tuned = tune_fusion(raw, detector, cvs, members, MetricSettings(n_boot=0, progress=False), n_trials=3)
+    assert tuned.n_trials == 3 and tuned.value >= tuned.default_value
+    assert len(set(tuned.member_weights[:3])) == 1 and len(set(tuned.member_weights[3:])) == 1  # one per CV

@@ -120,6 +120,7 @@ def measure(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 "verdict": verdict(overhead, TARGET_OVERHEAD),
             }
         )
+    results["fusion_by_boxes"] = fusion_by_boxes(args.members)
     settings = {
         "members": args.members,
         "imgsz": args.imgsz,
@@ -130,6 +131,32 @@ def measure(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "load_before": load_average(),
     }
     return results, settings
+
+
+def fusion_by_boxes(n_sets: int, totals: tuple[int, ...] = (25, 50, 100, 200, 400), reps: int = 15) -> list[dict]:
+    """WBF time (ms, median) for `n_sets` sets holding `total` boxes together: lesions seen by every set with jitter
+    (what fold models agreeing look like), on a 1024 px image. The fusion's cost grows with the boxes it gets."""
+    import numpy as np
+
+    from xray_exp.ensembles.fusion import FusionSettings, fuse
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for total in totals:
+        per_set = max(total // n_sets, 1)
+        centres = rng.uniform(100, 900, (per_set, 2))
+        sets = []
+        for _ in range(n_sets):
+            c = centres + rng.normal(0, 6, centres.shape)
+            boxes = np.hstack([c - 40, c + 40])
+            sets.append((boxes, rng.uniform(0.05, 0.95, per_set), rng.integers(0, 8, per_set)))
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fuse(sets, [1.0] * n_sets, 1024, 1024, FusionSettings())
+            times.append((time.perf_counter() - t0) * 1000)
+        rows.append({"boxes": per_set * n_sets, "fusion_ms": summarize(times)["median"]})
+    return rows
 
 
 def report(results: dict[str, Any]) -> str:
@@ -146,8 +173,16 @@ def report(results: dict[str, Any]) -> str:
         ]
         for label, c in results["cases"].items()
     ]
-    return format_text_table(
-        ["case", "views", "boxes fused", "members alone ms", "ensemble ms", "overhead", "fusion ms", "<= +5%"], rows
+    scaling = format_text_table(
+        ["boxes fused", "fusion ms"],
+        [[r["boxes"], f"{r['fusion_ms']:.2f}"] for r in results.get("fusion_by_boxes", [])],
+    )
+    return (
+        scaling
+        + "\n\n"
+        + format_text_table(
+            ["case", "views", "boxes fused", "members alone ms", "ensemble ms", "overhead", "fusion ms", "<= +5%"], rows
+        )
     )
 
 
