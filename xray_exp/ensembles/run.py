@@ -78,6 +78,10 @@ def check_inputs(cfg: DictConfig):
             "tune=true tunes on out-of-fold predictions: every member must be a CV folder (runs, "
             "files and models:/ URIs have none). Fix: tune=false, or cv=/models= CV folders only"
         )
+    if cfg.tuning:
+        from xray_exp.ensembles.tune import check_one_dataset
+
+        check_one_dataset(cvs)
     data_yaml, data_source = data_yaml_of(cfg, cvs)
     if not data_yaml.is_file():
         raise DatasetError(f"{data_yaml}: no such data.yaml ({data_source}). Fix: data_yaml=/abs/path/data.yaml")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from xray_exp.ensembles.fusion import CONF_TYPES, FusionSettings
 from xray_exp.ensembles.predict import RawPredictions, fused_predictions, predict_raw
@@ -46,6 +47,12 @@ class Tuned:
 def pool_images(cvs: list) -> tuple[list, list[list[int]] | None]:
     """The pool images every CV holds (folds.csv), in folds.csv order; refuses a pool touching test."""
     first = cvs[0]
+    others = [cv for cv in cvs[1:] if Path(cv.data_yaml).resolve() != Path(first.data_yaml).resolve()]
+    if others:
+        raise ConfigError(
+            f"CVs of different datasets: {first.name} ({first.data_yaml}), {others[0].name} "
+            f"({others[0].data_yaml}). Fix: tune CVs of one dataset together"
+        )
     by_id = {}
     for split in ("train", "val"):
         try:
