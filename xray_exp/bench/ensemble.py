@@ -68,7 +68,7 @@ def build_ensembles(work: Path, n_members: int, imgsz: int, threads: int) -> dic
     }
 
 
-def measure(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def measure_ensemble(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     import numpy as np
 
     from xray_exp.ensembles.detector import EnsembleDetector
@@ -159,7 +159,7 @@ def fusion_by_boxes(n_sets: int, totals: tuple[int, ...] = (25, 50, 100, 200, 40
     return rows
 
 
-def report(results: dict[str, Any]) -> str:
+def ensemble_report(results: dict[str, Any]) -> str:
     rows = [
         [
             label,
@@ -206,11 +206,11 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_offline(work / ".ultralytics")
     try:
-        results, settings = measure(args, work)
+        results, settings = measure_ensemble(args, work)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(report(results))
+    print(ensemble_report(results))
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")
     return 1 if args.check and any(t["verdict"] != "PASS" for t in results["targets"]) else 0
