@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -275,16 +276,54 @@ def test_members_with_different_classes_or_sizes(project, tmp_path):
 
 def test_cli_refuses_before_work_and_leaves_nothing(project):
     root = project["root"] / "refusals"
-    before = set((root / "outputs" / "ensemble").glob("*")) if (root / "outputs").exists() else set()
-    cases = [
-        ([f"models=[{project['members'][0]}]", "tune=true"], "every member must be a CV folder"),
-        ([f"cv={project['root'] / 'nowhere'}"], "does not exist"),
-    ]
-    for args, message in cases:
-        proc = run_cli(["xray_exp.ensemble", *args, "tracking=disabled"], root)
-        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-2000:])
-    left = set((root / "outputs" / "ensemble").glob("*")) if (root / "outputs" / "ensemble").exists() else set()
-    assert left == before
+    proc = run_cli(["xray_exp.ensemble", f"models=[{project['members'][0]}]", "tune=true", "tracking=disabled"], root)
+    assert proc.returncode == 2 and "every member must be a CV folder" in proc.stderr, proc.stderr[-2000:]
+    assert not (root / "outputs" / "ensemble").exists() or not any((root / "outputs" / "ensemble").iterdir())
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse(project, [project["root"] / "nowhere"])
+
+
+def test_run_folder_and_registry_members(project, tmp_path, monkeypatch):
+    """A run folder gives weights/best.onnx and its MLflow run id; a models:/ URI the registered model.onnx."""
+    from mlflow import MlflowClient
+
+    from xray_exp.ensembles.members import parse_specs, read_onnx_facts
+    from xray_exp.mlops.client import ensure_experiment
+    from xray_exp.mlops.pyfunc_model import log_onnx_model
+    from xray_exp.mlops.registry import register_model
+
+    monkeypatch.setenv("XRAY_EXP_MODEL_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(ensure_experiment(client, "YOLO12-Training"))
+    pt, onnx = h.demo_model()
+    model_uri = log_onnx_model(
+        uri,
+        run.info.run_id,
+        {"onnx": str(onnx), "pt": str(pt), "imgsz": h.IMGSZ, "names": dict(enumerate(project["names"]))},
+    )
+    register_model(
+        client,
+        model_uri,
+        run.info.run_id,
+        {
+            "name": "yolo12n",
+            "alias": "development",
+            "policy": "always",
+            "objective": "val/map40",
+            "value": 0.1,
+            "direction": "maximize",
+            "tags": {},
+        },
+    )
+    run_dir = shutil.copytree(project["members"][1].parent.parent, tmp_path / "run-a")  # a run folder of train
+    (run_dir / "summary.json").write_text(json.dumps({"mlflow_run_id": "abc123", "model": "yolo12n"}))
+    members, cvs, _ = parse_specs([str(run_dir), "models:/yolo12n@development"], None, False, uri, tmp_path)
+    read_onnx_facts(members)
+    assert not cvs and [m.name for m in members] == ["run-a", "yolo12n-v1"]
+    assert members[0].onnx == run_dir / "weights" / "best.onnx" and members[0].run_id == "abc123"
+    assert members[1].uri == "models:/yolo12n/1" and members[1].onnx.name == "model.onnx"
+    assert members[1].names == project["names"] and members[1].imgsz == h.IMGSZ
 
 
 def test_two_cvs_each_pool_image_predicted_by_its_out_of_fold_model_per_cv(project, tmp_path):

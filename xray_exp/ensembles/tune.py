@@ -44,8 +44,8 @@ class Tuned:
         }
 
 
-def pool_images(cvs: list) -> tuple[list, list[list[int]] | None]:
-    """The pool images every CV holds (folds.csv), in folds.csv order; refuses a pool touching test."""
+def check_one_dataset(cvs: list) -> None:
+    """Out-of-fold tuning over several CVs needs one pool: the CVs must share their dataset."""
     first = cvs[0]
     others = [cv for cv in cvs[1:] if Path(cv.data_yaml).resolve() != Path(first.data_yaml).resolve()]
     if others:
@@ -53,6 +53,12 @@ def pool_images(cvs: list) -> tuple[list, list[list[int]] | None]:
             f"CVs of different datasets: {first.name} ({first.data_yaml}), {others[0].name} "
             f"({others[0].data_yaml}). Fix: tune CVs of one dataset together"
         )
+
+
+def pool_images(cvs: list) -> tuple[list, list[str]]:
+    """The pool images every CV holds (folds.csv), in folds.csv order; refuses a pool touching test."""
+    check_one_dataset(cvs)
+    first = cvs[0]
     by_id = {}
     for split in ("train", "val"):
         try:
