@@ -118,10 +118,7 @@ def run_ensemble(cfg: DictConfig) -> dict:
         flush=True,
     )
     for m, batched in zip(members, detector.batched, strict=True):
-        print(
-            f"  {m.name}: {m.onnx} (imgsz {m.imgsz}, weight {m.weight:g}, "
-            f"{'views in one batch' if batched or len(views) == 1 else 'static batch 1: one call per view'})"
-        )
+        print(f"  {m.name}: {m.onnx} (imgsz {m.imgsz}, weight {m.weight:g}, {batching(batched, len(views))})")
     for note in notes:
         print(f"  note: {note}", flush=True)
     tuned = None
@@ -152,6 +149,12 @@ def run_ensemble(cfg: DictConfig) -> dict:
     (out_dir / "ensemble_summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     print(f"ENSEMBLE_DIR={out_dir}\nREPORT={out_dir / 'report.md'}", flush=True)
     return summary
+
+
+def batching(batched: bool, n_views: int) -> str:
+    if n_views == 1:
+        return "one ONNX call per image"
+    return f"the {n_views} views in one batch" if batched else "static batch 1: one call per view"
 
 
 def _json_default(value):

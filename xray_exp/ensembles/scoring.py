@@ -95,6 +95,26 @@ def evaluate_ensemble(cfg, detector, members: list, images: list, data_yaml: Pat
         "patient" if groups else "image",
     )
     write_comparison(comparison, out_dir / "comparison")
+    with (out_dir / "report.md").open("a") as report:
+        report.write(
+            "\n".join(
+                [
+                    "",
+                    f"## Members alone (same images, original view): {key}",
+                    "",
+                    "| member | weight | imgsz | " + key + " |",
+                    "|---|---|---|---|",
+                    *[
+                        f"| {m.name} | {m.weight:g} | {m.imgsz} | {v:.4f} |"
+                        for m, v in zip(members, values, strict=True)
+                    ],
+                    f"| **ensemble** | | | {flat[key]:.4f} |",
+                    "",
+                    f"Against the best member ([comparison/report.md](comparison/report.md)): {verdicts[0]}",
+                    "",
+                ]
+            )
+        )
     print("\n".join(verdicts), flush=True)
     return {
         "metrics": flat,
