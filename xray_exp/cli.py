@@ -19,6 +19,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("xray_exp.train", "train a detector (Hydra overrides; Ultralytics shortcuts epochs=, imgsz=, ...)"),
     "evaluate": ("xray_exp.evaluate", "clinical metrics and a report for one split"),
+    "ensemble": ("xray_exp.ensemble", "fuse fold models / detectors, evaluate against the best one, register"),
     "prepare": ("xray_exp.prepare", "convert VinDr-CXR / NIH ChestX-ray14 to a YOLO dataset"),
     "predict": ("xray_exp.predict", "findings for unlabelled files: CSV, JSON, annotated PNGs, DICOM SR"),
     "ray": ("xray_exp.ray_main", "Ray Tune search or Ray Train data-parallel training"),

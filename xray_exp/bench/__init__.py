@@ -8,6 +8,7 @@
     python -m xray_exp.bench gpu         # train-only images/s, GPU utilisation, peak memory (skips without a GPU)
     python -m xray_exp.bench bootstrap   # bootstrap confidence intervals: 1000 resamples of 3,000 images
     python -m xray_exp.bench observability  # the service's metrics + audit log: /predict p50 with vs without
+    python -m xray_exp.bench ensemble    # an ensemble's predict cost against its members' (fusion overhead)
     python -m xray_exp.bench <name> --help
 
 Figures, machines and the exact commands are in docs/benchmarks.md. Importing this package is light
@@ -23,4 +24,5 @@ BENCHMARKS = {
     "gpu": "xray_exp.bench.gpu",
     "bootstrap": "xray_exp.bench.bootstrap",
     "observability": "xray_exp.bench.observability",
+    "ensemble": "xray_exp.bench.ensemble",
 }

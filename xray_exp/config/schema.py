@@ -227,6 +227,67 @@ class TrainConfig:
 
 
 
+# ---- Ensembles (python -m xray_exp.ensemble) ---------------------------------------------------------------
+
+
+@dataclass
+class FusionParams:
+    """ensemble-boxes: `method` wbf (default) | nms | soft_nms | nmw; boxes of one class overlapping more than
+    `iou_thr` are fused; boxes below `skip_box_thr` are ignored; `conf_type` (WBF) avg | max |
+    box_and_model_avg | absent_model_aware_avg; `sigma`: soft-NMS."""
+
+    method: str = "wbf"
+    iou_thr: float = 0.55
+    skip_box_thr: float = 0.001
+    conf_type: str = "avg"
+    sigma: float = 0.5
+
+
+@dataclass
+class EnsembleConfig:
+    """The whole `python -m xray_exp.ensemble` config (xray_exp/conf/ensemble.yaml)."""
+
+    cv: str | None = None  # a CV folder (outputs/cv/<name>): its FINISHED fold models
+    models: list[str] = field(default_factory=list)  # run folders, .pt/.onnx files, models:/ URIs, CV folders
+    weights: list[float] | None = None  # one per entry (cv first, then models); null: all 1
+    allow_missing: bool = False  # ensemble a CV whose folds are not all FINISHED (the rest only)
+    data_yaml: str | None = None  # null: the CV's dataset, else the dataset group
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    split: str = "test"
+    fusion: FusionParams = field(default_factory=FusionParams)
+    tta: bool = False  # add the mirror image of every view
+    tta_scales: list[float] = field(default_factory=list)  # extra zoom views, e.g. [0.83, 1.2]
+    tuning: bool = False  # `tune=true` on the command line: Optuna on out-of-fold predictions (CV members only)
+    n_trials: int = 30
+    tune_metric: str = "map40"
+    tune_seed: int = 0
+    conf: float = 0.001
+    iou: float = 0.7  # members' own NMS
+    max_det: int = 300
+    device: str = "auto"  # ONNX Runtime: auto | cpu | cuda
+    threads: int = 0  # ONNX Runtime intra-op threads per member (0: its default)
+    match_iou: float = 0.4
+    decision_conf: float = 0.25
+    map40_method: str = "voc2010"
+    froc_hit: str = "iou"
+    no_finding_class: int | None = None
+    n_boot: int = 1000
+    ci_seed: int = 0
+    ci_level: float = 0.95
+    gallery_size: int = 12
+    progress: bool = True
+    compare_metric: str = "map40"  # the verdict printed first; also picks the best single member
+    objective: str | None = None  # the registration objective; null: <split>/map40
+    register: RegisterPolicy = RegisterPolicy.if_better
+    register_alias: str = "development"
+    model_name: str | None = None  # registered as <model_name>-ensemble; null: the members' architecture
+    offline: bool = True
+    ensemble_experiment: str = "YOLO12-Ensemble"
+    out_dir: str = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
 # ---- Ray: Tune search and Train data parallelism (python -m xray_exp.ray_main) ----------------------------
 
 

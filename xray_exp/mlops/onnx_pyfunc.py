@@ -60,6 +60,11 @@ def image_bytes(item) -> bytes:
 
 class XrayDetector(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
+        if "ensemble.json" in context.artifacts:  # an ensemble (xray_exp.mlops.ensemble_model): answers the same
+            from xray_exp.ensembles.detector import EnsembleDetector
+
+            self.detector = EnsembleDetector(Path(context.artifacts["ensemble.json"]).parent)
+            return
         from xray_exp.detector import OnnxDetector
 
         self.detector = OnnxDetector(context.artifacts["onnx"])

@@ -169,6 +169,8 @@ def download_version(model_name: str, version: str, tracking_uri: str | None = N
     except Exception as exc:
         raise ModelError(f"registry: cannot download {model_name} v{version}: {exc}") from exc
     folder = local / "artifacts"
+    if (folder / "ensemble.json").is_file():  # an ensemble (xray_exp.mlops.ensemble_model): members/*.onnx
+        return folder
     for needed in ("model.onnx", "best.pt"):
         if not (folder / needed).exists():
             raise ModelError(f"registry: {model_name} v{version} has no {needed} (not logged by xray_exp?)")

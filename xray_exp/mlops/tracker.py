@@ -110,6 +110,11 @@ class Tracker:
                     "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
                     "example": str(example) if example else None})
 
+    def log_ensemble_model(self, folder: str | Path, names: dict[int, str], example: str | Path | None = None) -> None:
+        """An ensemble's model folder (ensemble.json + members/) as one pyfunc (xray_exp.mlops.ensemble_model)."""
+        self._emit({"op": "ensemble_model", "folder": str(Path(folder).resolve()),
+                    "names": {str(k): v for k, v in names.items()}, "example": str(example) if example else None})
+
     def log_dataset(self, name: str, fingerprint: str, source: str, split_sizes: dict[str, int]) -> None:
         """The training data as an MLflow dataset input (name, fingerprint as digest, split sizes as profile)."""
         self._emit({"op": "dataset", "name": name, "fingerprint": fingerprint, "source": source,
@@ -230,6 +235,10 @@ class Tracker:
             from xray_exp.mlops.pyfunc_model import log_onnx_model
 
             self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
+        elif op == "ensemble_model":
+            from xray_exp.mlops.ensemble_model import log_ensemble_model
+
+            self.state["model_uri"] = log_ensemble_model(self.tracking_uri, self.run_id, event)
         elif op == "dataset":
             from mlflow.entities import Dataset, DatasetInput, InputTag
 

@@ -4,6 +4,8 @@
     XRAY_SERVE_MODEL=outputs/runs/x/export                 # a folder holding model.onnx (or best.onnx)
     XRAY_SERVE_MODEL=models:/yolo12n@champion              # registry: xray_exp.mlops.registry.get_latest_model
     XRAY_SERVE_MODEL=models:/yolo12n                       # registry: latest (or XRAY_SERVE_MODEL_ALIAS)
+    XRAY_SERVE_MODEL=models:/yolo12s-ensemble@development  # an ensemble (xray_exp.ensembles): answers the same
+    XRAY_SERVE_MODEL=outputs/ensemble/<time>/model         # a local ensemble folder (ensemble.json + members/)
 
 mlflow itself is imported only when a models:/ URI is loaded (xray_exp.mlops.registry imports it on first use).
 """
@@ -15,6 +17,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector, is_ensemble_folder
 from xray_exp.errors import ModelError
 from xray_exp.mlops.registry import parse_models_uri
 from xray_exp.serve.onnx_detector import OnnxDetector
@@ -100,15 +103,19 @@ def load_detector(
             raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:
             local_path, version = get_latest_model(name, alias=alias, tracking_uri=tracking_uri)
-            onnx_path = find_onnx(Path(local_path))
+            onnx_path = Path(local_path) if is_ensemble_folder(local_path) else find_onnx(Path(local_path))
         except Exception as exc:  # registry errors come in many types (mlflow, network, missing files)
             raise ModelUnavailable(f"registry model {spec} (alias {alias}) unavailable: {exc}") from exc
         source, version = "registry", str(version)
     else:
-        onnx_path = find_onnx(Path(spec).expanduser())
+        local = Path(spec).expanduser()
+        onnx_path = local if is_ensemble_folder(local) else find_onnx(local)
         name, alias, source = onnx_path.name, None, "file"
-        version = f"sha256:{file_digest(onnx_path)}"
-    detector = OnnxDetector(onnx_path, device=device, threads=threads)
+        version = f"sha256:{file_digest(onnx_path / ENSEMBLE_FILE if onnx_path.is_dir() else onnx_path)}"
+    if onnx_path.is_dir():  # an ensemble: members x views fused, the same predict() as one detector
+        detector = EnsembleDetector(onnx_path, device=device, threads=threads)
+    else:
+        detector = OnnxDetector(onnx_path, device=device, threads=threads)
     info = ModelInfo(
         name=name,
         version=version,
