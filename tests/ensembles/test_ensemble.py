@@ -350,3 +350,17 @@ def test_two_cvs_each_pool_image_predicted_by_its_out_of_fold_model_per_cv(proje
     tuned = tune_fusion(raw, detector, cvs, members, MetricSettings(n_boot=0, progress=False), n_trials=3)
     assert tuned.n_trials == 3 and tuned.value >= tuned.default_value
     assert len(set(tuned.member_weights[:3])) == 1 and len(set(tuned.member_weights[3:])) == 1  # one per CV
+
+
+def test_predict_takes_an_ensemble_folder(project, tmp_path):
+    """`python -m xray_exp.predict model=<ensemble folder>` answers exactly as the folder's EnsembleDetector."""
+    folder = project["out"] / "model"
+    image = load_split(project["data_yaml"], "test").images[0]
+    out = tmp_path / "predict"
+    run_cli(["xray_exp.predict", f"model={folder}", f"source={image.path}", f"out_dir={out}", "conf=0.05",
+             "progress=false"], project["root"], check=True)
+    rows = [r for r in csv.DictReader((out / "predictions.csv").open()) if r["label"]]
+    detections, _ = EnsembleDetector(folder, device="cpu").predict(read_xray(image.path), conf=0.05)
+    assert len(rows) == len(detections) > 0
+    for row, det in zip(rows, detections, strict=True):
+        assert row["label"] == det.label and abs(float(row["confidence"]) - det.confidence) < 1e-4

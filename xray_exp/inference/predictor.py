@@ -76,7 +76,12 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
         folder = download_version(name, version, tracking_uri, dst)
     else:
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
-    return Path(folder) / "model.onnx", ModelIdentity(name, str(version))
+    from xray_exp.ensembles.detector import is_ensemble_folder  # onnxruntime: imported once a model loads
+
+    folder = Path(folder)
+    if is_ensemble_folder(folder):  # a registered <model>-ensemble: members + fusion settings
+        return folder, ModelIdentity(name, str(version))
+    return folder / "model.onnx", ModelIdentity(name, str(version))
 
 
 def export_pt(weights: Path, cache_dir: Path, output_dir: Path, imgsz: int | None = None) -> Path:
@@ -107,7 +112,8 @@ def export_pt(weights: Path, cache_dir: Path, output_dir: Path, imgsz: int | Non
 
 
 def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | None = None) -> tuple[Path, ModelIdentity]:
-    """A file, a folder with model.onnx/best.onnx, or a run folder -> (ONNX path, identity)."""
+    """A file, a folder with model.onnx/best.onnx, an ensemble folder or a run folder -> (ONNX path or ensemble
+    folder, identity)."""
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelError(
@@ -115,6 +121,10 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
             "(outputs/runs/<run>) or a models:/<name>@<alias> registry URI."
         )
     name = path.name
+    from xray_exp.ensembles.detector import ENSEMBLE_FILE, is_ensemble_folder  # onnxruntime: a model loads next
+
+    if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)
+        return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / ENSEMBLE_FILE)[:12]}")
     if path.is_dir():
         candidates = [path / n for n in ONNX_NAMES] + [path / n for n in RUN_WEIGHTS]
         found = next((c for c in candidates if c.is_file()), None)
@@ -149,9 +159,10 @@ def load_predictor(
         onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
     from xray_exp.detector import OnnxDetector
+    from xray_exp.ensembles.detector import EnsembleDetector
 
     try:
-        detector = OnnxDetector(onnx, device=device)
+        detector = EnsembleDetector(onnx, device=device) if onnx.is_dir() else OnnxDetector(onnx, device=device)
     except Exception as exc:  # onnxruntime raises its own types for a corrupt or foreign file
         raise ModelError(f"model={spec}: {onnx} is not a loadable YOLO detection ONNX model ({exc})") from exc
     log.info("model %s version %s from %s", identity.name, identity.version, onnx)
