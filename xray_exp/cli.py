@@ -3,6 +3,7 @@
     xray-exp train epochs=50 imgsz=640 data=/data/data.yaml    # = python -m xray_exp.train ...
     xray-exp evaluate model=models:/yolo12n@development
     xray-exp prepare dataset=nih_cxr14 source=/data/nih
+    xray-exp folds data=/data/nih/data.yaml folds=5             # = python -m xray_exp.folds ...
     xray-exp ray mode=tune                                     # = python -m xray_exp.ray_main
     xray-exp registry list yolo12n
     xray-exp serve                                             # = python -m xray_exp.serve
@@ -18,6 +19,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("xray_exp.train", "train a detector (Hydra overrides; Ultralytics shortcuts epochs=, imgsz=, ...)"),
     "evaluate": ("xray_exp.evaluate", "clinical metrics and a report for one split"),
+    "folds": ("xray_exp.folds", "the k-fold plan of a dataset (patient-grouped, stratified), or finish a CV again"),
     "prepare": ("xray_exp.prepare", "convert VinDr-CXR / NIH ChestX-ray14 to a YOLO dataset"),
     "ray": ("xray_exp.ray_main", "Ray Tune search or Ray Train data-parallel training"),
     "registry": ("xray_exp.registry", "list, show and promote registered models"),

@@ -129,10 +129,11 @@ def stratified_patient_folds(patient_classes: dict[str, set[int]], n_classes: in
     return fold_of
 
 
-def make_fold_plan(data_yaml: str | Path, folds: int, seed: int) -> FoldPlan:
-    """The plan (checks first: folds >= 2, no more folds than patients, a train/val pool)."""
+def make_fold_plan(data_yaml: str | Path, folds: int, seed: int, key: str = "cv.folds") -> FoldPlan:
+    """The plan (checks first: folds >= 2, no more folds than patients, a train/val pool); `key`: the config key
+    the errors name."""
     if int(folds) < 2:
-        raise ConfigError(f"cv.folds={folds}: a cross-validation needs at least 2 folds (e.g. cv.folds=5)")
+        raise ConfigError(f"{key}={folds}: a cross-validation needs at least 2 folds (e.g. {key}=5)")
     data_yaml = Path(data_yaml).expanduser().resolve()
     images, names, known, test_entry, test_ids = load_pool(data_yaml)
     patient_classes: dict[str, set[int]] = {}
@@ -140,8 +141,8 @@ def make_fold_plan(data_yaml: str | Path, folds: int, seed: int) -> FoldPlan:
         patient_classes.setdefault(im.patient, set()).update(im.classes or {-1})
     if folds > len(patient_classes):
         unit = "patients" if known else "images (no patients known: each image is its own patient)"
-        raise ConfigError(f"cv.folds={folds}: the pool of {data_yaml} (train + val) has only {len(patient_classes)} "
-                          f"{unit}; every fold needs one. Fix: cv.folds<={len(patient_classes)}.")
+        raise ConfigError(f"{key}={folds}: the pool of {data_yaml} (train + val) has only {len(patient_classes)} "
+                          f"{unit}; every fold needs one. Fix: {key}<={len(patient_classes)}.")
     by_patient = stratified_patient_folds(patient_classes, len(names), int(folds), int(seed))
     fold_of = {im.image_id: by_patient[im.patient] for im in images}
     return FoldPlan(data_yaml, int(folds), int(seed), names, images, fold_of, known, test_entry, test_ids)
