@@ -137,6 +137,17 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
         refresh_cv_record(cv_dir)
 
 
+def refuse_single_fold(cfg: DictConfig, run_dir: str | Path) -> None:
+    """`cv.fold=<f>` outside `--multirun sweep=cv`: a ConfigError naming the fix; Hydra's fresh run folder removed."""
+    from xray_exp.errors import ConfigError
+    from xray_exp.runs.lifecycle import is_fresh_run_dir
+
+    if is_fresh_run_dir(Path(run_dir)):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    raise ConfigError(f"cv.fold={cfg.cv.fold}: a fold trains inside its cross-validation. Fix: python -m "
+                      "xray_exp.train --multirun sweep=cv cv.folds=<k> (finished folds are kept, not retrained)")
+
+
 def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None) -> dict[str, Any]:
     """After the last fold: OOF predictions, cv_metrics.json, report.md (xray_exp.cv.finish), the parent run ended.
     Returns what to add to sweep.json."""
