@@ -131,3 +131,36 @@ def test_bad_fold_count_fails_before_any_work(tmp_path):
     proc = run_cli(["xray_exp.train", "--multirun", "sweep=cv", "cv.folds=13", "debug=smoke"], tmp_path)
     assert proc.returncode == 2 and "cv.folds=13: the pool" in proc.stderr and "cv.folds<=12" in proc.stderr
     assert not (tmp_path / "outputs" / "cv").exists() and not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_analysis_helpers_and_notebook_show_the_cv(cv_runs, tmp_path, monkeypatch):
+    """xray_exp.analysis.cv on this CV, and notebooks/01_runs.ipynb executed against its project (its CV section
+    with the per-fold spread and the OOF curves; the CV's parent run is the store's sweep)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from xray_exp.analysis import cv
+
+    root, cv_dir, _, _, _ = cv_runs
+    found = cv.find_cvs(root)
+    assert list(found["name"]) == [NAME] and found["finished"].iloc[0] == 3
+    frame = cv.cv_fold_frame(cv_dir)
+    assert list(frame.index) == ["0", "1", "2", "mean", "std", "OOF (pooled)"]
+    assert [p.name for p in cv.oof_curve_files(cv_dir)] == ["oof_pr_curves.png", "oof_froc.png", "oof_roc.png"]
+    assert len(cv.plot_cv_spread(cv_dir).axes) == 1
+
+    spec = tmp_path / "jupyter" / "kernels" / "xray-exp-cv"
+    spec.mkdir(parents=True)
+    spec.joinpath("kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python",
+        "display_name": "xray_exp tests"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    nb = nbformat.read(REPO / "notebooks" / "01_runs.ipynb", as_version=4)
+    env = {**os.environ, "XRAY_EXP_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/outputs/mlflow.db"}
+    NotebookClient(nb, kernel_name="xray-exp-cv", timeout=300, startup_timeout=120,
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute(env=env)
+    cells = {c.id: c for c in nb.cells}
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cells["01-12"].outputs)
+    assert f"cross-validation {cv_dir}" in text and "OOF (pooled)" in text
+    assert sum("image/png" in o.get("data", {}) for o in cells["01-12"].outputs) == 1  # the spread
+    assert sum("image/png" in o.get("data", {}) for o in cells["01-13"].outputs) == 3  # PR, FROC, ROC
