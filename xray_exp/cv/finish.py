@@ -75,12 +75,12 @@ def metric_settings_of(record: dict, n_boot: int | None = None):
     return settings
 
 
-def _clean(value):
+def _json_ready(value):
     """JSON without NaN (null instead): cv_metrics.json is read by other tools."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [_json_ready(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -129,7 +129,7 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
                               f"({len(set(fold_of) ^ expected)} images): the plan files were changed.")
         out.update(oof=oof, oof_folds=finished, oof_images=len(fold_of),
                    bootstrap_unit="patient" if record.get("patients_known") else "image (no patients known)")
-    (cv_dir / CV_METRICS).write_text(json.dumps(_clean(out), indent=2))
+    (cv_dir / CV_METRICS).write_text(json.dumps(_json_ready(out), indent=2))
     write_cv_report(cv_dir, record, out, result)
     log_cv_to_parent(record, out, cv_dir)
     print(cv_summary_text(out), flush=True)
