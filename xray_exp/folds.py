@@ -35,13 +35,16 @@ def run_folds(cfg: DictConfig) -> Path:
         finish_cv(cfg.cv_dir, allow_missing=bool(cfg.allow_missing), n_boot=int(cfg.n_boot))
         return Path(cfg.cv_dir).resolve()
     if not cfg.data:
-        raise ConfigError("no dataset given. Fix: python -m xray_exp.folds data=/path/to/data.yaml folds=5 (or "
-                          "cv_dir=outputs/cv/<name> to finish a cross-validation)")
+        raise ConfigError(
+            "no dataset given. Fix: python -m xray_exp.folds data=/path/to/data.yaml folds=5 (or "
+            "cv_dir=outputs/cv/<name> to finish a cross-validation)"
+        )
     from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
 
     plan = make_fold_plan(cfg.data, int(cfg.folds), int(cfg.seed), key="folds")
-    out_dir = Path(cfg.out_dir or Path(cfg.paths.output_dir) / "folds" /
-                   f"{plan.data_yaml.parent.name}-k{plan.folds}-s{plan.seed}").resolve()
+    out_dir = Path(
+        cfg.out_dir or Path(cfg.paths.output_dir) / "folds" / f"{plan.data_yaml.parent.name}-k{plan.folds}-s{plan.seed}"
+    ).resolve()
     written = write_fold_plan(plan, out_dir)
     print(fold_table(plan), flush=True)
     print(f"FOLDS_CSV={written['folds_csv']}", flush=True)

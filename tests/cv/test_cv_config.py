@@ -16,8 +16,11 @@ register_configs()
 def test_sweep_cv_is_a_basic_sweep_over_the_folds(tmp_path, monkeypatch):
     monkeypatch.setenv("XRAY_EXP_ROOT", str(tmp_path))
     with initialize_config_dir(config_dir=str(CONF_DIR)):
-        cfg = compose(config_name="train", overrides=["sweep=cv", "cv.folds=4", "model=yolo12s", "dataset=nih_cxr14"],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name="train",
+            overrides=["sweep=cv", "cv.folds=4", "model=yolo12s", "dataset=nih_cxr14"],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
     assert OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True) == {"cv.fold": "range(0,4)"}

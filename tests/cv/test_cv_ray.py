@@ -14,11 +14,27 @@ from conftest import run_cli
 @pytest.mark.serial  # a local Ray sized to the machine
 def test_folds_fan_out_on_ray(tmp_path):
     env = {"RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = run_cli(["xray_exp.train", "--multirun", "sweep=cv", "cv.folds=2", "cv.name=ray", "debug=smoke",
-                    "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", "hardware.num_cpus=1",
-                    "post.samples=0", "post.n_boot=20", "post.progress=false", "post.eval_splits=[val]",
-                    "objective.metric=val/map40"],
-                   tmp_path, env=env, check=True)
+    proc = run_cli(
+        [
+            "xray_exp.train",
+            "--multirun",
+            "sweep=cv",
+            "cv.folds=2",
+            "cv.name=ray",
+            "debug=smoke",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "hardware.num_cpus=1",
+            "post.samples=0",
+            "post.n_boot=20",
+            "post.progress=false",
+            "post.eval_splits=[val]",
+            "objective.metric=val/map40",
+        ],
+        tmp_path,
+        env=env,
+        check=True,
+    )
     out = proc.stdout + proc.stderr
     assert "Ray Launcher is launching 2 jobs" in out and "(_run_job pid=" in out
     cv_dir = tmp_path / "outputs" / "cv" / "ray"

@@ -19,16 +19,31 @@ from xray_exp.metrics.resample import HEADLINE_METRICS
 HERE = Path(__file__).resolve().parent
 NAME = "yolo12n-synthetic-k3-s0"
 # Smoke folds: 1 epoch on 8 images at 128 px; no ONNX (no model logged), few bootstrap resamples.
-CV = ["--multirun", "sweep=cv", "cv.folds=3", "debug=smoke", "post.onnx=false", "post.samples=0", "post.n_boot=50",
-      "post.progress=false", "tracking.register=if_better"]  # asked to register: a CV still registers nothing
+CV = [
+    "--multirun",
+    "sweep=cv",
+    "cv.folds=3",
+    "debug=smoke",
+    "post.onnx=false",
+    "post.samples=0",
+    "post.n_boot=50",
+    "post.progress=false",
+    "tracking.register=if_better",
+]  # asked to register: a CV still registers nothing
 
 
 @pytest.fixture(scope="module")
 def cv_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cv")
     env = {**os.environ, "XRAY_EXP_ROOT": str(root), "PYTHONUNBUFFERED": "1", "XRAY_FAIL_FOLD": "1"}
-    first = subprocess.run([sys.executable, str(HERE / "failing_fold_train.py"), *CV], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        [sys.executable, str(HERE / "failing_fold_train.py"), *CV],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     cv_dir = root / "outputs" / "cv" / NAME
     assert (cv_dir / "cv.json").is_file(), first.stdout[-3000:] + first.stderr[-3000:]
     after_first = {
@@ -118,8 +133,9 @@ def test_mlflow_parent_with_one_child_per_fold_and_nothing_registered(cv_runs):
     children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_fold = sorted((c.data.params["cv.fold"], c.info.status) for c in children)
     assert by_fold == [("0", "FINISHED"), ("1", "FAILED"), ("1", "FINISHED"), ("2", "FINISHED")]
-    assert all(c.data.params["dataset.data_yaml"].endswith(f"plan/fold{c.data.params['cv.fold']}.yaml")
-               for c in children)
+    assert all(
+        c.data.params["dataset.data_yaml"].endswith(f"plan/fold{c.data.params['cv.fold']}.yaml") for c in children
+    )
     assert parent.data.metrics["cv/oof/map40"] >= 0 and "cv/mean/val/map40" in parent.data.metrics
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "cv")}
     assert {"cv/folds.csv", "cv/cv.json", "cv/oof_predictions.csv", "cv/cv_metrics.json", "cv/report.md"} <= artifacts
@@ -151,14 +167,25 @@ def test_analysis_helpers_and_notebook_show_the_cv(cv_runs, tmp_path, monkeypatc
 
     spec = tmp_path / "jupyter" / "kernels" / "xray-exp-cv"
     spec.mkdir(parents=True)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python",
-        "display_name": "xray_exp tests"}))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "language": "python",
+                "display_name": "xray_exp tests",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(REPO / "notebooks" / "01_runs.ipynb", as_version=4)
     env = {**os.environ, "XRAY_EXP_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/outputs/mlflow.db"}
-    NotebookClient(nb, kernel_name="xray-exp-cv", timeout=300, startup_timeout=120,
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute(env=env)
+    NotebookClient(
+        nb,
+        kernel_name="xray-exp-cv",
+        timeout=300,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(REPO / "notebooks")}},
+    ).execute(env=env)
     cells = {c.id: c for c in nb.cells}
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cells["01-12"].outputs)
     assert f"cross-validation {cv_dir}" in text and "OOF (pooled)" in text

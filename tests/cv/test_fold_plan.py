@@ -43,8 +43,17 @@ def make_dataset(root: Path, n_patients: int = 90, seed: int = 0, manifest: bool
             writer.writerow(["image_id", "patient_id", "split"])
             writer.writerows(rows)
     data = root / "data.yaml"
-    data.write_text(yaml.safe_dump({"path": ".", "train": "images/train", "val": "images/val",
-                                    "test": "images/test", "names": dict(enumerate(NAMES))}))
+    data.write_text(
+        yaml.safe_dump(
+            {
+                "path": ".",
+                "train": "images/train",
+                "val": "images/val",
+                "test": "images/test",
+                "names": dict(enumerate(NAMES)),
+            }
+        )
+    )
     return data
 
 

@@ -29,16 +29,26 @@ def find_cvs(root: str | Path):
         metrics_path = record_path.parent / "cv_metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         states = [r["status"] for r in record["fold_runs"]]
-        rows.append({"name": record["name"], "model": record["model"], "dataset": record.get("dataset"),
-                     "folds": record["folds"], "finished": states.count("FINISHED"), "failed": states.count("FAILED"),
-                     "oof_map40": (metrics.get("oof") or {}).get("map40"), "cv_dir": str(record_path.parent),
-                     "modified": pd.Timestamp(record_path.stat().st_mtime, unit="s")})
-    table = pd.DataFrame(rows, columns=["name", "model", "dataset", "folds", "finished", "failed", "oof_map40",
-                                        "cv_dir", "modified"])
+        rows.append(
+            {
+                "name": record["name"],
+                "model": record["model"],
+                "dataset": record.get("dataset"),
+                "folds": record["folds"],
+                "finished": states.count("FINISHED"),
+                "failed": states.count("FAILED"),
+                "oof_map40": (metrics.get("oof") or {}).get("map40"),
+                "cv_dir": str(record_path.parent),
+                "modified": pd.Timestamp(record_path.stat().st_mtime, unit="s"),
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["name", "model", "dataset", "folds", "finished", "failed", "oof_map40", "cv_dir", "modified"]
+    )
     return table.sort_values("modified", ascending=False, ignore_index=True)
 
 
-def _metrics(cv_dir: str | Path) -> dict:
+def _cv_metrics_of(cv_dir: str | Path) -> dict:
     path = Path(cv_dir) / "cv_metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the CV has not finished (python -m xray_exp.folds cv_dir=...)")
@@ -49,10 +59,11 @@ def cv_fold_frame(cv_dir: str | Path, split: str = "val"):
     """One row per fold (status, `<split>/<metric>` of SPREAD_METRICS), then mean, std and the OOF values."""
     import pandas as pd
 
-    metrics = _metrics(cv_dir)
+    metrics = _cv_metrics_of(cv_dir)
     columns = [f"{split}/{m}" for m in SPREAD_METRICS]
-    rows = [{"fold": str(r["fold"]), "status": r["status"], **{c: r.get(c) for c in columns}}
-            for r in metrics["per_fold"]]
+    rows = [
+        {"fold": str(r["fold"]), "status": r["status"], **{c: r.get(c) for c in columns}} for r in metrics["per_fold"]
+    ]
     rows.append({"fold": "mean", "status": "", **{c: metrics["mean"].get(c) for c in columns}})
     rows.append({"fold": "std", "status": "", **{c: metrics["std"].get(c) for c in columns}})
     oof = metrics.get("oof") or {}
@@ -65,7 +76,7 @@ def plot_cv_spread(cv_dir: str | Path, split: str = "val", metrics: tuple[str, .
     value with its 95% interval (diamond), side by side."""
     import numpy as np
 
-    data = _metrics(cv_dir)
+    data = _cv_metrics_of(cv_dir)
     done = [r for r in data["per_fold"] if r["status"] == "FINISHED"]
     if not done:
         return message_figure("no finished fold yet")
@@ -75,17 +86,33 @@ def plot_cv_spread(cv_dir: str | Path, split: str = "val", metrics: tuple[str, .
     for i, metric in enumerate(metrics):
         key = f"{split}/{metric}"
         values = np.array([r.get(key) if r.get(key) is not None else np.nan for r in done], dtype=float)
-        ax.plot(np.full(len(values), i - 0.12), values, "o", color="#1f77b4", alpha=0.7,
-                label="folds" if i == 0 else None)
+        ax.plot(
+            np.full(len(values), i - 0.12), values, "o", color="#1f77b4", alpha=0.7, label="folds" if i == 0 else None
+        )
         mean, std = data["mean"].get(key), data["std"].get(key)
         if mean is not None:
-            ax.errorbar([i - 0.12], [mean], yerr=[[std or 0.0], [std or 0.0]], fmt="_", color="black", capsize=6,
-                        markersize=18, label="mean +- std" if i == 0 else None)
+            ax.errorbar(
+                [i - 0.12],
+                [mean],
+                yerr=[[std or 0.0], [std or 0.0]],
+                fmt="_",
+                color="black",
+                capsize=6,
+                markersize=18,
+                label="mean +- std" if i == 0 else None,
+            )
         if oof.get(metric) is not None:
             low, high = oof.get(f"{metric}_ci_low"), oof.get(f"{metric}_ci_high")
             err = [[oof[metric] - low], [high - oof[metric]]] if low is not None and high is not None else None
-            ax.errorbar([i + 0.12], [oof[metric]], yerr=err, fmt="D", color="#d62728", capsize=4,
-                        label="OOF (95% CI)" if i == 0 else None)
+            ax.errorbar(
+                [i + 0.12],
+                [oof[metric]],
+                yerr=err,
+                fmt="D",
+                color="#d62728",
+                capsize=4,
+                label="OOF (95% CI)" if i == 0 else None,
+            )
     ax.set_xticks(range(len(metrics)), [f"{split}/{m}" for m in metrics])
     ax.set(ylim=(-0.02, 1.02), ylabel="value", title=f"{data['name']}: {len(done)}/{data['folds']} folds")
     ax.grid(alpha=0.3, axis="y")

@@ -34,7 +34,7 @@ REPORT = "report.md"
 SPLITS = ("val", "test")
 
 
-def _headline() -> tuple[str, ...]:
+def _headline_metrics() -> tuple[str, ...]:
     from xray_exp.metrics.resample import HEADLINE_METRICS
 
     return HEADLINE_METRICS
@@ -43,7 +43,7 @@ def _headline() -> tuple[str, ...]:
 def fold_metric_table(record: dict) -> tuple[list[dict], dict[str, float], dict[str, float]]:
     """Per-fold headline metrics (from each fold's summary.json), their mean and sample std (ddof=1) over the
     finished folds (std NaN with one fold)."""
-    names = [f"{split}/{m}" for split in SPLITS for m in _headline()]
+    names = [f"{split}/{m}" for split in SPLITS for m in _headline_metrics()]
     rows = []
     for run in record["fold_runs"]:
         row: dict[str, Any] = {"fold": run["fold"], "status": run["status"]}
@@ -105,15 +105,26 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
     patients = {row["image"]: row["patient"] for row in plan_rows}
     settings = metric_settings_of(record, n_boot)
     out: dict[str, Any] = {
-        "name": record["name"], "folds": record["folds"], "complete": not not_done,
-        "finished_folds": finished, "unfinished_folds": not_done, "metrics": list(mean), "per_fold": rows,
-        "mean": mean, "std": std, "std_note": "sample standard deviation (ddof=1) over the finished folds",
-        "oof": None, "oof_folds": [], "settings": {"metrics": record.get("metrics"), "predict": record.get("predict"),
-                                                    "n_boot": settings.n_boot}}
+        "name": record["name"],
+        "folds": record["folds"],
+        "complete": not not_done,
+        "finished_folds": finished,
+        "unfinished_folds": not_done,
+        "metrics": list(mean),
+        "per_fold": rows,
+        "mean": mean,
+        "std": std,
+        "std_note": "sample standard deviation (ddof=1) over the finished folds",
+        "oof": None,
+        "oof_folds": [],
+        "settings": {"metrics": record.get("metrics"), "predict": record.get("predict"), "n_boot": settings.n_boot},
+    }
     result = None
     if not_done and not allow_missing:
-        out["oof_note"] = (f"folds {not_done} not finished: no OOF metrics (re-run the CV command to train them, or "
-                           "allow_missing=true to score the finished folds' images only)")
+        out["oof_note"] = (
+            f"folds {not_done} not finished: no OOF metrics (re-run the CV command to train them, or "
+            "allow_missing=true to score the finished folds' images only)"
+        )
         log.warning("%s", out["oof_note"])
     else:
         from xray_exp.yolo.runtime import configure_offline
@@ -125,10 +136,16 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
         oof, result = score_oof(pooled, patients, settings)
         expected = {row["image"] for row in plan_rows if row["fold"] in finished}
         if set(fold_of) != expected:
-            raise ConfigError(f"{cv_dir}: the folds' validation images differ from folds.csv "
-                              f"({len(set(fold_of) ^ expected)} images): the plan files were changed.")
-        out.update(oof=oof, oof_folds=finished, oof_images=len(fold_of),
-                   bootstrap_unit="patient" if record.get("patients_known") else "image (no patients known)")
+            raise ConfigError(
+                f"{cv_dir}: the folds' validation images differ from folds.csv "
+                f"({len(set(fold_of) ^ expected)} images): the plan files were changed."
+            )
+        out.update(
+            oof=oof,
+            oof_folds=finished,
+            oof_images=len(fold_of),
+            bootstrap_unit="patient" if record.get("patients_known") else "image (no patients known)",
+        )
     (cv_dir / CV_METRICS).write_text(json.dumps(_json_ready(out), indent=2))
     write_cv_report(cv_dir, record, out, result)
     log_cv_to_parent(record, out, cv_dir)

@@ -27,16 +27,16 @@ OOF_CSV = "oof_predictions.csv"
 OOF_COLUMNS = ["image", "fold", "label", "class_id", "confidence", "x1", "y1", "x2", "y2"]
 
 
-def _weights_key(weights: str) -> dict[str, Any]:
+def _oof_cache_key(weights: str) -> dict[str, Any]:
     stat = Path(weights).stat()
     return {"weights": str(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _to_json(records: list[dict]) -> list[dict]:
+def _records_to_json(records: list[dict]) -> list[dict]:
     return [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for r in records]
 
 
-def _from_json(records: list[dict], arrays: dict[str, tuple]) -> list[dict]:
+def _records_from_json(records: list[dict], arrays: dict[str, tuple]) -> list[dict]:
     out = []
     for r in records:
         item = dict(r)
@@ -56,21 +56,36 @@ def fold_oof_predictions(record: dict, run: dict) -> SplitPredictions:
     from xray_exp.evaluation.predict import predict_split
 
     cache = Path(record["cv_dir"]) / "oof" / f"fold{run['fold']}.json"
-    key = _weights_key(run["weights"])
+    key = _oof_cache_key(run["weights"])
     if cache.is_file():
         kept = json.loads(cache.read_text())
         if kept.get("key") == key:
-            return SplitPredictions(kept["names"], _from_json(kept["preds"], PRED_ARRAYS),
-                                    _from_json(kept["gts"], GT_ARRAYS))
+            return SplitPredictions(
+                kept["names"],
+                _records_from_json(kept["preds"], PRED_ARRAYS),
+                _records_from_json(kept["gts"], GT_ARRAYS),
+            )
     p = record.get("predict", {})
-    out = predict_split(run["weights"], run["data_yaml"], "val", imgsz=int(record["imgsz"]),
-                        conf=p.get("conf", 0.001), iou=p.get("iou", 0.7), device=p.get("device"),
-                        batch=p.get("batch", 16), max_det=p.get("max_det", 300),
-                        settings_dir=record.get("ultralytics_dir"), progress=False)
+    out = predict_split(
+        run["weights"],
+        run["data_yaml"],
+        "val",
+        imgsz=int(record["imgsz"]),
+        conf=p.get("conf", 0.001),
+        iou=p.get("iou", 0.7),
+        device=p.get("device"),
+        batch=p.get("batch", 16),
+        max_det=p.get("max_det", 300),
+        settings_dir=record.get("ultralytics_dir"),
+        progress=False,
+    )
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "names": out.names, "preds": _to_json(out.preds),
-                               "gts": _to_json(out.gts)}))
+    tmp.write_text(
+        json.dumps(
+            {"key": key, "names": out.names, "preds": _records_to_json(out.preds), "gts": _records_to_json(out.gts)}
+        )
+    )
     tmp.replace(cache)
     return out
 
@@ -103,8 +118,16 @@ def write_oof_csv(out: SplitPredictions, fold_of: dict[str, int], path: str | Pa
             order = np.argsort(-np.asarray(p["scores"]), kind="mergesort")
             for i in order:
                 label = int(p["labels"][i])
-                writer.writerow([image, fold_of[image], out.names[label], label, f"{p['scores'][i]:.6f}",
-                                 *(f"{v:.2f}" for v in boxes[i])])
+                writer.writerow(
+                    [
+                        image,
+                        fold_of[image],
+                        out.names[label],
+                        label,
+                        f"{p['scores'][i]:.6f}",
+                        *(f"{v:.2f}" for v in boxes[i]),
+                    ]
+                )
     tmp.replace(path)
     return path
 

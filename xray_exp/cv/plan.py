@@ -78,8 +78,10 @@ def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, 
     data, root = load_data_yaml(data_yaml)
     present = [s for s in POOL_SPLITS if data.get(s) not in (None, "")]
     if not present:
-        raise DatasetError(f"{data_yaml}: no train or val split to cross-validate. Fix: a data.yaml with "
-                           "`train:` (and `val:`) image folders or .txt lists; the test split stays held out.")
+        raise DatasetError(
+            f"{data_yaml}: no train or val split to cross-validate. Fix: a data.yaml with "
+            "`train:` (and `val:`) image folders or .txt lists; the test split stays held out."
+        )
     pool, names = [], None
     for split in present:
         loaded = load_split(data_yaml, split)
@@ -88,27 +90,34 @@ def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, 
     seen: dict[str, Path] = {}
     for image in pool:
         if image.image_id in seen:
-            raise DatasetError(f"{data_yaml}: image id {image.image_id!r} is in the pool twice ({seen[image.image_id]}"
-                               f" and {image.path}). Image ids are file stems; rename one.")
+            raise DatasetError(
+                f"{data_yaml}: image id {image.image_id!r} is in the pool twice ({seen[image.image_id]}"
+                f" and {image.path}). Image ids are file stems; rename one."
+            )
         seen[image.image_id] = image.path
     test_entry, test_ids = None, []
     if data.get("test") not in (None, ""):
         test_ids = [im.image_id for im in load_split(data_yaml, "test").images]
         overlap = sorted(set(test_ids) & set(seen))
         if overlap:
-            raise DatasetError(f"{data_yaml}: {len(overlap)} test image(s) also in train/val (e.g. {overlap[0]!r}): "
-                               "the test split must be held out. Fix the splits (python -m xray_exp.prepare).")
+            raise DatasetError(
+                f"{data_yaml}: {len(overlap)} test image(s) also in train/val (e.g. {overlap[0]!r}): "
+                "the test split must be held out. Fix the splits (python -m xray_exp.prepare)."
+            )
         test_entry = _absolute_entry(data["test"], root)
     ids = [im.image_id for im in pool]
     patients = patient_groups(data_yaml, ids)
     known = patients is not None
-    images = [PoolImage(im.image_id, im.path, patients[i] if known else im.image_id, _class_ids(im.label_path))
-              for i, im in enumerate(pool)]
+    images = [
+        PoolImage(im.image_id, im.path, patients[i] if known else im.image_id, _class_ids(im.label_path))
+        for i, im in enumerate(pool)
+    ]
     return images, list(names), known, test_entry, test_ids
 
 
-def stratified_patient_folds(patient_classes: dict[str, set[int]], n_classes: int, folds: int,
-                             seed: int) -> dict[str, int]:
+def stratified_patient_folds(
+    patient_classes: dict[str, set[int]], n_classes: int, folds: int, seed: int
+) -> dict[str, int]:
     """Patient -> fold by multi-label iterative stratification (class presence + a "no finding" column)."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
@@ -141,8 +150,10 @@ def make_fold_plan(data_yaml: str | Path, folds: int, seed: int, key: str = "cv.
         patient_classes.setdefault(im.patient, set()).update(im.classes or {-1})
     if folds > len(patient_classes):
         unit = "patients" if known else "images (no patients known: each image is its own patient)"
-        raise ConfigError(f"{key}={folds}: the pool of {data_yaml} (train + val) has only {len(patient_classes)} "
-                          f"{unit}; every fold needs one. Fix: {key}<={len(patient_classes)}.")
+        raise ConfigError(
+            f"{key}={folds}: the pool of {data_yaml} (train + val) has only {len(patient_classes)} "
+            f"{unit}; every fold needs one. Fix: {key}<={len(patient_classes)}."
+        )
     by_patient = stratified_patient_folds(patient_classes, len(names), int(folds), int(seed))
     fold_of = {im.image_id: by_patient[im.patient] for im in images}
     return FoldPlan(data_yaml, int(folds), int(seed), names, images, fold_of, known, test_entry, test_ids)
@@ -154,10 +165,16 @@ def fold_rows(plan: FoldPlan) -> list[dict]:
     for fold in range(plan.folds):
         members = plan.fold_images(fold)
         per_class = Counter(c for im in members for c in set(im.classes))
-        rows.append({"fold": fold, "images": len(members), "patients": len({im.patient for im in members}),
-                     "boxes": sum(len(im.classes) for im in members),
-                     "normal": sum(not im.classes for im in members),
-                     **{name: per_class.get(c, 0) for c, name in enumerate(plan.names)}})
+        rows.append(
+            {
+                "fold": fold,
+                "images": len(members),
+                "patients": len({im.patient for im in members}),
+                "boxes": sum(len(im.classes) for im in members),
+                "normal": sum(not im.classes for im in members),
+                **{name: per_class.get(c, 0) for c, name in enumerate(plan.names)},
+            }
+        )
     return rows
 
 
@@ -166,12 +183,17 @@ def fold_table(plan: FoldPlan) -> str:
     rows = fold_rows(plan)
     header = list(rows[0])
     widths = [max(len(str(h)), *(len(str(r[h])) for r in rows)) for h in header]
-    patients = (f"{len({im.patient for im in plan.images})} patients from manifest.csv" if plan.patients_known
-                else "no patients known (no manifest.csv listing every image): each image is its own patient")
-    lines = [f" fold plan: {plan.folds} folds, seed {plan.seed}, {plan.data_yaml}",
-             f" pool (train + val): {len(plan.images)} images, {patients}",
-             f" test (held out, never in a fold): {len(plan.test_ids)} images",
-             "  ".join(str(h).rjust(w) for h, w in zip(header, widths, strict=True))]
+    patients = (
+        f"{len({im.patient for im in plan.images})} patients from manifest.csv"
+        if plan.patients_known
+        else "no patients known (no manifest.csv listing every image): each image is its own patient"
+    )
+    lines = [
+        f" fold plan: {plan.folds} folds, seed {plan.seed}, {plan.data_yaml}",
+        f" pool (train + val): {len(plan.images)} images, {patients}",
+        f" test (held out, never in a fold): {len(plan.test_ids)} images",
+        "  ".join(str(h).rjust(w) for h, w in zip(header, widths, strict=True)),
+    ]
     lines += ["  ".join(str(r[h]).rjust(w) for h, w in zip(header, widths, strict=True)) for r in rows]
     return "\n".join(lines)
 
@@ -215,13 +237,16 @@ def write_fold_data_yamls(plan: FoldPlan, out_dir: str | Path) -> list[Path]:
     paths = []
     for fold in range(plan.folds):
         lists = {}
-        for part, members in (("train", [im for im in plan.images if plan.fold_of[im.image_id] != fold]),
-                              ("val", plan.fold_images(fold))):
+        for part, members in (
+            ("train", [im for im in plan.images if plan.fold_of[im.image_id] != fold]),
+            ("val", plan.fold_images(fold)),
+        ):
             lists[part] = folder / f"fold{fold}_{part}.txt"
             lists[part].write_text("".join(f"{im.path}\n" for im in members))
         fold_yaml = {k: v for k, v in data.items() if k not in ("path", "train", "val", "test")}
-        fold_yaml.update(path=str(root), train=str(lists["train"]), val=str(lists["val"]),
-                         names=dict(enumerate(plan.names)))
+        fold_yaml.update(
+            path=str(root), train=str(lists["train"]), val=str(lists["val"]), names=dict(enumerate(plan.names))
+        )
         if plan.test is not None:
             fold_yaml["test"] = plan.test
         path = fold_data_yaml(out_dir, fold)
@@ -236,8 +261,19 @@ def write_fold_plan(plan: FoldPlan, out_dir: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_folds_csv(plan, out / FOLDS_CSV)
     yamls = write_fold_data_yamls(plan, out)
-    (out / PLAN_DIR / "plan.json").write_text(json.dumps({
-        "data_yaml": str(plan.data_yaml), "folds": plan.folds, "seed": plan.seed, "names": plan.names,
-        "patients_known": plan.patients_known, "pool_images": len(plan.images), "test_images": len(plan.test_ids),
-        "per_fold": fold_rows(plan)}, indent=2))
+    (out / PLAN_DIR / "plan.json").write_text(
+        json.dumps(
+            {
+                "data_yaml": str(plan.data_yaml),
+                "folds": plan.folds,
+                "seed": plan.seed,
+                "names": plan.names,
+                "patients_known": plan.patients_known,
+                "pool_images": len(plan.images),
+                "test_images": len(plan.test_ids),
+                "per_fold": fold_rows(plan),
+            },
+            indent=2,
+        )
+    )
     return {"folds_csv": csv_path, **{f"fold{f}": p for f, p in enumerate(yamls)}}

@@ -45,7 +45,7 @@ def fold_state(run_dir: str | Path) -> tuple[str, dict | None]:
 
 
 @contextlib.contextmanager
-def _locked(cv_dir: Path):
+def _cv_lock(cv_dir: Path):
     import fcntl
 
     cv_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def _locked(cv_dir: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write(cv_dir: Path, record: dict[str, Any]) -> None:
+def _write_cv_json(cv_dir: Path, record: dict[str, Any]) -> None:
     tmp = cv_dir / f".{CV_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, cv_dir / CV_FILE)
@@ -66,8 +66,10 @@ def _write(cv_dir: Path, record: dict[str, Any]) -> None:
 def load_cv_record(cv_dir: str | Path) -> dict[str, Any]:
     path = Path(cv_dir).resolve() / CV_FILE
     if not path.is_file():
-        raise ConfigError(f"{path} not found: {Path(cv_dir)} is not a cross-validation folder. Fix: pass the "
-                          "outputs/cv/<name> folder a `python -m xray_exp.train --multirun sweep=cv` run made.")
+        raise ConfigError(
+            f"{path} not found: {Path(cv_dir)} is not a cross-validation folder. Fix: pass the "
+            "outputs/cv/<name> folder a `python -m xray_exp.train --multirun sweep=cv` run made."
+        )
     return json.loads(path.read_text())
 
 
@@ -76,21 +78,39 @@ def new_cv_record(cv_dir: str | Path, **fields: Any) -> dict[str, Any]:
     from xray_exp.cv.plan import fold_data_yaml
 
     cv_dir = Path(cv_dir).resolve()
-    record = {"name": fields.pop("name"), "data_yaml": str(fields.pop("data_yaml")), "folds": int(fields.pop("folds")),
-              "seed": int(fields.pop("seed")), "names": list(fields.pop("names")), "imgsz": int(fields.pop("imgsz")),
-              "model": str(fields.pop("model")), "parent_run_id": None, "cv_dir": str(cv_dir), **fields}
-    record["fold_runs"] = [{"fold": f, "status": "MISSING", "run_dir": str(fold_run_dir(cv_dir, f)), "weights": None,
-                            "onnx": None, "data_yaml": str(fold_data_yaml(cv_dir, f)), "mlflow_run_id": None}
-                           for f in range(record["folds"])]
-    with _locked(cv_dir):
-        _write(cv_dir, record)
+    record = {
+        "name": fields.pop("name"),
+        "data_yaml": str(fields.pop("data_yaml")),
+        "folds": int(fields.pop("folds")),
+        "seed": int(fields.pop("seed")),
+        "names": list(fields.pop("names")),
+        "imgsz": int(fields.pop("imgsz")),
+        "model": str(fields.pop("model")),
+        "parent_run_id": None,
+        "cv_dir": str(cv_dir),
+        **fields,
+    }
+    record["fold_runs"] = [
+        {
+            "fold": f,
+            "status": "MISSING",
+            "run_dir": str(fold_run_dir(cv_dir, f)),
+            "weights": None,
+            "onnx": None,
+            "data_yaml": str(fold_data_yaml(cv_dir, f)),
+            "mlflow_run_id": None,
+        }
+        for f in range(record["folds"])
+    ]
+    with _cv_lock(cv_dir):
+        _write_cv_json(cv_dir, record)
     return refresh_cv_record(cv_dir)
 
 
 def refresh_cv_record(cv_dir: str | Path, **fields: Any) -> dict[str, Any]:
     """Re-read every fold's state (and the sweep's parent run), update cv.json; `fields`: more keys to set."""
     cv_dir = Path(cv_dir).resolve()
-    with _locked(cv_dir):
+    with _cv_lock(cv_dir):
         record = load_cv_record(cv_dir)
         record.update(fields)
         sweep = cv_dir / SWEEP_FILE
@@ -101,12 +121,15 @@ def refresh_cv_record(cv_dir: str | Path, **fields: Any) -> dict[str, Any]:
         for run in record["fold_runs"]:
             status, summary = fold_state(run["run_dir"])
             onnx = (summary or {}).get("onnx")
-            run.update(status=status, weights=(summary or {}).get("best_weights") if status == "FINISHED" else None,
-                       onnx=onnx if status == "FINISHED" and onnx and Path(onnx).is_file() else None,
-                       mlflow_run_id=(summary or {}).get("mlflow_run_id"))
+            run.update(
+                status=status,
+                weights=(summary or {}).get("best_weights") if status == "FINISHED" else None,
+                onnx=onnx if status == "FINISHED" and onnx and Path(onnx).is_file() else None,
+                mlflow_run_id=(summary or {}).get("mlflow_run_id"),
+            )
             if summary and summary.get("error"):
                 run["error"] = summary["error"]
             else:
                 run.pop("error", None)
-        _write(cv_dir, record)
+        _write_cv_json(cv_dir, record)
     return record

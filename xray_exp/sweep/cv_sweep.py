@@ -44,10 +44,18 @@ def cv_settings(config: DictConfig) -> dict[str, Any]:
     from xray_exp.runs.lifecycle import ultralytics_dir
     from xray_exp.runs.post_training import metric_settings
 
-    return {"predict": {"conf": PREDICT_CONF, "iou": PREDICT_NMS_IOU, "max_det": PREDICT_MAX_DET,
-                        "batch": PREDICT_BATCH, "device": config.hardware.device},
-            "metrics": asdict(metric_settings(config)), "ultralytics_dir": str(ultralytics_dir(config)),
-            "allow_missing": bool(config.cv.allow_missing)}
+    return {
+        "predict": {
+            "conf": PREDICT_CONF,
+            "iou": PREDICT_NMS_IOU,
+            "max_det": PREDICT_MAX_DET,
+            "batch": PREDICT_BATCH,
+            "device": config.hardware.device,
+        },
+        "metrics": asdict(metric_settings(config)),
+        "ultralytics_dir": str(ultralytics_dir(config)),
+        "allow_missing": bool(config.cv.allow_missing),
+    }
 
 
 def _same_plan(cv_dir: Path, plan) -> str | None:
@@ -81,8 +89,10 @@ def start_cv(config: DictConfig) -> Path:
         plan = make_fold_plan(resolve_data_yaml(config.dataset, config.paths.cache_dir), int(cv.folds), int(cv.seed))
         differs = _same_plan(cv_dir, plan)
         if differs:
-            raise ConfigError(f"{cv_dir} holds another cross-validation: {differs}. Fix: cv.name=<a new name>, "
-                              "or remove that folder to start it again.")
+            raise ConfigError(
+                f"{cv_dir} holds another cross-validation: {differs}. Fix: cv.name=<a new name>, "
+                "or remove that folder to start it again."
+            )
     except XrayExpError as exc:
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from exc
@@ -96,10 +106,20 @@ def start_cv(config: DictConfig) -> Path:
             (cv_dir / "attempts").mkdir(exist_ok=True)
             shutil.move(str(run_dir), cv_dir / "attempts" / f"fold{fold}-{attempt}")
             log.info("fold %d: the earlier unfinished attempt moved to attempts/fold%d-%d", fold, fold, attempt)
-    new_cv_record(cv_dir, name=str(cv.name), data_yaml=plan.data_yaml, folds=plan.folds, seed=plan.seed,
-                  names=plan.names, imgsz=int(config.train.imgsz), model=str(config.model.name),
-                  dataset=str(config.dataset.name), patients_known=plan.patients_known,
-                  folds_csv=str(cv_dir / "folds.csv"), **cv_settings(config))
+    new_cv_record(
+        cv_dir,
+        name=str(cv.name),
+        data_yaml=plan.data_yaml,
+        folds=plan.folds,
+        seed=plan.seed,
+        names=plan.names,
+        imgsz=int(config.train.imgsz),
+        model=str(config.model.name),
+        dataset=str(config.dataset.name),
+        patients_known=plan.patients_known,
+        folds_csv=str(cv_dir / "folds.csv"),
+        **cv_settings(config),
+    )
     print(fold_table(plan), flush=True)
     return cv_dir
 
@@ -121,13 +141,18 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
         value = (summary.get("objective") or {}).get("value")
         return float("nan") if value is None else float(value)
     if parent is not None:
-        parent = dataclasses.replace(parent, registration_note=NOT_REGISTERED,
-                                     tags={**parent.tags, "cv.name": str(cfg.cv.name), "cv.fold": str(fold)})
+        parent = dataclasses.replace(
+            parent,
+            registration_note=NOT_REGISTERED,
+            tags={**parent.tags, "cv.name": str(cfg.cv.name), "cv.fold": str(fold)},
+        )
     try:
         data_yaml = fold_data_yaml(cv_dir, fold)
         if not data_yaml.is_file():
-            raise ConfigError(f"cv.fold={fold}: {data_yaml} not found. A fold runs inside `python -m xray_exp.train "
-                              "--multirun sweep=cv` (the sweep writes the plan first).")
+            raise ConfigError(
+                f"cv.fold={fold}: {data_yaml} not found. A fold runs inside `python -m xray_exp.train "
+                "--multirun sweep=cv` (the sweep writes the plan first)."
+            )
         with open_dict(cfg):
             cfg.dataset.data_yaml = str(data_yaml)
         return train_run(cfg, run_dir, overrides, parent, keep_failed_dir=True)
@@ -144,8 +169,10 @@ def refuse_single_fold(cfg: DictConfig, run_dir: str | Path) -> None:
 
     if is_fresh_run_dir(Path(run_dir)):
         shutil.rmtree(run_dir, ignore_errors=True)
-    raise ConfigError(f"cv.fold={cfg.cv.fold}: a fold trains inside its cross-validation. Fix: python -m "
-                      "xray_exp.train --multirun sweep=cv cv.folds=<k> (finished folds are kept, not retrained)")
+    raise ConfigError(
+        f"cv.fold={cfg.cv.fold}: a fold trains inside its cross-validation. Fix: python -m "
+        "xray_exp.train --multirun sweep=cv cv.folds=<k> (finished folds are kept, not retrained)"
+    )
 
 
 def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None) -> dict[str, Any]:
@@ -157,8 +184,13 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
     cv_dir = Path(info["sweep_dir"])
     record = refresh_cv_record(cv_dir)
     states = [run["status"] for run in record["fold_runs"]]
-    out: dict[str, Any] = {"jobs": len(states), "jobs_succeeded": states.count("FINISHED"),
-                           "jobs_failed": states.count("FAILED"), "registration": None, "cv_dir": str(cv_dir)}
+    out: dict[str, Any] = {
+        "jobs": len(states),
+        "jobs_succeeded": states.count("FINISHED"),
+        "jobs_failed": states.count("FAILED"),
+        "registration": None,
+        "cv_dir": str(cv_dir),
+    }
     result = None
     if aborted is None and "FINISHED" in states:
         try:
@@ -179,7 +211,10 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
         print(f" MLflow parent run {info['parent_run_id']} ({status}) at {info['tracking_uri']}", flush=True)
     failed = [run["fold"] for run in record["fold_runs"] if run["status"] != "FINISHED"]
     if failed and aborted is None:
-        print(f" folds {failed} did not finish: run the same command again to train them (finished folds are "
-              "kept)" + ("" if config.cv.allow_missing else "; cv.allow_missing=true scores the others"), flush=True)
+        print(
+            f" folds {failed} did not finish: run the same command again to train them (finished folds are "
+            "kept)" + ("" if config.cv.allow_missing else "; cv.allow_missing=true scores the others"),
+            flush=True,
+        )
     print(f"CV_DIR={cv_dir}\nSWEEP_DIR={cv_dir}", flush=True)
     return out
