@@ -191,3 +191,15 @@ def test_analysis_helpers_and_notebook_show_the_cv(cv_runs, tmp_path, monkeypatc
     assert f"cross-validation {cv_dir}" in text and "OOF (pooled)" in text
     assert sum("image/png" in o.get("data", {}) for o in cells["01-12"].outputs) == 1  # the spread
     assert sum("image/png" in o.get("data", {}) for o in cells["01-13"].outputs) == 3  # PR, FROC, ROC
+
+
+def test_finishing_again_reuses_the_fold_predictions(cv_runs):
+    """`python -m xray_exp.folds cv_dir=...` finishes the CV again from the cached OOF predictions (no model run)."""
+    root, cv_dir, _, _, _ = cv_runs
+    before = json.loads((cv_dir / "cv_metrics.json").read_text())
+    caches = {p: p.stat().st_mtime_ns for p in (cv_dir / "oof").glob("fold*.json")}
+    assert len(caches) == 3
+    proc = run_cli(["xray_exp.folds", f"cv_dir={cv_dir}", "n_boot=50"], root, check=True)
+    assert "OOF map40" in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in caches} == caches
+    assert json.loads((cv_dir / "cv_metrics.json").read_text())["oof"] == before["oof"]
