@@ -203,3 +203,21 @@ def test_finishing_again_reuses_the_fold_predictions(cv_runs):
     assert "OOF map40" in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in caches} == caches
     assert json.loads((cv_dir / "cv_metrics.json").read_text())["oof"] == before["oof"]
+
+
+def test_a_changed_setting_is_refused_before_any_work(cv_runs):
+    """The same CV folder with another training setting: refused naming it; nothing touched (the parent run too)."""
+    from mlflow.tracking import MlflowClient
+
+    root, cv_dir, _, _, _ = cv_runs
+    before = (cv_dir / "cv.json").read_bytes()
+    proc = run_cli(["xray_exp.train", *CV, "train.epochs=2"], root)
+    assert proc.returncode == 2 and "trained with other settings (train.epochs: 1 -> 2)" in proc.stderr
+    assert "cv.name=<a new name>" in proc.stderr and "finished before" not in proc.stdout
+    assert (cv_dir / "cv.json").read_bytes() == before
+    client = MlflowClient(f"sqlite:///{root}/outputs/mlflow.db")
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("YOLO12-Training").experiment_id],
+        filter_string="tags.`sweep.role` = 'parent'",
+    )
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.invocations"] == "2"

@@ -12,7 +12,7 @@ on_multirun_end: leaderboard (printed, `<sweep dir>/leaderboard.csv`, artifact o
 best job's model registered, the parent run ended. Exits 1 when no job of the sweep succeeded.
 
 Hydra turns exceptions in callbacks into warnings: a tracking outage never stops the sweep itself.
-The callback is pickled into Ray workers: it holds no state.
+The callback is pickled into Ray workers: it holds no state (but whether this invocation's start succeeded).
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class SweepCallback(Callback):
         if info["parent_run_id"]:
             log.info("MLflow parent run %s (experiment %s) at %s", info["parent_run_id"], info["experiment"],
                      info["tracking_uri"])
+        self.started = True  # Hydra calls on_multirun_end even when this raised (a CV's sweep.json may exist)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         path = sweep_dir / SWEEP_FILE
-        if not path.is_file():
+        if not path.is_file() or not getattr(self, "started", False):
             return
         aborted = sys.exc_info()[1]  # called from Hydra's `finally`: set when the sweep itself raised
         info = json.loads(path.read_text())

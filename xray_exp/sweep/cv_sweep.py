@@ -75,6 +75,40 @@ def _same_plan(cv_dir: Path, plan) -> str | None:
     return None
 
 
+TRAINING_KEYS = ("model", "train", "augmentation")  # what a fold's training depends on (beside the plan)
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}").items()}
+    return {prefix: node}
+
+
+def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
+    """`key: kept -> now` for every training setting a finished fold of cv_dir was trained with otherwise."""
+    import yaml
+
+    from xray_exp.cv.record import fold_run_dir, fold_state
+
+    now = {}
+    for key in TRAINING_KEYS:
+        now.update(_flat(OmegaConf.to_container(config[key], resolve=True, enum_to_str=True), key))
+    changed: dict[str, str] = {}
+    for fold in range(int(config.cv.folds)):
+        run_dir = fold_run_dir(cv_dir, fold)
+        saved = run_dir / "config.resolved.yaml"
+        if fold_state(run_dir)[0] != "FINISHED" or not saved.is_file():
+            continue
+        kept_cfg = yaml.safe_load(saved.read_text()) or {}
+        kept = {}
+        for key in TRAINING_KEYS:
+            kept.update(_flat(kept_cfg.get(key, {}), key))
+        for key in sorted(set(kept) | set(now)):
+            if kept.get(key) != now.get(key):
+                changed.setdefault(key, f"{key}: {kept.get(key)} -> {now.get(key)}")
+    return list(changed.values())
+
+
 def start_cv(config: DictConfig) -> Path:
     """Check and write the plan and cv.json; exits 2 on bad input, before anything is written."""
     from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
@@ -88,6 +122,9 @@ def start_cv(config: DictConfig) -> Path:
             raise ConfigError(f"cv.folds={cv.folds}: a cross-validation needs at least 2 folds (e.g. cv.folds=5)")
         plan = make_fold_plan(resolve_data_yaml(config.dataset, config.paths.cache_dir), int(cv.folds), int(cv.seed))
         differs = _same_plan(cv_dir, plan)
+        changed = [] if differs else _changed_settings(cv_dir, config)
+        if changed:
+            differs = f"its finished folds were trained with other settings ({'; '.join(changed[:5])})"
         if differs:
             raise ConfigError(
                 f"{cv_dir} holds another cross-validation: {differs}. Fix: cv.name=<a new name>, "
