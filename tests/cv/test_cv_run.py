@@ -51,6 +51,9 @@ def cv_runs(tmp_path_factory):
         "metrics": json.loads((cv_dir / "cv_metrics.json").read_text()),
         "mtimes": {f: (cv_dir / f"fold{f}" / "summary.json").stat().st_mtime_ns for f in (0, 2)},
     }
+    from xray_exp.cv.finish import finish_cv
+
+    after_first["partial"] = finish_cv(cv_dir, allow_missing=True)  # the finished folds' OOF (then cached)
     second = run_cli(["xray_exp.train", *CV], root, timeout=600)
     return root, cv_dir, first, after_first, second
 
@@ -63,6 +66,15 @@ def test_a_failed_fold_is_recorded_and_the_others_finish(cv_runs):
     assert "injected failure" in after["record"]["fold_runs"][1]["error"]["message"]
     assert after["metrics"]["oof"] is None and "folds [1] not finished" in after["metrics"]["oof_note"]
     assert "run the same command again" in first.stdout
+
+
+def test_allow_missing_scores_the_finished_folds_only(cv_runs):
+    _, cv_dir, _, after, _ = cv_runs
+    partial = after["partial"]
+    assert not partial["complete"] and partial["unfinished_folds"] == [1] and partial["oof_folds"] == [0, 2]
+    with open(cv_dir / "folds.csv") as f:
+        plan = {row["image"]: int(row["fold"]) for row in csv.DictReader(f)}
+    assert partial["oof_images"] == partial["oof"]["images"] == sum(f != 1 for f in plan.values())
 
 
 def test_rerun_resumes_without_retraining_finished_folds(cv_runs):

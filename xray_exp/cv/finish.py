@@ -144,7 +144,7 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
             oof=oof,
             oof_folds=finished,
             oof_images=len(fold_of),
-            bootstrap_unit="patient" if record.get("patients_known") else "image (no patients known)",
+            bootstrap_unit="patients" if record.get("patients_known") else "images (no patients known)",
         )
     (cv_dir / CV_METRICS).write_text(json.dumps(_json_ready(out), indent=2))
     write_cv_report(cv_dir, record, out, result)

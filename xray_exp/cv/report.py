@@ -99,7 +99,7 @@ def write_cv_report(cv_dir: str | Path, record: dict, out: dict, result=None) ->
         lines += [
             f"Every pool image ({out['oof_images']}) predicted by the fold model that never saw it (folds "
             f"{out['oof_folds']}), pooled and scored once; 95% bootstrap intervals resample "
-            f"{out['bootstrap_unit']}s ({out['settings']['n_boot']} resamples). Predictions: "
+            f"{out['bootstrap_unit']} ({out['settings']['n_boot']} resamples). Predictions: "
             "`oof_predictions.csv`.",
             "",
             *_report_table(["metric", "value", "95% CI"], ci_rows),
