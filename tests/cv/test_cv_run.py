@@ -206,15 +206,16 @@ def test_analysis_helpers_and_notebook_show_the_cv(cv_runs, tmp_path, monkeypatc
 
 
 def test_finishing_again_reuses_the_fold_predictions(cv_runs):
-    """`python -m xray_exp.folds cv_dir=...` finishes the CV again from the cached OOF predictions (no model run)."""
-    root, cv_dir, _, _, _ = cv_runs
+    """finish_cv (also `python -m xray_exp.folds cv_dir=...`) again: from the cached OOF predictions, no model run."""
+    from xray_exp.cv.finish import finish_cv
+
+    _, cv_dir, _, _, _ = cv_runs
     before = json.loads((cv_dir / "cv_metrics.json").read_text())
     caches = {p: p.stat().st_mtime_ns for p in (cv_dir / "oof").glob("fold*.json")}
     assert len(caches) == 3
-    proc = run_cli(["xray_exp.folds", f"cv_dir={cv_dir}", "n_boot=50"], root, check=True)
-    assert "OOF map40" in proc.stdout
+    again = finish_cv(cv_dir)
     assert {p: p.stat().st_mtime_ns for p in caches} == caches
-    assert json.loads((cv_dir / "cv_metrics.json").read_text())["oof"] == before["oof"]
+    assert again["oof"] == before["oof"] == json.loads((cv_dir / "cv_metrics.json").read_text())["oof"]
 
 
 def test_a_changed_setting_is_refused_before_any_work(cv_runs):
