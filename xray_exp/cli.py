@@ -4,6 +4,7 @@
     xray-exp evaluate model=models:/yolo12n@development
     xray-exp prepare dataset=nih_cxr14 source=/data/nih
     xray-exp predict model=best.onnx source=/data/unlabelled sr=true
+    xray-exp folds data=/data/nih/data.yaml folds=5             # = python -m xray_exp.folds ...
     xray-exp ray mode=tune                                     # = python -m xray_exp.ray_main
     xray-exp registry list yolo12n
     xray-exp serve                                             # = python -m xray_exp.serve
@@ -20,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("xray_exp.train", "train a detector (Hydra overrides; Ultralytics shortcuts epochs=, imgsz=, ...)"),
     "evaluate": ("xray_exp.evaluate", "clinical metrics and a report for one split"),
     "ensemble": ("xray_exp.ensemble", "fuse fold models / detectors, evaluate against the best one, register"),
+    "folds": ("xray_exp.folds", "the k-fold plan of a dataset (patient-grouped, stratified), or finish a CV again"),
     "prepare": ("xray_exp.prepare", "convert VinDr-CXR / NIH ChestX-ray14 to a YOLO dataset"),
     "predict": ("xray_exp.predict", "findings for unlabelled files: CSV, JSON, annotated PNGs, DICOM SR"),
     "ray": ("xray_exp.ray_main", "Ray Tune search or Ray Train data-parallel training"),

@@ -50,6 +50,14 @@ def main(cfg: DictConfig) -> float | None:
             from xray_exp.sweep.job import sweep_parent
 
             parent = sweep_parent(cfg.model.name)
+            if cfg.cv.fold is not None:  # sweep=cv: one fold of a cross-validation
+                from xray_exp.sweep.cv_sweep import fold_job
+
+                return fold_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent)
+        if cfg.cv.fold is not None:  # a fold alone: refused (its folder removed), it needs the CV's plan
+            from xray_exp.sweep.cv_sweep import refuse_single_fold
+
+            refuse_single_fold(cfg, hydra_cfg.runtime.output_dir)
         return train_run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent,
                          keep_failed_dir=sweep_job)
     except Exception as exc:

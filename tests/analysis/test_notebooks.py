@@ -26,7 +26,8 @@ EXECUTED = ("01_runs", "02_predictions", "03_dataset")
 KERNEL = "xray-exp-tests"
 PARAMETER_ENV = ("MLFLOW_TRACKING_URI", "XRAY_EXP_ROOT", "XRAY_EXP_EXPERIMENT", "XRAY_EXP_OBJECTIVE",
                  "XRAY_EXP_DIRECTION", "XRAY_EXP_CURVE_RUNS", "XRAY_EXP_MODEL", "XRAY_EXP_MODEL_ALIAS",
-                 "XRAY_EXP_DATA_YAML", "XRAY_EXP_SPLIT", "XRAY_EXP_CONF", "XRAY_EXP_EXAMPLE_SPLIT")
+                 "XRAY_EXP_DATA_YAML", "XRAY_EXP_SPLIT", "XRAY_EXP_CONF", "XRAY_EXP_EXAMPLE_SPLIT",
+                 "XRAY_EXP_CV_DIR")
 
 
 def _load_strip_script():
@@ -181,6 +182,7 @@ def test_runs_notebook(notebook_project, kernel_dir, monkeypatch):
     assert code_cell_index(nb, "plot_metric_curves") in figure_cells(result)
     assert "0.002" in text and "yolo12n" in text  # the runs table / best run show params and the model
     assert "No sweep in this store" in text
+    assert "No cross-validation in this project" in text  # the CV section with a CV: tests/cv/test_cv_run.py
 
     # the same store once a sweep adopted both runs (what a sweep's parent run looks like): a copy of it
     from mlflow.tracking import MlflowClient

@@ -16,7 +16,7 @@ from xray_exp.sweep.leaderboard import Row, format_table, rank, rows_from_folder
 from xray_exp.sweep.study import INTERRUPTED, RETRY_OF, prepare_resume, resume_study
 
 CONF = CONF_DIR
-SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml") if p.stem != "cv")  # cv: basic sweeper (tests/cv)
 register_configs()
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

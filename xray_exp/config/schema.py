@@ -207,6 +207,22 @@ class ObjectiveConfig:
 
 
 @dataclass
+class CvConfig:
+    """k-fold cross-validation (`--multirun sweep=cv`, xray_exp/conf/sweep/cv.yaml): `folds` patient-grouped,
+    stratified folds of the dataset's train + val (test held out), planned with `seed`; one job per `fold`
+    (set by the sweep) trains on the other folds and validates on its own. `name`: the folder
+    outputs/cv/<name> (default from model, dataset, folds and seed: the same command finds it again and
+    resumes). `allow_missing`: score the out-of-fold predictions of the finished folds when a fold failed."""
+
+    enabled: bool = False
+    folds: int = 5
+    seed: int = 0
+    fold: int | None = None
+    name: str = "${model.name}-${dataset.name}-k${cv.folds}-s${cv.seed}"
+    allow_missing: bool = False
+
+
+@dataclass
 class TrainConfig:
     """The whole `python -m xray_exp.train` config."""
 
@@ -223,6 +239,7 @@ class TrainConfig:
     train: TrainParams = field(default_factory=TrainParams)
     post: PostConfig = field(default_factory=PostConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    cv: CvConfig = field(default_factory=CvConfig)
     tags: list[str] = field(default_factory=list)
 
 
@@ -399,3 +416,20 @@ class PredictConfig:
     tracking_uri: str | None = None  # MLflow for models:/ (null: MLFLOW_TRACKING_URI, else outputs/mlflow.db)
     paths: PathsConfig = field(default_factory=PathsConfig)
     dicomweb: DicomWebConfig = field(default_factory=DicomWebConfig)
+# ---- The fold plan alone (python -m xray_exp.folds) --------------------------------------------------------
+
+
+@dataclass
+class FoldsConfig:
+    """`python -m xray_exp.folds data=<data.yaml> folds=5 seed=0 out_dir=...`: the k-fold plan of a dataset's
+    train + val (folds.csv, per-fold data.yaml), or, with `cv_dir=outputs/cv/<name>`, a cross-validation
+    finished again (out-of-fold predictions, cv_metrics.json, report.md)."""
+
+    data: str | None = None
+    folds: int = 5
+    seed: int = 0
+    out_dir: str | None = None
+    cv_dir: str | None = None
+    allow_missing: bool = False
+    n_boot: int = 1000
+    paths: PathsConfig = field(default_factory=PathsConfig)

@@ -158,8 +158,11 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
 
 
 def config_params(cfg: DictConfig, leave_out: tuple[str, ...] = ("paths",)) -> dict[str, Any]:
-    """The resolved config for MLflow params, without machine-specific `paths` (and what else is named)."""
+    """The resolved config for MLflow params, without machine-specific `paths` (and what else is named); the
+    `cv` settings only in a cross-validation's fold (sweep=cv: `cv.fold` and the rest)."""
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    if not (resolved.get("cv") or {}).get("enabled"):
+        leave_out = (*leave_out, "cv")
     return {k: v for k, v in resolved.items() if k not in leave_out}
 
 

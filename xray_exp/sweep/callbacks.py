@@ -12,7 +12,7 @@ on_multirun_end: leaderboard (printed, `<sweep dir>/leaderboard.csv`, artifact o
 best job's model registered, the parent run ended. Exits 1 when no job of the sweep succeeded.
 
 Hydra turns exceptions in callbacks into warnings: a tracking outage never stops the sweep itself.
-The callback is pickled into Ray workers: it holds no state.
+The callback is pickled into Ray workers: it holds no state (but whether this invocation's start succeeded).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ log = logging.getLogger("xray_exp.sweep")
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before the Ray launcher starts Ray
+        from xray_exp.sweep.cv_sweep import cv_enabled, start_cv
+
+        if cv_enabled(config):  # sweep=cv: the fold plan checked and written before anything else
+            start_cv(config)
         connect_ray(config)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -59,19 +63,25 @@ class SweepCallback(Callback):
         if info["parent_run_id"]:
             log.info("MLflow parent run %s (experiment %s) at %s", info["parent_run_id"], info["experiment"],
                      info["tracking_uri"])
+        self.started = True  # Hydra calls on_multirun_end even when this raised (a CV's sweep.json may exist)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         path = sweep_dir / SWEEP_FILE
-        if not path.is_file():
+        if not path.is_file() or not getattr(self, "started", False):
             return
         aborted = sys.exc_info()[1]  # called from Hydra's `finally`: set when the sweep itself raised
         info = json.loads(path.read_text())
-        info.update(finish_sweep(config, info, aborted))
+        from xray_exp.sweep.cv_sweep import cv_enabled, finish_cv_sweep
+
+        cv = cv_enabled(config)
+        info.update(finish_cv_sweep(config, info, aborted) if cv else finish_sweep(config, info, aborted))
         path.write_text(json.dumps(info, indent=2, default=str))
         if aborted is None and not info.get("jobs_succeeded"):
             log.error("no job of the sweep succeeded (%d failed): see the leaderboard above", info.get("jobs", 0))
             raise SystemExit(1)
+        if aborted is None and cv and not info.get("complete") and not config.cv.allow_missing:
+            raise SystemExit(1)  # a fold failed: the CV is incomplete (its folds are kept; the same command resumes)
 
 
 def connect_ray(config: DictConfig) -> None:
@@ -139,6 +149,11 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
         params.update({"optuna.study_name": study["study"], "optuna.storage": study["storage"],
                        "optuna.sampler": str(sweeper.sampler.get("_target_", ""))})
     name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
+    if OmegaConf.select(config, "cv.enabled", default=False):  # sweep=cv: one parent run per CV folder
+        name = f"cv-{info['sweep_id']}"
+        tags.update({"cv.name": str(config.cv.name), "cv.dir": info["sweep_dir"]})
+        params.update({"cv.folds": int(config.cv.folds), "cv.seed": int(config.cv.seed), "model": config.model.name,
+                       "dataset": config.dataset.name})
     identity = {"sweep.key": info["key"], "sweep.role": "parent"}
     client = sweep_parent_client(info, config.tracking.timeout_s)
     opened = open_parent_run(client, info["experiment"], name, identity, tags, params, count_tag="sweep.invocations")
