@@ -64,7 +64,7 @@ def schema_key_paths(schema: type) -> tuple[set[str], set[str]]:
     open_dicts: set[str] = set()
 
     def walk(node: DictConfig, prefix: str) -> None:
-        for key in node.keys():
+        for key in map(str, node.keys()):  # a structured schema's keys are field names
             path = f"{prefix}{key}"
             paths.add(path)
             child = node._get_node(key)
