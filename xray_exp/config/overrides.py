@@ -99,9 +99,10 @@ def suggest(key: str, candidates: set[str]) -> list[str]:
     return [path for _, path in sorted(scored)[:3]]
 
 
-def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs: Sequence[Path] = ()) -> list[str]:
+def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs: Sequence[Path] = (),
+                       shortcuts: bool = True) -> list[str]:
     """One message per override whose key is neither a schema key, a config group (of `conf_dir` or of the
-    user's trees `extra_dirs`) nor a shortcut."""
+    user's trees `extra_dirs`) nor a shortcut (with `shortcuts`, the training apps)."""
     paths, open_dicts = schema_key_paths(schema)
     known = paths.union(*(config_groups(d) for d in (conf_dir, *extra_dirs) if d.is_dir()))
     errors = []
@@ -114,10 +115,11 @@ def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs
             continue
         if any(key.startswith(f"{d}.") for d in open_dicts):
             continue
-        hints = suggest(key, paths | {SHORTCUTS[k] for k in SHORTCUTS if k == key.split(".")[-1]})
+        hints = suggest(key, paths | {SHORTCUTS[k] for k in SHORTCUTS if k == key.split(".")[-1] and shortcuts})
         hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-        errors.append(f"unknown key '{key}' in '{arg}'{hint}. Fix: use the full key path, e.g. train.epochs=50, "
-                      f"or a shortcut ({', '.join(SHORTCUTS)}); `--cfg job` prints every key.")
+        fix = (f"use the full key path, e.g. train.epochs=50, or a shortcut ({', '.join(SHORTCUTS)}); "
+               if shortcuts else "")
+        errors.append(f"unknown key '{key}' in '{arg}'{hint}. Fix: {fix}`--cfg job` prints every key.")
     return errors
 
 
@@ -134,12 +136,13 @@ def user_trees(args: list[str]) -> list[Path]:
     return trees
 
 
-def normalize_argv(schema: type, conf_dir: Path, argv: list[str] | None = None) -> list[str]:
-    """Expand shortcuts in argv[1:] and exit 2 with a suggestion on an unknown key (before Hydra runs)."""
+def normalize_argv(schema: type, conf_dir: Path, argv: list[str] | None = None, shortcuts: bool = True) -> list[str]:
+    """Expand shortcuts in argv[1:] (unless `shortcuts` is False: apps whose own keys are called batch, imgsz,
+    ...) and exit 2 with a suggestion on an unknown key (before Hydra runs)."""
     argv = sys.argv if argv is None else argv
-    args = expand_shortcuts(argv[1:])
+    args = expand_shortcuts(argv[1:]) if shortcuts else list(argv[1:])
     try:
-        errors = unknown_key_errors(args, schema, conf_dir, user_trees(args))
+        errors = unknown_key_errors(args, schema, conf_dir, user_trees(args), shortcuts)
     except XrayExpError as exc:
         errors = [str(exc)]
     if errors:
