@@ -15,6 +15,7 @@ QUICK=(
   tests/metrics tests/config tests/data tests/evaluation tests/runs/test_train_cli.py
   tests/prepare/test_prepare_units.py tests/prepare/test_dicom_decoding.py tests/distributed/test_ray_units.py
   tests/yolo/test_yolo_args.py tests/package/test_boundaries.py tests/package/test_package_names.py
+  tests/package/test_deprecations.py
 )
 quick=0
 if [ "${1:-}" = "--quick" ]; then
