@@ -23,8 +23,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from xray_exp import CONF_DIR
+from xray_exp.config import register_configs
+from xray_exp.config.eval_schema import EvaluateConfig
+from xray_exp.config.overrides import normalize_argv
 from xray_exp.errors import ConfigError, ModelError, XrayExpError
 
+register_configs()
 log = logging.getLogger("xray_exp.evaluate")
 
 
@@ -149,5 +154,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = alias_model_override(sys.argv[1:])
+    argv = [sys.argv[0], *alias_model_override(sys.argv[1:])]
+    sys.argv = normalize_argv(EvaluateConfig, CONF_DIR, argv, shortcuts=False)
     main()

@@ -15,7 +15,7 @@ from conftest import REPO, MlflowServer, free_port, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
 
 from xray_exp.mlops.run_tags import flatten
-from xray_exp.mlops.tracker import RETRY_FIRST_S, Tracker
+from xray_exp.mlops.tracker import RETRY_FIRST_S, RETRY_MAX_S, Tracker
 
 SMOKE = ["xray_exp.train", "debug=smoke", "tracking=server", "tracking.register=if_better"]  # smoke alone: never
 
@@ -205,46 +205,71 @@ def test_local_store_keeps_artifacts_next_to_the_database(tmp_path, monkeypatch)
     assert list((tmp_path / "store" / "mlartifacts").rglob("a.txt"))
 
 
+class FakeClock:
+    """The tracker's monotonic clock, moved by the test: the backoff without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_paused_tracker_retries_with_backoff(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="xray_exp.mlops.tracker")
-    tracker = Tracker(tmp_path / "run", f"http://127.0.0.1:{free_port()}", enabled=True, timeout_s=2)
+    clock = FakeClock()
+    tracker = Tracker(tmp_path / "run", f"http://127.0.0.1:{free_port()}", enabled=True, timeout_s=2, clock=clock)
     tracker.start("exp", "run-a", {})
-    assert not tracker.live and "paused" in caplog.text
+    assert not tracker.live and "paused" in caplog.text and f"retries in {RETRY_FIRST_S:.0f} s" in caplog.text
+    tries = lambda: caplog.text.count("still unreachable")  # noqa: E731
+    clock.advance(RETRY_FIRST_S - 0.01)
     tracker.log_metrics({"m": 0.1}, step=1)  # no try is due yet: journaled only
-    assert "still unreachable" not in caplog.text
-    time.sleep(RETRY_FIRST_S + 0.2)
+    assert tries() == 0
+    clock.advance(0.01)
     tracker.log_metrics({"m": 0.2}, step=2)  # due: one try, then the wait doubles
-    assert caplog.text.count("still unreachable") == 1
-    assert f"next try in {2 * RETRY_FIRST_S:.0f} s" in caplog.text
-    tracker.log_metrics({"m": 0.3}, step=3)
-    tracker.end()  # the end of the run always tries once more
-    assert caplog.text.count("still unreachable") == 2 and "upload it with" in caplog.text
-    assert tracker.pending == 5 and tracker.outcome()["mlflow_unsent_events"] == 5
+    assert tries() == 1 and f"next try in {2 * RETRY_FIRST_S:.0f} s" in caplog.text
+    waits, wait = [], 2 * RETRY_FIRST_S
+    for step in range(3, 9):  # each wait doubles, up to RETRY_MAX_S
+        clock.advance(wait - 0.01)
+        tracker.log_metrics({"m": 0.1 * step}, step=step)
+        assert tries() == len(waits) + 1  # not due yet
+        clock.advance(0.01)
+        tracker.log_metrics({"m": 0.1 * step}, step=step)
+        assert tries() == len(waits) + 2
+        last = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()][-1]
+        wait = float(last.rsplit("next try in ", 1)[1].removesuffix(" s"))
+        waits.append(wait)
+    assert waits == [8, 16, 32, 60, 60, 60] and RETRY_MAX_S == 60
+    tracker.end()  # the end of the run always tries once more, whatever the backoff says
+    assert tries() == 8 and "upload it with" in caplog.text
+    assert tracker.pending == 16 and tracker.outcome()["mlflow_unsent_events"] == 16
 
 
 @pytest.mark.integration
 def test_tracker_replays_the_journal_when_the_server_returns(tmp_path):
     server = MlflowServer(tmp_path / "server").start()
     try:
-        tracker = Tracker(tmp_path / "run", server.uri, enabled=True, timeout_s=2)
+        clock = FakeClock()  # a killed server refuses at once; the timeout only bounds a slow answer on a busy machine
+        tracker = Tracker(tmp_path / "run", server.uri, enabled=True, timeout_s=15, clock=clock)
         tracker.start("exp", "run-a", {"t": "1"})
         tracker.log_metrics({"m": 1.0}, step=1)
         run_id = tracker.run_id
         assert tracker.live and run_id
         server.kill()
         tracker.log_metrics({"m": 2.0}, step=2)
-        assert not tracker.live
+        assert not tracker.live and tracker.pending == 1
         server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
-        step, deadline = 2, time.time() + 90
-        # each event tries when the backoff allows; a backlog goes out within a time budget per event
-        while (not tracker.live or tracker.pending) and time.time() < deadline:
-            step += 1
-            tracker.log_metrics({"m": float(step)}, step=step)
-            time.sleep(0.5)
+        tracker.log_metrics({"m": 3.0}, step=3)  # no try is due yet, server or not: journaled only
+        assert not tracker.live and tracker.pending == 2
+        clock.advance(RETRY_FIRST_S)
+        tracker.log_metrics({"m": 4.0}, step=4)  # due: the journal is replayed, this event with it
         assert tracker.live and tracker.pending == 0, tracker.problem
         client = MlflowClient(server.uri)
         history = client.get_metric_history(run_id, "m")  # all there before the run ends
-        assert sorted(m.step for m in history) == list(range(1, step + 1))
+        assert sorted(m.step for m in history) == [1, 2, 3, 4]
         assert client.get_run(run_id).info.status == "RUNNING"
         tracker.end()
         assert client.get_run(run_id).info.status == "FINISHED"

@@ -24,8 +24,10 @@ import psutil
 import pytest
 
 try:
+    from polling import wait_until
     from serve_fixtures import helpers as h
 except ImportError:  # tests/ imported as a package
+    from tests.polling import wait_until
     from tests.serve_fixtures import helpers as h
 
 from xray_exp.yolo.runtime import TELEMETRY_ENV
@@ -35,6 +37,7 @@ STRACE = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,se
 FAMILY = re.compile(r"sa_family=(AF_\w+)")
 PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
 ORT_FIRST_LOOKUP_S = 12  # ONNX Runtime's first telemetry lookup comes ~9 s after an InferenceSession opens
+WATCH_INTERVAL_S = 0.5
 ADDRESS = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
 
 
@@ -60,6 +63,24 @@ def egress_attempts(log: Path) -> list[str]:
         if family.group(1) not in ("AF_INET", "AF_INET6") or not loopback or (port and port.group(1) == "53"):
             bad.append(line)
     return bad
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def watch_for_egress(log: Path, seconds: float) -> list[str]:
+    """An absence can only be watched for: read the trace every WATCH_INTERVAL_S for `seconds`, returning
+    the first egress attempts as soon as they appear (an empty list: none in the whole window)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if attempts := egress_attempts(log):
+            return attempts
+        time.sleep(WATCH_INTERVAL_S)
+    return egress_attempts(log)
 
 
 def quiet_env(**extra: str) -> dict[str, str]:
@@ -110,18 +131,14 @@ def test_service_request_makes_no_outbound_connection(tmp_path):
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        wait_until(lambda: answers(url + "/health"), 120, "the service's /health", interval=0.3, alive=server)
+        # The service opens its InferenceSession before it answers: ORT's lookup would come within
+        # ORT_FIRST_LOOKUP_S from now (counted from this event, not from the launch, which a busy machine slows).
+        ready = time.monotonic()
         image = h.png_bytes(h.sample_images(2)[0][1])
         assert httpx.post(url + "/predict", files={"file": ("x.png", image)}, timeout=60).status_code == 200
-        time.sleep(max(0.0, started + ORT_FIRST_LOOKUP_S - time.monotonic()))  # the session opened at start-up
+        assert watch_for_egress(log, ready + ORT_FIRST_LOOKUP_S - time.monotonic()) == []
     finally:
         for child in psutil.Process(server.pid).children():  # the server under strace: strace ends with it
             child.terminate()

@@ -99,7 +99,8 @@ def test_declared_dependencies_match_imports():
 def build_wheel(out: Path) -> Path:
     """The wheel, built from a copy of the sources (setuptools leaves build/ and *.egg-info where it builds)."""
     src = out.parent / "src"
-    shutil.copytree(REPO / "xray_exp", src / "xray_exp", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("xray_exp", "hydra_plugins"):
+        shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
@@ -145,6 +146,12 @@ def test_wheel_works_outside_the_checkout(tmp_path):
     assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-3000:]
     run_dir = Path(re.search(r"^RUN_DIR=(.+)$", smoke.stdout, re.M).group(1))
     assert run_dir.parent == elsewhere / "outputs" / "runs" and (run_dir / "weights" / "best.onnx").is_file()
+
+    # The project's own conf/ (the wheel's Hydra plugin puts it on the search path), next to outputs/.
+    (elsewhere / "conf" / "experiment").mkdir(parents=True)
+    (elsewhere / "conf" / "experiment" / "mine.yaml").write_text("# @package _global_\ntrain:\n  epochs: 7\n")
+    mine = run_in(venv, ["-m", "xray_exp.train", "experiment=mine", "--cfg", "job"], elsewhere)
+    assert mine.returncode == 0 and "epochs: 7" in mine.stdout, mine.stdout[-2000:] + mine.stderr[-2000:]
 
 
 def du_mib(path: Path) -> float:

@@ -7,11 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import REPO, run_cli, run_dir_of
 from mlflow.tracking import MlflowClient
+from polling import wait_until
+
+
+def complete_checkpoint(path: Path) -> bool:
+    """A checkpoint file written to its end: torch's zip format, central directory and CRCs intact (a file
+    caught mid-write fails to open)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 @pytest.mark.integration
@@ -22,12 +34,10 @@ def test_killed_run_resumes_to_completion(tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     run_dir = tmp_path / "outputs" / "runs" / "killme"
-    last = run_dir / "weights" / "last.pt"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not last.exists():
-        time.sleep(0.1)
-    assert last.exists(), "no checkpoint written"
-    time.sleep(0.3)  # let the checkpoint write finish; the next epoch takes longer than this
+    weights = run_dir / "weights"
+    # Epoch 1 writes last.pt, then best.pt: kill once both are whole (the next epoch takes seconds).
+    wait_until(lambda: all(complete_checkpoint(weights / name) for name in ("last.pt", "best.pt")), 240,
+               "the first epoch's checkpoints", alive=proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     epochs_before = len((run_dir / "results.csv").read_text().strip().splitlines()) - 1
@@ -64,3 +74,13 @@ def test_resume_drops_results_rows_the_checkpoint_does_not_hold(tmp_path):
     assert (tmp_path / "results.csv").read_text() == f"{header}\n1,2.0,3.1\n2,4.0,2.9\n"
     assert trim_results_to_checkpoint(tmp_path) == 2  # nothing past the checkpoint: unchanged
     assert (tmp_path / "results.csv").read_text() == f"{header}\n1,2.0,3.1\n2,4.0,2.9\n"
+
+
+def test_complete_checkpoint_tells_a_file_caught_mid_write(tmp_path):
+    import torch
+
+    whole = tmp_path / "last.pt"
+    torch.save({"epoch": 1, "weights": torch.zeros(1000)}, whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:-100])  # what a reader sees while Ultralytics is still writing
+    assert complete_checkpoint(whole) and not complete_checkpoint(cut) and not complete_checkpoint(tmp_path / "no.pt")

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 try:
+    from polling import wait_until
     from serve_fixtures import helpers as h
 except ImportError:  # tests/ imported as a package
+    from tests.polling import wait_until
     from tests.serve_fixtures import helpers as h
 
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
@@ -193,7 +195,8 @@ def test_job_timeout_and_shutdown_stop_the_process(tmp_path):
 
     manager = JobManager(command, tmp_path / "b", timeout_s=100, output_root=tmp_path)
     job = manager.submit("finetune", "yolo12n", ["train.fake_sleep=30"])
-    time.sleep(1.0)
+    log = Path(job.log_path)
+    wait_until(lambda: log.is_file() and "fake training:" in log.read_text(), 30, "the job's first line")  # started
     manager.shutdown()
     done = manager.wait(job.id, timeout=20)
     assert done.status == "interrupted" and "shut down" in done.error

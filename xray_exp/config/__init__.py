@@ -7,6 +7,7 @@ import os
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from xray_exp.config.eval_schema import CompareConfig, EvaluateConfig
 from xray_exp.config.schema import TrainConfig
 
 _REGISTERED = False
@@ -25,11 +26,13 @@ def _hydra_subdir(resume: str | None) -> str:
 
 
 def register_configs() -> None:
-    """Register the structured schema and our resolvers once per process."""
+    """Register the structured schemas and our resolvers once per process."""
     global _REGISTERED
     if _REGISTERED:
         return
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+    ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
     OmegaConf.register_resolver("xray_run_dir", _run_dir, replace=True)
     OmegaConf.register_resolver("xray_hydra_subdir", _hydra_subdir, replace=True)
     _REGISTERED = True

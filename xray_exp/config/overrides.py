@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+from xray_exp.errors import XrayExpError
+from xray_exp.project import user_conf_dir
 
 # Ultralytics' own `yolo train` names -> our keys. `data` also selects the YOLO-format dataset group.
 SHORTCUTS: dict[str, str] = {
@@ -64,7 +68,7 @@ def schema_key_paths(schema: type) -> tuple[set[str], set[str]]:
     open_dicts: set[str] = set()
 
     def walk(node: DictConfig, prefix: str) -> None:
-        for key in node.keys():
+        for key in map(str, node.keys()):  # a structured schema's keys are field names
             path = f"{prefix}{key}"
             paths.add(path)
             child = node._get_node(key)
@@ -95,10 +99,12 @@ def suggest(key: str, candidates: set[str]) -> list[str]:
     return [path for _, path in sorted(scored)[:3]]
 
 
-def unknown_key_errors(args: list[str], schema: type, conf_dir: Path) -> list[str]:
-    """One message per override whose key is neither a schema key, a config group nor a shortcut."""
+def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs: Sequence[Path] = (),
+                       shortcuts: bool = True) -> list[str]:
+    """One message per override whose key is neither a schema key, a config group (of `conf_dir` or of the
+    user's trees `extra_dirs`) nor a shortcut (with `shortcuts`, the training apps)."""
     paths, open_dicts = schema_key_paths(schema)
-    known = paths | config_groups(conf_dir)
+    known = paths.union(*(config_groups(d) for d in (conf_dir, *extra_dirs) if d.is_dir()))
     errors = []
     for arg in args:
         p = split_override(arg)
@@ -109,18 +115,36 @@ def unknown_key_errors(args: list[str], schema: type, conf_dir: Path) -> list[st
             continue
         if any(key.startswith(f"{d}.") for d in open_dicts):
             continue
-        hints = suggest(key, paths | {SHORTCUTS[k] for k in SHORTCUTS if k == key.split(".")[-1]})
+        hints = suggest(key, paths | {SHORTCUTS[k] for k in SHORTCUTS if k == key.split(".")[-1] and shortcuts})
         hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-        errors.append(f"unknown key '{key}' in '{arg}'{hint}. Fix: use the full key path, e.g. train.epochs=50, "
-                      f"or a shortcut ({', '.join(SHORTCUTS)}); `--cfg job` prints every key.")
+        fix = (f"use the full key path, e.g. train.epochs=50, or a shortcut ({', '.join(SHORTCUTS)}); "
+               if shortcuts else "")
+        errors.append(f"unknown key '{key}' in '{arg}'{hint}. Fix: {fix}`--cfg job` prints every key.")
     return errors
 
 
-def normalize_argv(schema: type, conf_dir: Path, argv: list[str] | None = None) -> list[str]:
-    """Expand shortcuts in argv[1:] and exit 2 with a suggestion on an unknown key (before Hydra runs)."""
+def user_trees(args: list[str]) -> list[Path]:
+    """The user's config trees beside the package's: the project's conf/ (or $XRAY_EXP_CONF; Hydra searches it
+    through hydra_plugins/xray_exp_searchpath) and Hydra's --config-dir / -cd."""
+    tree = user_conf_dir()
+    trees = [tree] if tree is not None else []
+    for flag, value in zip(args, [*args[1:], ""], strict=True):
+        if flag.startswith("--config-dir="):
+            trees.append(Path(flag.split("=", 1)[1]))
+        elif flag in ("--config-dir", "-cd") and value:
+            trees.append(Path(value))
+    return trees
+
+
+def normalize_argv(schema: type, conf_dir: Path, argv: list[str] | None = None, shortcuts: bool = True) -> list[str]:
+    """Expand shortcuts in argv[1:] (unless `shortcuts` is False: apps whose own keys are called batch, imgsz,
+    ...) and exit 2 with a suggestion on an unknown key (before Hydra runs)."""
     argv = sys.argv if argv is None else argv
-    args = expand_shortcuts(argv[1:])
-    errors = unknown_key_errors(args, schema, conf_dir)
+    args = expand_shortcuts(argv[1:]) if shortcuts else list(argv[1:])
+    try:
+        errors = unknown_key_errors(args, schema, conf_dir, user_trees(args), shortcuts)
+    except XrayExpError as exc:
+        errors = [str(exc)]
     if errors:
         for message in errors:
             print(f"ERROR: {message}", file=sys.stderr)

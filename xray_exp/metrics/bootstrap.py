@@ -13,14 +13,18 @@ normal image drawn for AUROC) are left out of its percentiles.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+from numpy.typing import NDArray
 
 from xray_exp.metrics.resample import HEADLINE_METRICS, MatchCache, headline_for_weights
+from xray_exp.metrics.summary import EvaluationResult
 
 CHUNK = 100  # resamples computed together (memory: CHUNK x detections floats per array)
 
 
-def draw_weights(cache: MatchCache, n: int, rng: np.random.Generator) -> np.ndarray:
+def draw_weights(cache: MatchCache, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
     """(n, N) how often each image is drawn in each of n resamples (by group when groups are known)."""
     if cache.groups is None:
         size = cache.n_images
@@ -30,8 +34,8 @@ def draw_weights(cache: MatchCache, n: int, rng: np.random.Generator) -> np.ndar
     return counts[:, cache.groups].astype(np.float64)
 
 
-def check_cache(result) -> MatchCache:
-    cache = getattr(result, "cache", None)
+def check_cache(result: EvaluationResult) -> MatchCache:
+    cache = result.cache
     if cache is None:
         raise ValueError("this EvaluationResult has no cached matches; build it with evaluate_records")
     if cache.n_images == 0:
@@ -39,7 +43,8 @@ def check_cache(result) -> MatchCache:
     return cache
 
 
-def resampled_weights(cache: MatchCache, n_boot: int, seed: int, progress: bool = False, desc: str = "bootstrap"):
+def resampled_weights(cache: MatchCache, n_boot: int, seed: int, progress: bool = False, desc: str = "bootstrap"
+                      ) -> Iterator[NDArray[np.float64]]:
     """Yield (chunk of weights (b, N)) for n_boot resamples, seeded, with a tqdm bar when `progress`."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -60,14 +65,15 @@ def resampled_weights(cache: MatchCache, n_boot: int, seed: int, progress: bool 
             bar.close()
 
 
-def bootstrap_values(result, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
+def bootstrap_values(result: EvaluationResult, n_boot: int = 1000, seed: int = 0, progress: bool = False
+                     ) -> dict[str, NDArray[np.float64]]:
     """(n_boot,) resampled value of every headline metric."""
     cache = check_cache(result)
     parts = [headline_for_weights(cache, w) for w in resampled_weights(cache, n_boot, seed, progress)]
     return {name: np.concatenate([p[name] for p in parts]) for name in HEADLINE_METRICS}
 
 
-def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(values: NDArray[np.float64], level: float) -> tuple[float, float]:
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
     finite = values[np.isfinite(values)]
@@ -77,7 +83,7 @@ def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]
     return float(low), float(high)
 
 
-def bootstrap_ci(result, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+def bootstrap_ci(result: EvaluationResult, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
                  progress: bool = False) -> dict[str, tuple[float, float]]:
     """{headline metric: (low, high)} percentile interval at `level`."""
     percentile_interval(np.zeros(1), level)  # checks `level` before the work

@@ -11,21 +11,22 @@ background).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from xray_exp.metrics.boxes import box_iou
-from xray_exp.metrics.records import ImageBoxes, check_labels, pair_records
+from xray_exp.metrics.records import ImageBoxes, Record, check_labels, pair_records
 
 
-def confusion_matrix(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int, conf: float = 0.25,
-                     iou_threshold: float = 0.4) -> np.ndarray:
+def confusion_matrix(preds: Sequence[Record], gts: Sequence[Record], num_classes: int, conf: float = 0.25,
+                     iou_threshold: float = 0.4) -> NDArray[np.int64]:
     return confusion_from_pairs(pair_records(preds, gts), num_classes, conf, iou_threshold)
 
 
 def confusion_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, conf: float,
-                         iou_threshold: float) -> np.ndarray:
+                         iou_threshold: float) -> NDArray[np.int64]:
     check_labels(pairs, num_classes)
     background = num_classes
     cm = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
@@ -41,6 +42,6 @@ def confusion_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes
             if not det_used[d] and not gt_used[g]:
                 det_used[d] = gt_used[g] = True
                 cm[gt.labels[g], det_labels[d]] += 1
-        np.add.at(cm, (background, det_labels[~det_used]), 1)
-        np.add.at(cm, (gt.labels[~gt_used], background), 1)
+        np.add.at(cm, (background, det_labels[~det_used]), 1)  # type: ignore[arg-type]  # numpy's stub: no tuple index
+        np.add.at(cm, (gt.labels[~gt_used], background), 1)  # type: ignore[arg-type]  # (valid, see ufunc.at)
     return cm

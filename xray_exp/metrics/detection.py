@@ -12,14 +12,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xray_exp.metrics.ap import average_precision, precision_recall_curve
 from xray_exp.metrics.matching import ClassMatches, exceeds_max_dets, match_dataset, threshold_index
-from xray_exp.metrics.records import ImageBoxes, pair_records
+from xray_exp.metrics.records import ImageBoxes, Record, pair_records
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # the same floats pycocotools uses
 VINBIGDATA_IOU = 0.4
@@ -35,10 +36,10 @@ def check_map40_method(method: str) -> str:
     return method
 
 
-def nanmean(values) -> float:
+def nanmean(values: ArrayLike) -> float:
     """Mean of the finite entries; NaN if there are none (no warning)."""
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
     return float(finite.mean()) if finite.size else float("nan")
 
 
@@ -46,17 +47,19 @@ def nanmean(values) -> float:
 class DetectionMetrics:
     """Per-class results. AP is NaN for classes without ground truth and left out of every mean."""
 
-    iou_thresholds: np.ndarray  # (T,)
-    ap: np.ndarray  # (C, T)
-    instances: np.ndarray  # (C,) ground-truth boxes
-    images_with_class: np.ndarray  # (C,) images holding at least one box of the class
+    iou_thresholds: NDArray[np.float64]  # (T,)
+    ap: NDArray[np.float64]  # (C, T)
+    instances: NDArray[np.int64]  # (C,) ground-truth boxes
+    images_with_class: NDArray[np.int64]  # (C,) images holding at least one box of the class
     match_iou: float  # IoU of the operating point (precision/recall, curves)
     conf: float  # confidence of the operating point
-    tp: np.ndarray  # (C,) true positives with score >= conf at match_iou
-    fp: np.ndarray  # (C,) false positives with score >= conf at match_iou
-    ap40: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (C,) AP at IoU 0.4 by `method`
+    tp: NDArray[np.int64]  # (C,) true positives with score >= conf at match_iou
+    fp: NDArray[np.int64]  # (C,) false positives with score >= conf at match_iou
+    ap40: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # (C,) AP at IoU 0.4 by `method`
     method: str = "voc2010"  # the map40 method
-    pr_curves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)  # (R, P, scores)
+    # (recall, precision, scores) per class at the operating point
+    pr_curves: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = field(
+        default_factory=list)
     no_finding_ap: float = float("nan")  # the "No finding" class's AP (when scored)
     no_finding_name: str | None = None  # its name; None = not scored
 
@@ -69,28 +72,30 @@ class DetectionMetrics:
     def _column(self, iou: float) -> int:
         return threshold_index(self.iou_thresholds, iou)
 
-    def ap_at(self, iou: float) -> np.ndarray:
+    def ap_at(self, iou: float) -> NDArray[np.float64]:
         return self.ap[:, self._column(iou)]
 
     def map_at(self, iou: float) -> float:
         return nanmean(self.ap_at(iou))
 
     @property
-    def ap50_95(self) -> np.ndarray:
+    def ap50_95(self) -> NDArray[np.float64]:
         """(C,) AP averaged over IoU 0.50:0.05:0.95."""
-        return self.ap[:, [self._column(t) for t in COCO_IOU_THRESHOLDS]].mean(axis=1)
+        ap: NDArray[np.float64] = self.ap[:, [self._column(t) for t in COCO_IOU_THRESHOLDS]].mean(axis=1)
+        return ap
 
     @property
     def map50_95(self) -> float:
         return nanmean(self.ap50_95)
 
     @property
-    def precision(self) -> np.ndarray:
+    def precision(self) -> NDArray[np.float64]:
         """(C,) TP / detections at the operating point; 0 for a class with no detections."""
-        return self.tp / np.maximum(self.tp + self.fp, 1)
+        share: NDArray[np.float64] = self.tp / np.maximum(self.tp + self.fp, 1)
+        return share
 
     @property
-    def recall(self) -> np.ndarray:
+    def recall(self) -> NDArray[np.float64]:
         """(C,) TP / ground-truth boxes; NaN for a class without ground truth."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.instances > 0, self.tp / self.instances, np.nan)
@@ -105,16 +110,16 @@ class DetectionMetrics:
         return float(self.tp.sum() / total) if total else float("nan")
 
 
-def ap_thresholds(match_iou: float, extra=()) -> np.ndarray:
+def ap_thresholds(match_iou: float, extra: ArrayLike = ()) -> NDArray[np.float64]:
     """0.4, `match_iou` and `extra` (when not among them), then IoU 0.50:0.05:0.95."""
-    wanted = np.array(sorted({VINBIGDATA_IOU, float(match_iou), *map(float, extra)}), dtype=np.float64)
+    wanted = np.array(sorted({VINBIGDATA_IOU, float(match_iou), *map(float, np.ravel(extra))}), dtype=np.float64)
     wanted = wanted[~np.isclose(wanted[:, None], COCO_IOU_THRESHOLDS).any(axis=1)]
     return np.concatenate([wanted, COCO_IOU_THRESHOLDS])
 
 
-def detection_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int,
+def detection_metrics(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
                       match_iou: float = VINBIGDATA_IOU, conf: float = 0.25, map40_method: str = "voc2010",
-                      max_dets: int | None = 100, iou_thresholds=()) -> DetectionMetrics:
+                      max_dets: int | None = 100, iou_thresholds: ArrayLike = ()) -> DetectionMetrics:
     """COCO AP per class at 0.4, `match_iou`, `iou_thresholds` and 0.50:0.95 (`max_dets` top detections
     per image and class, COCO: 100; None = all), AP40 by `map40_method`. Precision, recall and the PR
     curves use every detection, COCO-matched at `match_iou`."""
@@ -131,7 +136,7 @@ def detection_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], num_clas
 
 
 def map40_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, coco: list[ClassMatches],
-                  thresholds: np.ndarray, map40_method: str) -> list[ClassMatches]:
+                  thresholds: NDArray[np.float64], map40_method: str) -> list[ClassMatches]:
     """Single-threshold matches at IoU 0.4 by the method's rule (COCO ones are reused from `coco`)."""
     if MAP40_METHODS[map40_method][0] == "voc":
         return match_dataset(pairs, num_classes, [VINBIGDATA_IOU], rule="voc")
@@ -139,7 +144,7 @@ def map40_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, 
 
 
 def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], ap_matches: list[ClassMatches],
-                                   operating: list[ClassMatches], thresholds: np.ndarray, match_iou: float,
+                                   operating: list[ClassMatches], thresholds: NDArray[np.float64], match_iou: float,
                                    conf: float, map40: list[ClassMatches], map40_method: str = "voc2010"
                                    ) -> DetectionMetrics:
     """`ap_matches` at every threshold (COCO AP), `operating` at `match_iou` only (the operating point),

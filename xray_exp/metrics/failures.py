@@ -12,32 +12,44 @@ ranked by `score`, the best confidence of any same-class detection with IoU >= i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 from xray_exp.metrics.boxes import box_area, box_iou
 from xray_exp.metrics.matching import ClassMatches, match_dataset
-from xray_exp.metrics.records import ImageBoxes, pair_records
+from xray_exp.metrics.records import ImageBoxes, Record, pair_records
 
 
-def worst_false_positives(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int,
-                          iou_threshold: float = 0.4, k: int = 12) -> list[dict]:
+class Failure(TypedDict):
+    """One gallery entry: a false positive (a detection) or a false negative (a ground-truth box)."""
+
+    image_id: str
+    box: NDArray[np.float64]  # xyxy pixels
+    label: int
+    score: float  # FP: the detection's confidence; FN: the best same-class overlapping confidence (0 if none)
+    area: NotRequired[float]  # false negatives: the box's area (the tie-break)
+
+
+def worst_false_positives(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
+                          iou_threshold: float = 0.4, k: int = 12) -> list[Failure]:
     pairs = pair_records(preds, gts)
     return false_positives_from_matches(pairs, match_dataset(pairs, num_classes, [iou_threshold]), k)
 
 
-def worst_false_negatives(preds: Sequence[Mapping], gts: Sequence[Mapping], num_classes: int,
-                          conf: float = 0.25, iou_threshold: float = 0.4, k: int = 12) -> list[dict]:
+def worst_false_negatives(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
+                          conf: float = 0.25, iou_threshold: float = 0.4, k: int = 12) -> list[Failure]:
     pairs = pair_records(preds, gts)
     matches = match_dataset(pairs, num_classes, [iou_threshold])
     return false_negatives_from_matches(pairs, matches, conf, iou_threshold, k)
 
 
 def false_positives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], matches: list[ClassMatches],
-                                 k: int = 12) -> list[dict]:
+                                 k: int = 12) -> list[Failure]:
     """The k highest-scoring unmatched detections (`matches` at one IoU threshold)."""
-    found = []
+    found: list[Failure] = []
     for c, m in enumerate(matches):
         for j in np.flatnonzero(~m.tp[0]):
             pred = pairs[m.image_index[j]][0]
@@ -48,7 +60,7 @@ def false_positives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], mat
 
 
 def false_negatives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], matches: list[ClassMatches],
-                                 conf: float, iou_threshold: float, k: int = 12) -> list[dict]:
+                                 conf: float, iou_threshold: float, k: int = 12) -> list[Failure]:
     """The k most-missed ground-truth boxes among those no detection with score >= conf matched."""
     matched = [np.zeros(len(gt), dtype=bool) for _, gt in pairs]
     for m in matches:
@@ -56,7 +68,7 @@ def false_negatives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], mat
         for i, g in zip(m.image_index[kept], m.gt_index[0][kept], strict=True):
             if g >= 0:
                 matched[i][g] = True
-    found = []
+    found: list[Failure] = []
     for (pred, gt), hit in zip(pairs, matched, strict=True):
         if hit.all():
             continue

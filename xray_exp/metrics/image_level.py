@@ -10,19 +10,20 @@ is reported "No findings".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
-from xray_exp.metrics.records import ImageBoxes, pair_records
+from xray_exp.metrics.records import ImageBoxes, Record, pair_records
 
 
 @dataclass
 class ImageLevelResult:
     image_ids: list[str]
-    scores: np.ndarray  # (N,) max detection confidence per image
-    abnormal: np.ndarray  # (N,) bool: the image has ground-truth boxes
+    scores: NDArray[np.float64]  # (N,) max detection confidence per image
+    abnormal: NDArray[np.bool_]  # (N,) bool: the image has ground-truth boxes
     threshold: float
     auroc: float  # NaN unless both normal and abnormal images are present
     sensitivity: float  # abnormal images with score >= threshold / abnormal images
@@ -37,24 +38,26 @@ class ImageLevelResult:
         return int(self.abnormal.sum())
 
     @property
-    def reported_no_findings(self) -> np.ndarray:
+    def reported_no_findings(self) -> NDArray[np.bool_]:
         """(N,) bool: no detection at or above the threshold."""
         return self.scores < self.threshold
 
 
-def image_scores(preds: Sequence[Mapping], gts: Sequence[Mapping]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def image_scores(preds: Sequence[Record], gts: Sequence[Record]
+                 ) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
     """Image ids, max detection score (0 if none) and abnormal flag, in ground-truth order."""
     return image_scores_from_pairs(pair_records(preds, gts))
 
 
-def image_scores_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def image_scores_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]]
+                            ) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
     ids = [gt.image_id for _, gt in pairs]
     scores = np.array([p.scores.max() if len(p) else 0.0 for p, _ in pairs], dtype=np.float64)
     abnormal = np.array([len(gt) > 0 for _, gt in pairs], dtype=bool)
     return ids, scores, abnormal
 
 
-def image_level_metrics(preds: Sequence[Mapping], gts: Sequence[Mapping], threshold: float = 0.25
+def image_level_metrics(preds: Sequence[Record], gts: Sequence[Record], threshold: float = 0.25
                         ) -> ImageLevelResult:
     return image_level_from_pairs(pair_records(preds, gts), threshold)
 

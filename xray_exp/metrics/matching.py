@@ -16,9 +16,11 @@ is a false positive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xray_exp.metrics.boxes import box_iou
 from xray_exp.metrics.records import ImageBoxes, check_labels
@@ -31,14 +33,14 @@ _MAX_THRESHOLD = 1 - 1e-10
 class ClassMatches:
     """All detections of one class over the dataset, sorted by descending score."""
 
-    scores: np.ndarray  # (D,)
-    gt_index: np.ndarray  # (T, D) index of the matched box in its image's ground truth, -1 = false positive
-    image_index: np.ndarray  # (D,) position of the image in the pairs list
-    det_index: np.ndarray  # (D,) index of the detection in its image's prediction record
+    scores: NDArray[np.float64]  # (D,)
+    gt_index: NDArray[np.int64]  # (T, D) index of the matched box in its image's ground truth, -1 = false positive
+    image_index: NDArray[np.int64]  # (D,) position of the image in the pairs list
+    det_index: NDArray[np.int64]  # (D,) index of the detection in its image's prediction record
     n_gt: int  # ground-truth boxes of this class
 
     @property
-    def tp(self) -> np.ndarray:
+    def tp(self) -> NDArray[np.bool_]:
         """(T, D) True where the detection matched a ground-truth box."""
         return self.gt_index >= 0
 
@@ -47,7 +49,7 @@ class ClassMatches:
         return ClassMatches(self.scores, self.gt_index[t : t + 1], self.image_index, self.det_index, self.n_gt)
 
 
-def threshold_index(thresholds, iou: float) -> int:
+def threshold_index(thresholds: Sequence[float] | NDArray[np.float64], iou: float) -> int:
     hits = np.flatnonzero(np.isclose(np.asarray(thresholds, dtype=np.float64), iou))
     if not hits.size:
         raise KeyError(f"no matching at IoU {iou}; thresholds: {list(thresholds)}")
@@ -61,31 +63,31 @@ def exceeds_max_dets(pairs: list[tuple[ImageBoxes, ImageBoxes]], max_dets: int |
     return any(len(p) > max_dets and np.bincount(p.labels).max() > max_dets for p, _ in pairs)
 
 
-def greedy_match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def greedy_match(ious: NDArray[np.float64], thresholds: ArrayLike) -> NDArray[np.int64]:
     """Greedy matching for detections already sorted by descending score.
 
     ious (D, G), thresholds (T,) -> (T, D) index of the matched ground-truth box or -1.
     """
-    thresholds = np.minimum(np.asarray(thresholds, dtype=np.float64), _MAX_THRESHOLD)
+    capped = np.minimum(np.asarray(thresholds, dtype=np.float64), _MAX_THRESHOLD)
     n_det, n_gt = ious.shape
-    out = np.full((len(thresholds), n_det), -1, dtype=np.int64)
+    out = np.full((len(capped), n_det), -1, dtype=np.int64)
     if n_det == 0 or n_gt == 0:
         return out
-    taken = np.zeros((len(thresholds), n_gt), dtype=bool)
-    rows = np.arange(len(thresholds))
-    lowest = thresholds.min()
+    taken = np.zeros((len(capped), n_gt), dtype=bool)
+    rows = np.arange(len(capped))
+    lowest = capped.min()
     for d in range(n_det):
         if ious[d].max() < lowest:
             continue
         candidates = np.where(taken, -1.0, ious[d][None, :])
         best = candidates.argmax(axis=1)
-        ok = candidates[rows, best] >= thresholds
+        ok = candidates[rows, best] >= capped
         out[ok, d] = best[ok]
         taken[rows[ok], best[ok]] = True
     return out
 
 
-def voc_match(ious: np.ndarray, threshold: float) -> np.ndarray:
+def voc_match(ious: NDArray[np.float64], threshold: float) -> NDArray[np.int64]:
     """VOC devkit matching for detections already sorted by descending score.
 
     ious (D, G) -> (1, D) index of the matched ground-truth box or -1: each detection's best-IoU box
@@ -107,7 +109,7 @@ def voc_match(ious: np.ndarray, threshold: float) -> np.ndarray:
 MATCH_RULES = ("coco", "voc")
 
 
-def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, iou_thresholds,
+def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, iou_thresholds: ArrayLike,
                   max_dets: int | None = None, rule: str = "coco") -> list[ClassMatches]:
     """Match every image and class; `max_dets` keeps the top-scoring detections per image and class
     (COCO evaluates AP with 100). `rule="voc"` takes one threshold."""
@@ -117,7 +119,10 @@ def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, 
         raise ValueError(f"unknown matching rule {rule!r}; choose one of {MATCH_RULES}")
     if rule == "voc" and len(thresholds) != 1:
         raise ValueError("VOC matching takes exactly one IoU threshold")
-    parts: list[list[tuple]] = [[] for _ in range(num_classes)]
+    # per class: (scores, gt_index, image_index, det_index) of each image's detections
+    parts: list[list[tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]] = [
+        [] for _ in range(num_classes)
+    ]
     n_gt = np.zeros(num_classes, dtype=np.int64)
     for i, (pred, gt) in enumerate(pairs):
         ious = box_iou(pred.boxes, gt.boxes)

@@ -20,17 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xray_exp.metrics.ap import average_precision, weighted_average_precision
-from xray_exp.metrics.records import ImageBoxes
+from xray_exp.metrics.records import ImageBoxes, Record
 
 NO_FINDING_NAME = "No finding"
 NO_FINDING_BOX = (0.0, 0.0, 1.0, 1.0)
 
 
-def score_overrides(preds: Sequence[Mapping]) -> dict[str, float]:
+def score_overrides(preds: Sequence[Record]) -> dict[str, float]:
     """`no_finding_score` of the prediction records that carry one, by image id."""
-    out = {}
+    out: dict[str, float] = {}
     for record in preds:
         if "no_finding_score" in record:
             value = float(record["no_finding_score"])
@@ -41,7 +42,7 @@ def score_overrides(preds: Sequence[Mapping]) -> dict[str, float]:
 
 
 def no_finding_scores(pairs: list[tuple[ImageBoxes, ImageBoxes]], overrides: Mapping[str, float] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """(N,) "No finding" confidence per image and (N,) bool: the image is normal (no ground-truth box)."""
     overrides = overrides or {}
     scores = np.array([overrides.get(gt.image_id, 1.0 - (p.scores.max() if len(p) else 0.0)) for p, gt in pairs],
@@ -50,16 +51,16 @@ def no_finding_scores(pairs: list[tuple[ImageBoxes, ImageBoxes]], overrides: Map
     return scores, normal
 
 
-def ranking(scores: np.ndarray) -> np.ndarray:
+def ranking(scores: NDArray[np.float64]) -> NDArray[np.intp]:
     return np.argsort(-scores, kind="mergesort")
 
 
-def no_finding_ap(scores: np.ndarray, normal: np.ndarray, interpolation: str) -> float:
+def no_finding_ap(scores: NDArray[np.float64], normal: NDArray[np.bool_], interpolation: str) -> float:
     order = ranking(scores)
     return average_precision(normal[order], int(normal.sum()), interpolation)
 
 
-def weighted_no_finding_ap(scores: np.ndarray, normal: np.ndarray, weights: np.ndarray,
-                           interpolation: str) -> np.ndarray:
+def weighted_no_finding_ap(scores: NDArray[np.float64], normal: NDArray[np.bool_], weights: ArrayLike,
+                           interpolation: str) -> NDArray[np.float64]:
     order = ranking(scores)
     return weighted_average_precision(normal[order], order, normal, weights, interpolation)

@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xray_exp.metrics.bootstrap import check_cache, percentile_interval, resampled_weights
 from xray_exp.metrics.resample import HEADLINE_METRICS, MatchCache, headline_for_weights
+from xray_exp.metrics.summary import EvaluationResult
 
 
 @dataclass
@@ -36,13 +38,14 @@ class PairedDifference:
     test: str  # "paired bootstrap" | "DeLong"
 
 
-def delong_covariance(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def delong_covariance(scores: ArrayLike, positive: NDArray[np.bool_]
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """AUROCs (k,) of k score vectors (k, n) against one label vector, and their (k, k) covariance
     (fast DeLong, Sun & Xu 2014: midranks instead of all pairs)."""
     from scipy.stats import rankdata
 
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    pos, neg = scores[:, positive], scores[:, ~positive]
+    rows = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    pos, neg = rows[:, positive], rows[:, ~positive]
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
         raise ValueError(f"DeLong's test needs at least 2 abnormal and 2 normal images, got {m} and {n}")
@@ -56,7 +59,8 @@ def delong_covariance(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndar
     return aucs, cov
 
 
-def delong_test(scores_a: np.ndarray, scores_b: np.ndarray, positive: np.ndarray, level: float = 0.95
+def delong_test(scores_a: NDArray[np.float64], scores_b: NDArray[np.float64], positive: ArrayLike,
+                level: float = 0.95
                 ) -> tuple[float, float, float, float]:
     """(auroc_a, auroc_b, p-value, half-width of the `level` interval of auroc_b - auroc_a)."""
     from scipy.stats import norm
@@ -71,7 +75,7 @@ def delong_test(scores_a: np.ndarray, scores_b: np.ndarray, positive: np.ndarray
     return float(aucs[0]), float(aucs[1]), float(2 * norm.sf(abs(z))), float(norm.ppf(0.5 + level / 2) * np.sqrt(var))
 
 
-def bootstrap_p_value(diffs: np.ndarray) -> float:
+def bootstrap_p_value(diffs: NDArray[np.float64]) -> float:
     finite = diffs[np.isfinite(diffs)]
     if not finite.size:
         return float("nan")
@@ -79,7 +83,7 @@ def bootstrap_p_value(diffs: np.ndarray) -> float:
     return float(min(1.0, 2 * (min(below, above) + 1) / (finite.size + 1)))
 
 
-def aligned(cache_a: MatchCache, cache_b: MatchCache) -> np.ndarray:
+def aligned(cache_a: MatchCache, cache_b: MatchCache) -> NDArray[np.int64]:
     """Index into B's images of each of A's images; both must hold the same image ids."""
     ids_a, ids_b = cache_a.image_ids, cache_b.image_ids
     position = {image_id: j for j, image_id in enumerate(ids_b)}
@@ -94,8 +98,8 @@ def aligned(cache_a: MatchCache, cache_b: MatchCache) -> np.ndarray:
     return order
 
 
-def paired_comparison(result_a, result_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                      progress: bool = False) -> list[PairedDifference]:
+def paired_comparison(result_a: EvaluationResult, result_b: EvaluationResult, n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95, progress: bool = False) -> list[PairedDifference]:
     """One PairedDifference per headline metric (HEADLINE_METRICS order); diff = B - A. Resampling
     follows A's groups when A knows them. AUROC falls back to the paired bootstrap with fewer than
     2 normal or 2 abnormal images (DeLong's variance needs both)."""
@@ -105,7 +109,7 @@ def paired_comparison(result_a, result_b, n_boot: int = 1000, seed: int = 0, lev
     to_b[order] = np.arange(len(order))  # B's image j is A's image to_b[j]
     point_a = headline_for_weights(cache_a, np.ones((1, cache_a.n_images)))
     point_b = headline_for_weights(cache_b, np.ones((1, cache_b.n_images)))
-    diffs: dict[str, list[np.ndarray]] = {name: [] for name in HEADLINE_METRICS}
+    diffs: dict[str, list[NDArray[np.float64]]] = {name: [] for name in HEADLINE_METRICS}
     for w in resampled_weights(cache_a, n_boot, seed, progress, desc="paired bootstrap"):
         values_a, values_b = headline_for_weights(cache_a, w), headline_for_weights(cache_b, w[:, to_b])
         for name in HEADLINE_METRICS:

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
+
+Record: TypeAlias = Mapping[str, Any]  # one image's prediction or ground-truth record (see above)
 
 
 @dataclass(frozen=True)
@@ -21,15 +25,15 @@ class ImageBoxes:
     """One image's boxes (N, 4) xyxy, integer labels (N,) and scores (N,) (ones for ground truth)."""
 
     image_id: str
-    boxes: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
+    boxes: NDArray[np.float64]
+    labels: NDArray[np.int64]
+    scores: NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def as_image_boxes(record: Mapping, scored: bool) -> ImageBoxes:
+def as_image_boxes(record: Record, scored: bool) -> ImageBoxes:
     """Validate one record and convert it to arrays; `scored` records must carry `scores`."""
     image_id = str(record["image_id"])
     boxes = np.asarray(record.get("boxes", []), dtype=np.float64).reshape(-1, 4)
@@ -54,7 +58,7 @@ def as_image_boxes(record: Mapping, scored: bool) -> ImageBoxes:
     return ImageBoxes(image_id, boxes, labels, scores)
 
 
-def pair_records(preds: Sequence[Mapping], gts: Sequence[Mapping]) -> list[tuple[ImageBoxes, ImageBoxes]]:
+def pair_records(preds: Sequence[Record], gts: Sequence[Record]) -> list[tuple[ImageBoxes, ImageBoxes]]:
     """Pair prediction and ground-truth records by image_id, in ground-truth order."""
     gt_boxes = [as_image_boxes(g, scored=False) for g in gts]
     ids = [g.image_id for g in gt_boxes]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xray_exp.metrics.ap import weighted_average_precision
 from xray_exp.metrics.detection import COCO_IOU_THRESHOLDS, MAP40_METHODS
@@ -31,40 +32,43 @@ class MatchCache:
     """What the headline metrics need, per image: nothing is matched again."""
 
     image_ids: list[str]
-    groups: np.ndarray | None  # (N,) group (patient) index per image; None = images are independent
-    gt_per_image: np.ndarray  # (C, N) ground-truth boxes per class and image
+    groups: NDArray[np.int64] | None  # (N,) group (patient) index per image; None = images are independent
+    gt_per_image: NDArray[np.int64]  # (C, N) ground-truth boxes per class and image
     coco: list[ClassMatches]  # COCO matches at `thresholds` (max_dets applied), for mAP50 / mAP50-95
-    thresholds: np.ndarray
+    thresholds: NDArray[np.float64]
     map40: list[ClassMatches]  # single-threshold matches at IoU 0.4 by `map40_method`
     map40_method: str
     froc: FrocEvents
-    fp_rates: np.ndarray
-    image_score: np.ndarray  # (N,) highest detection confidence
-    abnormal: np.ndarray  # (N,) bool
+    fp_rates: NDArray[np.float64]
+    image_score: NDArray[np.float64]  # (N,) highest detection confidence
+    abnormal: NDArray[np.bool_]  # (N,)
     decision_conf: float
-    no_finding: tuple[np.ndarray, np.ndarray] | None = None  # ("No finding" scores, normal) when scored
+    # ("No finding" scores, normal) when scored
+    no_finding: tuple[NDArray[np.float64], NDArray[np.bool_]] | None = None
 
     @property
     def n_images(self) -> int:
         return len(self.image_ids)
 
 
-def gt_counts(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int) -> np.ndarray:
+def gt_counts(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int) -> NDArray[np.int64]:
     out = np.zeros((num_classes, len(pairs)), dtype=np.int64)
     for i, (_, gt) in enumerate(pairs):
         out[:, i] = np.bincount(gt.labels, minlength=num_classes)[:num_classes]
     return out
 
 
-def nanmean_rows(values: np.ndarray) -> np.ndarray:
+def nanmean_rows(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """(B, C) -> (B,) mean of the finite entries per row, NaN when none."""
     finite = np.isfinite(values)
-    count = finite.sum(axis=1)
-    total = np.where(finite, values, 0.0).sum(axis=1)
-    return np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)
+    count: NDArray[np.int64] = finite.sum(axis=1)
+    total: NDArray[np.float64] = np.where(finite, values, 0.0).sum(axis=1)
+    mean: NDArray[np.float64] = np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)
+    return mean
 
 
-def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_auroc(scores: NDArray[np.float64], positive: NDArray[np.bool_], weights: NDArray[np.float64]
+                   ) -> NDArray[np.float64]:
     """(B,) Mann-Whitney AUROC (ties count half) of the weighted images; NaN without both classes."""
     unique, inverse = np.unique(scores, return_inverse=True)  # ascending scores
     pos = np.zeros((len(weights), len(unique)))
@@ -72,26 +76,30 @@ def weighted_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray
     np.add.at(pos.T, inverse[positive], weights[:, positive].T)
     np.add.at(neg.T, inverse[~positive], weights[:, ~positive].T)
     neg_below = np.cumsum(neg, axis=1) - neg
-    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
-    wins = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
+    n_pos: NDArray[np.float64] = pos.sum(axis=1)
+    n_neg: NDArray[np.float64] = neg.sum(axis=1)
+    wins: NDArray[np.float64] = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
     ok = (n_pos > 0) & (n_neg > 0)
-    return np.divide(wins, n_pos * n_neg, out=np.full(len(weights), np.nan), where=ok)
+    auroc: NDArray[np.float64] = np.divide(wins, n_pos * n_neg, out=np.full(len(weights), np.nan), where=ok)
+    return auroc
 
 
-def weighted_rate(hit: np.ndarray, among: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_rate(hit: NDArray[np.bool_], among: NDArray[np.bool_], weights: NDArray[np.float64]
+                  ) -> NDArray[np.float64]:
     """(B,) weighted share of `among` images that are `hit`; NaN when no `among` image is drawn."""
     denominator = weights @ among.astype(np.float64)
-    return np.divide(weights @ (hit & among).astype(np.float64), denominator, out=np.full(len(weights), np.nan),
-                     where=denominator > 0)
+    rate: NDArray[np.float64] = np.divide(weights @ (hit & among).astype(np.float64), denominator,
+                                          out=np.full(len(weights), np.nan), where=denominator > 0)
+    return rate
 
 
-def class_ap(matches: ClassMatches, rows, gt_per_image: np.ndarray, weights: np.ndarray,
-             interpolation: str) -> np.ndarray:
+def class_ap(matches: ClassMatches, rows: int | list[int], gt_per_image: NDArray[np.int64],
+             weights: NDArray[np.float64], interpolation: str) -> NDArray[np.float64]:
     """(B,) AP at matching row `rows` (an int), or (B, T) at several rows (a list)."""
     return weighted_average_precision(matches.tp[rows], matches.image_index, gt_per_image, weights, interpolation)
 
 
-def headline_for_weights(cache: MatchCache, weights: np.ndarray) -> dict[str, np.ndarray]:
+def headline_for_weights(cache: MatchCache, weights: ArrayLike) -> dict[str, NDArray[np.float64]]:
     """(B,) value of every headline metric for each row of image weights (B, N)."""
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     if weights.shape[1] != cache.n_images:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from xray_exp.metrics.confusion import confusion_from_pairs
 from xray_exp.metrics.detection import (
@@ -34,12 +35,12 @@ from xray_exp.metrics.detection import (
     detection_metrics_from_matches,
     map40_matches,
 )
-from xray_exp.metrics.failures import false_negatives_from_matches, false_positives_from_matches
+from xray_exp.metrics.failures import Failure, false_negatives_from_matches, false_positives_from_matches
 from xray_exp.metrics.froc import FROC_FP_RATES, FrocResult, froc_events, froc_from_events
 from xray_exp.metrics.image_level import ImageLevelResult, image_level_from_pairs
 from xray_exp.metrics.matching import exceeds_max_dets, match_dataset, threshold_index
 from xray_exp.metrics.nofinding import NO_FINDING_NAME, no_finding_ap, no_finding_scores, score_overrides
-from xray_exp.metrics.records import ImageBoxes, pair_records
+from xray_exp.metrics.records import ImageBoxes, Record, pair_records
 from xray_exp.metrics.resample import HEADLINE_METRICS, MatchCache, gt_counts
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\- ]")
@@ -66,13 +67,14 @@ class EvaluationResult:
     detection: DetectionMetrics
     froc: FrocResult
     image_level: ImageLevelResult
-    confusion: np.ndarray  # (C + 1, C + 1) [true, predicted], last = background
-    false_positives: list[dict] = field(default_factory=list)
-    false_negatives: list[dict] = field(default_factory=list)
+    confusion: NDArray[np.int64]  # (C + 1, C + 1) [true, predicted], last = background
+    false_positives: list[Failure] = field(default_factory=list)
+    false_negatives: list[Failure] = field(default_factory=list)
     cache: MatchCache | None = None  # per-image matches for the bootstrap and paired comparison
 
 
-def group_index(groups, pairs: list[tuple[ImageBoxes, ImageBoxes]]) -> np.ndarray | None:
+def group_index(groups: Mapping[str, object] | Sequence[object] | None, pairs: list[tuple[ImageBoxes, ImageBoxes]]
+                ) -> NDArray[np.int64] | None:
     """Groups (a mapping image_id -> group, or a sequence aligned with the ground-truth records) as
     (N,) integer codes."""
     if groups is None:
@@ -91,10 +93,11 @@ def group_index(groups, pairs: list[tuple[ImageBoxes, ImageBoxes]]) -> np.ndarra
     return np.unique(np.asarray([str(v) for v in values]), return_inverse=True)[1].astype(np.int64)
 
 
-def evaluate_records(preds: Sequence[Mapping], gts: Sequence[Mapping], names: Sequence[str],
+def evaluate_records(preds: Sequence[Record], gts: Sequence[Record], names: Sequence[str],
                      match_iou: float = 0.4, decision_conf: float = 0.25, map40_method: str = "voc2010",
                      max_dets: int | None = 100, gallery_size: int = 12, froc_hit: str = "iou",
-                     no_finding_class: int | None = None, groups=None, method: str | None = None
+                     no_finding_class: int | None = None,
+                     groups: Mapping[str, object] | Sequence[object] | None = None, method: str | None = None
                      ) -> EvaluationResult:
     """mAP50 / mAP50-95 (COCO matching and 101-point AP; `max_dets` per image and class), map40 by
     `map40_method`, and at `match_iou`: FROC (hit by `froc_hit`), precision/recall, confusion matrix
@@ -167,9 +170,10 @@ def flat_metrics(result: EvaluationResult, prefix: str, ci: Mapping[str, tuple[f
         "normal_images": img.n_normal,
         "instances": int(det.instances.sum()),
     }
-    for name in HEADLINE_METRICS if ci else ():
-        low, high = ci[name]
-        values[f"{name}_ci_low"], values[f"{name}_ci_high"] = low, high
+    if ci:
+        for name in HEADLINE_METRICS:
+            low, high = ci[name]
+            values[f"{name}_ci_low"], values[f"{name}_ci_high"] = low, high
     out = {metric_key(prefix, name): float(v) for name, v in values.items()}
     for name, ap in zip(result.names, det.ap40, strict=True):
         if np.isfinite(ap):

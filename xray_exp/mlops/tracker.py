@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ class Tracker:
     """Journal-first MLflow logging for one training run. `enabled=False` keeps only the journal."""
 
     def __init__(self, run_dir: str | Path, tracking_uri: str | None, enabled: bool = True,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        """`clock`: seconds, monotonic; the backoff and the flush budget read it (tests pass a fake one)."""
         self.dir = Path(run_dir) / "tracking"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
@@ -45,7 +47,8 @@ class Tracker:
         self.problem: str | None = None
         self.timeout_s = timeout_s
         self._retry_delay = RETRY_FIRST_S
-        self._retry_at = 0.0  # time.monotonic() from which the next try may run
+        self._clock = clock
+        self._retry_at = 0.0  # clock() from which the next try may run
         state_file = self.dir / STATE
         self.state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {"applied": 0}
         self.state["tracking_uri"] = tracking_uri
@@ -149,7 +152,7 @@ class Tracker:
             return
         if final:
             self.flush()
-        elif self.problem is None or time.monotonic() >= self._retry_at:  # paused: only when a try is due
+        elif self.problem is None or self._clock() >= self._retry_at:  # paused: only when a try is due
             self.flush(budget_s=self.timeout_s)
 
     def events(self) -> list[dict[str, Any]]:
@@ -164,10 +167,10 @@ class Tracker:
         """
         if not self.enabled:
             return False
-        events, started, was_paused = self.events(), time.monotonic(), self.problem is not None
+        events, started, was_paused = self.events(), self._clock(), self.problem is not None
         first = self.state["applied"]
         while self.state["applied"] < len(events):
-            if budget_s is not None and self.state["applied"] > first and time.monotonic() - started > budget_s:
+            if budget_s is not None and self.state["applied"] > first and self._clock() - started > budget_s:
                 return False
             try:
                 self._apply(events[self.state["applied"]])
@@ -191,7 +194,7 @@ class Tracker:
         else:
             log.info("MLflow still unreachable (%s); next try in %.0f s", problem, self._retry_delay)
         self.problem = problem
-        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_at = self._clock() + self._retry_delay
         self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_S)
 
     def outcome(self) -> dict[str, Any]:

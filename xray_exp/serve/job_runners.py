@@ -38,7 +38,7 @@ class LocalRunner:
     def run(self, job, on_line: Callable[[str], None]) -> int | None:
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
         env.update(job.env, PYTHONUNBUFFERED="1")
-        with Path(job.log_path).open("w", encoding="utf-8") as logf:
+        with Path(job.log_path).open("w", encoding="utf-8", buffering=1) as logf:  # line by line: readable live
             proc = subprocess.Popen(job.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, env=env,
                                     start_new_session=True)
