@@ -7,6 +7,7 @@
     python -m xray_exp.bench loader      # the training input pipeline: ms per stage, images/s per worker
     python -m xray_exp.bench gpu         # train-only images/s, GPU utilisation, peak memory (skips without a GPU)
     python -m xray_exp.bench bootstrap   # bootstrap confidence intervals: 1000 resamples of 3,000 images
+    python -m xray_exp.bench hostile_load --url URL --pid PID   # legal-but-huge uploads: peak RSS, six clients
     python -m xray_exp.bench <name> --help
 
 Figures, machines and the exact commands are in docs/benchmarks.md. Importing this package is light
@@ -21,4 +22,5 @@ BENCHMARKS = {
     "loader": "xray_exp.bench.loader",
     "gpu": "xray_exp.bench.gpu",
     "bootstrap": "xray_exp.bench.bootstrap",
+    "hostile_load": "xray_exp.bench.hostile_load",
 }

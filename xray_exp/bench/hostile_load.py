@@ -1,0 +1,178 @@
+"""Legal-but-huge uploads against a running service: peak RSS per input, and ordinary traffic under six
+clients sending the worst legal file.
+
+    python -m xray_exp.serve --port 8000 &                 # XRAY_SERVE_MODEL=<best.onnx>
+    python -m xray_exp.bench hostile_load --url http://127.0.0.1:8000 --pid $!
+    python -m xray_exp.bench hostile_load --url http://127.0.0.1:8000 --pid $! --side 8000 --seconds 20
+
+Phase 1 sends each input of xray_exp.bench.legal_huge once (status, wall ms, server CPU ms, RSS before and
+peak RSS of the server process, as scripts/hostile_inputs.py measures them). Phase 2 times ordinary PNG
+requests (`--ordinary` closed-loop clients for `--seconds`): alone, then while `--clients` attacker processes
+send one huge input in a loop (back to back; `--honor-retry-after` makes them wait after a 503). The default
+side is the largest square 16-bit image within the server's XRAY_SERVE_MAX_PIXEL_BYTES (from /config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ATTACKER = """
+import sys, time, httpx
+url, data, honor = sys.argv[1], open(sys.argv[2], "rb").read(), sys.argv[3] == "1"
+codes = {}
+print("ready", flush=True)
+with httpx.Client(timeout=120) as client:
+    while True:
+        r = client.post(url + "/predict", files={"file": ("x", data)})
+        codes[r.status_code] = codes.get(r.status_code, 0) + 1
+        print(f"{r.status_code}", flush=True)
+        if honor and r.status_code == 503:
+            time.sleep(float(r.headers.get("retry-after", "1")))
+"""
+
+
+def ordinary_png() -> bytes:
+    import cv2
+
+    from xray_exp.serve.demo_model import synthetic_images
+
+    return cv2.imencode(".png", synthetic_images(1, size=1024, seed=1)[0])[1].tobytes()
+
+
+def time_ordinary(url: str, image: bytes, clients: int, seconds: float) -> dict:
+    """Closed-loop ordinary clients for `seconds`: requests/s, p50/p99 latency, non-200 count."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = [0]
+    stop_at = time.monotonic() + seconds
+
+    def loop() -> None:
+        with httpx.Client(timeout=120) as client:
+            while time.monotonic() < stop_at:
+                started = time.perf_counter()
+                response = client.post(url + "/predict", files={"file": ("x.png", image)})
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    ms = np.asarray(latencies) * 1000 if latencies else np.asarray([float("nan")])
+    return {"rps": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "ok": len(latencies), "errors": errors[0]}
+
+
+def drain(url: str, image: bytes, fast_s: float, timeout_s: float = 120.0) -> None:
+    """Wait (polling with ordinary requests) until the server answers one within fast_s: the previous
+    phase's queued work is done."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=120) as client:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = client.post(url + "/predict", files={"file": ("x.png", image)})
+            if response.status_code == 200 and time.perf_counter() - started < fast_s:
+                return
+
+
+def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> dict:
+    """time_ordinary while args.clients attacker processes send `data` in a loop; attackers' status counts."""
+    from xray_exp.bench.hostile import _reset_peak, _status_kb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload"
+        path.write_bytes(data)
+        honor = "1" if args.honor_retry_after else "0"
+        procs = [subprocess.Popen([sys.executable, "-c", ATTACKER, url, str(path), honor], stdout=subprocess.PIPE,
+                                  text=True, env=os.environ) for _ in range(args.clients)]
+        codes: dict[str, int] = {}
+
+        def drain(proc) -> None:
+            for line in proc.stdout:
+                codes[line.strip()] = codes.get(line.strip(), 0) + 1
+
+        try:
+            for proc in procs:
+                assert proc.stdout.readline().strip() == "ready"
+            readers = [threading.Thread(target=drain, args=(p,), daemon=True) for p in procs]
+            for reader in readers:
+                reader.start()
+            if pid:
+                _reset_peak(pid)
+            row = time_ordinary(url, image, args.ordinary, args.seconds)
+            if pid:
+                row["server_peak_rss_mb"] = _status_kb(pid, "VmHWM") / 1024
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+    row["attacker_status"] = dict(sorted(codes.items()))
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the service (loopback)")
+    parser.add_argument("--pid", type=int, help="server process id: CPU and peak RSS via /proc")
+    parser.add_argument("--side", type=int, help="side of the huge square images (default: the largest legal)")
+    parser.add_argument("--clients", type=int, default=6, help="attacker processes (default 6)")
+    parser.add_argument("--ordinary", type=int, default=2, help="ordinary closed-loop clients (default 2)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds per phase (default 15)")
+    parser.add_argument("--honor-retry-after", action="store_true", help="attackers wait Retry-After after a 503")
+    parser.add_argument("--skip-single", action="store_true", help="only the concurrent phase")
+    args = parser.parse_args(argv)
+    import httpx
+
+    from xray_exp.bench.common import envelope, format_text_table, write_result
+    from xray_exp.bench.hostile import measure_inputs, table
+    from xray_exp.bench.legal_huge import largest_legal_side, legal_huge_inputs
+
+    started_at = time.time()
+    url = args.url.rstrip("/")
+    limits = httpx.get(url + "/config", timeout=30).json()["limits"]
+    side = args.side or largest_legal_side(limits["max_pixel_bytes"])
+    inputs = legal_huge_inputs(side)
+    image = ordinary_png()
+    results: dict = {"side": side, "limits": limits}
+    if not args.skip_single:
+        rows = measure_inputs(url, inputs, args.pid, {"control: ordinary PNG": image})
+        print(table(rows))
+        results["single"] = rows
+    time_ordinary(url, image, args.ordinary, 2.0)  # warm-up
+    phases = {"idle": time_ordinary(url, image, args.ordinary, args.seconds)}
+    for name, data in inputs.items():
+        phases[f"{args.clients} clients: {name}"] = under_attack(url, args.pid, image, data, args)
+        drain(url, image, 2 * phases["idle"]["p99_ms"] / 1000)
+    idle = phases["idle"]
+    headers = ["phase", "ordinary req/s", "vs idle", "p50 ms", "p99 ms", "p99 vs idle", "peak RSS MB", "attackers"]
+    rows_out = [[name, f"{p['rps']:.1f}", f"{p['rps'] / idle['rps']:.0%}", f"{p['p50_ms']:.0f}",
+                 f"{p['p99_ms']:.0f}", f"{p['p99_ms'] / idle['p99_ms']:.2f}x",
+                 f"{p.get('server_peak_rss_mb', float('nan')):.0f}", str(p.get("attacker_status", "-"))]
+                for name, p in phases.items()]
+    print(format_text_table(headers, rows_out))
+    results["concurrent"] = phases
+    settings = {k: v for k, v in vars(args).items() if k not in ("url", "pid")}
+    print(write_result("hostile_load", envelope("hostile_load", argv or sys.argv[1:], settings, results,
+                                                  started_at)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
