@@ -95,7 +95,9 @@ def decode_bitmap(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndar
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if image.dtype != np.uint8:
-        image = to_uint8(image)
+        from xray_exp.pixel_scaling import scale_to_uint8
+
+        image = scale_to_uint8(image)[0]  # = to_uint8(image), without a float copy of the frame
     return image
 
 

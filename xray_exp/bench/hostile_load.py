@@ -74,8 +74,13 @@ def time_ordinary(url: str, image: bytes, clients: int, seconds: float) -> dict:
         thread.join()
     elapsed = time.monotonic() - started
     ms = np.asarray(latencies) * 1000 if latencies else np.asarray([float("nan")])
-    return {"rps": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "ok": len(latencies), "errors": errors[0]}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "ok": len(latencies),
+        "errors": errors[0],
+    }
 
 
 def drain(url: str, image: bytes, fast_s: float, timeout_s: float = 120.0) -> None:
@@ -100,8 +105,15 @@ def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> 
         path = Path(tmp) / "upload"
         path.write_bytes(data)
         honor = "1" if args.honor_retry_after else "0"
-        procs = [subprocess.Popen([sys.executable, "-c", ATTACKER, url, str(path), honor], stdout=subprocess.PIPE,
-                                  text=True, env=os.environ) for _ in range(args.clients)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", ATTACKER, url, str(path), honor],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=os.environ,
+            )
+            for _ in range(args.clients)
+        ]
         codes: dict[str, int] = {}
 
         def drain(proc) -> None:
@@ -162,15 +174,23 @@ def main(argv: list[str] | None = None) -> int:
         drain(url, image, 2 * phases["idle"]["p99_ms"] / 1000)
     idle = phases["idle"]
     headers = ["phase", "ordinary req/s", "vs idle", "p50 ms", "p99 ms", "p99 vs idle", "peak RSS MB", "attackers"]
-    rows_out = [[name, f"{p['rps']:.1f}", f"{p['rps'] / idle['rps']:.0%}", f"{p['p50_ms']:.0f}",
-                 f"{p['p99_ms']:.0f}", f"{p['p99_ms'] / idle['p99_ms']:.2f}x",
-                 f"{p.get('server_peak_rss_mb', float('nan')):.0f}", str(p.get("attacker_status", "-"))]
-                for name, p in phases.items()]
+    rows_out = [
+        [
+            name,
+            f"{p['rps']:.1f}",
+            f"{p['rps'] / idle['rps']:.0%}",
+            f"{p['p50_ms']:.0f}",
+            f"{p['p99_ms']:.0f}",
+            f"{p['p99_ms'] / idle['p99_ms']:.2f}x",
+            f"{p.get('server_peak_rss_mb', float('nan')):.0f}",
+            str(p.get("attacker_status", "-")),
+        ]
+        for name, p in phases.items()
+    ]
     print(format_text_table(headers, rows_out))
     results["concurrent"] = phases
     settings = {k: v for k, v in vars(args).items() if k not in ("url", "pid")}
-    print(write_result("hostile_load", envelope("hostile_load", argv or sys.argv[1:], settings, results,
-                                                  started_at)))
+    print(write_result("hostile_load", envelope("hostile_load", argv or sys.argv[1:], settings, results, started_at)))
     return 0
 
 

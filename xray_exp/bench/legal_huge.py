@@ -23,7 +23,7 @@ ROW_BLOCK = 256  # rows compressed per call (bounded memory while building)
 def _ramp_rows(width: int, height: int, start: int = 0):
     """Row blocks of a 16-bit grey ramp (row r holds the value r * 65535 // height), little endian."""
     for top in range(start, height, ROW_BLOCK):
-        values = (np.arange(top, min(height, top + ROW_BLOCK), dtype=np.uint64) * 65535 // max(1, height - 1))
+        values = np.arange(top, min(height, top + ROW_BLOCK), dtype=np.uint64) * 65535 // max(1, height - 1)
         yield np.repeat(values.astype(np.uint16)[:, None], width, axis=1)
 
 
