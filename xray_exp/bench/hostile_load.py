@@ -83,13 +83,18 @@ def time_ordinary(url: str, image: bytes, clients: int, seconds: float) -> dict:
     }
 
 
-def drain(url: str, image: bytes, fast_s: float, timeout_s: float = 120.0) -> None:
-    """Wait (polling with ordinary requests) until the server answers one within fast_s: the previous
-    phase's queued work is done."""
+def drain(url: str, image: bytes, huge: bytes, fast_s: float, timeout_s: float = 180.0) -> None:
+    """Wait until the previous phase's queued work is done: the huge input is admitted again (not 503) and
+    an ordinary request is answered within fast_s."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=120) as client:
+        while time.monotonic() < deadline:
+            response = client.post(url + "/predict", files={"file": ("x", huge)})
+            if response.status_code != 503:
+                break
+            time.sleep(float(response.headers.get("retry-after", "1")))
         while time.monotonic() < deadline:
             started = time.perf_counter()
             response = client.post(url + "/predict", files={"file": ("x.png", image)})
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = {"idle": time_ordinary(url, image, args.ordinary, args.seconds)}
     for name, data in inputs.items():
         phases[f"{args.clients} clients: {name}"] = under_attack(url, args.pid, image, data, args)
-        drain(url, image, 2 * phases["idle"]["p99_ms"] / 1000)
+        drain(url, image, data, 2 * phases["idle"]["p99_ms"] / 1000)
     idle = phases["idle"]
     headers = ["phase", "ordinary req/s", "vs idle", "p50 ms", "p99 ms", "p99 vs idle", "peak RSS MB", "attackers"]
     rows_out = [

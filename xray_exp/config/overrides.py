@@ -15,17 +15,9 @@ import difflib
 import sys
 from pathlib import Path
 
-# Ultralytics' own `yolo train` names -> our keys. `data` also selects the YOLO-format dataset group.
-SHORTCUTS: dict[str, str] = {
-    "epochs": "train.epochs",
-    "imgsz": "train.imgsz",
-    "batch": "hardware.batch",
-    "device": "hardware.device",
-    "workers": "hardware.workers",
-    "data": "dataset.data_yaml",
-    "lr0": "train.lr0",
-    "patience": "train.patience",
-}
+# Ultralytics' own `yolo train` names -> our keys (shared with the service); `data` also selects dataset=yolo
+from xray_exp.override_shortcuts import SHORTCUTS
+
 _PREFIXES = ("++", "+", "~")
 
 

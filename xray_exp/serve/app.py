@@ -37,7 +37,7 @@ from xray_exp.serve.schemas import (
     errors,
 )
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
-from xray_exp.serve.settings import ServeSettings, redact_uri
+from xray_exp.serve.settings import ServeSettings, hide_server_paths, redact_uri
 from xray_exp.serve.uploads import UploadError, check_header, decode_upload, read_limited, store_upload, to_original
 from xray_exp.serve.worker_pool import Handoff, PoolBusy, PoolTimeout, WorkerPool, default_large_workers
 
@@ -245,13 +245,17 @@ def create_app(
         }
 
     @app.get("/config")
-    def config() -> dict:
-        """Effective settings (no token; credentials stripped from URIs)."""
+    def config(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> dict:
+        """Effective settings (no token; credentials stripped from URIs); server paths in full only with the
+        bearer token, else reduced to their last part."""
         current = holder.current
         model = current[1].public() if current else None
         if model:
             model["uri"] = redact_uri(model["uri"])
-        return {**settings.public(), "model": model, "model_detail": holder.detail}
+        out = {**settings.public(), "model": model, "model_detail": holder.detail}
+        trusted = bool(settings.token) and credentials is not None and hmac.compare_digest(
+            credentials.credentials.encode(), settings.token.encode())
+        return out if trusted else hide_server_paths(out)
 
     @app.get("/models", response_model=ModelsResponse, responses=errors(503))
     def models(name: ModelQuery = None):

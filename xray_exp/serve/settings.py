@@ -7,6 +7,7 @@ settings = ServeSettings.from_env({"XRAY_SERVE_MODEL": "best.onnx"})
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -144,6 +145,36 @@ def _parse(name: str, raw: str):
     if name in ("job_dir", "upload_dir"):
         return str(Path(raw).expanduser())
     return raw
+
+
+PATH_KEYS = ("model_source", "tracking_uri", "uri", "path")
+ABSOLUTE_PATH = re.compile(r"(?<![:/\w])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")  # /a/b/c (not after "scheme:/")
+
+
+def hide_path(value: str | None) -> str | None:
+    """A local path or file URI -> its last part ('…/best.onnx', 'sqlite:///…/mlflow.db'); http(s) and
+    models:/ URIs unchanged."""
+    if not value or value.startswith(("http://", "https://", "models:/")) or "/" not in value:
+        return value
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        return f"{scheme}:///…/{value.rstrip('/').rsplit('/', 1)[-1]}"
+    return "…/" + value.rstrip("/").rsplit("/", 1)[-1]
+
+
+def hide_server_paths(config: dict) -> dict:
+    """GET /config for a caller without the token: server paths reduced to their last part (PATH_KEYS at any
+    depth; absolute paths inside free text such as model_detail)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            value = hide_server_paths(value)
+        elif isinstance(value, str) and key in PATH_KEYS:
+            value = hide_path(value)
+        elif isinstance(value, str):
+            value = ABSOLUTE_PATH.sub(r"…/\1", value)
+        out[key] = value
+    return out
 
 
 def redact_uri(uri: str | None) -> str | None:
