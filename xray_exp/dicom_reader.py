@@ -5,7 +5,8 @@
 
 Transfer syntaxes: implicit/explicit VR little endian, explicit big endian, Deflated (inflated by
 xray_exp.dicom_parse with a bounded zlib.decompressobj BEFORE pydicom sees the data), RLE, JPEG
-Baseline/Extended (12-bit)/Lossless (process 14), JPEG-LS, JPEG 2000 (pydicom with the pylibjpeg plugins).
+Baseline/Extended (12-bit)/Lossless (process 14), JPEG-LS, JPEG 2000 (pydicom with the pylibjpeg plugins,
+then GDCM: xray_exp.gdcm_plugin; 12-bit JPEG Extended that libjpeg refuses is decoded by GDCM).
 The size a compressed frame's own codestream declares must match Rows/Columns, so a small header cannot
 hide a huge frame.
 
@@ -84,12 +85,15 @@ def first_frame(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
     """The stored values of frame 1 (as pydicom's plugins decode it), after the limit checks."""
     from pydicom.pixels import pixel_array
 
+    from xray_exp.gdcm_plugin import register_gdcm_fallback
+
     header = check_limits(dicom_header(dataset), limits)
     if "PixelData" not in dataset:
         raise ImageDecodeError("DICOM has no pixel data (7FE0,0010)")
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     if syntax is not None and syntax.is_encapsulated:
         check_first_frame(dataset, header, limits)
+    register_gdcm_fallback()  # decoders: pylibjpeg first, then GDCM (12-bit JPEG Extended libjpeg refuses)
     try:  # native syntaxes: a read-only view on the pixel data, not a copy
         return pixel_array(dataset, index=0, view_only=True)
     except Exception as exc:  # pydicom raises many types for broken pixel data
