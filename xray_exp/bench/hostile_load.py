@@ -104,7 +104,7 @@ def drain(url: str, image: bytes, huge: bytes, fast_s: float, timeout_s: float =
 
 def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> dict:
     """time_ordinary while args.clients attacker processes send `data` in a loop; attackers' status counts."""
-    from xray_exp.bench.hostile import _reset_peak, _status_kb
+    from xray_exp.bench.hostile import _cpu_ms, _reset_peak, _status_kb
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "upload"
@@ -136,6 +136,7 @@ def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> 
             row = time_ordinary(url, image, args.ordinary, args.seconds)
             if pid:
                 row["server_peak_rss_mb"] = _status_kb(pid, "VmHWM") / 1024
+            row["attacker_cpu_s"] = sum(_cpu_ms(p.pid) for p in procs) / 1000
         finally:
             for proc in procs:
                 proc.kill()
@@ -154,10 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per phase (default 15)")
     parser.add_argument("--honor-retry-after", action="store_true", help="attackers wait Retry-After after a 503")
     parser.add_argument("--skip-single", action="store_true", help="only the concurrent phase")
+    parser.add_argument("--skip-concurrent", action="store_true", help="only the single requests")
     args = parser.parse_args(argv)
+    import cv2
     import httpx
 
-    from xray_exp.bench.common import envelope, format_text_table, write_result
+    from xray_exp.bench.common import envelope, write_result
     from xray_exp.bench.hostile import measure_inputs, table
     from xray_exp.bench.legal_huge import largest_legal_side, legal_huge_inputs
 
@@ -169,34 +172,55 @@ def main(argv: list[str] | None = None) -> int:
     image = ordinary_png()
     results: dict = {"side": side, "limits": limits}
     if not args.skip_single:
-        rows = measure_inputs(url, inputs, args.pid, {"control: ordinary PNG": image})
+        from xray_exp.bench.hostile import small_dicom
+
+        gray = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
+        controls = {"control: ordinary PNG": image, "control: ordinary DICOM (first: loads pydicom)": small_dicom(gray)}
+        rows = measure_inputs(url, inputs, args.pid, controls)
         print(table(rows))
         results["single"] = rows
-    time_ordinary(url, image, args.ordinary, 2.0)  # warm-up
-    phases = {"idle": time_ordinary(url, image, args.ordinary, args.seconds)}
-    for name, data in inputs.items():
-        phases[f"{args.clients} clients: {name}"] = under_attack(url, args.pid, image, data, args)
-        drain(url, image, data, 2 * phases["idle"]["p99_ms"] / 1000)
-    idle = phases["idle"]
-    headers = ["phase", "ordinary req/s", "vs idle", "p50 ms", "p99 ms", "p99 vs idle", "peak RSS MB", "attackers"]
-    rows_out = [
-        [
-            name,
-            f"{p['rps']:.1f}",
-            f"{p['rps'] / idle['rps']:.0%}",
-            f"{p['p50_ms']:.0f}",
-            f"{p['p99_ms']:.0f}",
-            f"{p['p99_ms'] / idle['p99_ms']:.2f}x",
-            f"{p.get('server_peak_rss_mb', float('nan')):.0f}",
-            str(p.get("attacker_status", "-")),
-        ]
-        for name, p in phases.items()
-    ]
-    print(format_text_table(headers, rows_out))
-    results["concurrent"] = phases
+    if not args.skip_concurrent:
+        results["concurrent"] = concurrent_phases(url, image, inputs, args)
     settings = {k: v for k, v in vars(args).items() if k not in ("url", "pid")}
     print(write_result("hostile_load", envelope("hostile_load", argv or sys.argv[1:], settings, results, started_at)))
     return 0
+
+
+def concurrent_phases(url: str, image: bytes, inputs: dict[str, bytes], args) -> list[dict]:
+    """Per input: ordinary traffic alone, then under attack (paired: the machine's other load hits both)."""
+    from xray_exp.bench.common import format_text_table
+
+    time_ordinary(url, image, args.ordinary, 2.0)  # warm-up
+    rows, table_rows = [], []
+    for name, data in inputs.items():
+        idle = time_ordinary(url, image, args.ordinary, args.seconds)
+        attacked = under_attack(url, args.pid, image, data, args)
+        drain(url, image, data, 2 * idle["p99_ms"] / 1000)
+        rows.append({"input": name, "idle": idle, "attacked": attacked})
+        table_rows.append(
+            [
+                f"{args.clients} clients: {name}",
+                f"{idle['rps']:.1f} / {attacked['rps']:.1f}",
+                f"{attacked['rps'] / idle['rps']:.0%}",
+                f"{idle['p99_ms']:.0f} / {attacked['p99_ms']:.0f}",
+                f"{attacked['p99_ms'] / idle['p99_ms']:.2f}x",
+                f"{attacked.get('server_peak_rss_mb', float('nan')):.0f}",
+                f"{attacked['attacker_cpu_s']:.1f}",
+                str(attacked["attacker_status"]),
+            ]
+        )
+    headers = [
+        "phase",
+        "ordinary req/s alone / attacked",
+        "share",
+        "p99 ms alone / attacked",
+        "p99 ratio",
+        "server peak RSS MB",
+        "attackers' own CPU s",
+        "attackers' answers",
+    ]
+    print(format_text_table(headers, table_rows))
+    return rows
 
 
 if __name__ == "__main__":
