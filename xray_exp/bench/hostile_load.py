@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--honor-retry-after", action="store_true", help="attackers wait Retry-After after a 503")
     parser.add_argument("--skip-single", action="store_true", help="only the concurrent phase")
     parser.add_argument("--skip-concurrent", action="store_true", help="only the single requests")
+    parser.add_argument("--only", nargs="*", help="input names (png16, deflated-dicom, deflated-private): a prefix")
     args = parser.parse_args(argv)
     import cv2
     import httpx
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url.rstrip("/")
     limits = httpx.get(url + "/config", timeout=30).json()["limits"]
     side = args.side or largest_legal_side(limits["max_pixel_bytes"])
-    inputs = legal_huge_inputs(side)
+    inputs = {k: v for k, v in legal_huge_inputs(side).items() if not args.only or k.startswith(tuple(args.only))}
     image = ordinary_png()
     results: dict = {"side": side, "limits": limits}
     if not args.skip_single:
