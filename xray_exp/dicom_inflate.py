@@ -164,7 +164,8 @@ def inflate_announced(
     pending = payload
     while True:
         bound = min(walk.bound(), limits.max_decompressed_bytes)
-        room = min(INFLATE_CHUNK, bound + 1 - len(out))
+        chunk = INFLATE_CHUNK if walk.pixel_value is None else 4 * INFLATE_CHUNK  # the pixel data: fewer, larger
+        room = min(chunk, bound + 1 - len(out))
         try:
             piece = inflater.decompress(pending, room)
         except zlib.error as exc:

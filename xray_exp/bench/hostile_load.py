@@ -7,8 +7,9 @@ clients sending the worst legal file.
 
 Phase 1 sends each input of xray_exp.bench.legal_huge once (status, wall ms, server CPU ms, RSS before and
 peak RSS of the server process, as scripts/hostile_inputs.py measures them). Phase 2 times ordinary PNG
-requests (`--ordinary` closed-loop clients for `--seconds`): alone, then while `--clients` attacker processes
-send one huge input in a loop (back to back; `--honor-retry-after` makes them wait after a 503). The default
+requests (`--ordinary` closed-loop clients, `--seconds` in all per kind and input, in `--rounds` alternations):
+alone, then while `--clients` attacker processes send one huge input in a loop (back to back;
+`--honor-retry-after` makes them wait after a 503). The default
 side is the largest square 16-bit image within the server's XRAY_SERVE_MAX_PIXEL_BYTES (from /config).
 """
 
@@ -72,15 +73,39 @@ def time_ordinary(url: str, image: bytes, clients: int, seconds: float) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
+    return summarize_latencies(latencies, time.monotonic() - started, errors[0])
+
+
+def summarize_latencies(latencies: list[float], elapsed: float, errors: int = 0) -> dict:
     ms = np.asarray(latencies) * 1000 if latencies else np.asarray([float("nan")])
     return {
         "rps": len(latencies) / elapsed,
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "ok": len(latencies),
-        "errors": errors[0],
+        "errors": errors,
+        "elapsed_s": elapsed,
+        "latencies_s": [round(v, 5) for v in latencies],
     }
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """Several rounds' ordinary traffic as one sample (requests/s over the total time, p99 over all)."""
+    out = summarize_latencies(
+        [v for r in rounds for v in r["latencies_s"]],
+        sum(r["elapsed_s"] for r in rounds),
+        sum(r["errors"] for r in rounds),
+    )
+    for key in ("server_peak_rss_mb", "attacker_cpu_s"):
+        if any(key in r for r in rounds):
+            out[key] = max(r.get(key, 0) for r in rounds) if key.endswith("mb") else sum(r[key] for r in rounds)
+    if any("attacker_status" in r for r in rounds):
+        codes: dict = {}
+        for r in rounds:
+            for code, n in r["attacker_status"].items():
+                codes[code] = codes.get(code, 0) + n
+        out["attacker_status"] = dict(sorted(codes.items()))
+    return out
 
 
 def drain(url: str, image: bytes, huge: bytes, fast_s: float, timeout_s: float = 180.0) -> None:
@@ -102,7 +127,7 @@ def drain(url: str, image: bytes, huge: bytes, fast_s: float, timeout_s: float =
                 return
 
 
-def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> dict:
+def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args, seconds: float) -> dict:
     """time_ordinary while args.clients attacker processes send `data` in a loop; attackers' status counts."""
     from xray_exp.bench.hostile import _cpu_ms, _reset_peak, _status_kb
 
@@ -133,7 +158,7 @@ def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args) -> 
                 reader.start()
             if pid:
                 _reset_peak(pid)
-            row = time_ordinary(url, image, args.ordinary, args.seconds)
+            row = time_ordinary(url, image, args.ordinary, seconds)
             if pid:
                 row["server_peak_rss_mb"] = _status_kb(pid, "VmHWM") / 1024
             row["attacker_cpu_s"] = sum(_cpu_ms(p.pid) for p in procs) / 1000
@@ -152,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, help="side of the huge square images (default: the largest legal)")
     parser.add_argument("--clients", type=int, default=6, help="attacker processes (default 6)")
     parser.add_argument("--ordinary", type=int, default=2, help="ordinary closed-loop clients (default 2)")
-    parser.add_argument("--seconds", type=float, default=15.0, help="seconds per phase (default 15)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds of each kind per input (default 15)")
+    parser.add_argument("--rounds", type=int, default=3, help="alone/attacked alternations per input (default 3)")
     parser.add_argument("--honor-retry-after", action="store_true", help="attackers wait Retry-After after a 503")
     parser.add_argument("--skip-single", action="store_true", help="only the concurrent phase")
     parser.add_argument("--skip-concurrent", action="store_true", help="only the single requests")
@@ -193,10 +219,14 @@ def concurrent_phases(url: str, image: bytes, inputs: dict[str, bytes], args) ->
 
     time_ordinary(url, image, args.ordinary, 2.0)  # warm-up
     rows, table_rows = [], []
+    share = args.seconds / args.rounds
     for name, data in inputs.items():
-        idle = time_ordinary(url, image, args.ordinary, args.seconds)
-        attacked = under_attack(url, args.pid, image, data, args)
-        drain(url, image, data, 2 * idle["p99_ms"] / 1000)
+        alone, under = [], []
+        for _ in range(args.rounds):  # alternating, so the machine's other load hits both alike
+            alone.append(time_ordinary(url, image, args.ordinary, share))
+            under.append(under_attack(url, args.pid, image, data, args, share))
+            drain(url, image, data, 2 * alone[-1]["p99_ms"] / 1000)
+        idle, attacked = pooled(alone), pooled(under)
         rows.append({"input": name, "idle": idle, "attacked": attacked})
         table_rows.append(
             [

@@ -13,8 +13,8 @@ the queue when its time is up is cancelled without running.
 Large decodes (the upload's header announces many pixel bytes) are handed off by the work function after
 the header check: at most `large_workers` of them run at once (default: half the cores), `large_queue_size`
 wait, more get PoolBusy. The ordinary threads are free again as soon as they hand off, so small uploads keep
-flowing while clients send the largest legal files; the large lane's threads run at a lower CPU priority
-(nice +LARGE_NICE) where the OS allows it.
+flowing while clients send the largest legal files. The lane's threads keep the normal CPU priority: at nice +5
+they lost the CPU while holding the GIL on a busy host and ordinary requests waited for it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-
-LARGE_NICE = 5
 
 
 class PoolBusy(Exception):
@@ -51,19 +49,12 @@ def default_large_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
-def _lower_priority() -> None:
-    try:  # Linux: nice is per thread
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LARGE_NICE)
-    except (OSError, AttributeError):
-        pass
-
-
 class Lane:
     """A thread pool with a cap on running + queued work."""
 
-    def __init__(self, name: str, workers: int, queue_size: int, initializer=None):
+    def __init__(self, name: str, workers: int, queue_size: int):
         self.name, self.workers, self.queue_size = name, workers, queue_size
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=initializer)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self.admitted = 0  # running or queued
 
@@ -93,7 +84,7 @@ class WorkerPool:
                  large_queue_size: int = 4):
         self.workers, self.queue_size, self.timeout_s = workers, queue_size, timeout_s
         self.lane = Lane("predict", workers, queue_size)
-        self.large = Lane("large-decode", large_workers, large_queue_size, initializer=_lower_priority)
+        self.large = Lane("large-decode", large_workers, large_queue_size)
 
     @property
     def admitted(self) -> int:
