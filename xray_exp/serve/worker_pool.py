@@ -46,7 +46,8 @@ class Handoff:
 
 def default_large_workers() -> int:
     """Half the cores this process may use (at least one)."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return max(1, cores // 2)
 
 
 class Lane:
