@@ -5,7 +5,8 @@
 
 Transfer syntaxes: implicit/explicit VR little endian, explicit big endian, Deflated (inflated by
 xray_exp.dicom_parse with a bounded zlib.decompressobj BEFORE pydicom sees the data), RLE, JPEG
-Baseline/Extended (12-bit)/Lossless (process 14), JPEG-LS, JPEG 2000 (pydicom with the pylibjpeg plugins).
+Baseline/Extended (12-bit)/Lossless (process 14), JPEG-LS, JPEG 2000 (pydicom with the pylibjpeg plugins,
+then GDCM: xray_exp.gdcm_plugin; 12-bit JPEG Extended that libjpeg refuses is decoded by GDCM).
 The size a compressed frame's own codestream declares must match Rows/Columns, so a small header cannot
 hide a huge frame.
 
@@ -14,7 +15,8 @@ Display rules (what training and the service see):
     min-max to 8 bits. MONOCHROME1 or Presentation LUT Shape INVERSE -> inverted once (the DX module asks
     for INVERSE exactly when the data are MONOCHROME1: the two name the same inversion). Pixel Padding
     Value (and Range Limit) pixels are left out of the scaling and shown black. Multi-frame: the first
-    frame is used; `info["frames"]` says how many there were.
+    frame is used; `info["frames"]` says how many there were. Memory: the stored frame plus the uint8
+    result (xray_exp.pixel_scaling), about 1.5x the frame's pixel bytes for 16-bit data.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from xray_exp.imaging import (
     ImageHeader,
     check_limits,
     probe_jpeg,
-    to_uint8,
 )
 
 __all__ = ["DecodeTimeout", "decode_dicom_bytes", "dicom_header", "dicom_to_uint8", "first_frame", "probe_dicom",
@@ -84,32 +85,39 @@ def first_frame(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
     """The stored values of frame 1 (as pydicom's plugins decode it), after the limit checks."""
     from pydicom.pixels import pixel_array
 
+    from xray_exp.gdcm_plugin import register_gdcm_fallback
+
     header = check_limits(dicom_header(dataset), limits)
     if "PixelData" not in dataset:
         raise ImageDecodeError("DICOM has no pixel data (7FE0,0010)")
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     if syntax is not None and syntax.is_encapsulated:
         check_first_frame(dataset, header, limits)
-    try:
-        return pixel_array(dataset, index=0)
+    register_gdcm_fallback()  # decoders: pylibjpeg first, then GDCM (12-bit JPEG Extended libjpeg refuses)
+    try:  # native syntaxes: a read-only view on the pixel data, not a copy
+        return pixel_array(dataset, index=0, view_only=True)
     except Exception as exc:  # pydicom raises many types for broken pixel data
         raise ImageDecodeError(f"DICOM has no readable pixel data: {exc}") from exc
 
 
-def padding_mask(raw: np.ndarray, dataset) -> np.ndarray | None:
-    """True where the stored value is the Pixel Padding Value (or within it and the Range Limit)."""
+def padding_range(dataset) -> tuple[int, int] | None:
+    """Stored values [low, high] that are Pixel Padding (Pixel Padding Value, up to the Range Limit)."""
     value = dataset.get("PixelPaddingValue")
-    if value is None or raw.ndim != 2:
+    if value is None:
         return None
     limit = dataset.get("PixelPaddingRangeLimit", value)
-    lo, hi = sorted((int(value), int(limit)))
-    mask = (raw >= lo) & (raw <= hi)
-    return mask if mask.any() else None
+    low, high = sorted((int(value), int(limit)))
+    return low, high
 
 
 def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
-    """Window a pydicom dataset (see the module docstring for the rules) -> (uint8 image, header info)."""
+    """Window a pydicom dataset (see the module docstring for the rules) -> (uint8 image, header info).
+
+    Bounded memory: the stored frame, the uint8 result and strips (xray_exp.pixel_scaling); the LUTs are
+    applied to each distinct stored value once, never to a float copy of the frame."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    from xray_exp.pixel_scaling import scale_to_uint8
 
     voi_function = str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
     if voi_function not in VOI_FUNCTIONS:
@@ -118,23 +126,20 @@ def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.n
     if shape not in PRESENTATION_SHAPES:
         raise ImageDecodeError(f"Presentation LUT Shape {shape!r} is not supported (IDENTITY, INVERSE)")
     raw = first_frame(dataset, limits)
-    if raw.ndim == 3 and raw.shape[-1] in (3, 4):
-        raw = raw[..., :3].mean(axis=-1)
-    elif raw.ndim != 2:
+    if not (raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] in (3, 4))):
         raise ImageDecodeError(f"DICOM pixel data has shape {raw.shape}; expected a single 2-D frame")
-    mask = padding_mask(raw, dataset)
-    try:
-        pixels = apply_modality_lut(raw, dataset)
-        pixels = apply_voi_lut(pixels, dataset, index=0)
-    except Exception as exc:
-        raise ImageDecodeError(f"DICOM LUTs cannot be applied: {type(exc).__name__}: {exc}") from exc
-    image = to_uint8(pixels, mask)
     photometric = str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2"))
     inverted = photometric == "MONOCHROME1" or shape == "INVERSE"
-    if inverted:
-        image = 255 - image
-        if mask is not None:
-            image[mask] = 0
+    monotonic = not (dataset.get("ModalityLUTSequence") or dataset.get("VOILUTSequence"))
+
+    def window(values: np.ndarray) -> np.ndarray:
+        return apply_voi_lut(apply_modality_lut(values, dataset), dataset, index=0)
+
+    try:
+        image, padding = scale_to_uint8(raw, window, padding_range(dataset), inverted, monotonic)
+    except Exception as exc:
+        raise ImageDecodeError(f"DICOM LUTs cannot be applied: {type(exc).__name__}: {exc}") from exc
+    del raw
     syntax = getattr(dataset, "original_transfer_syntax", None) or dataset.file_meta.get("TransferSyntaxUID", "")
     info = {
         "patient_id": str(getattr(dataset, "PatientID", "") or ""),
@@ -144,7 +149,7 @@ def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.n
         "frames": int(dataset.get("NumberOfFrames", 1) or 1),
         "inverted": inverted,
         "voi_lut_function": voi_function,
-        "padding_pixels": int(mask.sum()) if mask is not None else 0,
+        "padding_pixels": padding,
     }
     return image, info
 

@@ -32,9 +32,10 @@ class ImageTooLarge(ImageDecodeError):
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """Hard limits of one decode. Defaults suit chest X-rays (a 4300x4300 16-bit DR image is 35 MiB)."""
+    """Hard limits of one decode. Defaults suit chest X-rays (a 4300x4300 16-bit DR image is 35 MiB;
+    48 MiB is a 4900x4900 16-bit frame)."""
 
-    max_pixel_bytes: int = 128 * MiB  # one decoded frame: width * height * samples * bytes per sample
+    max_pixel_bytes: int = 48 * MiB  # one decoded frame (w * h * samples * bytes): the largest DR plates + 35%
     max_decompressed_bytes: int = 128 * MiB  # an inflated Deflated DICOM; all frames' pixel bytes together
     deadline: float | None = None  # time.monotonic() after which inflating stops (the service's time limit)
 
@@ -95,7 +96,9 @@ def decode_bitmap(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndar
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if image.dtype != np.uint8:
-        image = to_uint8(image)
+        from xray_exp.pixel_scaling import scale_to_uint8
+
+        image = scale_to_uint8(image)[0]  # = to_uint8(image), without a float copy of the frame
     return image
 
 

@@ -23,8 +23,9 @@ from conftest import REPO, MlflowServer, free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # The service's import path (xray_exp/serve minus the demo-model builder, plus what it imports).
-SERVE_FILES = ("serve/", "sr/", "pacs/", "imaging.py", "dicom_", "detector.py", "registry.py", "errors.py",
-               "__init__.py", "ensembles/__init__.py", "ensembles/fusion.py", "ensembles/detector.py")
+SERVE_FILES = ("serve/", "sr/", "pacs/", "imaging.py", "dicom_", "pixel_scaling.py", "gdcm_plugin.py",
+               "override_shortcuts.py", "detector.py", "registry.py", "errors.py", "__init__.py",
+               "ensembles/__init__.py", "ensembles/fusion.py", "ensembles/detector.py")
 # Declared but never imported: loaded by another package at run time.
 RUNTIME_ONLY = {
     "hydra-optuna-sweeper": "Hydra sweeper plugin", "hydra-ray-launcher": "Hydra launcher plugin",

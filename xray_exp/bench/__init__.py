@@ -9,6 +9,7 @@
     python -m xray_exp.bench bootstrap   # bootstrap confidence intervals: 1000 resamples of 3,000 images
     python -m xray_exp.bench observability  # the service's metrics + audit log: /predict p50 with vs without
     python -m xray_exp.bench ensemble    # an ensemble's predict cost against its members' (fusion overhead)
+    python -m xray_exp.bench hostile_load --url URL --pid PID   # legal-but-huge uploads: peak RSS, six clients
     python -m xray_exp.bench <name> --help
 
 Figures, machines and the exact commands are in docs/benchmarks.md. Importing this package is light
@@ -25,4 +26,5 @@ BENCHMARKS = {
     "bootstrap": "xray_exp.bench.bootstrap",
     "observability": "xray_exp.bench.observability",
     "ensemble": "xray_exp.bench.ensemble",
+    "hostile_load": "xray_exp.bench.hostile_load",
 }

@@ -178,14 +178,18 @@ def measure(
 ) -> list[dict]:
     """POST each control (expected 200) then each hostile input to url/predict once; with pid: the
     server's CPU ms and peak RSS for that request."""
+    inputs = {k: v for k, v in hostile_inputs().items() if not names or k in names}
+    return measure_inputs(url, inputs, pid, controls)
+
+
+def measure_inputs(url: str, inputs: dict[str, bytes], pid: int | None = None,
+                   controls: dict[str, bytes] | None = None) -> list[dict]:
+    """POST each control then each input once (see measure)."""
     import httpx
 
-    inputs = {**(controls or {}), **hostile_inputs()}
     rows = []
     with httpx.Client(timeout=120) as client:
-        for name, data in inputs.items():
-            if names and name not in names and name not in (controls or {}):
-                continue
+        for name, data in {**(controls or {}), **inputs}.items():
             row = {"input": name, "bytes": len(data)}
             if pid:
                 row["peak_reset"] = _reset_peak(pid)

@@ -17,19 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xray_exp.errors import XrayExpError
+from xray_exp.override_shortcuts import SHORTCUTS  # Ultralytics' `yolo train` names -> our keys (also the service's)
 from xray_exp.project import user_conf_dir
 
-# Ultralytics' own `yolo train` names -> our keys. `data` also selects the YOLO-format dataset group.
-SHORTCUTS: dict[str, str] = {
-    "epochs": "train.epochs",
-    "imgsz": "train.imgsz",
-    "batch": "hardware.batch",
-    "device": "hardware.device",
-    "workers": "hardware.workers",
-    "data": "dataset.data_yaml",
-    "lr0": "train.lr0",
-    "patience": "train.patience",
-}
 _PREFIXES = ("++", "+", "~")
 
 

@@ -123,7 +123,7 @@ class PrepareConfig:
     dataset: SourceDatasetConfig = field(default_factory=SourceDatasetConfig)
     longest_side: int | None = 1024  # downscale so the longest side is at most this; null keeps the size
     png_compression: int = 1  # cv2 PNG level 0-9: 1 is fast, 9 is ~10% smaller and several times slower
-    max_pixel_bytes: int = 128 * 1024 * 1024  # a decoded frame (w*h*samples*bytes); larger: image_too_large
+    max_pixel_bytes: int = 48 * 1024 * 1024  # a decoded frame (w*h*samples*bytes); larger: image_too_large
     max_decompressed_bytes: int = 128 * 1024 * 1024  # an inflated Deflated DICOM / all frames' pixel bytes
     fusion: FusionConfig = field(default_factory=FusionConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -74,12 +74,18 @@ Settings (environment; see settings.py):
     XRAY_SERVE_CONF / _IOU / _MAX_DET     0.25 / 0.7 / 300
     XRAY_SERVE_MAX_UPLOAD_BYTES  52428800 (50 MiB)
     XRAY_SERVE_MAX_PIXELS        100000000 (pixels, all frames)
-    XRAY_SERVE_MAX_PIXEL_BYTES   134217728 (128 MiB: one decoded frame, width x height x samples x bytes)
+    XRAY_SERVE_MAX_PIXEL_BYTES   50331648 (48 MiB: one decoded frame, width x height x samples x bytes;
+                                 the largest chest X-ray plates, 4300x4300 16-bit, are 35 MiB)
     XRAY_SERVE_MAX_DECOMPRESSED_BYTES  134217728 (inflated Deflated DICOM; all frames' pixel bytes)
     XRAY_SERVE_WORKERS           4 (threads decoding + inferring; the event loop never decodes)
     XRAY_SERVE_QUEUE_SIZE        8 (requests waiting for a worker; beyond: 503 with Retry-After)
+    XRAY_SERVE_LARGE_DECODE_BYTES  16777216 (16 MiB: uploads whose header announces more decoded bytes per
+                                 frame are decoded in the large lane, apart from ordinary ones)
+    XRAY_SERVE_LARGE_WORKERS     0 (large decodes at once; 0 = half the cores)
+    XRAY_SERVE_LARGE_QUEUE_SIZE  4 (large decodes waiting; beyond: 503 with Retry-After)
     XRAY_SERVE_REQUEST_TIMEOUT_S 30 (decode + inference of one request; beyond: 504)
-    XRAY_SERVE_ANNOTATE_MAX_SIDE 2048 (annotated PNGs are downscaled to this)
+    XRAY_SERVE_ANNOTATE_MAX_SIDE 2048 (a decoded image larger than this, and than the model's input, is
+                                 downscaled to it before inference; boxes come back in original pixels)
     XRAY_SERVE_UPLOAD_DIR        keep uploads here (off by default)
     XRAY_SERVE_TOKEN             bearer token for the trigger endpoints (off by default)
     XRAY_SERVE_JOB_COMMAND       command prefix of a job (default: <python> -m xray_exp.train)

@@ -40,11 +40,11 @@ from xray_exp.serve.schemas import (
     errors,
 )
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
-from xray_exp.serve.settings import ServeSettings, redact_uri
+from xray_exp.serve.settings import ServeSettings, hide_server_paths, redact_uri
 from xray_exp.serve.sr_routes import sr_router
-from xray_exp.serve.uploads import UploadError, decode_upload, read_limited, store_upload
+from xray_exp.serve.uploads import UploadError, check_header, decode_upload, read_limited, store_upload, to_original
 from xray_exp.serve.viewer_routes import viewer_router
-from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
+from xray_exp.serve.worker_pool import Handoff, PoolBusy, PoolTimeout, WorkerPool, default_large_workers
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -82,7 +82,8 @@ def create_app(
             holder.load()
 
     jobs = make_job_manager(settings, after_job)
-    pool = WorkerPool(settings.workers, settings.queue_size, settings.request_timeout_s)
+    pool = WorkerPool(settings.workers, settings.queue_size, settings.request_timeout_s,
+                      settings.large_workers or default_large_workers(), settings.large_queue_size)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -127,22 +128,38 @@ def create_app(
             raise HTTPException(403, "invalid token")
 
     def run_prediction(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
-        """Runs in the worker pool: read, check, decode (bounded), infer, annotate."""
+        """Runs in the worker pool: read and check the header; the rest here, or in the large lane when the
+        header announces more than XRAY_SERVE_LARGE_DECODE_BYTES of pixels."""
         t0 = time.perf_counter()
         current = holder.current
         if current is None:
             raise HTTPException(503, f"no model loaded: {holder.detail}")
-        detector, info = current
         limits = DecodeLimits(
             settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
         )
         try:
             data = read_limited(file.file, settings.max_upload_bytes)
-            gray, header = decode_upload(data, settings.max_pixels, limits)
+            header = check_header(data, settings.max_pixels, limits)
+        except UploadError as exc:
+            raise HTTPException(exc.status_code, exc.message) from exc
+        args = (current, [data], header, limits, conf, iou, with_image, t0)
+        if header.frame_bytes * header.frames > settings.large_decode_bytes:
+            return Handoff(finish_prediction, args)
+        return finish_prediction(*args)
+
+    def finish_prediction(current, upload: list, header, limits, conf, iou, with_image, t0):
+        """Decode (bounded, downscaled to the working size), free the upload, infer, annotate."""
+        detector, info = current
+        data = upload.pop()
+        work_side = max(settings.annotate_max_side, *getattr(detector, "imgsz", (0,)))
+        try:
+            gray, header = decode_upload(data, settings.max_pixels, limits, work_side, header)
         except UploadError as exc:
             raise HTTPException(exc.status_code, exc.message) from exc
         if settings.upload_dir:
             store_upload(data, header, settings.upload_dir)
+        spacing = dicom_pixel_spacing(data, limits) if header.format == "dicom" else None
+        del data  # the upload and the full-size decode are freed before inference
         t1 = time.perf_counter()
         conf = settings.conf if conf is None else conf
         iou = settings.iou if iou is None else iou
@@ -153,6 +170,7 @@ def create_app(
             t2 = time.perf_counter()
             png = encode_png(annotate(gray, detections, settings.annotate_max_side))
             timings["annotate"] = (time.perf_counter() - t2) * 1000
+        detections = to_original(detections, gray, header)
         timings["total"] = (time.perf_counter() - t0) * 1000
         body = {
             "findings": [
@@ -167,13 +185,13 @@ def create_app(
             "summary": summarize_detections(detections),
             "image": {
                 "format": header.format,
-                "width": int(gray.shape[1]),
-                "height": int(gray.shape[0]),
+                "width": header.width,
+                "height": header.height,
                 "frames": header.frames,
                 "note": f"multi-frame DICOM ({header.frames} frames): frame 1 was analysed"
                 if header.frames > 1
                 else None,
-                "pixel_spacing_mm": dicom_pixel_spacing(data, limits) if header.format == "dicom" else None,
+                "pixel_spacing_mm": spacing,
             },
             "model": {"name": info.name, "version": info.version, "source": info.source, "alias": info.alias},
             "thresholds": {"conf": conf, "iou": iou, "max_det": settings.max_det},
@@ -235,13 +253,17 @@ def create_app(
         }
 
     @app.get("/config")
-    def config() -> dict:
-        """Effective settings (no token; credentials stripped from URIs)."""
+    def config(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> dict:
+        """Effective settings (no token; credentials stripped from URIs); server paths in full only with the
+        bearer token, else reduced to their last part."""
         current = holder.current
         model = current[1].public() if current else None
         if model:
             model["uri"] = redact_uri(model["uri"])
-        return {**settings.public(), "model": model, "model_detail": holder.detail}
+        out = {**settings.public(), "model": model, "model_detail": holder.detail}
+        trusted = bool(settings.token) and credentials is not None and hmac.compare_digest(
+            credentials.credentials.encode(), settings.token.encode())
+        return out if trusted else hide_server_paths(out)
 
     @app.get("/models", response_model=ModelsResponse, responses=errors(503))
     def models(name: ModelQuery = None):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector, is_ensemble_folder
 from xray_exp.errors import ModelError
@@ -81,6 +82,18 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def public_description(description: str) -> str | None:
+    """Ultralytics' "YOLO12n model trained on /abs/path/nih/data.yaml" -> "... trained on nih": the training
+    dataset by name, never a path of the machine that trained it."""
+
+    def name(match: re.Match) -> str:
+        path = PurePath(match.group(1))
+        return "trained on " + (path.parent.name if path.name in ("data.yaml", "data.yml") and path.parent.name
+                                else path.name)
+
+    return re.sub(r"trained on (\S+)", name, description.strip()) or None
+
+
 def is_registry_uri(spec: str | None) -> bool:
     return bool(spec) and spec.startswith("models:/")
 
@@ -126,7 +139,7 @@ def load_detector(
         imgsz=tuple(detector.imgsz),
         classes=[detector.names[i] for i in sorted(detector.names)],
         providers=list(detector.providers),
-        architecture=detector.metadata.get("description", "").strip() or None,
+        architecture=public_description(detector.metadata.get("description", "")),
     )
     log.info("serving %s version %s from %s (%s)", name, version, onnx_path, ", ".join(detector.providers))
     return detector, info

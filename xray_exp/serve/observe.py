@@ -24,6 +24,7 @@ from fastapi import HTTPException
 
 from xray_exp.serve.audit import AuditLog, caller_of, dicom_uids, open_audit_log, salted_hash, utc_now
 from xray_exp.serve.metrics import ServiceMetrics, decode_failure_kind, instrument_http
+from xray_exp.serve.worker_pool import Handoff
 
 log = logging.getLogger(__name__)
 PREDICT_ROUTES = ("/predict", "/predict/annotated")
@@ -85,11 +86,22 @@ class Observability:
         self.metrics, self.audit, self.holder = metrics, audit, holder
 
     def run_prediction(self, record: RequestRecord, fn, file, *args):
-        """fn(file, *args) -> (body, png) in a worker thread, noting its outcome in the record and the metrics."""
+        """fn(file, *args) -> (body, png) in a worker thread, noting its outcome in the record and the metrics.
+        When fn hands a large decode off to the pool's large lane (Handoff), the rest is observed there."""
         record.started = True
+        result = self._call(record, fn, file, *args)
+        if isinstance(result, Handoff):
+            return Handoff(partial(self._finish_handoff, record, file, result.fn), result.args)
+        return self._note(record, file, result)
+
+    def _finish_handoff(self, record: RequestRecord, file, fn, *args):
+        return self._note(record, file, self._call(record, fn, *args))
+
+    def _call(self, record: RequestRecord, fn, *args):
         try:
-            body, png = fn(file, *args)
+            result = fn(*args)
         except HTTPException as exc:
+            record.finished = True
             current = self.holder.current
             record.model = {"name": current[1].name, "version": current[1].version} if current else None
             kind = decode_failure_kind(exc.status_code, str(exc.detail))
@@ -97,8 +109,15 @@ class Observability:
                 record.detail = kind
                 self.metrics.decode_failures.labels(kind).inc()
             raise
-        finally:
+        except BaseException:
             record.finished = True
+            raise
+        if not isinstance(result, Handoff):
+            record.finished = True
+        return result
+
+    def _note(self, record: RequestRecord, file, result):
+        body, png = result
         model, image = body["model"], body["image"]
         inference_ms = body["timings_ms"].get("inference", body["timings_ms"].get("total", 0.0))
         self.metrics.prediction(model["name"], str(model["version"]), inference_ms / 1000)

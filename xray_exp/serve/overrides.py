@@ -9,12 +9,15 @@ Allowed: the choice of a config group (`dataset=`, `augmentation=`, `hardware=`,
 particular what the service sets itself: `mode`, `model` (the request's `model` field), `paths.*`,
 `tracking.*` (the registry is the service's), `model.*` (weights come from the registry), `hydra.*`,
 `dataset.data_yaml`, `train.extra.*` (raw Ultralytics arguments: project/save_dir), `run_name`, `resume`.
+The CLI's Ultralytics-style shortcuts are expanded first: `epochs=2` is `train.epochs=2` (xray_exp.override_shortcuts).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+from xray_exp.override_shortcuts import SHORTCUTS
 
 # key=value, Hydra dotted keys; values without spaces, quotes, $ or braces (no ${oc.env:...} interpolation)
 OVERRIDE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*=[A-Za-z0-9_.,:/@+\-]*$"
@@ -48,16 +51,22 @@ def refusal(key: str) -> str | None:
 
 
 def validate_overrides(overrides: Sequence[str]) -> list[str]:
-    """Return the overrides if each is a safe, allowed `key=value`; ValueError naming the first refused key."""
+    """The overrides with the CLI's shortcuts expanded (`epochs=2` -> `train.epochs=2`, as `python -m
+    xray_exp.train` does) if each is a safe, allowed `key=value`; ValueError naming the first refused key."""
     if len(overrides) > MAX_OVERRIDES:
         raise ValueError(f"at most {MAX_OVERRIDES} overrides")
+    expanded = []
     for item in overrides:
         if not isinstance(item, str) or not re.match(OVERRIDE_PATTERN, item) or len(item) > 200:
             raise ValueError(f"override {item!r} is not key=value with characters [A-Za-z0-9_.,:/@+-]")
         key, value = item.split("=", 1)
+        if key in SHORTCUTS:
+            key = SHORTCUTS[key]
+            item = f"{key}={value}"
+        expanded.append(item)
         why = None if item == TRACKING_OFF else refusal(key)
         if why:
             raise ValueError(f"override {item!r} sets {key!r}, which is refused: {why}")
         if key in GROUP_CHOICES and not CHOICE_VALUE.match(value):
             raise ValueError(f"override {item!r}: {key} takes a config name ([A-Za-z0-9_-], no path)")
-    return list(overrides)
+    return expanded

@@ -7,6 +7,7 @@ settings = ServeSettings.from_env({"XRAY_SERVE_MODEL": "best.onnx"})
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -35,10 +36,13 @@ class ServeSettings:
     max_det: int = 300
     max_upload_bytes: int = 50 * MB
     max_pixels: int = 100_000_000
-    max_pixel_bytes: int = 128 * MB  # one decoded frame: width x height x samples x bytes per sample
+    max_pixel_bytes: int = 48 * MB  # one decoded frame (w x h x samples x bytes); 4300x4300 16-bit DR = 35 MiB
     max_decompressed_bytes: int = 128 * MB  # inflated Deflated DICOM; all frames' pixel bytes together
     workers: int = 4  # threads that decode and run inference; requests beyond them wait in the queue
     queue_size: int = 8  # waiting requests; more get 503 at once
+    large_decode_bytes: int = 16 * MB  # uploads announcing more decoded bytes per frame go to the large lane
+    large_workers: int = 0  # large decodes at once; 0 = half the cores
+    large_queue_size: int = 4  # large decodes waiting; more get 503 at once
     request_timeout_s: float = 30.0  # decode + inference of one request; beyond it 504
     annotate_max_side: int = 2048  # annotated PNGs are downscaled to this longest side
     upload_dir: str | None = None  # store uploads here (random names) only when set
@@ -88,8 +92,9 @@ class ServeSettings:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{PREFIX}{name.upper()} must be positive (got {getattr(self, name)!r})")
-        if self.queue_size < 0:
-            raise ValueError(f"{PREFIX}QUEUE_SIZE must be 0 or more (got {self.queue_size!r})")
+        for name in ("queue_size", "large_workers", "large_queue_size", "large_decode_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{PREFIX}{name.upper()} must be 0 or more (got {getattr(self, name)!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
         if self.ray_address and not self.ray_address.startswith(JOB_API_SCHEMES):
@@ -122,6 +127,9 @@ class ServeSettings:
                 "max_decompressed_bytes": self.max_decompressed_bytes,
                 "workers": self.workers,
                 "queue_size": self.queue_size,
+                "large_decode_bytes": self.large_decode_bytes,
+                "large_workers": self.large_workers,
+                "large_queue_size": self.large_queue_size,
                 "request_timeout_s": self.request_timeout_s,
             },
             "store_uploads": bool(self.upload_dir),
@@ -137,7 +145,8 @@ class ServeSettings:
 def _parse(name: str, raw: str):
     integers = ("threads", "max_det", "max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes",
                 "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth", "audit_max_bytes",
-                "audit_backups")
+                "audit_backups", "large_decode_bytes",
+                "large_workers", "large_queue_size")
     try:
         if name in integers:
             return int(float(raw))
@@ -165,6 +174,36 @@ def _parse_bool(name: str, raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not true or false")
+
+
+PATH_KEYS = ("model_source", "tracking_uri", "uri", "path")
+ABSOLUTE_PATH = re.compile(r"(?<![:/\w])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")  # /a/b/c (not after "scheme:/")
+
+
+def hide_path(value: str | None) -> str | None:
+    """A local path or file URI -> its last part ('…/best.onnx', 'sqlite:///…/mlflow.db'); http(s) and
+    models:/ URIs unchanged."""
+    if not value or value.startswith(("http://", "https://", "models:/")) or "/" not in value:
+        return value
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        return f"{scheme}:///…/{value.rstrip('/').rsplit('/', 1)[-1]}"
+    return "…/" + value.rstrip("/").rsplit("/", 1)[-1]
+
+
+def hide_server_paths(config: dict) -> dict:
+    """GET /config for a caller without the token: server paths reduced to their last part (PATH_KEYS at any
+    depth; absolute paths inside free text such as model_detail)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            value = hide_server_paths(value)
+        elif isinstance(value, str) and key in PATH_KEYS:
+            value = hide_path(value)
+        elif isinstance(value, str):
+            value = ABSOLUTE_PATH.sub(r"…/\1", value)
+        out[key] = value
+    return out
 
 
 def redact_uri(uri: str | None) -> str | None:

@@ -8,12 +8,16 @@ Status codes (the message always says which limit or what is wrong):
     422  empty, truncated or corrupt file, malformed DICOM, unsupported VOI LUT Function / Presentation LUT
     504  decoding ran past the request's time limit
 16-bit PNGs (and any-depth DICOM) are accepted and scaled to 8 bits exactly as for training. Multi-frame
-DICOM: the first frame is used (the header's frame count comes back for the response to say so).
+DICOM: the first frame is used (the header's frame count comes back for the response to say so). The
+service then works on the image downscaled to XRAY_SERVE_ANNOTATE_MAX_SIDE (or the model's input size, if
+larger) on its longest side: the detector letterboxes to its input size anyway, and the annotated PNG is
+drawn at that size; boxes are mapped back to original pixels (`to_original`).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -81,10 +85,13 @@ def check_header(data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LI
 
 
 def decode_upload(
-    data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LIMITS
+    data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LIMITS, max_side: int | None = None,
+    header: ImageHeader | None = None,
 ) -> tuple[np.ndarray, ImageHeader]:
-    """Bytes -> (uint8 grey (H, W), header) through xray_exp.imaging, or UploadError."""
-    header = check_header(data, max_pixels, limits)
+    """Bytes -> (uint8 grey (H, W), header) through xray_exp.imaging, or UploadError. With max_side, an image
+    whose longest side is larger comes back downscaled to it (INTER_AREA) and the full-size one is freed at
+    once; header.width/height keep the original size (`to_original` maps boxes back)."""
+    header = header or check_header(data, max_pixels, limits)
     try:
         gray = decode_xray_bytes(data, limits)
     except ImageDecodeError as exc:
@@ -99,7 +106,23 @@ def decode_upload(
         )
     if gray.size > max_pixels:
         raise UploadError(413, f"decoded image has {gray.size} pixels; the limit is {max_pixels}")
+    if (gray.shape[1], gray.shape[0]) != (header.width, header.height):
+        header = replace(header, width=int(gray.shape[1]), height=int(gray.shape[0]))
+    if max_side and max(gray.shape) > max_side:
+        import cv2
+
+        scale = max_side / max(gray.shape)
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     return gray, header
+
+
+def to_original(detections: list, gray: np.ndarray, header: ImageHeader) -> list:
+    """Detections on a downscaled `gray` -> boxes in the original image's pixels."""
+    sx, sy = header.width / gray.shape[1], header.height / gray.shape[0]
+    if (sx, sy) == (1.0, 1.0):
+        return detections
+    return [replace(d, box=(d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy)) for d in detections]
 
 
 def store_upload(data: bytes, header: ImageHeader, upload_dir: str | Path) -> Path:

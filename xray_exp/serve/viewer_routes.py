@@ -26,7 +26,7 @@ from xray_exp.serve.render import render_pixels
 from xray_exp.serve.schemas import errors
 from xray_exp.serve.settings import ServeSettings
 from xray_exp.serve.uploads import UploadError, check_header, read_limited
-from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout, WorkerPool
+from xray_exp.serve.worker_pool import Handoff, PoolBusy, PoolTimeout, WorkerPool
 
 RenderUpload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")]
 
@@ -43,16 +43,24 @@ def viewer_router(settings: ServeSettings, pool: WorkerPool) -> APIRouter:
     router = APIRouter()
 
     def run_render(file: UploadFile):
-        """In the worker pool: read (byte limit), check the header (pixel limits), decode within the limits."""
+        """In the worker pool: read (byte limit), check the header (pixel limits); decode here, or in the pool's
+        large lane when the header announces more than XRAY_SERVE_LARGE_DECODE_BYTES of pixels (as /predict)."""
         limits = DecodeLimits(
             settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
         )
         try:
             data = read_limited(file.file, settings.max_upload_bytes)
             header = check_header(data, settings.max_pixels, limits)
-            pixels, info = render_pixels(data, header, limits)
         except UploadError as exc:
             raise HTTPException(exc.status_code, exc.message) from exc
+        if header.frame_bytes * header.frames > settings.large_decode_bytes:
+            return Handoff(finish_render, (data, header, limits))
+        return finish_render(data, header, limits)
+
+    def finish_render(data: bytes, header, limits: DecodeLimits):
+        """Decode within the limits: the pixels in their own bit depth and the display information."""
+        try:
+            pixels, info = render_pixels(data, header, limits)
         except ImageDecodeError as exc:
             raise HTTPException(render_status(exc), f"cannot decode the image: {exc}") from exc
         except Exception as exc:  # pydicom/numpy raise many types for malformed pixel data
