@@ -235,6 +235,39 @@ def test_service_lane_downscale_and_boxes_in_original_pixels(demo, tmp_path):
         assert np.allclose(finding["box"], np.asarray(det.box) * 4, atol=0.02)
 
 
+def test_large_lane_predictions_are_observed_and_render_takes_the_lane(demo, tmp_path):
+    """A prediction finished in the large lane is counted and audited like any other, and a large /render decodes
+    there too (so large viewer uploads cannot take the ordinary workers)."""
+    import json
+
+    detector, info = demo
+    recorder = RecordingDetector(detector)
+    audit = tmp_path / "audit.log"
+    settings = ServeSettings(job_dir=str(tmp_path / "jobs"), large_decode_bytes=1_000_000, audit_log=str(audit))
+    big = cv2.resize(h.sample_images(1)[0][1], (2048, 2048), interpolation=cv2.INTER_NEAREST)  # 4 MiB of pixels
+    lanes = []
+    with TestClient(create_app(settings, recorder, info)) as client:
+        large_submit = client.app.state.pool.large.submit
+
+        def submit(fn, *args):  # the work handed to the large lane, by name
+            lanes.append(getattr(fn, "__name__", None) or fn.func.__name__)
+            return large_submit(fn, *args)
+
+        client.app.state.pool.large.submit = submit
+        predicted = client.post("/predict", files={"file": ("x.png", h.png_bytes(big))}, params={"conf": 0.01})
+        rendered = client.post("/render", files={"file": ("x.png", h.png_bytes(big))})
+        metrics = client.get("/metrics").text
+    assert predicted.status_code == rendered.status_code == 200, (predicted.text, rendered.text)
+    assert recorder.calls[0][0].startswith("large-decode")
+    assert sorted(lanes) == ["_finish_handoff", "finish_render"], lanes
+    assert f'xray_predictions_total{{model="{info.name}",version="{info.version}"}} 1.0' in metrics
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    audited = {line["route"]: line for line in lines if line.get("event") == "request"}
+    assert audited["/predict"]["outcome"] == "ok" and audited["/predict"]["image"]["width"] == 2048
+    assert audited["/predict"]["findings"] == len(predicted.json()["findings"])
+    assert audited["/render"]["outcome"] == "ok"
+
+
 def test_config_shows_server_paths_only_with_the_token(demo, tmp_path):
     detector, info = demo
     settings = ServeSettings(
