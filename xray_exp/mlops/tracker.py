@@ -104,11 +104,12 @@ class Tracker:
             self._emit({"op": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path})
 
     def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int,
-                  example: str | Path | None = None) -> None:
-        """The pyfunc that answers findings (xray_exp.mlops.pyfunc_model); `example`: an image for the input example."""
+                  example: str | Path | None = None, task: str = "detect") -> None:
+        """The pyfunc that answers findings (xray_exp.mlops.pyfunc_model; `task=classify`: {"abnormal": p});
+        `example`: an image for the input example."""
         self._emit({"op": "model", "onnx": str(onnx_path), "pt": str(pt_path),
                     "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
-                    "example": str(example) if example else None})
+                    "example": str(example) if example else None, "task": task})
 
     def log_dataset(self, name: str, fingerprint: str, source: str, split_sizes: dict[str, int]) -> None:
         """The training data as an MLflow dataset input (name, fingerprint as digest, split sizes as profile)."""

@@ -265,8 +265,13 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
 def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> None:
     """Log the model and register it under the run's name/alias (the rule: xray_exp.mlops.registry)."""
     cfg, info, tracker, target = run.cfg, run.info, run.tracker, run.registration
+    from xray_exp.runs.classify_run import task_of
+
     example = (info.splits.get("val") or [None])[0]
-    tracker.log_model(best.with_suffix(".onnx"), best, info.names, cfg.train.imgsz, example)
+    classify = task_of(cfg) == "classify"
+    names = {0: "abnormal", 1: "normal"} if classify else info.names
+    tracker.log_model(best.with_suffix(".onnx"), best, names, cfg.train.imgsz, example,
+                      task="classify" if classify else "detect")
     if target.deferred_to:
         tracker.set_tags({"registry.decision": target.deferred_to})
         return
