@@ -39,7 +39,7 @@ def classify_input(gray: np.ndarray, size: int) -> np.ndarray:
     interp = cv2.INTER_AREA if new_h < h else cv2.INTER_LINEAR
     resized = cv2.resize(gray, (new_w, new_h), interpolation=interp) if (new_h, new_w) != (h, w) else gray
     top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-    crop = resized[top:top + size, left:left + size].astype(np.float32) / 255.0
+    crop = resized[top : top + size, left : left + size].astype(np.float32) / 255.0
     return np.repeat(crop[None], 3, axis=0)
 
 
@@ -52,8 +52,10 @@ class OnnxClassifier:
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.names: dict[int, str] = meta.get("names", {})
         if meta.get("task") not in (None, "classify") or ABNORMAL not in self.names.values():
-            raise ValueError(f"{self.path}: not a normal/abnormal classifier (task {meta.get('task')!r}, "
-                             f"classes {sorted(self.names.values())}); train one with task=classify")
+            raise ValueError(
+                f"{self.path}: not a normal/abnormal classifier (task {meta.get('task')!r}, "
+                f"classes {sorted(self.names.values())}); train one with task=classify"
+            )
         self.abnormal_index = next(i for i, n in self.names.items() if n == ABNORMAL)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -66,7 +68,7 @@ class OnnxClassifier:
             return np.zeros(0, dtype=np.float64)
         x = np.stack([classify_input(im, self.imgsz) for im in images])
         step = self.batch or len(x)
-        probs = [self.session.run(None, {self.input_name: x[i:i + step]})[0] for i in range(0, len(x), step)]
+        probs = [self.session.run(None, {self.input_name: x[i : i + step]})[0] for i in range(0, len(x), step)]
         return np.concatenate(probs)[:, self.abnormal_index].astype(np.float64)
 
     def abnormal_probability(self, gray: np.ndarray) -> float:

@@ -65,10 +65,19 @@ def classify_dataset(info, out_root: str | Path) -> Path:
         for split, images in info.splits.items():
             counts[split], split_kinds = derive_split(list(images), tmp / split)
             kinds |= split_kinds
-        (tmp / MANIFEST).write_text(json.dumps({
-            "source": str(info.data_yaml), "fingerprint": info.fingerprint, "classes": list(CLASSES),
-            "rule": "abnormal = the image has at least one box", "links": sorted(kinds), "counts": counts},
-            indent=2))
+        (tmp / MANIFEST).write_text(
+            json.dumps(
+                {
+                    "source": str(info.data_yaml),
+                    "fingerprint": info.fingerprint,
+                    "classes": list(CLASSES),
+                    "rule": "abnormal = the image has at least one box",
+                    "links": sorted(kinds),
+                    "counts": counts,
+                },
+                indent=2,
+            )
+        )
         if root.exists():  # another process built it meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
         else:

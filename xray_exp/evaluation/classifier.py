@@ -57,17 +57,20 @@ def plot_reliability(result: ClassifierResult, path: str | Path) -> Path:
     bins = result.reliability
     ax.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
     if bins:
-        ax.plot([b["mean_prob"] for b in bins], [b["abnormal_rate"] for b in bins], "o-",
-                label=f"Brier {result.brier:.3f}")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="mean predicted P(abnormal)", ylabel="share abnormal",
-           title="Reliability")
+        ax.plot(
+            [b["mean_prob"] for b in bins], [b["abnormal_rate"] for b in bins], "o-", label=f"Brier {result.brier:.3f}"
+        )
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1.02), xlabel="mean predicted P(abnormal)", ylabel="share abnormal", title="Reliability"
+    )
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def write_classifier_report(result: ClassifierResult, flat: dict[str, float], paths: list, out_dir: str | Path,
-                            settings: dict | None = None) -> Path:
+def write_classifier_report(
+    result: ClassifierResult, flat: dict[str, float], paths: list, out_dir: str | Path, settings: dict | None = None
+) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(flat, indent=2) + "\n")
@@ -79,37 +82,71 @@ def write_classifier_report(result: ClassifierResult, flat: dict[str, float], pa
     plot_roc(result, out / "plots" / "roc.png")
     plot_reliability(result, out / "plots" / "reliability.png")
     t = result.threshold
-    rows = [("image-level AUROC (normal / abnormal)", "auroc"), (f"sensitivity (P >= {t:g})", "sensitivity"),
-            (f"specificity (P < {t:g})", "specificity"), ("Brier score (lower is better)", "brier")]
+    rows = [
+        ("image-level AUROC (normal / abnormal)", "auroc"),
+        (f"sensitivity (P >= {t:g})", "sensitivity"),
+        (f"specificity (P < {t:g})", "specificity"),
+        ("Brier score (lower is better)", "brier"),
+    ]
     lines = [f"# Classifier report: {(settings or {}).get('split', '')} split", ""]
     if settings:
         lines += ["| setting | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in settings.items()], ""]
     lines += ["## Summary", "", "| metric | value | 95% CI |", "|---|---|---|"]
     lines += [f"| {label} | {shown(result, n, getattr(result, n))} | {interval(result, n)} |" for label, n in rows]
-    lines += [f"| images (normal / abnormal) | {len(result.image_ids)} ({result.n_normal} / {result.n_abnormal}) "
-              "| |", "", "![ROC](plots/roc.png)", "", "## Calibration", "",
-              "| P(abnormal) bin | images | mean P | share abnormal |", "|---|---|---|---|"]
-    lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {b['mean_prob']:.3f} | {b['abnormal_rate']:.3f} |"
-              for b in result.reliability]
-    lines += ["", "![reliability](plots/reliability.png)", "",
-              "Files: `metrics.json` (tracking names), `probabilities.csv` (one row per image).", ""]
+    lines += [
+        f"| images (normal / abnormal) | {len(result.image_ids)} ({result.n_normal} / {result.n_abnormal}) | |",
+        "",
+        "![ROC](plots/roc.png)",
+        "",
+        "## Calibration",
+        "",
+        "| P(abnormal) bin | images | mean P | share abnormal |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {b['mean_prob']:.3f} | {b['abnormal_rate']:.3f} |"
+        for b in result.reliability
+    ]
+    lines += [
+        "",
+        "![reliability](plots/reliability.png)",
+        "",
+        "Files: `metrics.json` (tracking names), `probabilities.csv` (one row per image).",
+        "",
+    ]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
 
 
-def evaluate_classifier(weights, data_yaml: str | Path, split: str = "test", imgsz: int = 224,
-                        threshold: float = 0.5, out_dir: str | Path | None = None, device: str | None = None,
-                        n_boot: int = 1000, seed: int = 0, prefix: str | None = None,
-                        report_settings: dict | None = None) -> dict[str, float]:
+def evaluate_classifier(
+    weights,
+    data_yaml: str | Path,
+    split: str = "test",
+    imgsz: int = 224,
+    threshold: float = 0.5,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    prefix: str | None = None,
+    report_settings: dict | None = None,
+) -> dict[str, float]:
     """Flat `{prefix}/auroc` (+ CI), sensitivity, specificity, brier, images, normal_images; report in out_dir."""
     ids, paths, probs, abnormal = split_probabilities(weights, data_yaml, split, imgsz, device)
     groups = patient_groups(data_yaml, ids)
     result = classifier_metrics(ids, probs, abnormal, threshold=threshold, n_boot=n_boot, seed=seed, groups=groups)
     flat = classifier_flat(result, prefix or split)
     if out_dir is not None:
-        settings = {"weights": weights if isinstance(weights, str | Path) else type(weights).__name__,
-                    "data": data_yaml, "split": split, "imgsz": imgsz, "threshold": threshold, "n boot": n_boot,
-                    "bootstrap unit": "patient" if groups else "image", **(report_settings or {})}
+        settings = {
+            "weights": weights if isinstance(weights, str | Path) else type(weights).__name__,
+            "data": data_yaml,
+            "split": split,
+            "imgsz": imgsz,
+            "threshold": threshold,
+            "n boot": n_boot,
+            "bootstrap unit": "patient" if groups else "image",
+            **(report_settings or {}),
+        }
         write_classifier_report(result, flat, paths, out_dir, settings)
     return flat

@@ -49,8 +49,9 @@ class ClassifierResult:
         return int(self.abnormal.sum())
 
 
-def weighted_values(probs: np.ndarray, abnormal: np.ndarray, threshold: float, weights: np.ndarray
-                    ) -> dict[str, np.ndarray]:
+def weighted_values(
+    probs: np.ndarray, abnormal: np.ndarray, threshold: float, weights: np.ndarray
+) -> dict[str, np.ndarray]:
     """(B,) each metric of B weighted resamples (weights (B, N): how often each image is drawn)."""
     positive = probs >= threshold
 
@@ -60,9 +61,12 @@ def weighted_values(probs: np.ndarray, abnormal: np.ndarray, threshold: float, w
 
     sq = (probs - abnormal.astype(np.float64)) ** 2
     total = weights.sum(axis=1)
-    return {"auroc": weighted_auroc(probs, abnormal, weights), "sensitivity": rate(positive, abnormal),
-            "specificity": rate(~positive, ~abnormal),
-            "brier": np.divide(weights @ sq, total, out=np.full(len(weights), np.nan), where=total > 0)}
+    return {
+        "auroc": weighted_auroc(probs, abnormal, weights),
+        "sensitivity": rate(positive, abnormal),
+        "specificity": rate(~positive, ~abnormal),
+        "brier": np.divide(weights @ sq, total, out=np.full(len(weights), np.nan), where=total > 0),
+    }
 
 
 def reliability_bins(probs: np.ndarray, abnormal: np.ndarray, n_bins: int = 10) -> list[dict]:
@@ -74,8 +78,15 @@ def reliability_bins(probs: np.ndarray, abnormal: np.ndarray, n_bins: int = 10) 
     for b in range(n_bins):
         sel = index == b
         if sel.any():
-            out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(sel.sum()),
-                        "mean_prob": float(probs[sel].mean()), "abnormal_rate": float(abnormal[sel].mean())})
+            out.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "count": int(sel.sum()),
+                    "mean_prob": float(probs[sel].mean()),
+                    "abnormal_rate": float(abnormal[sel].mean()),
+                }
+            )
     return out
 
 
@@ -86,28 +97,46 @@ def draw(n_images: int, groups: np.ndarray | None, n: int, rng: np.random.Genera
     return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n)[:, groups].astype(np.float64)
 
 
-def classifier_metrics(image_ids, probs, abnormal, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
-                       groups=None, level: float = 0.95, n_bins: int = 10) -> ClassifierResult:
+def classifier_metrics(
+    image_ids,
+    probs,
+    abnormal,
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups=None,
+    level: float = 0.95,
+    n_bins: int = 10,
+) -> ClassifierResult:
     """Every image-level metric of P(abnormal) per image; `groups`: patient per image (bootstrap unit)."""
     probs = np.asarray(probs, dtype=np.float64)
     abnormal = np.asarray(abnormal, dtype=bool)
     if probs.shape != abnormal.shape or len(image_ids) != len(probs):
-        raise ValueError(f"{len(image_ids)} image ids, {probs.shape} probabilities, {abnormal.shape} labels: "
-                         "give one of each per image")
+        raise ValueError(
+            f"{len(image_ids)} image ids, {probs.shape} probabilities, {abnormal.shape} labels: "
+            "give one of each per image"
+        )
     if probs.size and (not np.all(np.isfinite(probs)) or probs.min() < 0 or probs.max() > 1):
         raise ValueError("probabilities must be finite and within [0, 1]")
-    point = {k: float(v[0]) for k, v in
-             weighted_values(probs, abnormal, threshold, np.ones((1, len(probs)))).items()}
+    point = {k: float(v[0]) for k, v in weighted_values(probs, abnormal, threshold, np.ones((1, len(probs)))).items()}
     ci = {}
     if n_boot and len(probs):
         codes = None if groups is None else np.unique([str(g) for g in groups], return_inverse=True)[1]
         rng = np.random.default_rng(seed)
-        parts = [weighted_values(probs, abnormal, threshold, draw(len(probs), codes, min(100, n_boot - s), rng))
-                 for s in range(0, n_boot, 100)]
+        parts = [
+            weighted_values(probs, abnormal, threshold, draw(len(probs), codes, min(100, n_boot - s), rng))
+            for s in range(0, n_boot, 100)
+        ]
         ci = {k: percentile_interval(np.concatenate([p[k] for p in parts]), level) for k in CI_METRICS}
-    return ClassifierResult(image_ids=[str(i) for i in image_ids], probs=probs, abnormal=abnormal,
-                            threshold=float(threshold), reliability=reliability_bins(probs, abnormal, n_bins),
-                            ci=ci, **point)
+    return ClassifierResult(
+        image_ids=[str(i) for i in image_ids],
+        probs=probs,
+        abnormal=abnormal,
+        threshold=float(threshold),
+        reliability=reliability_bins(probs, abnormal, n_bins),
+        ci=ci,
+        **point,
+    )
 
 
 def classifier_flat(result: ClassifierResult, prefix: str) -> dict[str, float]:

@@ -21,10 +21,12 @@ from xray_exp.errors import ConfigError
 log = logging.getLogger("xray_exp.train")
 
 CLS_SUFFIX = "-cls"
-MULTILABEL_WHY = ("task.labels=multilabel is not offered: Ultralytics' classify head, loss and validator are "
-                  "single-label softmax over folder classes (one class per image), so one output per finding "
-                  "would need a new head, loss and validator outside Ultralytics. Fix: task.labels=binary "
-                  "(normal / abnormal)")
+MULTILABEL_WHY = (
+    "task.labels=multilabel is not offered: Ultralytics' classify head, loss and validator are "
+    "single-label softmax over folder classes (one class per image), so one output per finding "
+    "would need a new head, loss and validator outside Ultralytics. Fix: task.labels=binary "
+    "(normal / abnormal)"
+)
 
 
 def task_of(cfg: DictConfig) -> str:
@@ -79,10 +81,20 @@ def classify_post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> 
             name = "val"
         if name not in info.splits:
             raise ConfigError(f"post.eval_splits: the dataset has no {name!r} split")
-        metrics.update(evaluate_classifier(best, info.data_yaml, name, imgsz=int(cfg.train.imgsz),
-                                           threshold=float(cfg.task.threshold), out_dir=run_dir / f"report-{split}",
-                                           device=cfg.hardware.device, n_boot=int(post.n_boot),
-                                           seed=int(post.ci_seed), prefix=prefix))
+        metrics.update(
+            evaluate_classifier(
+                best,
+                info.data_yaml,
+                name,
+                imgsz=int(cfg.train.imgsz),
+                threshold=float(cfg.task.threshold),
+                out_dir=run_dir / f"report-{split}",
+                device=cfg.hardware.device,
+                n_boot=int(post.n_boot),
+                seed=int(post.ci_seed),
+                prefix=prefix,
+            )
+        )
     if post.onnx:
         onnx = export_classifier(best, int(cfg.train.imgsz))
         images = info.splits["val"][: max(int(post.samples), 2)]

@@ -30,8 +30,10 @@ def classify_arch(arch: str) -> str:
     if arch.endswith("-cls.yaml"):
         return arch
     if arch not in known_architectures():
-        raise ModelError(f"model.arch: unknown architecture {arch!r}; task=classify needs a YOLO12 scale "
-                         "(model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x)")
+        raise ModelError(
+            f"model.arch: unknown architecture {arch!r}; task=classify needs a YOLO12 scale "
+            "(model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x)"
+        )
     return arch.replace(".yaml", "-cls.yaml")
 
 
@@ -44,8 +46,10 @@ def load_classifier(weights: str | Path):
         raise ModelError(f"classifier weights {path} not found")
     model = YOLO(str(path), task="classify")
     if model.task != "classify":
-        raise ModelError(f"{path}: a {model.task} model, not a classifier. Fix: pass a model trained with "
-                         "task=classify (registered as <model>-cls)")
+        raise ModelError(
+            f"{path}: a {model.task} model, not a classifier. Fix: pass a model trained with "
+            "task=classify (registered as <model>-cls)"
+        )
     return model
 
 
@@ -56,14 +60,13 @@ def abnormal_index(names: dict[int, str], source: str | Path) -> int:
     raise ModelError(f"{source}: classes {sorted(names.values())} have no 'abnormal'; train with task=classify")
 
 
-def probabilities(weights, images: list[Path], imgsz: int, device: str | None = None, batch: int = 16
-                  ) -> np.ndarray:
+def probabilities(weights, images: list[Path], imgsz: int, device: str | None = None, batch: int = 16) -> np.ndarray:
     """(N,) probability of "abnormal" per image file, by Ultralytics' predict (PyTorch)."""
     model = load_classifier(weights) if isinstance(weights, str | Path) else weights
     index = abnormal_index(model.names, getattr(model, "ckpt_path", "model"))
     out = []
     for start in range(0, len(images), batch):
-        chunk = [str(p) for p in images[start:start + batch]]
+        chunk = [str(p) for p in images[start : start + batch]]
         for r in model.predict(chunk, imgsz=imgsz, device=device, verbose=False, batch=batch):
             out.append(float(r.probs.data[index]))
     return np.asarray(out, dtype=np.float64)
@@ -75,8 +78,9 @@ def export_classifier(weights: str | Path, imgsz: int) -> Path:
     return Path(model.export(format="onnx", imgsz=imgsz, batch=1, simplify=True, dynamic=False, device="cpu"))
 
 
-def classifier_parity(pt_path: str | Path, onnx_path: str | Path, images: list[Path], imgsz: int,
-                      out_file: str | Path | None = None) -> dict:
+def classifier_parity(
+    pt_path: str | Path, onnx_path: str | Path, images: list[Path], imgsz: int, out_file: str | Path | None = None
+) -> dict:
     """Two figures: the largest P(abnormal) difference of ONNX Runtime vs PyTorch on identical inputs (the
     export), and of the torch-free path (xray_exp.classifier: OpenCV decode + resize) vs Ultralytics' predict
     (the whole pipeline the service and the gate use)."""
@@ -100,10 +104,14 @@ def classifier_parity(pt_path: str | Path, onnx_path: str | Path, images: list[P
         export_diff = max(export_diff, abs(float(y) - float(y_ox)))
     reference = probabilities(model, list(images), imgsz, device="cpu")
     pipeline_diff = float(np.abs(reference - onnx.predict_batch(grays)).max()) if grays else 0.0
-    report = {"images": len(images), "max_abs_diff_prob_export": export_diff,
-              "max_abs_diff_prob_pipeline": pipeline_diff, "tolerance_export": PARITY_ATOL_EXPORT,
-              "tolerance_pipeline": PARITY_ATOL_PIPELINE,
-              "passed": bool(export_diff <= PARITY_ATOL_EXPORT and pipeline_diff <= PARITY_ATOL_PIPELINE)}
+    report = {
+        "images": len(images),
+        "max_abs_diff_prob_export": export_diff,
+        "max_abs_diff_prob_pipeline": pipeline_diff,
+        "tolerance_export": PARITY_ATOL_EXPORT,
+        "tolerance_pipeline": PARITY_ATOL_PIPELINE,
+        "passed": bool(export_diff <= PARITY_ATOL_EXPORT and pipeline_diff <= PARITY_ATOL_PIPELINE),
+    }
     if out_file:
         Path(out_file).write_text(json.dumps(report, indent=2))
     return report
