@@ -14,6 +14,7 @@ Returns `objective` (default <split>/map40) for sweepers. torch/ultralytics load
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -29,8 +30,13 @@ log = logging.getLogger("xray_exp.evaluate")
 
 
 def alias_model_override(args: list[str]) -> list[str]:
-    """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice)."""
-    return [f"weights={a[len('model='):]}" if a.startswith("model=") else a for a in args]
+    """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice);
+    `gate=X` -> `gate.model=X` (the classifier of the gate; gate.low, gate.high ... are its settings)."""
+    return [f"weights={a[len('model='):]}" if a.startswith("model=") else alias_gate_override(a) for a in args]
+
+
+def alias_gate_override(arg: str) -> str:
+    return f"gate.model={arg[len('gate='):]}" if arg.startswith("gate=") else arg
 
 
 def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
@@ -86,6 +92,10 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     if OmegaConf.is_missing(cfg, "weights"):
         raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
                           "models:/<name>@<alias>>")
+    if cfg.gate.model:  # the gate's settings are checked before any work
+        from xray_exp.evaluation.gated import gate_settings
+
+        gate_settings(cfg.gate, cfg.no_finding_class)
     data_yaml = offline_data_yaml(cfg)
     weights = resolve_model(cfg.weights, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
     from xray_exp.evaluation import evaluate_split
@@ -94,10 +104,26 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     imgsz, imgsz_source = evaluation_imgsz(cfg.imgsz, weights)
     print(f"imgsz {imgsz} ({imgsz_source})", flush=True)
     out_dir = Path(cfg.out_dir)
+    if classifier_task(weights):
+        return evaluate_classifier_model(cfg, weights, data_yaml, imgsz, out_dir)
+    gate, report_settings = None, {"imgsz from": imgsz_source}
+    if cfg.gate.model:
+        from xray_exp.evaluation.gated import prepare_gate
+
+        classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
+        gate = prepare_gate(cfg.gate, classifier, weights, data_yaml, cfg.split, imgsz,
+                            evaluation_metric_settings(cfg), device=cfg.device, out_dir=out_dir)
+        report_settings["gate"] = f"applied: {gate.describe()}"
+        print(f"gate applied: {gate.describe()}", flush=True)
     metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=imgsz, conf=cfg.conf, iou=cfg.iou,
                              tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
                              max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=evaluation_metric_settings(cfg),
-                             report_settings={"imgsz from": imgsz_source})
+                             report_settings=report_settings, transform=gate.apply if gate else None)
+    if gate:
+        from xray_exp.evaluation.gated import gate_counts
+
+        metrics.update(gate_counts(gate.last, cfg.split))
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
         log_evaluation(cfg, weights, imgsz, metrics, out_dir)
@@ -105,7 +131,32 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries")
+def classifier_task(weights: Path) -> bool:
+    """Whether `weights` is a normal/abnormal classifier (task=classify) rather than a detector."""
+    from xray_exp.yolo.classify import model_task
+
+    return model_task(weights) == "classify"
+
+
+def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, imgsz: int, out_dir: Path):
+    """`model=<classifier>`: image-level metrics with intervals, calibration, report (no gate, no boxes)."""
+    from xray_exp.evaluation.classifier import evaluate_classifier
+    from xray_exp.evaluation.report import metrics_table
+
+    if cfg.gate.model:
+        raise ConfigError("gate= gates a detector's boxes; model= is a classifier. Fix: model=<detector>")
+    metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.gate.threshold,
+                                  out_dir=out_dir, device=cfg.device, n_boot=cfg.n_boot, seed=cfg.ci_seed)
+    print(metrics_table(metrics))
+    print((out_dir / "report.md").read_text().split("## Calibration")[0].split("## Summary")[1].strip())
+    if cfg.tracking.enabled:
+        log_evaluation(cfg, weights, imgsz, metrics, out_dir)
+    print(f"REPORT={out_dir / 'report.md'}", flush=True)
+    return metrics
+
+
+REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries",
+                "probabilities.csv", "gate.json")
 
 
 def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
@@ -137,6 +188,8 @@ def main(cfg: DictConfig) -> float:
     mode = HydraConfig.get().mode
     try:
         metrics = run_evaluation(cfg)
+        if cfg.objective not in metrics and f"{cfg.split}/brier" in metrics:  # a classifier: AUROC
+            return metrics[f"{cfg.split}/auroc"]
         if cfg.objective not in metrics:
             raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
         return metrics[cfg.objective]

@@ -53,6 +53,13 @@ def load_classifier(weights: str | Path):
     return model
 
 
+def model_task(weights: str | Path) -> str:
+    """The task an Ultralytics .pt/.onnx was trained for (detect, classify, ...)."""
+    from ultralytics import YOLO
+
+    return str(YOLO(str(weights)).task)
+
+
 def abnormal_index(names: dict[int, str], source: str | Path) -> int:
     for i, name in names.items():
         if name == "abnormal":
