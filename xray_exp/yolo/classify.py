@@ -124,13 +124,13 @@ def classifier_parity(
     return report
 
 
-def _trainer_base():
+def _classification_trainer_base():
     from ultralytics.models.yolo.classify import ClassificationTrainer
 
     return ClassificationTrainer
 
 
-class XrayClassificationTrainer(_trainer_base()):
+class XrayClassificationTrainer(_classification_trainer_base()):
     """Ultralytics' ClassificationTrainer with the per-epoch MLflow log of every training
     (xray_exp.yolo.epochs), installed by the class itself as XrayDetectionTrainer does."""
 
