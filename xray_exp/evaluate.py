@@ -172,7 +172,8 @@ def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str
     keys = ("split", "conf", "iou", "tta", "match_iou", "decision_conf", "map40_method", "froc_hit",
             "no_finding_class", "n_boot", "ci_seed", "max_det")
     tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **{k: cfg[k] for k in keys},
-                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}))
+                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {})}))
     tracker.log_metrics(metrics)
     for name in REPORT_FILES:
         target = "report" if (out_dir / name).is_file() else f"report/{name}"

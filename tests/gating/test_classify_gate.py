@@ -129,6 +129,20 @@ def test_evaluate_with_gate_says_so_and_gates(trained):
     assert "applied: classifier best.pt" in (out_dir.parent / "report.md").read_text()
 
 
+def test_compare_gated_against_plain_on_the_same_images(trained):
+    det = trained["det"] / "weights" / "best.pt"
+    proc = run_cli(["xray_exp.compare", str(det), f"gate={trained['cls'] / 'weights' / 'best.pt'}", "gate.low=0.5",
+                    "gate.high=0.5", *DATA[2:5], "tracking=disabled", "n_boot=200", "progress=false"],
+                   trained["root"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gate applied to B: classifier best.pt (imgsz 64): low 0.5, high 0.5, mode multiply" in proc.stdout
+    report = Path(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT=")).split("=", 1)[1])
+    comparison = json.loads((report.parent / "comparison.json").read_text())
+    assert comparison["b"]["name"].endswith("gated") and not comparison["a"]["name"].endswith("gated")
+    assert comparison["a"]["weights"] == comparison["b"]["weights"] == str(det)
+    assert len(comparison["verdicts"]) == len(comparison["differences"]) > 0
+
+
 def test_detector_as_gate_fails_before_any_work(trained):
     proc = evaluate(trained, f"gate={trained['det'] / 'weights' / 'best.pt'}")
     assert proc.returncode == 2

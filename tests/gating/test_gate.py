@@ -121,3 +121,24 @@ def test_split_without_normal_images_says_so():
     assert np.isnan(r.auroc) and np.isnan(r.specificity)
     assert undefined_note("auroc", r.n_normal, r.n_abnormal) == NO_NORMAL_NOTE
     assert undefined_note("sensitivity", r.n_normal, r.n_abnormal) is None
+
+
+def test_no_normal_images_read_na_in_printout_report_and_notebook():
+    from xray_exp.analysis.predictions import metrics_frame
+    from xray_exp.evaluation.report import _summary_rows
+    from xray_exp.metrics import evaluate_records, flat_metrics
+    from xray_exp.runs.summary import metric_lines
+
+    gts = [{"image_id": i, "boxes": [[0, 0, 10, 10]], "labels": [0]} for i in ("a", "b")]
+    preds = [{"image_id": "a", "boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},
+             {"image_id": "b", "boxes": [], "scores": [], "labels": []}]
+    result = evaluate_records(preds, gts, ["nodule"])
+    flat = flat_metrics(result, "test")
+    assert np.isnan(flat["test/auroc"])
+    frame = metrics_frame(result, "test")["value"]
+    assert frame["test/auroc"] == NO_NORMAL_NOTE and frame["test/specificity"] == NO_NORMAL_NOTE
+    assert frame["test/sensitivity"] == 0.5
+    rows = {row[0]: row[1] for row in _summary_rows(result, flat)}
+    assert rows["image-level AUROC (any abnormality)"] == NO_NORMAL_NOTE
+    line = metric_lines(flat, "test")[1]
+    assert f"AUROC {NO_NORMAL_NOTE}" in line and f"spec {NO_NORMAL_NOTE}" in line and "nan" not in line
