@@ -111,6 +111,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         from xray_exp.evaluation.gated import prepare_gate
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
+        pair = gated_pair(cfg, weights, classifier) if cfg.gate.register else None
         gate = prepare_gate(cfg.gate, classifier, weights, data_yaml, cfg.split, imgsz,
                             evaluation_metric_settings(cfg), device=cfg.device, out_dir=out_dir)
         report_settings["gate"] = f"applied: {gate.describe()}"
@@ -126,9 +127,50 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
-        log_evaluation(cfg, weights, imgsz, metrics, out_dir)
+        log_evaluation(cfg, weights, imgsz, metrics, out_dir,
+                       (pair, gate, data_yaml) if gate is not None and pair is not None else None)
     print(f"REPORT={out_dir / 'report.md'}", flush=True)
     return metrics
+
+
+def onnx_beside(weights: Path) -> Path:
+    """The ONNX export of a .pt: best.onnx next to it (a run) or model.onnx (a registered model's folder)."""
+    for candidate in (weights.with_suffix(".onnx"), weights.parent / "model.onnx"):
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"{weights}: no ONNX export beside it (best.onnx / model.onnx). Fix: train with post.onnx=true "
+                     "or pass registered models (models:/...)")
+
+
+def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, Path, Path]:
+    """gate.register=true, checked before any prediction: the name `<detector>-gated` and both ONNX files."""
+    if not cfg.tracking.enabled:
+        raise ConfigError("gate.register=true needs tracking (tracking=local or server)")
+    name = cfg.gate.name
+    if not name:
+        if not str(cfg.weights).startswith("models:/"):
+            raise ConfigError("gate.register=true: give gate.name=<name> (or model=models:/<detector>@<alias>, "
+                              "registered as <detector>-gated)")
+        from xray_exp.mlops.registry import parse_models_uri
+
+        name = parse_models_uri(str(cfg.weights))[0] + "-gated"
+    return str(name), onnx_beside(weights), onnx_beside(classifier)
+
+
+def register_gated(cfg: DictConfig, tracker, pair, gate, data_yaml: Path, metrics: dict[str, float]) -> None:
+    """Log the detector + gate as one model and register it (the promotion rule on `<split>/map40`)."""
+    from xray_exp.evaluation.dataset import load_split
+    from xray_exp.yolo.predict import class_names, load_yolo
+
+    name, detector_onnx, classifier_onnx = pair
+    s = gate.settings
+    tracker.log_gated_model(detector_onnx, classifier_onnx, {"low": s.low, "high": s.high, "mode": s.mode,
+                            "no_finding_class": s.no_finding_class, "tuned_on": gate.tuned_on},
+                            dict(enumerate(class_names(load_yolo(detector_onnx)))), gate.imgsz,
+                            next(iter(load_split(data_yaml, cfg.split).images)).path)
+    objective = f"{cfg.split}/map40"
+    tracker.register(name, "development", str(cfg.gate.register_policy), objective, metrics.get(objective),
+                     "maximize", {"detector": str(cfg.weights), "classifier": str(cfg.gate.model)})
 
 
 def classifier_task(weights: Path) -> bool:
@@ -159,8 +201,10 @@ REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "s
                 "probabilities.csv", "gate.json")
 
 
-def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
-    """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
+def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path,
+                   gated=None) -> None:
+    """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots;
+    `gated` (pair, gate, data.yaml): also the detector + gate as one registered model."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
 
@@ -178,7 +222,13 @@ def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str
     for name in REPORT_FILES:
         target = "report" if (out_dir / name).is_file() else f"report/{name}"
         tracker.log_artifact(out_dir / name, target)
+    if gated:
+        register_gated(cfg, tracker, *gated, metrics)
     tracker.end()
+    if gated and tracker.outcome().get("registration"):
+        from xray_exp.mlops.registry import describe_decision
+
+        print(f"registry: {describe_decision(tracker.outcome()['registration'])}", flush=True)
     if tracker.run_id:
         print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
 

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent  # xray_exp/
 PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_pyfunc.py"
 CLS_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_cls_pyfunc.py"  # task=classify: {"abnormal": p}
 SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py",
-               "classifier.py")  # the pyfuncs import
+               "classifier.py", "mlops/__init__.py", "mlops/pyfunc_inputs.py")  # the pyfuncs import
 REQUIREMENTS = ("mlflow", "onnxruntime", "numpy", "pandas", "opencv-python-headless", "opencv-python", "pydicom")
 
 
@@ -96,6 +96,7 @@ def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str
         code = Path(tmp) / "code" / "xray_exp"
         code.mkdir(parents=True)
         for name in SHARED_CODE:
+            (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE / name, code / name)
         classify = event.get("task") == "classify"
         output = ("abnormal: probability that the image shows any finding" if classify else

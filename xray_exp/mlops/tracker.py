@@ -111,6 +111,13 @@ class Tracker:
                     "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
                     "example": str(example) if example else None, "task": task})
 
+    def log_gated_model(self, detector_onnx: str | Path, classifier_onnx: str | Path, gate: dict,
+                        names: dict[int, str], imgsz: int, example: str | Path | None = None) -> None:
+        """A detector and its gate as one pyfunc (xray_exp.mlops.gated_model), registered like any model."""
+        self._emit({"op": "model", "task": "gated", "detector": str(detector_onnx), "classifier": str(classifier_onnx),
+                    "gate": gate, "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
+                    "example": str(example) if example else None})
+
     def log_dataset(self, name: str, fingerprint: str, source: str, split_sizes: dict[str, int]) -> None:
         """The training data as an MLflow dataset input (name, fingerprint as digest, split sizes as profile)."""
         self._emit({"op": "dataset", "name": name, "fingerprint": fingerprint, "source": source,
@@ -227,6 +234,10 @@ class Tracker:
                 self.client.log_artifacts(self.run_id, str(path), event["artifact_path"])
             elif path.exists():
                 self.client.log_artifact(self.run_id, str(path), event["artifact_path"])
+        elif op == "model" and event.get("task") == "gated":  # a detector + its gate (xray_exp.mlops.gated_model)
+            from xray_exp.mlops.gated_model import log_gated_model
+
+            self.state["model_uri"] = log_gated_model(self.tracking_uri, self.run_id, event)
         elif op == "model":
             from xray_exp.mlops.pyfunc_model import log_onnx_model
 
