@@ -34,7 +34,6 @@ def trained(tmp_path_factory):
             "xray_exp.train",
             *DATA,
             "tracking=disabled",
-            "post.onnx=false",
             "post.samples=0",
             "post.eval_splits=[val]",
             "post.n_boot=0",
