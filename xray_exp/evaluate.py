@@ -187,7 +187,7 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
 
     if cfg.gate.model:
         raise ConfigError("gate= gates a detector's boxes; model= is a classifier. Fix: model=<detector>")
-    metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.gate.threshold,
+    metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.classifier_threshold,
                                   out_dir=out_dir, device=cfg.device, n_boot=cfg.n_boot, seed=cfg.ci_seed)
     print(metrics_table(metrics))
     print((out_dir / "report.md").read_text().split("## Calibration")[0].split("## Summary")[1].strip())

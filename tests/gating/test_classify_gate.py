@@ -114,11 +114,26 @@ def evaluate(trained, *args):
     )
 
 
-def test_evaluate_with_gate_says_so_and_gates(trained):
+@pytest.fixture(scope="module")
+def gated_eval(trained):
+    """One gated evaluation on test that also registers the pair (tracking=local)."""
     proc = evaluate(
-        trained, f"gate={trained['cls'] / 'weights' / 'best.pt'}", "gate.low=0.3", "gate.high=0.7", "split=test"
+        trained,
+        f"gate={trained['cls'] / 'weights' / 'best.pt'}",
+        "gate.low=0.3",
+        "gate.high=0.7",
+        "split=test",
+        "tracking=local",
+        "gate.register=true",
+        "gate.name=det-gated",
+        "gate.register_policy=always",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_evaluate_with_gate_says_so_and_gates(gated_eval):
+    proc = gated_eval
     assert "gate applied: classifier best.pt (imgsz 64): low 0.3, high 0.7, mode multiply" in proc.stdout
     out_dir = Path(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT=")).split("=", 1)[1])
     metrics = json.loads((out_dir.parent / "metrics.json").read_text())
@@ -128,7 +143,7 @@ def test_evaluate_with_gate_says_so_and_gates(trained):
     assert "applied: classifier best.pt" in (out_dir.parent / "report.md").read_text()
 
 
-def test_gated_pair_registered_and_answers_like_a_detector(trained):
+def test_gated_pair_registered_and_answers_like_a_detector(trained, gated_eval):
     import mlflow
 
     from xray_exp.classifier import OnnxClassifier
@@ -137,29 +152,45 @@ def test_gated_pair_registered_and_answers_like_a_detector(trained):
     from xray_exp.imaging import read_xray
 
     det, cls = trained["det"] / "weights", trained["cls"] / "weights"
-    proc = evaluate(trained, f"gate={cls / 'best.pt'}", "gate.low=0.3", "gate.high=0.7", "tracking=local",
-                    "gate.register=true", "gate.name=det-gated", "gate.register_policy=always")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "registry: registered det-gated v1 @development" in proc.stdout
+    assert "registry: registered det-gated v1 @development" in gated_eval.stdout
     mlflow.set_tracking_uri(f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/det-gated@development")
     image = sorted((trained["root"] / "outputs" / ".cache").rglob("images/test/*.png"))[0]
-    row = model.predict([str(image)], params={"conf": 0.01}).iloc[0]
+    row = model.predict([str(image)], params={"conf": 0.001}).iloc[0]
     gray = read_xray(image)
     p = OnnxClassifier(cls / "best.onnx").abnormal_probability(gray)
-    dets, _ = OnnxDetector(det / "best.onnx").predict(gray, conf=0.01)
-    gated = gate_record({"image_id": "x", "boxes": [d.box for d in dets], "scores": [d.confidence for d in dets],
-                         "labels": [d.class_id for d in dets]}, p, GateSettings(low=0.3, high=0.7))
-    expected = sorted(round(float(v), 6) for v in gated["scores"] if v >= 0.01)
+    dets, _ = OnnxDetector(det / "best.onnx").predict(gray, conf=0.001)
+    gated = gate_record(
+        {
+            "image_id": "x",
+            "boxes": [d.box for d in dets],
+            "scores": [d.confidence for d in dets],
+            "labels": [d.class_id for d in dets],
+        },
+        p,
+        GateSettings(low=0.3, high=0.7),
+    )
+    expected = sorted(round(float(v), 6) for v in gated["scores"] if v >= 0.001)
     assert row["abnormal"] == pytest.approx(p, abs=1e-6)
     assert sorted(f["confidence"] for f in row["findings"]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_compare_gated_against_plain_on_the_same_images(trained):
     det = trained["det"] / "weights" / "best.pt"
-    proc = run_cli(["xray_exp.compare", str(det), f"gate={trained['cls'] / 'weights' / 'best.pt'}", "gate.low=0.5",
-                    "gate.high=0.5", *DATA[2:5], "tracking=disabled", "n_boot=200", "progress=false"],
-                   trained["root"])
+    proc = run_cli(
+        [
+            "xray_exp.compare",
+            str(det),
+            f"gate={trained['cls'] / 'weights' / 'best.pt'}",
+            "gate.low=0.5",
+            "gate.high=0.5",
+            *DATA[2:5],
+            "tracking=disabled",
+            "n_boot=200",
+            "progress=false",
+        ],
+        trained["root"],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "gate applied to B: classifier best.pt (imgsz 64): low 0.5, high 0.5, mode multiply" in proc.stdout
     report = Path(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT=")).split("=", 1)[1])

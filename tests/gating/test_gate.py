@@ -130,8 +130,10 @@ def test_no_normal_images_read_na_in_printout_report_and_notebook():
     from xray_exp.runs.summary import metric_lines
 
     gts = [{"image_id": i, "boxes": [[0, 0, 10, 10]], "labels": [0]} for i in ("a", "b")]
-    preds = [{"image_id": "a", "boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},
-             {"image_id": "b", "boxes": [], "scores": [], "labels": []}]
+    preds = [
+        {"image_id": "a", "boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},
+        {"image_id": "b", "boxes": [], "scores": [], "labels": []},
+    ]
     result = evaluate_records(preds, gts, ["nodule"])
     flat = flat_metrics(result, "test")
     assert np.isnan(flat["test/auroc"])
