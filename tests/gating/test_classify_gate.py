@@ -63,6 +63,7 @@ def test_classifier_run_is_scored_exported_and_registered(trained):
     version = client.get_model_version_by_alias("yolo12n-cls", "development")
     run = client.get_run(version.run_id)
     assert run.data.params["task.name"] == "classify"
+    assert (run.data.tags["model"], run.data.tags["task"]) == ("yolo12n-cls", "classify")  # what a sweep registers
     assert "val/auroc" in run.data.metrics and "train/loss" in run.data.metrics
     assert run.inputs.dataset_inputs[0].dataset.digest == summary["dataset"]["fingerprint"][:32]
 

@@ -178,12 +178,14 @@ def start(cfg: DictConfig, run_dir: Path, overrides: list[str], *, fingerprint: 
     fingerprint, the config as params (without `leave_out`)."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
+    from xray_exp.runs.classify_run import registered_name, task_of
 
     tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
                       timeout_s=cfg.tracking.timeout_s)
+    # the `model` tag names what a sweep registers its best job as: yolo12n-cls for a classifier
     tracker.start(experiment, run_name, run_tags(cfg.paths.root, overrides, {
-        "mode": mode, "model": cfg.model.name, "dataset": cfg.dataset.name, "dataset.fingerprint": fingerprint,
-        **(tags or {})}))
+        "mode": mode, "model": registered_name(cfg, cfg.model.name), "task": task_of(cfg), "dataset": cfg.dataset.name,
+        "dataset.fingerprint": fingerprint, **(tags or {})}))
     tracker.log_params(flatten(config_params(cfg, leave_out)))
     return tracker
 
