@@ -190,7 +190,7 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
     metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.classifier_threshold,
                                   out_dir=out_dir, device=cfg.device, n_boot=cfg.n_boot, seed=cfg.ci_seed)
     print(metrics_table(metrics))
-    print((out_dir / "report.md").read_text().split("## Calibration")[0].split("## Summary")[1].strip())
+    print((out_dir / "report.md").read_text().split("## Summary")[1].split("![ROC]")[0].strip())
     if cfg.tracking.enabled:
         log_evaluation(cfg, weights, imgsz, metrics, out_dir)
     print(f"REPORT={out_dir / 'report.md'}", flush=True)

@@ -201,6 +201,26 @@ def test_compare_gated_against_plain_on_the_same_images(trained):
     assert len(comparison["verdicts"]) == len(comparison["differences"]) > 0
 
 
+def test_evaluate_scores_a_classifier_with_its_own_metrics(trained):
+    proc = run_cli(
+        [
+            "xray_exp.evaluate",
+            f"model={trained['cls'] / 'weights' / 'best.pt'}",
+            *DATA[2:5],
+            "split=val",
+            "tracking=disabled",
+            "n_boot=100",
+            "progress=false",
+        ],
+        trained["root"],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| image-level AUROC (normal / abnormal) |" in proc.stdout and "Brier score" in proc.stdout
+    summary = json.loads((trained["cls"] / "summary.json").read_text())
+    shown = next(line for line in proc.stdout.splitlines() if line.startswith("val/auroc "))
+    assert float(shown.split()[1]) == pytest.approx(summary["metrics"]["val/auroc"], abs=1e-4)  # = post-training
+
+
 def test_detector_as_gate_fails_before_any_work(trained):
     proc = evaluate(trained, f"gate={trained['det'] / 'weights' / 'best.pt'}")
     assert proc.returncode == 2
