@@ -56,6 +56,10 @@ def test_every_box_knows_its_readers_and_min_readers_drops_the_lone_one(source, 
     for image_id, counts in readers.items():
         expected = [3] * findings[image_id] + ([1] if image_id == source.lone else [])
         assert sorted(counts, reverse=True) == expected, image_id
+    from xray_exp.analysis.dataset import reader_agreement
+
+    table = reader_agreement(tmp_path / "all" / "data.yaml")  # the dataset notebook's table
+    assert table.to_numpy().sum() == sum(len(c) for c in readers.values()) and table["1 reader"].sum() == 1
     report, kept = prepare(source, tmp_path / "two", "fusion.min_readers=2")
     assert kept[source.lone] == [3] * findings[source.lone]
     assert report["notes"]["boxes_below_min_readers"] == 1
