@@ -176,6 +176,35 @@ def test_gated_pair_registered_and_answers_like_a_detector(trained, gated_eval):
     assert sorted(f["confidence"] for f in row["findings"]) == pytest.approx(expected, abs=1e-6)
 
 
+def test_service_serves_the_gated_pair_like_its_pyfunc(trained, gated_eval):
+    import mlflow
+    from fastapi.testclient import TestClient
+
+    from xray_exp.serve.app import create_app
+    from xray_exp.serve.settings import ServeSettings
+
+    store = f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}"
+    image = sorted((trained["root"] / "outputs" / ".cache").rglob("images/test/*.png"))[0]
+    mlflow.set_tracking_uri(store)
+    expected = (
+        mlflow.pyfunc.load_model("models:/det-gated@development").predict([str(image)], params={"conf": 0.001}).iloc[0]
+    )
+    settings = ServeSettings(
+        token="gate-test-token-7d2e",
+        device="cpu",
+        model="models:/det-gated@development",
+        tracking_uri=store,
+        job_dir=str(trained["root"] / "jobs"),
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").json()["model"] == {"name": "det-gated", "version": "1"}
+        body = client.post("/predict", files={"file": ("x.png", image.read_bytes())}, params={"conf": 0.001}).json()
+    assert "gate" in body["timings_ms"]
+    assert sorted(f["confidence"] for f in body["findings"]) == pytest.approx(
+        sorted(f["confidence"] for f in expected["findings"]), abs=1e-4
+    )
+
+
 def test_compare_gated_against_plain_on_the_same_images(trained):
     det = trained["det"] / "weights" / "best.pt"
     proc = run_cli(

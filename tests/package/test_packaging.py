@@ -23,7 +23,8 @@ from conftest import REPO, MlflowServer, free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # The service's import path (xray_exp/serve minus the demo-model builder, plus what it imports).
-SERVE_FILES = ("serve/", "imaging.py", "dicom_", "detector.py", "registry.py", "errors.py", "__init__.py")
+SERVE_FILES = ("serve/", "imaging.py", "dicom_", "detector.py", "registry.py", "errors.py", "__init__.py",
+               "classifier.py", "gated_detector.py", "gating/")
 # Declared but never imported: loaded by another package at run time.
 RUNTIME_ONLY = {
     "hydra-optuna-sweeper": "Hydra sweeper plugin", "hydra-ray-launcher": "Hydra launcher plugin",

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from xray_exp.errors import ModelError
+from xray_exp.gated_detector import GatedOnnxDetector, is_gated_folder
 from xray_exp.mlops.registry import parse_models_uri
 from xray_exp.serve.onnx_detector import OnnxDetector
 
@@ -100,7 +101,7 @@ def load_detector(
             raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:
             local_path, version = get_latest_model(name, alias=alias, tracking_uri=tracking_uri)
-            onnx_path = find_onnx(Path(local_path))
+            onnx_path = Path(local_path) if is_gated_folder(local_path) else find_onnx(Path(local_path))
         except Exception as exc:  # registry errors come in many types (mlflow, network, missing files)
             raise ModelUnavailable(f"registry model {spec} (alias {alias}) unavailable: {exc}") from exc
         source, version = "registry", str(version)
@@ -108,7 +109,10 @@ def load_detector(
         onnx_path = find_onnx(Path(spec).expanduser())
         name, alias, source = onnx_path.name, None, "file"
         version = f"sha256:{file_digest(onnx_path)}"
-    detector = OnnxDetector(onnx_path, device=device, threads=threads)
+    if onnx_path.is_dir():  # a detector + gate (<detector>-gated): the same interface
+        detector = GatedOnnxDetector(onnx_path, device=device, threads=threads)
+    else:
+        detector = OnnxDetector(onnx_path, device=device, threads=threads)
     info = ModelInfo(
         name=name,
         version=version,
