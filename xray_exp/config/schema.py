@@ -224,6 +224,22 @@ class TaskConfig:
 
 
 @dataclass
+class GateConfig:
+    """`gate=<classifier>` on evaluate and compare (xray_exp/conf/evaluate.yaml explains each key): for the
+    structured evaluate/compare schemas, `gate: GateConfig` (and evaluate's `classifier_threshold: float = 0.5`)."""
+
+    model: str | None = None
+    low: float = 0.1
+    high: float = 0.9
+    mode: str = "multiply"  # multiply | suppress
+    tune: bool = False
+    imgsz: int | None = None
+    register: bool = False
+    name: str | None = None
+    register_policy: RegisterPolicy = RegisterPolicy.if_better
+
+
+@dataclass
 class ObjectiveConfig:
     """The metric `main()` returns (sweepers optimise it); e.g. test/mAP50-95, val/map40 (post.eval_splits),
     ultralytics/val/mAP50-95 (Ultralytics' validator; needs no post-training evaluation)."""
