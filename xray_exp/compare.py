@@ -3,6 +3,7 @@
     python -m xray_exp.compare outputs/runs/yolo12n-A outputs/runs/yolo12n-B                 # test split
     python -m xray_exp.compare models:/yolo12n@development outputs/runs/<run>/weights/best.pt split=val
     python -m xray_exp.compare A B dataset=yolo dataset.data_yaml=/data/data.yaml n_boot=2000 progress=false
+    python -m xray_exp.compare models:/yolo12s@development gate=models:/yolo12n-cls@development  # gated vs plain
     python -m xray_exp.compare --help
 
 A and B are run folders, weight files (.pt/.onnx) or models:/ URIs. Prints one verdict line per metric
@@ -67,11 +68,18 @@ def resolve_candidate(spec: str, tracking_uri: str | None, cache_dir: str | Path
 
 def run_comparison(cfg: DictConfig) -> dict:
     """Predict with both models, compare, print the verdicts, write and log the report."""
+    gated = bool(cfg.gate.model)
+    if gated:  # the gate's settings are checked before any work; without B, B is A gated
+        from xray_exp.evaluation.gated import gate_settings
+
+        gate_settings(cfg.gate, cfg.no_finding_class)
+        if OmegaConf.is_missing(cfg, "b") and not OmegaConf.is_missing(cfg, "a"):
+            cfg.b = cfg.a
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError("two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
                               "files or models:/ URIs)")
-    from xray_exp.evaluate import evaluation_imgsz, evaluation_metric_settings, offline_data_yaml
+    from xray_exp.evaluate import evaluation_imgsz, evaluation_metric_settings, offline_data_yaml, resolve_model
 
     data_yaml = offline_data_yaml(cfg)
     from xray_exp.evaluation.comparison import compare_models, write_comparison
@@ -82,6 +90,15 @@ def run_comparison(cfg: DictConfig) -> dict:
         imgsz, source = evaluation_imgsz(cfg.imgsz, weights)
         print(f"{key.upper()}: {name}  ({weights}, imgsz {imgsz}: {source})", flush=True)
         models.append({"name": name, "weights": weights, "imgsz": imgsz, "spec": str(cfg[key])})
+    if gated:
+        from xray_exp.evaluation.gated import prepare_gate
+
+        classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
+        b = models[1]
+        gate = prepare_gate(cfg.gate, classifier, b["weights"], data_yaml, cfg.split, b["imgsz"],
+                            evaluation_metric_settings(cfg), device=cfg.device, out_dir=Path(cfg.out_dir))
+        b["transform"], b["name"] = gate.apply, f"{b['name']} gated"
+        print(f"gate applied to B: {gate.describe()}", flush=True)
     if models[0]["name"] == models[1]["name"]:
         models[0]["name"], models[1]["name"] = f"A ({models[0]['name']})", f"B ({models[1]['name']})"
     comparison = compare_models(models, data_yaml, cfg.split, evaluation_metric_settings(cfg), conf=cfg.conf,
@@ -109,7 +126,8 @@ def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
             "n_boot", "ci_seed", "ci_level", "max_det")
     tracker.log_params(flatten({"a": a["spec"], "b": b["spec"], "a.imgsz": a["imgsz"], "b.imgsz": b["imgsz"],
                                 **{k: cfg[k] for k in keys},
-                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}))
+                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {})}))
     tracker.log_metrics(comparison.flat())
     tracker.log_artifact(out_dir / "report.md", "report")
     tracker.log_artifact(out_dir / "comparison.json", "report")
@@ -134,6 +152,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    argv = [sys.argv[0], *positional_to_overrides(sys.argv[1:])]
+    from xray_exp.evaluate import alias_gate_override
+
+    argv = [sys.argv[0], *[alias_gate_override(a) for a in positional_to_overrides(sys.argv[1:])]]
     sys.argv = normalize_argv(CompareConfig, CONF_DIR, argv, shortcuts=False)
     main()

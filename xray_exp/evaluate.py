@@ -14,6 +14,7 @@ Returns `objective` (default <split>/map40) for sweepers. torch/ultralytics load
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -34,8 +35,13 @@ log = logging.getLogger("xray_exp.evaluate")
 
 
 def alias_model_override(args: list[str]) -> list[str]:
-    """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice)."""
-    return [f"weights={a[len('model='):]}" if a.startswith("model=") else a for a in args]
+    """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice);
+    `gate=X` -> `gate.model=X` (the classifier of the gate; gate.low, gate.high ... are its settings)."""
+    return [f"weights={a[len('model='):]}" if a.startswith("model=") else alias_gate_override(a) for a in args]
+
+
+def alias_gate_override(arg: str) -> str:
+    return f"gate.model={arg[len('gate='):]}" if arg.startswith("gate=") else arg
 
 
 def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
@@ -91,6 +97,10 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     if OmegaConf.is_missing(cfg, "weights"):
         raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
                           "models:/<name>@<alias>>")
+    if cfg.gate.model:  # the gate's settings are checked before any work
+        from xray_exp.evaluation.gated import gate_settings
+
+        gate_settings(cfg.gate, cfg.no_finding_class)
     data_yaml = offline_data_yaml(cfg)
     weights = resolve_model(cfg.weights, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
     from xray_exp.evaluation import evaluate_split
@@ -99,22 +109,107 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     imgsz, imgsz_source = evaluation_imgsz(cfg.imgsz, weights)
     print(f"imgsz {imgsz} ({imgsz_source})", flush=True)
     out_dir = Path(cfg.out_dir)
+    if classifier_task(weights):
+        return evaluate_classifier_model(cfg, weights, data_yaml, imgsz, out_dir)
+    gate, report_settings = None, {"imgsz from": imgsz_source}
+    if cfg.gate.model:
+        from xray_exp.evaluation.gated import prepare_gate
+
+        classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
+        pair = gated_pair(cfg, weights, classifier) if cfg.gate.register else None
+        gate = prepare_gate(cfg.gate, classifier, weights, data_yaml, cfg.split, imgsz,
+                            evaluation_metric_settings(cfg), device=cfg.device, out_dir=out_dir)
+        report_settings["gate"] = f"applied: {gate.describe()}"
+        print(f"gate applied: {gate.describe()}", flush=True)
     metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=imgsz, conf=cfg.conf, iou=cfg.iou,
                              tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
                              max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=evaluation_metric_settings(cfg),
-                             report_settings={"imgsz from": imgsz_source})
+                             report_settings=report_settings, transform=gate.apply if gate else None)
+    if gate:
+        from xray_exp.evaluation.gated import gate_counts
+
+        metrics.update(gate_counts(gate.last, cfg.split))
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(metrics_table(metrics))
+    if cfg.tracking.enabled:
+        log_evaluation(cfg, weights, imgsz, metrics, out_dir,
+                       (pair, gate, data_yaml) if gate is not None and pair is not None else None)
+    print(f"REPORT={out_dir / 'report.md'}", flush=True)
+    return metrics
+
+
+def onnx_beside(weights: Path) -> Path:
+    """The ONNX export of a .pt: best.onnx next to it (a run) or model.onnx (a registered model's folder)."""
+    for candidate in (weights.with_suffix(".onnx"), weights.parent / "model.onnx"):
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"{weights}: no ONNX export beside it (best.onnx / model.onnx). Fix: train with post.onnx=true "
+                     "or pass registered models (models:/...)")
+
+
+def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, Path, Path]:
+    """gate.register=true, checked before any prediction: the name `<detector>-gated` and both ONNX files."""
+    if not cfg.tracking.enabled:
+        raise ConfigError("gate.register=true needs tracking (tracking=local or server)")
+    name = cfg.gate.name
+    if not name:
+        if not str(cfg.weights).startswith("models:/"):
+            raise ConfigError("gate.register=true: give gate.name=<name> (or model=models:/<detector>@<alias>, "
+                              "registered as <detector>-gated)")
+        from xray_exp.mlops.registry import parse_models_uri
+
+        name = parse_models_uri(str(cfg.weights))[0] + "-gated"
+    return str(name), onnx_beside(weights), onnx_beside(classifier)
+
+
+def register_gated(cfg: DictConfig, tracker, pair, gate, data_yaml: Path, metrics: dict[str, float]) -> None:
+    """Log the detector + gate as one model and register it (the promotion rule on `<split>/map40`)."""
+    from xray_exp.evaluation.dataset import load_split
+    from xray_exp.yolo.predict import class_names, load_yolo
+
+    name, detector_onnx, classifier_onnx = pair
+    s = gate.settings
+    tracker.log_gated_model(detector_onnx, classifier_onnx, {"low": s.low, "high": s.high, "mode": s.mode,
+                            "no_finding_class": s.no_finding_class, "tuned_on": gate.tuned_on},
+                            dict(enumerate(class_names(load_yolo(detector_onnx)))), gate.imgsz,
+                            next(iter(load_split(data_yaml, cfg.split).images)).path)
+    objective = f"{cfg.split}/map40"
+    tracker.register(name, "development", str(cfg.gate.register_policy), objective, metrics.get(objective),
+                     "maximize", {"detector": str(cfg.weights), "classifier": str(cfg.gate.model)})
+
+
+def classifier_task(weights: Path) -> bool:
+    """Whether `weights` is a normal/abnormal classifier (task=classify) rather than a detector."""
+    from xray_exp.yolo.classify import model_task
+
+    return model_task(weights) == "classify"
+
+
+def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, imgsz: int, out_dir: Path):
+    """`model=<classifier>`: image-level metrics with intervals, calibration, report (no gate, no boxes)."""
+    from xray_exp.evaluation.classifier import evaluate_classifier
+    from xray_exp.evaluation.report import metrics_table
+
+    if cfg.gate.model:
+        raise ConfigError("gate= gates a detector's boxes; model= is a classifier. Fix: model=<detector>")
+    metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.classifier_threshold,
+                                  out_dir=out_dir, device=cfg.device, n_boot=cfg.n_boot, seed=cfg.ci_seed)
+    print(metrics_table(metrics))
+    print((out_dir / "report.md").read_text().split("## Summary")[1].split("![ROC]")[0].strip())
     if cfg.tracking.enabled:
         log_evaluation(cfg, weights, imgsz, metrics, out_dir)
     print(f"REPORT={out_dir / 'report.md'}", flush=True)
     return metrics
 
 
-REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries")
+REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries",
+                "probabilities.csv", "gate.json")
 
 
-def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path) -> None:
-    """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots."""
+def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path,
+                   gated=None) -> None:
+    """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots;
+    `gated` (pair, gate, data.yaml): also the detector + gate as one registered model."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
 
@@ -126,12 +221,19 @@ def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str
     keys = ("split", "conf", "iou", "tta", "match_iou", "decision_conf", "map40_method", "froc_hit",
             "no_finding_class", "n_boot", "ci_seed", "max_det")
     tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **{k: cfg[k] for k in keys},
-                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}))
+                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {})}))
     tracker.log_metrics(metrics)
     for name in REPORT_FILES:
         target = "report" if (out_dir / name).is_file() else f"report/{name}"
         tracker.log_artifact(out_dir / name, target)
+    if gated:
+        register_gated(cfg, tracker, *gated, metrics)
     tracker.end()
+    if gated and tracker.outcome().get("registration"):
+        from xray_exp.mlops.registry import describe_decision
+
+        print(f"registry: {describe_decision(tracker.outcome()['registration'])}", flush=True)
     if tracker.run_id:
         print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
 
@@ -142,6 +244,8 @@ def main(cfg: DictConfig) -> float:
     mode = HydraConfig.get().mode
     try:
         metrics = run_evaluation(cfg)
+        if cfg.objective not in metrics and f"{cfg.split}/brier" in metrics:  # a classifier: AUROC
+            return metrics[f"{cfg.split}/auroc"]
         if cfg.objective not in metrics:
             raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
         return metrics[cfg.objective]

@@ -25,7 +25,8 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # The service's import path (xray_exp/serve minus the demo-model builder, plus what it imports).
 SERVE_FILES = ("serve/", "sr/", "pacs/", "imaging.py", "dicom_", "pixel_scaling.py", "gdcm_plugin.py",
                "override_shortcuts.py", "detector.py", "registry.py", "errors.py", "__init__.py",
-               "ensembles/__init__.py", "ensembles/fusion.py", "ensembles/detector.py")
+               "ensembles/__init__.py", "ensembles/fusion.py", "ensembles/detector.py", "classifier.py",
+               "gated_detector.py", "gating/")
 # Declared but never imported: loaded by another package at run time.
 RUNTIME_ONLY = {
     "hydra-optuna-sweeper": "Hydra sweeper plugin", "hydra-ray-launcher": "Hydra launcher plugin",

@@ -6,6 +6,7 @@
     D.class_balance(data)                        # boxes per class and split; count="images": images per class
     D.box_stats(data)                            # per class: box sizes (relative and pixels), aspect, COCO buckets
     D.plot_class_balance(data); D.plot_box_sizes(data); D.plot_box_positions(data); D.plot_examples(data)
+    D.reader_agreement(data)                     # multi-reader sources: boxes by how many readers drew them
 
 Every function takes a data.yaml path or the DatasetTables that load_dataset returns (read the labels
 once for a large dataset). Boxes: `cls xc yc w h` normalised (polygon lines become their bounding box);
@@ -268,3 +269,20 @@ def plot_examples(data: str | Path | DatasetTables, split: str | None = None, n:
     fig.suptitle(f"Examples from {split}", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def reader_agreement(data) -> pd.DataFrame:
+    """Boxes per split by how many readers drew them (manifest.csv `box_readers`, written by
+    `python -m xray_exp.prepare` for multi-reader sources such as VinDr-CXR); empty without that column."""
+    tables = data if isinstance(data, DatasetTables) else load_dataset(data)
+    manifest = Path(tables.data_yaml).parent / "manifest.csv"
+    if not manifest.is_file():
+        return pd.DataFrame()
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    if "box_readers" not in frame.columns:
+        return pd.DataFrame()
+    rows = [{"split": r.split, "readers": int(n)} for r in frame.itertuples() for n in r.box_readers.split()]
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).value_counts(["split", "readers"]).unstack("readers", fill_value=0)
+    return table.rename(columns=lambda n: f"{n} reader{'s' if n != 1 else ''}")

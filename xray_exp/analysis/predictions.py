@@ -239,3 +239,19 @@ def plot_per_class(table: pd.DataFrame, columns: tuple[str, ...] = ("AP@0.4", "A
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def metrics_frame(result, split: str) -> pd.DataFrame:
+    """flat_metrics of an evaluation as a one-column table; an image-level metric the split cannot define
+    (AUROC, specificity without normal images) reads "n/a (no normal images in this split)", not NaN."""
+    from xray_exp.metrics import flat_metrics
+    from xray_exp.metrics.image_level import undefined_note
+
+    img = result.image_level
+    values: dict[str, object] = {}
+    for key, value in flat_metrics(result, split).items():
+        name = key.rpartition("/")[2].removesuffix("_ci_low").removesuffix("_ci_high")
+        note = undefined_note(name, img.n_normal, img.n_abnormal) if name in ("auroc", "sensitivity",
+                                                                                "specificity") else None
+        values[key] = note or value
+    return pd.Series(values, dtype=object).to_frame("value")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from xray_exp.config.schema import DatasetConfig, PathsConfig, TrackingConfig
+from xray_exp.config.schema import DatasetConfig, GateConfig, PathsConfig, TrackingConfig
 
 
 @dataclass
@@ -42,6 +42,7 @@ class ScoringConfig:
     progress: bool = True
     offline: bool = True
     out_dir: str = MISSING
+    gate: GateConfig = field(default_factory=GateConfig)  # gate=<classifier> (xray_exp.gating)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class EvaluateConfig(ScoringConfig):
     """`python -m xray_exp.evaluate`: one model (`model=` is stored as `weights`) on one split."""
 
     weights: str = MISSING  # a .pt / .onnx file or models:/<name>@<alias>
+    classifier_threshold: float = 0.5  # model=<classifier>: P(abnormal) >= this -> abnormal
     tta: bool = False
     tta_wbf_iou: float = 0.55
     gallery_size: int = 12

@@ -197,6 +197,48 @@ class PostConfig:
     parity_iou: float = 0.9
 
 
+class Task(StrEnum):
+    """`detect`: boxes (YOLO12 detection); `classify`: one normal/abnormal probability per image (YOLO12-cls,
+    trained on the detection dataset: an image with any box is `abnormal`; xray_exp.data.classify)."""
+
+    detect = "detect"
+    classify = "classify"
+
+
+class ClassifyLabels(StrEnum):
+    """`binary`: normal / abnormal (softmax over two classes). `multilabel` (one output per class) is not
+    offered: Ultralytics' classify head, loss and validator are single-label softmax (README)."""
+
+    binary = "binary"
+    multilabel = "multilabel"
+
+
+@dataclass
+class TaskConfig:
+    """What is trained (`task=detect|classify`). `labels`, `threshold`: the classifier's labels and operating
+    point (probability >= threshold -> abnormal: sensitivity/specificity)."""
+
+    name: Task = Task.detect
+    labels: ClassifyLabels = ClassifyLabels.binary
+    threshold: float = 0.5
+
+
+@dataclass
+class GateConfig:
+    """`gate=<classifier>` on evaluate and compare (xray_exp/conf/evaluate.yaml explains each key; the
+    evaluate/compare schemas in config/eval_schema.py hold it as `gate`)."""
+
+    model: str | None = None
+    low: float = 0.1
+    high: float = 0.9
+    mode: str = "multiply"  # multiply | suppress
+    tune: bool = False
+    imgsz: int | None = None
+    register: bool = False
+    name: str | None = None
+    register_policy: RegisterPolicy = RegisterPolicy.if_better
+
+
 @dataclass
 class ObjectiveConfig:
     """The metric `main()` returns (sweepers optimise it); e.g. test/mAP50-95, val/map40 (post.eval_splits),
@@ -241,6 +283,7 @@ class TrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     cv: CvConfig = field(default_factory=CvConfig)
     tags: list[str] = field(default_factory=list)
+    task: TaskConfig = field(default_factory=TaskConfig)
 
 
 

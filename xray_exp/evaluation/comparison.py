@@ -19,7 +19,7 @@ from pathlib import Path
 from xray_exp.errors import ModelError
 from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.pipeline import MetricSettings, score_predictions, split_groups
-from xray_exp.evaluation.predict import predict_split
+from xray_exp.evaluation.predict import SplitPredictions, predict_split
 from xray_exp.metrics.summary import EvaluationResult, metric_key
 
 
@@ -64,11 +64,20 @@ def _json_safe(row: dict) -> dict:
 def compare_models(models: list[dict], data_yaml: str | Path, split: str, settings: MetricSettings, *,
                    conf: float = 0.001, iou: float = 0.7, device: str | None = None, batch: int = 16,
                    max_det: int = 300) -> Comparison:
-    """Both models predict every image of `split`; each is scored, then the pair is compared."""
+    """Both models predict every image of `split`; each is scored, then the pair is compared. A model's
+    `transform` (a gate) changes its prediction records before scoring."""
     from xray_exp.metrics.paired import paired_comparison, verdict_line
 
-    outs = [predict_split(m["weights"], data_yaml, split, imgsz=m["imgsz"], conf=conf, iou=iou, device=device,
-                          batch=batch, max_det=max_det, progress=settings.progress) for m in models]
+    outs, done = [], {}
+    for m in models:  # the same weights at the same size predict once (a detector against itself gated)
+        key = (str(m["weights"]), m["imgsz"])
+        if key not in done:
+            done[key] = predict_split(m["weights"], data_yaml, split, imgsz=m["imgsz"], conf=conf, iou=iou,
+                                      device=device, batch=batch, max_det=max_det, progress=settings.progress)
+        out = done[key]
+        if m.get("transform") is not None:  # a classifier's gate (xray_exp.evaluation.gated)
+            out = SplitPredictions(out.names, m["transform"](out.preds), out.gts)
+        outs.append(out)
     ids = [[str(g["image_id"]) for g in out.gts] for out in outs]
     if ids[0] != ids[1]:
         raise ModelError("the two models were not scored on the same images")  # same split: cannot happen

@@ -97,18 +97,21 @@ def evaluate_split(weights, data_yaml: str | Path, split: str = "test", imgsz: i
                    iou: float = 0.7, tta: bool = False, out_dir: str | Path | None = None,
                    device: str | None = None, *, batch: int = 16, max_det: int = 300, wbf_iou: float = 0.55,
                    metrics: MetricSettings | None = None, prefix: str | None = None,
-                   settings_dir: str | Path | None = None, report_settings: dict | None = None
-                   ) -> dict[str, float]:
+                   settings_dir: str | Path | None = None, report_settings: dict | None = None,
+                   transform=None) -> dict[str, float]:
     """Flat metrics `{prefix}/<name>` (prefix defaults to the split name) with `_ci_low/_ci_high` for the
     headline metrics; the report goes to out_dir (None: no files).
 
     weights: .pt/.onnx path or a loaded Ultralytics model; conf/iou: the prediction confidence (keep it low
-    for AP) and NMS IoU; tta: add horizontal-flip predictions fused by WBF (`wbf_iou`).
+    for AP) and NMS IoU; tta: add horizontal-flip predictions fused by WBF (`wbf_iou`). `transform`: applied to
+    the prediction records before scoring (a classifier's gate, xray_exp.evaluation.gated).
     """
     settings = metrics or MetricSettings()
     out = predict_split(weights, data_yaml, split, imgsz=imgsz, conf=conf, iou=iou, tta=tta, device=device,
                         batch=batch, max_det=max_det, wbf_iou=wbf_iou, settings_dir=settings_dir,
                         progress=settings.progress)
+    if transform is not None:
+        out.preds = transform(out.preds)
     groups = split_groups(data_yaml, out)
     result = score_predictions(out, settings, groups)
     flat = flat_metrics(result, prefix=prefix or split, ci=confidence_intervals(result, settings))

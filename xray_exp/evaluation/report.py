@@ -24,6 +24,7 @@ import numpy as np
 from xray_exp.evaluation.exports import write_images_csv, write_predictions_csv, write_submission_csv
 from xray_exp.evaluation.gallery import render_gallery
 from xray_exp.evaluation.plots import plot_confusion, plot_froc, plot_pr_curves, plot_roc
+from xray_exp.metrics.image_level import undefined_note
 from xray_exp.metrics.summary import COUNT_METRICS, EvaluationResult
 
 
@@ -72,7 +73,11 @@ def _summary_rows(result: EvaluationResult, flat: Mapping[str, float]) -> list[l
         ("images (normal / abnormal)", f"{len(img.image_ids)} ({img.n_normal} / {img.n_abnormal})", ""),
         ("ground-truth boxes", int(det.instances.sum()), ""),
     ]
-    return [[label, value, ci(name) if name else ""] for label, value, name in rows]
+    out = []
+    for label, value, name in rows:  # AUROC / specificity of a split without normal images: said, not NaN
+        note = undefined_note(name, img.n_normal, img.n_abnormal) if name else None
+        out.append([label, note, ""] if note else [label, value, ci(name) if name else ""])
+    return out
 
 
 def _class_rows(result: EvaluationResult) -> list[list]:

@@ -73,3 +73,19 @@ def image_level_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], threshold
     specificity = float((~positive)[~abnormal].mean()) if (~abnormal).any() else float("nan")
     return ImageLevelResult(image_ids=ids, scores=scores, abnormal=abnormal, threshold=float(threshold),
                             auroc=auroc, sensitivity=sensitivity, specificity=specificity)
+
+
+NO_NORMAL_NOTE = "n/a (no normal images in this split)"
+NO_ABNORMAL_NOTE = "n/a (no abnormal images in this split)"
+
+
+def undefined_note(metric: str, n_normal: int, n_abnormal: int) -> str | None:
+    """What to show instead of NaN for an image-level metric the split cannot define: AUROC needs both kinds
+    of image, specificity normal ones, sensitivity abnormal ones. None when the metric is defined."""
+    needs_normal = metric in ("auroc", "specificity")
+    needs_abnormal = metric in ("auroc", "sensitivity")
+    if needs_normal and n_normal == 0:
+        return NO_NORMAL_NOTE
+    if needs_abnormal and n_abnormal == 0:
+        return NO_ABNORMAL_NOTE
+    return None

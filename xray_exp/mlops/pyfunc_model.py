@@ -21,7 +21,9 @@ import numpy as np
 
 PACKAGE = Path(__file__).resolve().parent.parent  # xray_exp/
 PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_pyfunc.py"
-SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py")  # the pyfunc imports
+CLS_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_cls_pyfunc.py"  # task=classify: {"abnormal": p}
+SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py",
+               "classifier.py", "mlops/__init__.py", "mlops/pyfunc_inputs.py")  # the pyfuncs import
 REQUIREMENTS = ("mlflow", "onnxruntime", "numpy", "pandas", "opencv-python-headless", "opencv-python", "pydicom")
 
 
@@ -39,6 +41,15 @@ def model_signature():
         params=ParamSchema([ParamSpec("conf", DataType.double, 0.25), ParamSpec("iou", DataType.double, 0.7),
                             ParamSpec("max_det", DataType.long, 300)]),
     )
+
+
+def classifier_signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec(DataType.binary)]),
+                          outputs=Schema([ColSpec(DataType.double, "abnormal"), ColSpec(DataType.long, "width"),
+                                          ColSpec(DataType.long, "height")]))
 
 
 def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
@@ -85,17 +96,21 @@ def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str
         code = Path(tmp) / "code" / "xray_exp"
         code.mkdir(parents=True)
         for name in SHARED_CODE:
+            (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE / name, code / name)
+        classify = event.get("task") == "classify"
+        output = ("abnormal: probability that the image shows any finding" if classify else
+                  "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels")
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(PYFUNC_CODE),
+                python_model=str(CLS_PYFUNC_CODE if classify else PYFUNC_CODE),
                 artifacts={"onnx": str(onnx), "pt": str(pt)},
                 code_paths=[str(code)],
-                signature=model_signature(),
+                signature=classifier_signature() if classify else model_signature(),
                 input_example=pd.DataFrame({"image": [example_png(event.get("example"))]}),
-                metadata={"names": names, "imgsz": imgsz, "task": "detect", "framework": "ultralytics-yolo12",
-                          "output": "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels"},
+                metadata={"names": names, "imgsz": imgsz, "task": "classify" if classify else "detect",
+                          "framework": "ultralytics-yolo12", "output": output},
                 pip_requirements=pip_requirements(),
             )
     return info.model_uri

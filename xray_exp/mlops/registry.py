@@ -156,7 +156,8 @@ def find_version(model_name: str, alias: str | None = None, tracking_uri: str | 
 
 def download_version(model_name: str, version: str, tracking_uri: str | None = None,
                      dst: str | Path | None = None) -> Path:
-    """Download one registered version; return its folder holding model.onnx and best.pt."""
+    """Download one registered version; return its folder holding model.onnx and best.pt (a gated pair:
+    detector.onnx, classifier.onnx and gate.json)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
@@ -171,7 +172,8 @@ def download_version(model_name: str, version: str, tracking_uri: str | None = N
     folder = local / "artifacts"
     if (folder / "ensemble.json").is_file():  # an ensemble (xray_exp.mlops.ensemble_model): members/*.onnx
         return folder
-    for needed in ("model.onnx", "best.pt"):
+    gated = (folder / "gate.json").exists()  # a detector + gate (<detector>-gated, xray_exp.mlops.gated_model)
+    for needed in ("detector.onnx", "classifier.onnx") if gated else ("model.onnx", "best.pt"):
         if not (folder / needed).exists():
             raise ModelError(f"registry: {model_name} v{version} has no {needed} (not logged by xray_exp?)")
     return folder

@@ -107,10 +107,18 @@ class Tracker:
             self._emit({"op": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path})
 
     def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int,
-                  example: str | Path | None = None) -> None:
-        """The pyfunc that answers findings (xray_exp.mlops.pyfunc_model); `example`: an image for the input example."""
+                  example: str | Path | None = None, task: str = "detect") -> None:
+        """The pyfunc that answers findings (xray_exp.mlops.pyfunc_model; `task=classify`: {"abnormal": p});
+        `example`: an image for the input example."""
         self._emit({"op": "model", "onnx": str(onnx_path), "pt": str(pt_path),
                     "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
+                    "example": str(example) if example else None, "task": task})
+
+    def log_gated_model(self, detector_onnx: str | Path, classifier_onnx: str | Path, gate: dict,
+                        names: dict[int, str], imgsz: int, example: str | Path | None = None) -> None:
+        """A detector and its gate as one pyfunc (xray_exp.mlops.gated_model), registered like any model."""
+        self._emit({"op": "model", "task": "gated", "detector": str(detector_onnx), "classifier": str(classifier_onnx),
+                    "gate": gate, "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
                     "example": str(example) if example else None})
 
     def log_ensemble_model(self, folder: str | Path, names: dict[int, str], example: str | Path | None = None) -> None:
@@ -234,6 +242,10 @@ class Tracker:
                 self.client.log_artifacts(self.run_id, str(path), event["artifact_path"])
             elif path.exists():
                 self.client.log_artifact(self.run_id, str(path), event["artifact_path"])
+        elif op == "model" and event.get("task") == "gated":  # a detector + its gate (xray_exp.mlops.gated_model)
+            from xray_exp.mlops.gated_model import log_gated_model
+
+            self.state["model_uri"] = log_gated_model(self.tracking_uri, self.run_id, event)
         elif op == "model":
             from xray_exp.mlops.pyfunc_model import log_onnx_model
 

@@ -93,6 +93,14 @@ class FusionConfig:
     method: FusionMethod = FusionMethod.wbf
     iou_thr: float = 0.4
     skip_box_thr: float = 0.0
+    min_readers: int = 1  # drop fused boxes fewer readers drew (xray_exp.prepare.readers)
+
+
+@dataclass
+class ReadersConfig:
+    """Readers whose boxes and reads are left out (VinDr-CXR: `readers.exclude=[R8,R9,R10]`)."""
+
+    exclude: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,6 +134,7 @@ class PrepareConfig:
     max_pixel_bytes: int = 48 * 1024 * 1024  # a decoded frame (w*h*samples*bytes); larger: image_too_large
     max_decompressed_bytes: int = 128 * 1024 * 1024  # an inflated Deflated DICOM / all frames' pixel bytes
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    readers: ReadersConfig = field(default_factory=ReadersConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     workers: int | None = None  # processes; null = the CPU cores this process may use
     strict: bool = False  # fail on the first problem instead of counting and skipping it

@@ -18,6 +18,7 @@ import numpy as np
 from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge
 from xray_exp.prepare.boxes import clip_box, resized_shape, scale_box, to_yolo_line
 from xray_exp.prepare.fusion import fuse_boxes
+from xray_exp.prepare.readers import keep_min_readers, reader_counts
 from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, Issue, RawBox
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -38,6 +39,7 @@ class ConvertTask:
     skip_box_thr: float = 0.0
     png_compression: int = 1
     limits: DecodeLimits = DEFAULT_LIMITS
+    min_readers: int = 1  # fusion.min_readers (xray_exp.prepare.readers)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ConvertResult:
     raw_boxes: int = 0
     clipped: int = 0
     dicom: dict = field(default_factory=dict)  # photometric, bits_stored
+    box_readers: list[int] = field(default_factory=list)  # readers who drew each kept box (label order)
+    dropped_min_readers: int = 0  # fused boxes fewer than min_readers readers drew
 
 
 def decode_source(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
@@ -132,6 +136,13 @@ def convert_image(task: ConvertTask) -> ConvertResult:
     fused = fuse_boxes(
         inside, task.readers, width, height, task.fusion_method, task.iou_thr, task.skip_box_thr
     )
+    n_readers = len(set(task.readers) | {r for _, _, r in inside})
+    fused, counts, result.dropped_min_readers = keep_min_readers(
+        fused, reader_counts(fused, inside, task.iou_thr), n_readers, task.min_readers
+    )
+    if result.dropped_min_readers and not fused:  # no finding kept: not a normal image, leave it out
+        return result
+    result.box_readers = counts
     out_w, out_h = resized_shape(width, height, task.longest_side)
     if (out_w, out_h) != (width, height):
         image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)

@@ -26,6 +26,7 @@ from xray_exp.prepare.convert import (
     convert_image,
     read_patient_id,
 )
+from xray_exp.prepare.readers import exclude_readers
 from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, ImageRecord, Issue, IssueLog, PrepareError
 from xray_exp.prepare.report import build_report, write_prepare_report
 from xray_exp.prepare.sources import DISCOVERS_CLASSES, load_source
@@ -46,6 +47,8 @@ def check_settings(cfg: PrepareConfig) -> None:
         problems.append(f"png_compression={cfg.png_compression} (0-9)")
     if not 0 < cfg.fusion.iou_thr <= 1:
         problems.append(f"fusion.iou_thr={cfg.fusion.iou_thr} (in (0, 1])")
+    if cfg.fusion.min_readers < 1:
+        problems.append(f"fusion.min_readers={cfg.fusion.min_readers} (>= 1)")
     if not 0 <= cfg.fusion.skip_box_thr <= 1:
         problems.append(f"fusion.skip_box_thr={cfg.fusion.skip_box_thr} (in [0, 1])")
     for key in ("train", "val"):
@@ -113,7 +116,9 @@ def processing_settings(cfg: PrepareConfig, source: Path) -> dict:
         "classes": list(cfg.dataset.classes),
         "longest_side": cfg.longest_side,
         "png_compression": cfg.png_compression,
-        "fusion": plain(cfg.fusion),
+        # min_readers / readers only when set: datasets prepared before they existed are not rebuilt
+        "fusion": {k: v for k, v in plain(cfg.fusion).items() if k != "min_readers" or v != 1},
+        **({"readers": plain(cfg.readers)} if cfg.readers.exclude else {}),
     }
 
 
@@ -129,6 +134,7 @@ def _entry(result: ConvertResult, record: ImageRecord, split: str, key: str) -> 
         "boxes": [[c, list(box)] for c, box in result.boxes],
         "raw_boxes": result.raw_boxes,
         "clipped": result.clipped,
+        "box_readers": result.box_readers,
         "dicom": result.dicom,
         "issues": [issue.to_dict() for issue in result.issues],
     }
@@ -161,8 +167,11 @@ def convert_all(
                     new.append(entry)
                 else:
                     failed += 1
-                    if all(i.kind == BOX_OUTSIDE for i in result.issues):
+                    if result.dropped_min_readers and not result.issues:
+                        issues.notes["images_below_min_readers"] += 1
+                    elif all(i.kind == BOX_OUTSIDE for i in result.issues):
                         issues.notes["images_without_usable_boxes"] += 1
+                issues.notes["boxes_below_min_readers"] += result.dropped_min_readers
                 issues.extend(result.issues)
         except BrokenProcessPool as exc:
             raise PrepareError(
@@ -183,7 +192,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     method = FusionMethod(cfg.fusion.method).value
     issues = IssueLog(strict=cfg.strict)
 
-    records = load_source(source, cfg.dataset, issues, cfg.split.seed)
+    records = exclude_readers(load_source(source, cfg.dataset, issues, cfg.split.seed), cfg.readers.exclude, issues)
     listed = len(records)
     if cfg.limit is not None and cfg.limit < len(records):
         records = sorted(random.Random(cfg.split.seed).sample(records, cfg.limit), key=lambda r: r.image_id)
@@ -236,6 +245,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
                 cfg.fusion.skip_box_thr,
                 cfg.png_compression,
                 decode_limits(cfg),
+                cfg.fusion.min_readers,
             )
             for r in todo
         ]

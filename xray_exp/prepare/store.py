@@ -118,11 +118,12 @@ class DatasetStore:
     def write_manifest(self, entries: list[dict], names: list[str]) -> Path:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["image_id", "patient_id", "split", "classes", "boxes", "source"])
+        writer.writerow(["image_id", "patient_id", "split", "classes", "boxes", "source", "box_readers"])
         for e in sorted(entries, key=lambda e: (SPLITS.index(e["split"]), e["image_id"])):
             classes = "|".join(names[c] for c in sorted({b[0] for b in e["boxes"]}))
             writer.writerow(
-                [e["image_id"], e["patient_id"], e["split"], classes, len(e["boxes"]), e["source"]]
+                [e["image_id"], e["patient_id"], e["split"], classes, len(e["boxes"]), e["source"],
+                 " ".join(str(n) for n in e.get("box_readers", []))]
             )
         path = self.root / "manifest.csv"
         atomic_write(path, buffer.getvalue().encode())

@@ -181,12 +181,14 @@ def start(cfg: DictConfig, run_dir: Path, overrides: list[str], *, fingerprint: 
     fingerprint, the config as params (without `leave_out`)."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
+    from xray_exp.runs.classify_run import registered_name, task_of
 
     tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
                       timeout_s=cfg.tracking.timeout_s)
+    # the `model` tag names what a sweep registers its best job as: yolo12n-cls for a classifier
     tracker.start(experiment, run_name, run_tags(cfg.paths.root, overrides, {
-        "mode": mode, "model": cfg.model.name, "dataset": cfg.dataset.name, "dataset.fingerprint": fingerprint,
-        **(tags or {})}))
+        "mode": mode, "model": registered_name(cfg, cfg.model.name), "task": task_of(cfg), "dataset": cfg.dataset.name,
+        "dataset.fingerprint": fingerprint, **(tags or {})}))
     tracker.log_params(flatten(config_params(cfg, leave_out)))
     return tracker
 
@@ -268,8 +270,13 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
 def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> None:
     """Log the model and register it under the run's name/alias (the rule: xray_exp.mlops.registry)."""
     cfg, info, tracker, target = run.cfg, run.info, run.tracker, run.registration
+    from xray_exp.runs.classify_run import task_of
+
     example = (info.splits.get("val") or [None])[0]
-    tracker.log_model(best.with_suffix(".onnx"), best, info.names, cfg.train.imgsz, example)
+    classify = task_of(cfg) == "classify"
+    names = {0: "abnormal", 1: "normal"} if classify else info.names
+    tracker.log_model(best.with_suffix(".onnx"), best, names, cfg.train.imgsz, example,
+                      task="classify" if classify else "detect")
     if target.deferred_to:
         tracker.set_tags({"registry.decision": target.deferred_to})
         return

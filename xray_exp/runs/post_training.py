@@ -64,6 +64,10 @@ def evaluation_settings(cfg: DictConfig) -> dict:
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str, float]:
     """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
+    from xray_exp.runs.classify_run import classify_post_training, task_of
+
+    if task_of(cfg) == "classify":
+        return classify_post_training(cfg, info, best, run_dir)
     from xray_exp.yolo.export import export_onnx, onnx_parity
     from xray_exp.yolo.predict import save_samples
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError
+from xray_exp.runs.classify_run import check_task, model_arch, registered_name, task_of, training_data
 from xray_exp.runs.lifecycle import (
     Parent,
     Registration,
@@ -44,6 +45,7 @@ def train_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent
         if not (run_dir / "weights" / "last.pt").is_file():
             raise ConfigError(f"resume: {run_dir / 'weights' / 'last.pt'} not found: the run never finished an "
                               "epoch; start it again.")
+    check_task(cfg)
     info = prepare(cfg, run_dir, resume, keep_failed_dir)
     from xray_exp.mlops.registry import registration_target
     from xray_exp.yolo.args import to_train_args
@@ -52,7 +54,7 @@ def train_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"
-    name, alias = registration_target(cfg.model.name, finetune)
+    name, alias = registration_target(registered_name(cfg, cfg.model.name), finetune)
     tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode=str(cfg.mode),
                     experiment=(parent and parent.experiment) or (cfg.tracking.finetune_experiment if finetune
                                                                   else cfg.tracking.experiment),
@@ -62,12 +64,13 @@ def train_run(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent
     last = run_dir / "weights" / "last.pt"
     if resume:
         trim_results_to_checkpoint(run_dir)
-    train_args = to_train_args(cfg, info.data_yaml, run_dir)
+    train_args = to_train_args(cfg, training_data(cfg, info), run_dir)
     apply_ultralytics_settings(ultralytics_dir(cfg) / "runs")
     registration = Registration(name, alias, {"mode": str(cfg.mode), **lineage},
                                 deferred_to=parent.registration_note if parent else None)
     with ended(tracker):
-        result = fit(cfg.model.arch, train_args, weights=weights, resume_from=last if resume else None,
-                     offline=cfg.offline, gray_loader=bool(cfg.hardware.gray_loader), epoch_log=epoch_log_of(tracker))
+        result = fit(model_arch(cfg), train_args, weights=weights, resume_from=last if resume else None,
+                     offline=cfg.offline, gray_loader=bool(cfg.hardware.gray_loader), epoch_log=epoch_log_of(tracker),
+                     task=task_of(cfg))
         summary = finish_run(Run(cfg, run_dir, info, tracker, t0, registration), result)
     return close_run(summary, tracker, run_dir)

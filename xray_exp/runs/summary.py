@@ -61,10 +61,19 @@ def metric_lines(m: dict[str, float], split: str) -> list[str]:
         ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
         return f"{label} {value:.4f}{ci}"
 
+    def image_shown(name: str, label: str) -> str:  # AUROC/spec without normal images: said, not NaN
+        from xray_exp.metrics.image_level import undefined_note
+
+        images, normal = m.get(f"{split}/images"), m.get(f"{split}/normal_images")
+        note = None if images is None or normal is None else undefined_note(name, int(normal), int(images - normal))
+        return f"{label} {note}" if note else shown(name, label)
+
     detection = (("mAP50", "mAP50"), ("mAP50-95", "mAP50-95"), ("map40", "mAP@0.4"), ("froc_mean", "FROC"))
     image = (("auroc", "AUROC"), ("sensitivity", "sens"), ("specificity", "spec"))
-    return [f" {split:<5} " + "  ".join(shown(n, label) for n, label in detection),
-            f" {'':<5} " + "  ".join(shown(n, label) for n, label in image)]
+    head = [f" {split:<5} " + "  ".join(shown(n, label) for n, label in detection)] if f"{split}/mAP50" in m else []
+    calibration = f"  {shown('brier', 'Brier')}" if f"{split}/brier" in m else ""
+    return [*head, f" {split if not head else '':<5} " + "  ".join(image_shown(n, label) for n, label in image)
+            + calibration]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -74,12 +83,19 @@ def print_summary(summary: dict[str, Any]) -> None:
     lines = [
         "", "=" * 72, f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
         f"{summary['epochs_run']} epochs)", "-" * 72,
-        *[line for split in ("test", "val") if f"{split}/mAP50" in m for line in metric_lines(m, split)],
+        *[line for split in ("test", "val") if f"{split}/mAP50" in m or f"{split}/auroc" in m
+          for line in metric_lines(m, split)],
+        f" Ultralytics' validator (val, best.pt): top-1 accuracy {m['ultralytics/val/accuracy_top1']:.4f}"
+        if "ultralytics/val/accuracy_top1" in m else
         f" Ultralytics' validator (val, best.pt): mAP50 {m.get('ultralytics/val/mAP50', float('nan')):.4f}   "
         f"mAP50-95 {m.get('ultralytics/val/mAP50-95', float('nan')):.4f}",
         f" objective {summary['objective']['metric']} = {summary['objective']['value']}",
     ]
-    if parity:
+    if parity and "max_abs_diff_prob_export" in parity:  # a classifier (task=classify)
+        lines.append(f" ONNX parity: max |P(abnormal)| diff {parity['max_abs_diff_prob_export']:.2e} (export), "
+                     f"{parity['max_abs_diff_prob_pipeline']:.2e} (torch-free pipeline) "
+                     f"-> {'PASS' if parity['passed'] else 'FAIL'}")
+    elif parity:
         lines.append(f" ONNX parity: max |box| diff {parity['max_abs_diff_box_px']:.2e} px, max |score| diff "
                      f"{parity['max_abs_diff_score']:.2e}, detections agree {parity['detection_agreement']:.1%} "
                      f"(of {parity['detections_compared']}) "

@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 
 from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector, is_ensemble_folder
 from xray_exp.errors import ModelError
+from xray_exp.gated_detector import GatedOnnxDetector, is_gated_folder
 from xray_exp.mlops.registry import parse_models_uri
 from xray_exp.serve.onnx_detector import OnnxDetector
 
@@ -116,17 +117,21 @@ def load_detector(
             raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:
             local_path, version = get_latest_model(name, alias=alias, tracking_uri=tracking_uri)
-            onnx_path = Path(local_path) if is_ensemble_folder(local_path) else find_onnx(Path(local_path))
+            folder = Path(local_path)
+            onnx_path = folder if is_ensemble_folder(folder) or is_gated_folder(folder) else find_onnx(folder)
         except Exception as exc:  # registry errors come in many types (mlflow, network, missing files)
             raise ModelUnavailable(f"registry model {spec} (alias {alias}) unavailable: {exc}") from exc
         source, version = "registry", str(version)
     else:
         local = Path(spec).expanduser()
-        onnx_path = local if is_ensemble_folder(local) else find_onnx(local)
+        onnx_path = local if is_ensemble_folder(local) or is_gated_folder(local) else find_onnx(local)
         name, alias, source = onnx_path.name, None, "file"
-        version = f"sha256:{file_digest(onnx_path / ENSEMBLE_FILE if onnx_path.is_dir() else onnx_path)}"
-    if onnx_path.is_dir():  # an ensemble: members x views fused, the same predict() as one detector
+        described_by = onnx_path / ENSEMBLE_FILE if is_ensemble_folder(onnx_path) else onnx_path / "gate.json"
+        version = f"sha256:{file_digest(described_by if onnx_path.is_dir() else onnx_path)}"
+    if onnx_path.is_dir() and is_ensemble_folder(onnx_path):  # members x views fused, the same predict()
         detector = EnsembleDetector(onnx_path, device=device, threads=threads)
+    elif onnx_path.is_dir():  # a detector + gate (<detector>-gated): the same interface
+        detector = GatedOnnxDetector(onnx_path, device=device, threads=threads)
     else:
         detector = OnnxDetector(onnx_path, device=device, threads=threads)
     info = ModelInfo(

@@ -29,6 +29,7 @@ ULTRALYTICS_BOX_KEYS = {
     "metrics/recall(B)": "recall",
     "metrics/mAP50(B)": "mAP50",
     "metrics/mAP50-95(B)": "mAP50-95",
+    "metrics/accuracy_top1": "accuracy_top1",  # task=classify
 }
 
 

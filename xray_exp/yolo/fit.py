@@ -67,15 +67,18 @@ def locate_weights(weights: str | Path, offline: bool = True) -> Path:
     return fetched.resolve()
 
 
-def build_model(arch: str, weights: str | Path | None = None, offline: bool = True):
+def build_model(arch: str, weights: str | Path | None = None, offline: bool = True, task: str = "detect"):
     """A YOLO12 model from its yaml (random init), or from a .pt: a local file or an Ultralytics asset name
-    (`yolo12n.pt`: COCO-pretrained, fetched when offline=false; see locate_weights)."""
+    (`yolo12n.pt`: COCO-pretrained, fetched when offline=false; see locate_weights). `task`: detect | classify
+    (arch: yolo12<scale>-cls.yaml, xray_exp.yolo.classify)."""
     from ultralytics import YOLO
 
     if weights:
         if Path(str(weights)).suffix != ".pt":
             raise ModelError(f"model.weights: {weights} is not a PyTorch .pt checkpoint")
-        return YOLO(str(locate_weights(weights, offline)), task="detect")
+        return YOLO(str(locate_weights(weights, offline)), task=task)
+    if task == "classify" and arch in [a.replace(".yaml", "-cls.yaml") for a in known_architectures()]:
+        return YOLO(arch, task="classify")
     if arch not in known_architectures():
         raise ModelError(f"model.arch: unknown architecture {arch!r}. Known: {', '.join(known_architectures())} "
                          "(choose with model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x).")
@@ -109,7 +112,8 @@ def resume_args(last: str | Path, train_args: dict[str, Any]) -> dict[str, Any]:
 def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = None,
         resume_from: str | Path | None = None, device: str | None = None, offline: bool = True,
         gray_loader: bool = True, epoch_log: EpochLog | None = None,
-        on_epoch: Callable[[Any, dict[str, float]], None] | None = None, ray_ranks: bool = False) -> FitResult:
+        on_epoch: Callable[[Any, dict[str, float]], None] | None = None, ray_ranks: bool = False,
+        task: str = "detect") -> FitResult:
     """The one Ultralytics training call of every engine: a new training from `arch`/`weights`, or the
     continuation of `resume_from` (a resumable last.pt).
 
@@ -118,19 +122,22 @@ def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = N
     class itself, see xray_exp.yolo.epochs). `on_epoch(trainer, metrics)`: an engine's own per-epoch report
     (Ray Tune / Ray Train), training epochs only. `ray_ranks`: join the process group Ray Train made
     (xray_exp.yolo.ray_trainer) instead of Ultralytics' own DDP. `gray_loader`: augment single-channel image
-    sets on one channel (xray_exp.yolo.trainer; same batches).
+    sets on one channel (xray_exp.yolo.trainer; same batches). `task=classify`: a YOLO12-cls classifier
+    (xray_exp.yolo.classify.XrayClassificationTrainer; `train_args["data"]` is its classify folder).
     """
     from xray_exp.yolo.epochs import epoch_log as epoch_log_env
     from xray_exp.yolo.epochs import epoch_metrics
 
     args = dict(train_args, device=device if device is not None else train_args["device"])
-    if ray_ranks:
+    if task == "classify":
+        from xray_exp.yolo.classify import XrayClassificationTrainer as trainer_class
+    elif ray_ranks:
         from xray_exp.yolo.ray_trainer import RayDetectionTrainer as trainer_class
     else:
         from xray_exp.yolo.trainer import XrayDetectionTrainer as trainer_class
     from xray_exp.yolo.trainer import gray_loader_env
 
-    model = build_model(arch, resume_from or weights, offline)
+    model = build_model(arch, resume_from or weights, offline, task)
     if on_epoch is not None:
         def report(trainer) -> None:
             if not trainer.in_final_eval:
