@@ -205,6 +205,28 @@ def test_service_serves_the_gated_pair_like_its_pyfunc(trained, gated_eval):
     )
 
 
+def test_predict_loads_the_registered_gated_pair(trained, gated_eval, tmp_path):
+    """`xray_exp.predict model=models:/det-gated@development` gates like the pair's pyfunc."""
+    import mlflow
+
+    from xray_exp.imaging import read_xray
+    from xray_exp.inference.predictor import load_predictor
+
+    store = f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}"
+    image = sorted((trained["root"] / "outputs" / ".cache").rglob("images/test/*.png"))[0]
+    mlflow.set_tracking_uri(store)
+    expected = (
+        mlflow.pyfunc.load_model("models:/det-gated@development").predict([str(image)], params={"conf": 0.001}).iloc[0]
+    )
+    predictor = load_predictor("models:/det-gated@development", conf=0.001, device="cpu", tracking_uri=store,
+                               cache_dir=tmp_path / "cache", output_dir=tmp_path)
+    got = predictor.predict(read_xray(image))
+    assert type(predictor.detector).__name__ == "GatedOnnxDetector" and predictor.identity.version == "1"
+    assert sorted(d.confidence for d in got) == pytest.approx(
+        sorted(f["confidence"] for f in expected["findings"]), abs=1e-4
+    )
+
+
 def test_compare_gated_against_plain_on_the_same_images(trained):
     det = trained["det"] / "weights" / "best.pt"
     proc = run_cli(

@@ -77,9 +77,10 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
     else:
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
     from xray_exp.ensembles.detector import is_ensemble_folder  # onnxruntime: imported once a model loads
+    from xray_exp.gated_detector import is_gated_folder
 
     folder = Path(folder)
-    if is_ensemble_folder(folder):  # a registered <model>-ensemble: members + fusion settings
+    if is_ensemble_folder(folder) or is_gated_folder(folder):  # <model>-ensemble, <detector>-gated
         return folder, ModelIdentity(name, str(version))
     return folder / "model.onnx", ModelIdentity(name, str(version))
 
@@ -122,9 +123,12 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
         )
     name = path.name
     from xray_exp.ensembles.detector import ENSEMBLE_FILE, is_ensemble_folder  # onnxruntime: a model loads next
+    from xray_exp.gated_detector import is_gated_folder
 
     if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)
         return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / ENSEMBLE_FILE)[:12]}")
+    if path.is_dir() and is_gated_folder(path):  # a detector + gate folder (detector/classifier ONNX, gate.json)
+        return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / 'gate.json')[:12]}")
     if path.is_dir():
         candidates = [path / n for n in ONNX_NAMES] + [path / n for n in RUN_WEIGHTS]
         found = next((c for c in candidates if c.is_file()), None)
@@ -159,10 +163,14 @@ def load_predictor(
         onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
     from xray_exp.detector import OnnxDetector
-    from xray_exp.ensembles.detector import EnsembleDetector
+    from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
+    from xray_exp.gated_detector import GatedOnnxDetector
 
     try:
-        detector = EnsembleDetector(onnx, device=device) if onnx.is_dir() else OnnxDetector(onnx, device=device)
+        if onnx.is_dir():
+            detector = (EnsembleDetector if is_ensemble_folder(onnx) else GatedOnnxDetector)(onnx, device=device)
+        else:
+            detector = OnnxDetector(onnx, device=device)
     except Exception as exc:  # onnxruntime raises its own types for a corrupt or foreign file
         raise ModelError(f"model={spec}: {onnx} is not a loadable YOLO detection ONNX model ({exc})") from exc
     log.info("model %s version %s from %s", identity.name, identity.version, onnx)
