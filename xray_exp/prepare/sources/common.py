@@ -141,7 +141,8 @@ def build_records(
     seed: int,
 ) -> list[ImageRecord]:
     """Listings + files -> records: boxed images, normal images as background, the rest left out (noted)."""
-    positives, negatives = [], []
+    positives: list[ImageRecord] = []
+    negatives: list[ImageRecord] = []
     for image_id in sorted(listings):
         listing = listings[image_id]
         path = files.get(image_id)
