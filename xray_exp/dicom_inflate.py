@@ -60,8 +60,8 @@ class DataElementWalk:
     def announced(self) -> ImageHeader:
         if "rows" not in self.image or "columns" not in self.image:
             raise ImageDecodeError("Deflated DICOM has pixel data before Rows/Columns")
-        get = self.image.get
-        return ImageHeader("dicom", get("columns"), get("rows"), get("frames", 1) or 1, get("samples", 1) or 1,
+        image, get = self.image, self.image.get
+        return ImageHeader("dicom", image["columns"], image["rows"], get("frames", 1) or 1, get("samples", 1) or 1,
                            get("bits", 16) or 16)
 
     def advance(self, buf: bytearray) -> None:

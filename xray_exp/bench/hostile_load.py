@@ -152,7 +152,7 @@ def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args, sec
 
         try:
             for proc in procs:
-                assert proc.stdout.readline().strip() == "ready"
+                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
             readers = [threading.Thread(target=drain, args=(p,), daemon=True) for p in procs]
             for reader in readers:
                 reader.start()

@@ -82,7 +82,7 @@ def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, 
             f"{data_yaml}: no train or val split to cross-validate. Fix: a data.yaml with "
             "`train:` (and `val:`) image folders or .txt lists; the test split stays held out."
         )
-    pool, names = [], None
+    pool, names = [], []  # `present` is not empty: names are the last split's
     for split in present:
         loaded = load_split(data_yaml, split)
         names = loaded.names
@@ -108,9 +108,9 @@ def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, 
     ids = [im.image_id for im in pool]
     patients = patient_groups(data_yaml, ids)
     known = patients is not None
+    patient_of = patients if patients is not None else ids  # unknown patients: each image is its own
     images = [
-        PoolImage(im.image_id, im.path, patients[i] if known else im.image_id, _class_ids(im.label_path))
-        for i, im in enumerate(pool)
+        PoolImage(im.image_id, im.path, patient_of[i], _class_ids(im.label_path)) for i, im in enumerate(pool)
     ]
     return images, list(names), known, test_entry, test_ids
 

@@ -146,7 +146,9 @@ class EnsembleDetector:
         boxes, scores, labels = self.fuse(sets, gray.shape[1], gray.shape[0], conf, max_det)
         timings["fusion"] = (time.perf_counter() - t0) * 1000
         detections = [
-            Detection(tuple(float(v) for v in b), float(s), int(c), self.names.get(int(c), str(int(c))))
-            for b, s, c in zip(boxes, scores, labels, strict=True)
+            Detection(
+                (float(x1), float(y1), float(x2), float(y2)), float(s), int(c), self.names.get(int(c), str(int(c)))
+            )
+            for (x1, y1, x2, y2), s, c in zip(boxes, scores, labels, strict=True)
         ]
         return detections, timings

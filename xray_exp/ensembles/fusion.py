@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4) xyxy pixels, scores (N,), labels (N,)
 METHODS = ("wbf", "nms", "soft_nms", "nmw")
@@ -131,9 +132,11 @@ def fuse(
     if sum(len(s[1]) for s in sets) == 0:
         return empty()
     scale = np.array([width, height, width, height], dtype=np.float64)
-    boxes = [np.clip(np.asarray(s[0], dtype=np.float64).reshape(-1, 4) / scale, 0.0, 1.0) for s in sets]
-    scores = [np.asarray(s[1], dtype=np.float64).reshape(-1) for s in sets]
-    labels = [np.asarray(s[2]).astype(np.int64).reshape(-1) for s in sets]
+    boxes: list[NDArray[np.float64]] = [
+        np.clip(np.asarray(s[0], dtype=np.float64).reshape(-1, 4) / scale, 0.0, 1.0) for s in sets
+    ]
+    scores: list[NDArray[np.float64]] = [np.asarray(s[1], dtype=np.float64).reshape(-1) for s in sets]
+    labels: list[NDArray[np.int64]] = [np.asarray(s[2]).astype(np.int64).reshape(-1) for s in sets]
     args = {"weights": list(weights) if weights is not None else None, "iou_thr": settings.iou_thr}
     with warnings.catch_warnings():  # zero-area boxes are dropped with a warning each
         warnings.simplefilter("ignore")
@@ -145,7 +148,9 @@ def fuse(
             out = ensemble_boxes.non_maximum_weighted(boxes, scores, labels, skip_box_thr=settings.skip_box_thr, **args)
         else:
             keep = [sc >= settings.skip_box_thr for sc in scores]
-            boxes, scores, labels = ([x[k] for x, k in zip(xs, keep, strict=True)] for xs in (boxes, scores, labels))
+            boxes = [b[k] for b, k in zip(boxes, keep, strict=True)]
+            scores = [sc[k] for sc, k in zip(scores, keep, strict=True)]
+            labels = [lb[k] for lb, k in zip(labels, keep, strict=True)]
             if sum(len(sc) for sc in scores) == 0:
                 return empty()
             if settings.method == "nms":

@@ -75,8 +75,8 @@ def read_cv(path: Path, group: int, weight: float, allow_missing: bool) -> tuple
         ) from exc
     if not (path / FOLDS_FILE).is_file():
         raise ConfigError(f"{path}: no {FOLDS_FILE}. Fix: point at a complete CV folder (outputs/cv/<name>)")
-    with (path / FOLDS_FILE).open(newline="") as f:
-        folds = {row["image"]: int(row["fold"]) for row in csv.DictReader(f)}
+    with (path / FOLDS_FILE).open(newline="") as handle:
+        folds = {row["image"]: int(row["fold"]) for row in csv.DictReader(handle)}
     by_fold = {int(r["fold"]): r for r in runs}
     bad = {f: by_fold.get(f, {}).get("status", "MISSING") for f in range(int(cv.get("folds", len(runs))))}
     bad = {f: s for f, s in bad.items() if s != "FINISHED" or not (by_fold[f].get("onnx") or by_fold[f].get("weights"))}
@@ -226,7 +226,7 @@ def parse_specs(
 
 def export_missing(members: list[Member], settings_dir: str | Path) -> list[str]:
     """Export every member that has a .pt only (Ultralytics seam; at its training size, static batch 1)."""
-    notes = []
+    notes: list[str] = []
     todo = [m for m in members if m.onnx is None]
     if not todo:
         return notes
@@ -237,6 +237,8 @@ def export_missing(members: list[Member], settings_dir: str | Path) -> list[str]
     from xray_exp.yolo.predict import trained_imgsz
 
     for m in todo:
+        if m.pt is None:  # every member is resolved with an ONNX file or weights
+            raise ModelError(f"member {m.name}: neither an ONNX file nor weights to export one from")
         size = trained_imgsz(m.pt)
         if size is None:
             raise ModelError(f"member {m.name}: {m.pt} records no training image size; export it by hand")

@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,7 +38,8 @@ def member_specs(cfg: DictConfig) -> list[str]:
 
 def fusion_settings(cfg: DictConfig) -> FusionSettings:
     try:
-        return FusionSettings(**OmegaConf.to_container(cfg.fusion, resolve=True))
+        # a DictConfig (FusionParams) becomes a dict with str keys; to_container's type covers lists and scalars too
+        return FusionSettings(**cast("dict[str, Any]", OmegaConf.to_container(cfg.fusion, resolve=True)))
     except ValueError as exc:
         raise ConfigError(f"{exc}. Fix: see python -m xray_exp.ensemble --cfg job") from exc
 

@@ -97,12 +97,14 @@ def oof_predictions(
         )
     images, ids = pool_images(cvs)
     index = {(m.group, m.fold): k for k, m in enumerate(members)}
-    members_of, kept = [], []
+    members_of: list[list[int]] = []
+    kept = []
     for image, image_id in zip(images, ids, strict=True):
         chosen = [index.get((cv.group, cv.folds[image_id])) for cv in cvs]
-        if None in chosen:  # its fold model is missing (allow_missing=true): no OOF prediction for it
+        found = [k for k in chosen if k is not None]
+        if len(found) < len(chosen):  # its fold model is missing (allow_missing=true): no OOF prediction for it
             continue
-        members_of.append(chosen)
+        members_of.append(found)
         kept.append(image)
     if not kept:
         raise ConfigError("no pool image has a fold model (every fold missing?)")

@@ -17,10 +17,14 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xray_exp.errors import DatasetError
 from xray_exp.imaging import decode_xray_bytes, sniff_format
 from xray_exp.inference.sources import Input
+
+if TYPE_CHECKING:
+    from xray_exp.detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +62,12 @@ def _finding(det) -> dict:
     }
 
 
-class _Det:
-    """A finding read back from the journal, shaped like a Detection (for SR and annotation on resume)."""
+def _journal_detection(finding: dict) -> Detection:
+    """A finding read back from the journal as a Detection (for SR and annotation on resume)."""
+    from xray_exp.detector import Detection
 
-    def __init__(self, finding: dict):
-        self.label, self.class_id = finding["label"], finding["class_id"]
-        self.confidence, self.box = finding["confidence"], tuple(finding["box"])
+    x1, y1, x2, y2 = finding["box"]
+    return Detection((x1, y1, x2, y2), finding["confidence"], finding["class_id"], finding["label"])
 
 
 def predict_one(item: Input, predictor, out_dir: Path, save_images: bool, sr, previous: dict | None) -> dict:
@@ -71,7 +75,7 @@ def predict_one(item: Input, predictor, out_dir: Path, save_images: bool, sr, pr
     data = item.path.read_bytes()
     kind = sniff_format(data)
     if previous is not None and "findings" in previous:
-        record, detections = dict(previous), [_Det(f) for f in previous["findings"]]
+        record, detections = dict(previous), [_journal_detection(f) for f in previous["findings"]]
         gray = None
     else:
         gray = decode_xray_bytes(data)

@@ -18,9 +18,15 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from xray_exp.errors import ModelError
 from xray_exp.sr.writer import ModelIdentity
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from xray_exp.detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +42,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ImageDetector(Protocol):
+    """What OnnxPredictor needs of its detector: xray_exp.detector.OnnxDetector or an EnsembleDetector."""
+
+    names: dict[int, str]
+
+    def predict(
+        self, gray: np.ndarray, conf: float = ..., iou: float = ..., max_det: int = ...
+    ) -> tuple[list[Detection], dict[str, float]]: ...
+
+
 @dataclass
 class OnnxPredictor:
     """An OnnxDetector with its thresholds and the identity a report names."""
 
-    detector: object
+    detector: ImageDetector
     identity: ModelIdentity
     path: Path
     conf: float = 0.25
@@ -53,7 +69,7 @@ class OnnxPredictor:
         names = self.detector.names
         self.classes = [names[i] for i in sorted(names)]
 
-    def predict(self, gray):
+    def predict(self, gray: np.ndarray) -> list[Detection]:
         """Detections (box in original pixels, confidence, class_id, label) for one uint8 image, best first."""
         return self.detector.predict(gray, conf=self.conf, iou=self.iou, max_det=self.max_det)[0]
 

@@ -261,8 +261,8 @@ def create_app(
         if model:
             model["uri"] = redact_uri(model["uri"])
         out = {**settings.public(), "model": model, "model_detail": holder.detail}
-        trusted = bool(settings.token) and credentials is not None and hmac.compare_digest(
-            credentials.credentials.encode(), settings.token.encode())
+        trusted = bool(settings.token and credentials is not None and hmac.compare_digest(
+            credentials.credentials.encode(), settings.token.encode()))
         return out if trusted else hide_server_paths(out)
 
     @app.get("/models", response_model=ModelsResponse, responses=errors(503))

@@ -45,7 +45,7 @@ class Analysis:
 class Analyses:
     """Analyses by (study, model name, model version), run one at a time in a background thread."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records: dict[tuple[str, str, str], Analysis] = {}
         self.lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyze")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import TypedDict
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -43,6 +44,14 @@ UNSUPPORTED = re.compile(
     r"not a png, jpeg or dicom",
     re.IGNORECASE,
 )
+
+
+class HttpLabels(TypedDict):
+    """The labels of the instrumentator's HTTP metrics (keyword arguments of its requests() and latency())."""
+
+    should_include_handler: bool
+    should_include_method: bool
+    should_include_status: bool
 
 
 def decode_failure_kind(status: int, message: str) -> str | None:
@@ -148,7 +157,7 @@ def instrument_http(app, metrics: ServiceMetrics) -> None:
     from prometheus_fastapi_instrumentator import metrics as http
 
     instrumentator = Instrumentator(excluded_handlers=["^/metrics$"], registry=metrics.registry)
-    labels = {"should_include_handler": True, "should_include_method": True, "should_include_status": True}
+    labels = HttpLabels(should_include_handler=True, should_include_method=True, should_include_status=True)
     instrumentator.add(http.requests(registry=metrics.registry, **labels))
     instrumentator.add(http.latency(buckets=HTTP_BUCKETS, registry=metrics.registry, **labels))
     instrumentator.instrument(app)

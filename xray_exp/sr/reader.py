@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from highdicom.sr import Comprehensive3DSR
+from highdicom.sr import Comprehensive3DSR, MeasurementReport
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
@@ -20,16 +20,22 @@ def read_sr_findings(sr: Dataset | str | Path) -> dict:
     """Boxes (x1, y1, x2, y2 from the polyline), finding codes, confidences and the summary statement."""
     dataset = sr if isinstance(sr, Dataset) else dcmread(str(sr))
     document = Comprehensive3DSR.from_dataset(dataset, copy=True)
+    report = document.content  # a MeasurementReport where the SR declares TID 1500, as xray_exp.sr.writer's do
+    if not isinstance(report, MeasurementReport):
+        raise ValueError("the SR is not a TID 1500 Measurement Report: not written by xray_exp.sr.writer")
     findings = []
-    for group in document.content.get_planar_roi_measurement_groups():
-        points = np.asarray(group.roi.value, dtype=np.float64)
+    for group in report.get_planar_roi_measurement_groups():
+        roi, finding = group.roi, group.finding_type
+        if roi is None or finding is None:  # xray_exp.sr.writer gives every finding both
+            raise ValueError("the SR has a finding without image region or finding type: not written by xray_exp.sr")
+        points = np.asarray(roi.value, dtype=np.float64)
         measurements = group.get_measurements(name=CONFIDENCE)
-        image = group.roi.ContentSequence[0].ReferencedSOPSequence[0]
+        image = roi.ContentSequence[0].ReferencedSOPSequence[0]
         findings.append(
             {
-                "label": group.finding_type.meaning,
-                "code": group.finding_type.value,
-                "scheme": group.finding_type.scheme_designator,
+                "label": finding.meaning,
+                "code": finding.value,
+                "scheme": finding.scheme_designator,
                 "confidence": float(measurements[0].value) / 100.0 if measurements else None,
                 "box": [
                     float(points[:, 0].min()),
@@ -42,7 +48,8 @@ def read_sr_findings(sr: Dataset | str | Path) -> dict:
             }
         )
     summary = None
-    for group in document.content.get_image_measurement_groups():
-        for evaluation in group.get_qualitative_evaluations(name=SUMMARY):
-            summary = evaluation.value.meaning
+    for image_group in report.get_image_measurement_groups():
+        for evaluation in image_group.get_qualitative_evaluations(name=SUMMARY):
+            # highdicom annotates QualitativeEvaluation.value as int | float; it returns the CodedConcept
+            summary = evaluation.value.meaning  # type: ignore[union-attr]
     return {"findings": findings, "summary": summary}

@@ -15,7 +15,7 @@ import re
 from copy import deepcopy
 
 from pydicom import config as pydicom_config
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.valuerep import validate_value
 
 from xray_exp.errors import XrayExpError
@@ -81,7 +81,7 @@ def evidence_header(source: Dataset) -> tuple[Dataset, list[str]]:
             "study. Fix: send the original file from the modality or PACS."
         )
     header = Dataset()
-    header.file_meta = deepcopy(getattr(source, "file_meta", Dataset()))
+    header.file_meta = deepcopy(getattr(source, "file_meta", FileMetaDataset()))
     for element in source:
         if element.tag.group in (0x7FE0,) or element.tag.is_private:
             continue  # pixel data and private tags are not evidence

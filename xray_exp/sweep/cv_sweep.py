@@ -175,7 +175,7 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
     status, summary = fold_state(run_dir)
     if status == "FINISHED":
         print(f"fold {fold}: finished before ({run_dir / 'summary.json'}): not retrained", flush=True)
-        value = (summary.get("objective") or {}).get("value")
+        value = ((summary or {}).get("objective") or {}).get("value")  # FINISHED comes with its summary
         return float("nan") if value is None else float(value)
     if parent is not None:
         parent = dataclasses.replace(

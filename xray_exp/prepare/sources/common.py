@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import SupportsFloat, SupportsIndex
 
 from xray_exp.prepare.config import SourceDatasetConfig
 from xray_exp.prepare.records import (
@@ -76,15 +77,18 @@ def image_id_of(name: str, ds: SourceDatasetConfig) -> str:
 
 
 def parse_box(
-    coords: dict[str, str], where: str, image_id: str, log: IssueLog, xywh: bool = False
+    coords: Mapping[str, object], where: str, image_id: str, log: IssueLog, xywh: bool = False
 ) -> tuple[float, float, float, float] | None:
-    """Four coordinate strings (x_min, y_min, x_max, y_max; or x, y, w, h) -> floats, or None with an issue.
+    """Four coordinates as read (strings, JSON numbers, or None where missing; x_min, y_min, x_max, y_max; or
+    x, y, w, h) -> floats, or None with an issue.
 
     `where` names the file and line for the message, e.g. "train.csv line 17".
     """
     values = []
     for name, text in coords.items():
         try:
+            if not isinstance(text, str | SupportsFloat | SupportsIndex):
+                raise TypeError(f"{type(text).__name__} is not a number")  # None, a list, ...: what float() refuses
             value = float(text)
         except (TypeError, ValueError):
             log.add(Issue(BAD_BOX, f"{where}: {name}={text!r} is not a number", image_id))
@@ -137,7 +141,8 @@ def build_records(
     seed: int,
 ) -> list[ImageRecord]:
     """Listings + files -> records: boxed images, normal images as background, the rest left out (noted)."""
-    positives, negatives = [], []
+    positives: list[ImageRecord] = []
+    negatives: list[ImageRecord] = []
     for image_id in sorted(listings):
         listing = listings[image_id]
         path = files.get(image_id)

@@ -62,9 +62,8 @@ def read_box_rows(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> tuple[d
             elif patient and patient != image.patient_id:
                 log.notes["patient_id_conflicts"] += 1  # the first row's patient is kept
             coords = {getattr(columns, key): row.get(getattr(columns, key)) for key in BOX_KEYS}
-            if all(not (value or "").strip() for value in coords.values()):
-                coords = None
-            marks.append(Mark(image_id, (row.get(columns.label) or "").strip(), coords, where))
+            boxed = any((value or "").strip() for value in coords.values())
+            marks.append(Mark(image_id, (row.get(columns.label) or "").strip(), coords if boxed else None, where))
     return images, marks
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -54,7 +55,7 @@ class Mark:
 
     image_id: str
     label: str
-    coords: dict[str, object] | None
+    coords: Mapping[str, object] | None
     where: str
     xywh: bool = False  # coords are x, y, w, h (COCO) instead of x_min, y_min, x_max, y_max
 
@@ -190,7 +191,8 @@ def export_records(
     """Boxed images and images without findings (background) whose file exists -> records; the rest noted."""
     listings = collect_boxes(images, marks, ds, log)
     patients = load_patients(source, ds)
-    positives, negatives = [], []
+    positives: list[ImageRecord] = []
+    negatives: list[ImageRecord] = []
     for image_id in sorted(images):
         image, listing = images[image_id], listings[image_id]
         if listing.boxes:
