@@ -62,8 +62,10 @@ def main() -> None:
         reqs = list(project["dependencies"]) + [r for e in extras for r in project["optional-dependencies"][e]]
         sizes = closure(reqs)
         top = sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
-        print(f"{role:<22} xray_exp[{','.join(extras)}]: {sum(sizes.values()) / 2**20:7.0f} MiB in "
-              f"{len(sizes)} distributions (largest: {', '.join(f'{k} {v / 2**20:.0f}' for k, v in top)})")
+        print(
+            f"{role:<22} xray_exp[{','.join(extras)}]: {sum(sizes.values()) / 2**20:7.0f} MiB in "
+            f"{len(sizes)} distributions (largest: {', '.join(f'{k} {v / 2**20:.0f}' for k, v in top)})"
+        )
 
 
 if __name__ == "__main__":

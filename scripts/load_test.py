@@ -223,14 +223,10 @@ def compare_backends(onnx: Path, pt: Path, images, repeats: int, conf: float, th
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running service on loopback (default: start one)")
     parser.add_argument("--model", type=Path, help="ONNX model (default: build the demo model)")
-    parser.add_argument(
-        "--pt", type=Path, help="the .pt for the PyTorch comparison (default: next to --model)"
-    )
+    parser.add_argument("--pt", type=Path, help="the .pt for the PyTorch comparison (default: next to --model)")
     parser.add_argument("--imgsz", type=int, default=320, help="demo model input size")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=30.0)
@@ -288,17 +284,18 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=30)
     if not args.no_compare and onnx is not None and pt is not None:
         print("timing ONNX Runtime vs PyTorch at batch 1 ...", flush=True)
-        report["onnx_vs_pytorch"] = compare_backends(
-            onnx, pt, images, args.repeats, args.conf or 0.25, args.threads
-        )
+        report["onnx_vs_pytorch"] = compare_backends(onnx, pt, images, args.repeats, args.conf or 0.25, args.threads)
 
     load = report["load"]
     print(json.dumps(report, indent=2))
     print(
         f"\nthroughput {load['throughput_rps']} req/s, p50 {load['latency_ms']['p50']} ms, "
         f"p95 {load['latency_ms']['p95']} ms, errors {load['errors']} / {load['requests']}"
-        + (f", server CPU {load['server_cpu_ms_per_request']} ms/request" if "server_cpu_ms_per_request" in load
-           else "")
+        + (
+            f", server CPU {load['server_cpu_ms_per_request']} ms/request"
+            if "server_cpu_ms_per_request" in load
+            else ""
+        )
     )
     if "onnx_vs_pytorch" in report:
         c = report["onnx_vs_pytorch"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the test suite: bash scripts/test.sh [--quick] [pytest args]
-# First, in seconds: `ruff check .` and `mypy` (pyproject's [tool.mypy]); a lint or type error stops everything.
+# First, in seconds: `ruff check .`, `ruff format --check .` and `mypy` (pyproject's [tool.mypy]); a lint or type error stops everything.
 # --quick: the unit tests only, for the edit loop (no root, no servers, browser, notebooks or trainings; under
 # 2 minutes on 2 cores): the files and folders in QUICK below, minus the tests marked integration, slow, serial
 # or cluster, on XRAY_TEST_WORKERS (default 2) pytest-xdist workers; pytest args after --quick are passed on.
@@ -24,8 +24,9 @@ if [ "${1:-}" = "--quick" ]; then
   shift
 fi
 bash scripts/setup.sh
-echo "ruff check . && mypy"
+echo "ruff check . && ruff format --check . && mypy"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 workers=${XRAY_TEST_WORKERS:-2}
 if [ "$quick" = 1 ]; then

@@ -48,9 +48,16 @@ class SimCluster:
         self.dir = state_dir
         self.workers = [f"w{i}" for i in range(1, workers + 1)]
         self.token = secrets.token_hex(16)
-        self.env = {**os.environ, "XRAY_SIM_PREFIX": self.prefix, "XRAY_SIM_SUBNET": self.subnet,
-                    "XRAY_SIM_DIR": str(state_dir), "XRAY_SIM_WORKERS": str(workers), "RAY": RAY,
-                    "RAY_AUTH_TOKEN": self.token, "PYTHONPATH": str(REPO)}
+        self.env = {
+            **os.environ,
+            "XRAY_SIM_PREFIX": self.prefix,
+            "XRAY_SIM_SUBNET": self.subnet,
+            "XRAY_SIM_DIR": str(state_dir),
+            "XRAY_SIM_WORKERS": str(workers),
+            "RAY": RAY,
+            "RAY_AUTH_TOKEN": self.token,
+            "PYTHONPATH": str(REPO),
+        }
         self.address = f"{self.subnet}.10:6379"
         self.job_address = f"http://{self.subnet}.10:8265"
 
@@ -67,8 +74,9 @@ class SimCluster:
         return f"{self.subnet}.10" if node == "head" else f"{self.subnet}.{10 + int(node[1:])}"
 
     def sim(self, *args: str, timeout: float = 180) -> str:
-        proc = subprocess.run(["bash", str(SCRIPT), *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"cluster_sim.sh {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
@@ -91,8 +99,9 @@ class SimCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def processes(self, node: str) -> list[str]:
-        pids = subprocess.run(["ip", "netns", "pids", f"{self.prefix}-{node}"], capture_output=True,
-                              text=True).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", f"{self.prefix}-{node}"], capture_output=True, text=True
+        ).stdout.split()
         lines = []
         for pid in pids:
             try:
@@ -113,8 +122,13 @@ class SimCluster:
     def driver(self, args: list[str], root: Path, log: Path) -> subprocess.Popen:
         """`python -m <args>` on the head host (the driver's node), output to `log`."""
         out = open(log, "w")
-        return subprocess.Popen(["bash", str(SCRIPT), "exec", "head", sys.executable, "-m", *args], cwd=REPO,
-                                env=self.driver_env(root), stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            ["bash", str(SCRIPT), "exec", "head", sys.executable, "-m", *args],
+            cwd=REPO,
+            env=self.driver_env(root),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_nodes(self, count: int, timeout: float = 90) -> None:
         """Until `count` nodes are alive (asked from the head host with the cluster's token)."""
@@ -122,12 +136,19 @@ class SimCluster:
         deadline = time.monotonic() + timeout
         env = {**self.env, "RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
         while True:
-            proc = subprocess.run(["bash", str(SCRIPT), "exec", "head", sys.executable, "-c", code], cwd=REPO,
-                                  env=env, capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(
+                ["bash", str(SCRIPT), "exec", "head", sys.executable, "-c", code],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             alive = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
             if alive == str(count):
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{alive or '?'} of {count} Ray nodes alive after {timeout} s: "
-                                   f"{proc.stderr[-2000:]}")
+                raise RuntimeError(
+                    f"{alive or '?'} of {count} Ray nodes alive after {timeout} s: {proc.stderr[-2000:]}"
+                )
             time.sleep(1)

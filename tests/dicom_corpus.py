@@ -88,8 +88,12 @@ def nih_dicom(kind: str) -> bytes:
 
     pixels = nih_png()[1]
     ds = pydicom.dcmread(io.BytesIO(small_dicom(pixels)))
-    plain = {"explicit": ExplicitVRLittleEndian, "implicit": ImplicitVRLittleEndian,
-             "big-endian": ExplicitVRBigEndian, "deflated": DeflatedExplicitVRLittleEndian}
+    plain = {
+        "explicit": ExplicitVRLittleEndian,
+        "implicit": ImplicitVRLittleEndian,
+        "big-endian": ExplicitVRBigEndian,
+        "deflated": DeflatedExplicitVRLittleEndian,
+    }
     if kind in plain:
         return small_dicom(pixels, syntax=plain[kind])
     if kind == "jpeg-baseline":  # libjpeg's (OpenCV's) codestream, encapsulated as it is
@@ -100,8 +104,12 @@ def nih_dicom(kind: str) -> bytes:
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         return buf.getvalue()
-    compress = {"rle": (RLELossless, {}), "jpeg-ls": (JPEGLSLossless, {}),
-                "j2k-lossless": (JPEG2000Lossless, {}), "j2k-lossy": (JPEG2000, {"j2k_cr": [20]})}
+    compress = {
+        "rle": (RLELossless, {}),
+        "jpeg-ls": (JPEGLSLossless, {}),
+        "j2k-lossless": (JPEG2000Lossless, {}),
+        "j2k-lossy": (JPEG2000, {"j2k_cr": [20]}),
+    }
     syntax, options = compress[kind]
     ds.compress(syntax, **options)
     buf = io.BytesIO()

@@ -33,8 +33,21 @@ register_configs()
 log = logging.getLogger("xray_exp.compare")
 
 
-HYDRA_FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                          "--config-dir", "-cd", "--info", "-i", "--experimental-rerun")
+HYDRA_FLAGS_WITH_VALUE = (
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+)
 
 
 def positional_to_overrides(args: list[str]) -> list[str]:
@@ -60,8 +73,10 @@ def resolve_candidate(spec: str, tracking_uri: str | None, cache_dir: str | Path
         for candidate in (path / "weights" / "best.pt", path / "best.pt", path / "weights" / "best.onnx"):
             if candidate.is_file():
                 return candidate, path.name
-        raise ModelError(f"{spec}: a folder without weights/best.pt. Fix: pass a run folder made by "
-                         "xray_exp.train, a .pt/.onnx file or a models:/<name>@<alias> URI.")
+        raise ModelError(
+            f"{spec}: a folder without weights/best.pt. Fix: pass a run folder made by "
+            "xray_exp.train, a .pt/.onnx file or a models:/<name>@<alias> URI."
+        )
     weights = resolve_model(str(path), tracking_uri, cache_dir)
     return weights, (weights.parent.parent.name if weights.parent.name == "weights" else weights.name)
 
@@ -77,8 +92,10 @@ def run_comparison(cfg: DictConfig) -> dict:
             cfg.b = cfg.a
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key):
-            raise ConfigError("two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
-                              "files or models:/ URIs)")
+            raise ConfigError(
+                "two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
+                "files or models:/ URIs)"
+            )
     from xray_exp.evaluate import evaluation_imgsz, evaluation_metric_settings, offline_data_yaml, resolve_model
 
     data_yaml = offline_data_yaml(cfg)
@@ -95,14 +112,32 @@ def run_comparison(cfg: DictConfig) -> dict:
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         b = models[1]
-        gate = prepare_gate(cfg.gate, classifier, b["weights"], data_yaml, cfg.split, b["imgsz"],
-                            evaluation_metric_settings(cfg), device=cfg.device, out_dir=Path(cfg.out_dir))
+        gate = prepare_gate(
+            cfg.gate,
+            classifier,
+            b["weights"],
+            data_yaml,
+            cfg.split,
+            b["imgsz"],
+            evaluation_metric_settings(cfg),
+            device=cfg.device,
+            out_dir=Path(cfg.out_dir),
+        )
         b["transform"], b["name"] = gate.apply, f"{b['name']} gated"
         print(f"gate applied to B: {gate.describe()}", flush=True)
     if models[0]["name"] == models[1]["name"]:
         models[0]["name"], models[1]["name"] = f"A ({models[0]['name']})", f"B ({models[1]['name']})"
-    comparison = compare_models(models, data_yaml, cfg.split, evaluation_metric_settings(cfg), conf=cfg.conf,
-                                iou=cfg.iou, device=cfg.device, batch=cfg.batch, max_det=cfg.max_det)
+    comparison = compare_models(
+        models,
+        data_yaml,
+        cfg.split,
+        evaluation_metric_settings(cfg),
+        conf=cfg.conf,
+        iou=cfg.iou,
+        device=cfg.device,
+        batch=cfg.batch,
+        max_det=cfg.max_det,
+    )
     out_dir = Path(cfg.out_dir)
     write_comparison(comparison, out_dir)
     print("\n".join(comparison.verdicts), flush=True)
@@ -119,15 +154,42 @@ def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
 
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     a, b = comparison.models
-    tracker.start(cfg.comparison_experiment, f"compare-{cfg.split}-{out_dir.name}",
-                  run_tags(cfg.paths.root, list(HydraConfig.get().overrides.task),
-                           {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name}))
-    keys = ("split", "conf", "iou", "match_iou", "decision_conf", "map40_method", "froc_hit", "no_finding_class",
-            "n_boot", "ci_seed", "ci_level", "max_det")
-    tracker.log_params(flatten({"a": a["spec"], "b": b["spec"], "a.imgsz": a["imgsz"], "b.imgsz": b["imgsz"],
-                                **{k: cfg[k] for k in keys},
-                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {})}))
+    tracker.start(
+        cfg.comparison_experiment,
+        f"compare-{cfg.split}-{out_dir.name}",
+        run_tags(
+            cfg.paths.root,
+            list(HydraConfig.get().overrides.task),
+            {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name},
+        ),
+    )
+    keys = (
+        "split",
+        "conf",
+        "iou",
+        "match_iou",
+        "decision_conf",
+        "map40_method",
+        "froc_hit",
+        "no_finding_class",
+        "n_boot",
+        "ci_seed",
+        "ci_level",
+        "max_det",
+    )
+    tracker.log_params(
+        flatten(
+            {
+                "a": a["spec"],
+                "b": b["spec"],
+                "a.imgsz": a["imgsz"],
+                "b.imgsz": b["imgsz"],
+                **{k: cfg[k] for k in keys},
+                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
+            }
+        )
+    )
     tracker.log_metrics(comparison.flat())
     tracker.log_artifact(out_dir / "report.md", "report")
     tracker.log_artifact(out_dir / "comparison.json", "report")

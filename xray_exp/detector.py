@@ -68,9 +68,7 @@ def parse_metadata(meta: dict[str, str]) -> dict:
     except (ValueError, SyntaxError):
         export_args = {}
     # end-to-end output (1, N, 6) = x1, y1, x2, y2, conf, class: NMS-free heads, or NMS baked in (nms=True)
-    out["end2end"] = str(meta.get("end2end", "False")).strip().lower() == "true" or bool(
-        export_args.get("nms")
-    )
+    out["end2end"] = str(meta.get("end2end", "False")).strip().lower() == "true" or bool(export_args.get("nms"))
     for key in ("task", "version", "description", "date"):
         if key in meta:
             out[key] = meta[key]
@@ -123,9 +121,7 @@ def letterbox(image: np.ndarray, new_hw: tuple[int, int], stride: int = 32, auto
     return image, Letterbox(input_hw, (h, w), (rw / w, rh / h), pad)
 
 
-def nms(
-    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None
-) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
     """Greedy NMS like torchvision.ops.nms: indices kept, by descending score (ties: lower index first);
     drops IoU > threshold. Stops after `max_keep` boxes (the same first boxes, found sooner)."""
     order = np.argsort(-scores, kind="stable")
@@ -268,5 +264,12 @@ class OnnxDetector:
 
 def findings(detections: list[Detection]) -> list[dict]:
     """Detections as plain findings: label, confidence and box (x1, y1, x2, y2 in original pixels)."""
-    return [{"label": d.label, "class_id": d.class_id, "confidence": round(d.confidence, 6),
-             "box": [round(v, 2) for v in d.box]} for d in detections]
+    return [
+        {
+            "label": d.label,
+            "class_id": d.class_id,
+            "confidence": round(d.confidence, 6),
+            "box": [round(v, 2) for v in d.box],
+        }
+        for d in detections
+    ]

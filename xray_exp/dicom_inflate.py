@@ -32,8 +32,13 @@ MAX_OUT_OF_ORDER = 64
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-IMAGE_TAGS = {0x00280002: "samples", 0x00280008: "frames", 0x00280010: "rows", 0x00280011: "columns",
-              0x00280100: "bits"}
+IMAGE_TAGS = {
+    0x00280002: "samples",
+    0x00280008: "frames",
+    0x00280010: "rows",
+    0x00280011: "columns",
+    0x00280100: "bits",
+}
 
 
 class DecodeTimeout(ImageDecodeError):
@@ -61,8 +66,14 @@ class DataElementWalk:
         if "rows" not in self.image or "columns" not in self.image:
             raise ImageDecodeError("Deflated DICOM has pixel data before Rows/Columns")
         image, get = self.image, self.image.get
-        return ImageHeader("dicom", image["columns"], image["rows"], get("frames", 1) or 1, get("samples", 1) or 1,
-                           get("bits", 16) or 16)
+        return ImageHeader(
+            "dicom",
+            image["columns"],
+            image["rows"],
+            get("frames", 1) or 1,
+            get("samples", 1) or 1,
+            get("bits", 16) or 16,
+        )
 
     def advance(self, buf: bytearray) -> None:
         """Read every element header that `buf` holds completely; raise at the first one over a limit."""
@@ -119,8 +130,10 @@ class DataElementWalk:
             if tag <= self.last_tag:
                 self.out_of_order += 1
                 if self.out_of_order > MAX_OUT_OF_ORDER:
-                    raise ImageTooLarge(f"DICOM data set has more than {MAX_OUT_OF_ORDER} data elements out of "
-                                        "tag order (a flood of data elements?)")
+                    raise ImageTooLarge(
+                        f"DICOM data set has more than {MAX_OUT_OF_ORDER} data elements out of "
+                        "tag order (a flood of data elements?)"
+                    )
             self.last_tag = max(self.last_tag, tag)
 
     def _spend(self, tag: int, size: int) -> None:
@@ -174,8 +187,10 @@ def inflate_announced(
         walk.advance(out)
         if len(out) > min(walk.bound(), limits.max_decompressed_bytes):
             limit = limits.max_decompressed_bytes
-            raise ImageTooLarge(f"Deflated DICOM inflates to more than its header allows (the limit is "
-                                f"{min(walk.bound(), limit)} bytes; decompressed-bytes limit {limit})")
+            raise ImageTooLarge(
+                f"Deflated DICOM inflates to more than its header allows (the limit is "
+                f"{min(walk.bound(), limit)} bytes; decompressed-bytes limit {limit})"
+            )
         if limits.deadline is not None and time.monotonic() > limits.deadline:
             raise DecodeTimeout("inflating the Deflated DICOM took longer than the time limit")
         if stop_at_pixels and walk.pixel_element is not None and len(out) >= walk.pixel_element:

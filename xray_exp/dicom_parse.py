@@ -85,8 +85,9 @@ def read_deflated(data: bytes, body_at: int, meta, limits: DecodeLimits, stop_be
     if walk.pixel_value is not None and not stop_before_pixels:
         start, length = walk.pixel_value
         if start + length > len(body):
-            raise ImageDecodeError(f"Deflated DICOM is truncated: pixel data of {length} bytes, "
-                                   f"{max(0, len(body) - start)} present")
+            raise ImageDecodeError(
+                f"Deflated DICOM is truncated: pixel data of {length} bytes, {max(0, len(body) - start)} present"
+            )
         plain.PixelData = memoryview(body)[start : start + length]
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     dataset = FileDataset(None, plain, preamble=data[:128], file_meta=meta)

@@ -33,8 +33,15 @@ from xray_exp.imaging import (
     probe_jpeg,
 )
 
-__all__ = ["DecodeTimeout", "decode_dicom_bytes", "dicom_header", "dicom_to_uint8", "first_frame", "probe_dicom",
-           "read_dataset"]
+__all__ = [
+    "DecodeTimeout",
+    "decode_dicom_bytes",
+    "dicom_header",
+    "dicom_to_uint8",
+    "first_frame",
+    "probe_dicom",
+    "read_dataset",
+]
 
 RLE_SYNTAX = "1.2.840.10008.1.2.5"
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")

@@ -36,7 +36,7 @@ ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
 
 def alias_tune_override(args: list[str]) -> list[str]:
     """`tune=X` -> `tuning=X` (xray_exp/conf/tune/ is Ray Tune's config group: Hydra would read it as its choice)."""
-    return [f"tuning={a[len('tune='):]}" if a.startswith("tune=") else a for a in args]
+    return [f"tuning={a[len('tune=') :]}" if a.startswith("tune=") else a for a in args]
 
 
 def remove_if_untouched(out_dir: Path) -> None:

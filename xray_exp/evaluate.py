@@ -37,11 +37,11 @@ log = logging.getLogger("xray_exp.evaluate")
 def alias_model_override(args: list[str]) -> list[str]:
     """`model=X` -> `weights=X` (xray_exp/conf/model/ is a config group: Hydra would read `model=` as its choice);
     `gate=X` -> `gate.model=X` (the classifier of the gate; gate.low, gate.high ... are its settings)."""
-    return [f"weights={a[len('model='):]}" if a.startswith("model=") else alias_gate_override(a) for a in args]
+    return [f"weights={a[len('model=') :]}" if a.startswith("model=") else alias_gate_override(a) for a in args]
 
 
 def alias_gate_override(arg: str) -> str:
-    return f"gate.model={arg[len('gate='):]}" if arg.startswith("gate=") else arg
+    return f"gate.model={arg[len('gate=') :]}" if arg.startswith("gate=") else arg
 
 
 def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
@@ -52,8 +52,10 @@ def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path)
         return Path(resolve_weights(str(weights), tracking_uri, Path(cache_dir) / "registry")[0])
     path = Path(str(weights)).expanduser().resolve()
     if not path.is_file():
-        raise ModelError(f"model={weights}: file {path} not found. Fix: pass a .pt/.onnx file or a "
-                         "models:/<name>@<alias> registry URI.")
+        raise ModelError(
+            f"model={weights}: file {path} not found. Fix: pass a .pt/.onnx file or a "
+            "models:/<name>@<alias> registry URI."
+        )
     return path
 
 
@@ -95,8 +97,9 @@ def offline_data_yaml(cfg: DictConfig) -> Path:
 def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     """Resolve data and weights, evaluate, write the report; return the flat metrics."""
     if OmegaConf.is_missing(cfg, "weights"):
-        raise ConfigError("no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | "
-                          "models:/<name>@<alias>>")
+        raise ConfigError(
+            "no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | models:/<name>@<alias>>"
+        )
     if cfg.gate.model:  # the gate's settings are checked before any work
         from xray_exp.evaluation.gated import gate_settings
 
@@ -117,14 +120,36 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         pair = gated_pair(cfg, weights, classifier) if cfg.gate.register else None
-        gate = prepare_gate(cfg.gate, classifier, weights, data_yaml, cfg.split, imgsz,
-                            evaluation_metric_settings(cfg), device=cfg.device, out_dir=out_dir)
+        gate = prepare_gate(
+            cfg.gate,
+            classifier,
+            weights,
+            data_yaml,
+            cfg.split,
+            imgsz,
+            evaluation_metric_settings(cfg),
+            device=cfg.device,
+            out_dir=out_dir,
+        )
         report_settings["gate"] = f"applied: {gate.describe()}"
         print(f"gate applied: {gate.describe()}", flush=True)
-    metrics = evaluate_split(weights, data_yaml, cfg.split, imgsz=imgsz, conf=cfg.conf, iou=cfg.iou,
-                             tta=cfg.tta, out_dir=out_dir, device=cfg.device, batch=cfg.batch,
-                             max_det=cfg.max_det, wbf_iou=cfg.tta_wbf_iou, metrics=evaluation_metric_settings(cfg),
-                             report_settings=report_settings, transform=gate.apply if gate else None)
+    metrics = evaluate_split(
+        weights,
+        data_yaml,
+        cfg.split,
+        imgsz=imgsz,
+        conf=cfg.conf,
+        iou=cfg.iou,
+        tta=cfg.tta,
+        out_dir=out_dir,
+        device=cfg.device,
+        batch=cfg.batch,
+        max_det=cfg.max_det,
+        wbf_iou=cfg.tta_wbf_iou,
+        metrics=evaluation_metric_settings(cfg),
+        report_settings=report_settings,
+        transform=gate.apply if gate else None,
+    )
     if gate:
         from xray_exp.evaluation.gated import gate_counts
 
@@ -132,8 +157,14 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
-        log_evaluation(cfg, weights, imgsz, metrics, out_dir,
-                       (pair, gate, data_yaml) if gate is not None and pair is not None else None)
+        log_evaluation(
+            cfg,
+            weights,
+            imgsz,
+            metrics,
+            out_dir,
+            (pair, gate, data_yaml) if gate is not None and pair is not None else None,
+        )
     print(f"REPORT={out_dir / 'report.md'}", flush=True)
     return metrics
 
@@ -143,8 +174,10 @@ def onnx_beside(weights: Path) -> Path:
     for candidate in (weights.with_suffix(".onnx"), weights.parent / "model.onnx"):
         if candidate.is_file():
             return candidate
-    raise ModelError(f"{weights}: no ONNX export beside it (best.onnx / model.onnx). Fix: train with post.onnx=true "
-                     "or pass registered models (models:/...)")
+    raise ModelError(
+        f"{weights}: no ONNX export beside it (best.onnx / model.onnx). Fix: train with post.onnx=true "
+        "or pass registered models (models:/...)"
+    )
 
 
 def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, Path, Path]:
@@ -154,8 +187,10 @@ def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, P
     name = cfg.gate.name
     if not name:
         if not str(cfg.weights).startswith("models:/"):
-            raise ConfigError("gate.register=true: give gate.name=<name> (or model=models:/<detector>@<alias>, "
-                              "registered as <detector>-gated)")
+            raise ConfigError(
+                "gate.register=true: give gate.name=<name> (or model=models:/<detector>@<alias>, "
+                "registered as <detector>-gated)"
+            )
         from xray_exp.mlops.registry import parse_models_uri
 
         name = parse_models_uri(str(cfg.weights))[0] + "-gated"
@@ -169,13 +204,30 @@ def register_gated(cfg: DictConfig, tracker, pair, gate, data_yaml: Path, metric
 
     name, detector_onnx, classifier_onnx = pair
     s = gate.settings
-    tracker.log_gated_model(detector_onnx, classifier_onnx, {"low": s.low, "high": s.high, "mode": s.mode,
-                            "no_finding_class": s.no_finding_class, "tuned_on": gate.tuned_on},
-                            dict(enumerate(class_names(load_yolo(detector_onnx)))), gate.imgsz,
-                            next(iter(load_split(data_yaml, cfg.split).images)).path)
+    tracker.log_gated_model(
+        detector_onnx,
+        classifier_onnx,
+        {
+            "low": s.low,
+            "high": s.high,
+            "mode": s.mode,
+            "no_finding_class": s.no_finding_class,
+            "tuned_on": gate.tuned_on,
+        },
+        dict(enumerate(class_names(load_yolo(detector_onnx)))),
+        gate.imgsz,
+        next(iter(load_split(data_yaml, cfg.split).images)).path,
+    )
     objective = f"{cfg.split}/map40"
-    tracker.register(name, "development", str(cfg.gate.register_policy), objective, metrics.get(objective),
-                     "maximize", {"detector": str(cfg.weights), "classifier": str(cfg.gate.model)})
+    tracker.register(
+        name,
+        "development",
+        str(cfg.gate.register_policy),
+        objective,
+        metrics.get(objective),
+        "maximize",
+        {"detector": str(cfg.weights), "classifier": str(cfg.gate.model)},
+    )
 
 
 def classifier_task(weights: Path) -> bool:
@@ -192,8 +244,17 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
 
     if cfg.gate.model:
         raise ConfigError("gate= gates a detector's boxes; model= is a classifier. Fix: model=<detector>")
-    metrics = evaluate_classifier(weights, data_yaml, cfg.split, imgsz=imgsz, threshold=cfg.classifier_threshold,
-                                  out_dir=out_dir, device=cfg.device, n_boot=cfg.n_boot, seed=cfg.ci_seed)
+    metrics = evaluate_classifier(
+        weights,
+        data_yaml,
+        cfg.split,
+        imgsz=imgsz,
+        threshold=cfg.classifier_threshold,
+        out_dir=out_dir,
+        device=cfg.device,
+        n_boot=cfg.n_boot,
+        seed=cfg.ci_seed,
+    )
     print(metrics_table(metrics))
     print((out_dir / "report.md").read_text().split("## Summary")[1].split("![ROC]")[0].strip())
     if cfg.tracking.enabled:
@@ -202,12 +263,22 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
     return metrics
 
 
-REPORT_FILES = ("report.md", "metrics.json", "predictions.csv", "images.csv", "submission.csv", "plots", "galleries",
-                "probabilities.csv", "gate.json")
+REPORT_FILES = (
+    "report.md",
+    "metrics.json",
+    "predictions.csv",
+    "images.csv",
+    "submission.csv",
+    "plots",
+    "galleries",
+    "probabilities.csv",
+    "gate.json",
+)
 
 
-def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path,
-                   gated=None) -> None:
+def log_evaluation(
+    cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path, gated=None
+) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots;
     `gated` (pair, gate, data.yaml): also the detector + gate as one registered model."""
     from xray_exp.mlops.run_tags import flatten, run_tags
@@ -215,14 +286,45 @@ def log_evaluation(cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str
 
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     overrides = list(HydraConfig.get().overrides.task)
-    tracker.start(cfg.evaluation_experiment, f"eval-{cfg.split}-{out_dir.name}",
-                  run_tags(cfg.paths.root, overrides, {"weights": str(cfg.weights), "weights.path": str(weights),
-                                                       "split": cfg.split, "dataset": cfg.dataset.name}))
-    keys = ("split", "conf", "iou", "tta", "match_iou", "decision_conf", "map40_method", "froc_hit",
-            "no_finding_class", "n_boot", "ci_seed", "max_det")
-    tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **{k: cfg[k] for k in keys},
-                                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {})}))
+    tracker.start(
+        cfg.evaluation_experiment,
+        f"eval-{cfg.split}-{out_dir.name}",
+        run_tags(
+            cfg.paths.root,
+            overrides,
+            {
+                "weights": str(cfg.weights),
+                "weights.path": str(weights),
+                "split": cfg.split,
+                "dataset": cfg.dataset.name,
+            },
+        ),
+    )
+    keys = (
+        "split",
+        "conf",
+        "iou",
+        "tta",
+        "match_iou",
+        "decision_conf",
+        "map40_method",
+        "froc_hit",
+        "no_finding_class",
+        "n_boot",
+        "ci_seed",
+        "max_det",
+    )
+    tracker.log_params(
+        flatten(
+            {
+                "weights": str(cfg.weights),
+                "imgsz": imgsz,
+                **{k: cfg[k] for k in keys},
+                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
+            }
+        )
+    )
     tracker.log_metrics(metrics)
     for name in REPORT_FILES:
         target = "report" if (out_dir / name).is_file() else f"report/{name}"

@@ -35,26 +35,37 @@ class GatedOnnxDetector:
         self.detector = OnnxDetector(folder / "detector.onnx", device=device, threads=threads)
         self.classifier = OnnxClassifier(folder / "classifier.onnx", device=device)
         gate = json.loads((folder / "gate.json").read_text())
-        self.gate = GateSettings(low=gate["low"], high=gate["high"], mode=gate["mode"],
-                                 no_finding_class=gate.get("no_finding_class"))
+        self.gate = GateSettings(
+            low=gate["low"], high=gate["high"], mode=gate["mode"], no_finding_class=gate.get("no_finding_class")
+        )
         self.path, self.names, self.imgsz = folder, self.detector.names, self.detector.imgsz
         self.providers = self.detector.providers
         description = self.detector.metadata.get("description", "").strip()
         self.metadata = {**self.detector.metadata, "description": f"{description} gated ({self.gate.describe()})"}
         self.last_probability: float | None = None
 
-    def predict(self, gray: np.ndarray, conf: float = 0.25, iou: float = 0.7, max_det: int = 300
-                ) -> tuple[list[Detection], dict[str, float]]:
+    def predict(
+        self, gray: np.ndarray, conf: float = 0.25, iou: float = 0.7, max_det: int = 300
+    ) -> tuple[list[Detection], dict[str, float]]:
         detections, timings = self.detector.predict(gray, conf=conf, iou=iou, max_det=max_det)
         t0 = time.perf_counter()
         p = self.classifier.abnormal_probability(gray)
-        gated = gate_record({"image_id": "", "boxes": [d.box for d in detections],
-                             "scores": [d.confidence for d in detections],
-                             "labels": [d.class_id for d in detections]}, p, self.gate)
+        gated = gate_record(
+            {
+                "image_id": "",
+                "boxes": [d.box for d in detections],
+                "scores": [d.confidence for d in detections],
+                "labels": [d.class_id for d in detections],
+            },
+            p,
+            self.gate,
+        )
         timings["gate"] = (time.perf_counter() - t0) * 1000
         self.last_probability = p
         labels = {d.class_id: d.label for d in detections}
-        kept = [Detection(tuple(float(v) for v in box), float(score), int(label), labels[int(label)])
-                for box, score, label in zip(gated["boxes"], gated["scores"], gated["labels"], strict=True)
-                if score >= conf]
+        kept = [
+            Detection(tuple(float(v) for v in box), float(score), int(label), labels[int(label)])
+            for box, score, label in zip(gated["boxes"], gated["scores"], gated["labels"], strict=True)
+            if score >= conf
+        ]
         return kept, timings

@@ -52,8 +52,9 @@ def unknown_key_messages(args: list[str]) -> list[str]:
             continue
         hints = suggest(parsed[1], paths)
         hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-        messages.append(f"unknown key '{parsed[1]}' in '{arg}'{hint}. Fix: `python -m xray_exp.predict --cfg job` "
-                        "prints every key.")
+        messages.append(
+            f"unknown key '{parsed[1]}' in '{arg}'{hint}. Fix: `python -m xray_exp.predict --cfg job` prints every key."
+        )
     return messages
 
 

@@ -36,8 +36,10 @@ def user_conf_dir(start: str | Path | None = None) -> Path | None:
     if value:
         folder = Path(value).expanduser().resolve()
         if not folder.is_dir():
-            raise ConfigError(f"{USER_CONF_ENV}={value}: no such folder. Fix: point it at your config tree "
-                              "(a folder holding e.g. experiment/ and dataset/), or unset it")
+            raise ConfigError(
+                f"{USER_CONF_ENV}={value}: no such folder. Fix: point it at your config tree "
+                "(a folder holding e.g. experiment/ and dataset/), or unset it"
+            )
         return folder
     folder = project_root(start) / "conf"
     return folder if folder.is_dir() else None

@@ -77,8 +77,13 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
         cfg = load_started(run_dir)
     from xray_exp.distributed.cluster import connect
 
-    cluster = connect(cfg.ray.address, num_cpus=cfg.ray.num_cpus, num_gpus=cfg.ray.num_gpus,
-                      include_dashboard=cfg.ray.include_dashboard, namespace=cfg.ray.namespace)
+    cluster = connect(
+        cfg.ray.address,
+        num_cpus=cfg.ray.num_cpus,
+        num_gpus=cfg.ray.num_gpus,
+        include_dashboard=cfg.ray.include_dashboard,
+        namespace=cfg.ray.namespace,
+    )
     try:
         if str(cfg.mode) == "tune":
             from xray_exp.distributed.tune_driver import run_tune
@@ -89,8 +94,10 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
         try:
             return run_train(cfg, run_dir, overrides, cluster)
         except KeyboardInterrupt:
-            raise RayRunInterrupted(f"interrupted; the last epoch's checkpoint is kept. Resume with: "
-                                    f"python -m xray_exp.ray_main resume={run_dir}") from None
+            raise RayRunInterrupted(
+                f"interrupted; the last epoch's checkpoint is kept. Resume with: "
+                f"python -m xray_exp.ray_main resume={run_dir}"
+            ) from None
     finally:
         cluster.shutdown()
 

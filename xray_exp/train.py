@@ -58,8 +58,9 @@ def main(cfg: DictConfig) -> float | None:
             from xray_exp.sweep.cv_sweep import refuse_single_fold
 
             refuse_single_fold(cfg, hydra_cfg.runtime.output_dir)
-        return train_run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent,
-                         keep_failed_dir=sweep_job)
+        return train_run(
+            cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent, keep_failed_dir=sweep_job
+        )
     except Exception as exc:
         if hydra_cfg.mode == RunMode.MULTIRUN:  # record it (FAILED child run), NaN to the sweeper, sweep goes on
             from xray_exp.sweep.job import record_failure

@@ -55,8 +55,7 @@ def _run(client, experiment_id, name, params, metrics=None, tags=None, status="F
     run = client.create_run(experiment_id, run_name=name, tags=tags or {})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
-    logged = [Metric(m, v, now, step) for m, values in (curves or {}).items()
-              for step, v in enumerate(values, start=1)]
+    logged = [Metric(m, v, now, step) for m, values in (curves or {}).items() for step, v in enumerate(values, start=1)]
     epochs = max((len(values) for values in (curves or {}).values()), default=0)
     logged += [Metric(m, v, now, epochs + 1) for m, v in (metrics or {}).items()]
     client.log_batch(run_id, metrics=logged, params=[Param(k, v) for k, v in params.items()])
@@ -76,47 +75,117 @@ def store(tmp_path_factory):
     train = client.create_experiment("YOLO12-Training", artifact_location=str(root / "artifacts"))
     tune = client.create_experiment("YOLO12-Finetuning", artifact_location=str(root / "artifacts"))
     ids = {}
-    base = {"train.epochs": "3", "train.imgsz": "128", "train.optimizer": "SGD", "objective.metric": "test/mAP50-95",
-            "objective.direction": "maximize"}
+    base = {
+        "train.epochs": "3",
+        "train.imgsz": "128",
+        "train.optimizer": "SGD",
+        "objective.metric": "test/mAP50-95",
+        "objective.direction": "maximize",
+    }
     curve = {"train/box_loss": [3.0, 2.5, 2.0], "ultralytics/val/mAP50-95": [0.1, 0.2, 0.3]}
-    ids["n_low"] = _run(client, train, "n-low", {**base, "model.name": "yolo12n", "train.lr0": "0.01"},
-                        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.33, "ultralytics/val/mAP50-95": 0.31},
-                        {"model": "yolo12n", "mode": "train"},
-                        curves=curve)
-    ids["n_high"] = _run(client, train, "n-high", {**base, "model.name": "yolo12n", "train.lr0": "0.001"},
-                         {"test/mAP50-95": 0.40}, {"model": "yolo12n", "mode": "train"},
-                         curves={"train/box_loss": [3.0, 2.0, 1.5], "ultralytics/val/mAP50-95": [0.2, 0.3, 0.4]})
-    ids["n_failed"] = _run(client, train, "n-failed", {**base, "model.name": "yolo12n", "train.lr0": "0.1"},
-                           {"test/mAP50-95": 0.90}, {"model": "yolo12n", "mode": "train"}, status="FAILED")
-    ids["s"] = _run(client, train, "s", {**base, "model.name": "yolo12s", "train.lr0": "0.01"},
-                    {"test/mAP50-95": 0.50}, {"model": "yolo12s", "mode": "train"})
-    ids["tuned"] = _run(client, tune, "tuned", {**base, "model.name": "yolo12n", "train.lr0": "0.002"},
-                        {"test/mAP50-95": 0.45}, {"model": "yolo12n", "mode": "Mode.finetune"})
+    ids["n_low"] = _run(
+        client,
+        train,
+        "n-low",
+        {**base, "model.name": "yolo12n", "train.lr0": "0.01"},
+        {"test/mAP50-95": 0.30, "val/mAP50-95": 0.33, "ultralytics/val/mAP50-95": 0.31},
+        {"model": "yolo12n", "mode": "train"},
+        curves=curve,
+    )
+    ids["n_high"] = _run(
+        client,
+        train,
+        "n-high",
+        {**base, "model.name": "yolo12n", "train.lr0": "0.001"},
+        {"test/mAP50-95": 0.40},
+        {"model": "yolo12n", "mode": "train"},
+        curves={"train/box_loss": [3.0, 2.0, 1.5], "ultralytics/val/mAP50-95": [0.2, 0.3, 0.4]},
+    )
+    ids["n_failed"] = _run(
+        client,
+        train,
+        "n-failed",
+        {**base, "model.name": "yolo12n", "train.lr0": "0.1"},
+        {"test/mAP50-95": 0.90},
+        {"model": "yolo12n", "mode": "train"},
+        status="FAILED",
+    )
+    ids["s"] = _run(
+        client,
+        train,
+        "s",
+        {**base, "model.name": "yolo12s", "train.lr0": "0.01"},
+        {"test/mAP50-95": 0.50},
+        {"model": "yolo12s", "mode": "train"},
+    )
+    ids["tuned"] = _run(
+        client,
+        tune,
+        "tuned",
+        {**base, "model.name": "yolo12n", "train.lr0": "0.002"},
+        {"test/mAP50-95": 0.45},
+        {"model": "yolo12n", "mode": "Mode.finetune"},
+    )
     parent = _run(client, train, "sweep-1", {})
     ids["parent"] = parent
     sweep = {"objective.metric": "val/map40", "objective.direction": "maximize", "train.epochs": "3"}
-    children = [("yolo12n", "0.001", 0.20), ("yolo12n", "0.01", 0.35), ("yolo12s", "0.003", 0.50),
-                ("yolo12s", "0.03", 0.10)]
+    children = [
+        ("yolo12n", "0.001", 0.20),
+        ("yolo12n", "0.01", 0.35),
+        ("yolo12s", "0.003", 0.50),
+        ("yolo12s", "0.03", 0.10),
+    ]
     for k, (model, lr0, value) in enumerate(children):
-        _run(client, train, f"sweep-1-{k}", {**sweep, "model.name": model, "model.arch": f"{model}.yaml",
-                                             "train.lr0": lr0, "run_name": f"child-{k}"},
-             {"val/map40": value}, {"mlflow.parentRunId": parent, "model": model, "mode": "train",
-                                    "hydra.overrides": f"model={model} train.lr0={lr0}"})
-    _run(client, train, "sweep-1-4", {**sweep, "model.name": "yolo12n", "model.arch": "yolo12n.yaml",
-                                      "train.lr0": "0.1"}, tags={"mlflow.parentRunId": parent}, status="RUNNING")
+        _run(
+            client,
+            train,
+            f"sweep-1-{k}",
+            {**sweep, "model.name": model, "model.arch": f"{model}.yaml", "train.lr0": lr0, "run_name": f"child-{k}"},
+            {"val/map40": value},
+            {
+                "mlflow.parentRunId": parent,
+                "model": model,
+                "mode": "train",
+                "hydra.overrides": f"model={model} train.lr0={lr0}",
+            },
+        )
+    _run(
+        client,
+        train,
+        "sweep-1-4",
+        {**sweep, "model.name": "yolo12n", "model.arch": "yolo12n.yaml", "train.lr0": "0.1"},
+        tags={"mlflow.parentRunId": parent},
+        status="RUNNING",
+    )
     # sweeps in their own experiment: one as xray_exp.sweep logs its parent (objective params, search space),
     # one with bare children (no overrides tags): what varies is read from the params alone
     variants = client.create_experiment("Sweep-variants", artifact_location=str(root / "artifacts"))
-    ids["optuna"] = _run(client, variants, "sweep-optuna", {"objective.metric": "test/map40",
-                                                             "objective.direction": "minimize"},
-                         tags={"sweep.role": "parent", "sweep.search_space": '{"train.lr0": "interval(0.001, 0.1)"}'})
+    ids["optuna"] = _run(
+        client,
+        variants,
+        "sweep-optuna",
+        {"objective.metric": "test/map40", "objective.direction": "minimize"},
+        tags={"sweep.role": "parent", "sweep.search_space": '{"train.lr0": "interval(0.001, 0.1)"}'},
+    )
     for k, (lr0, samples, value) in enumerate([("0.001", "0", 0.3), ("0.05", "4", 0.2)]):
-        _run(client, variants, f"optuna-{k}", {"train.lr0": lr0, "post.samples": samples, "model.name": "yolo12n"},
-             {"test/map40": value}, {"mlflow.parentRunId": ids["optuna"]})
+        _run(
+            client,
+            variants,
+            f"optuna-{k}",
+            {"train.lr0": lr0, "post.samples": samples, "model.name": "yolo12n"},
+            {"test/map40": value},
+            {"mlflow.parentRunId": ids["optuna"]},
+        )
     ids["bare"] = _run(client, variants, "sweep-bare", {})
     for k, (model, lr0) in enumerate([("yolo12n", "0.01"), ("yolo12s", "0.02")]):
-        _run(client, variants, f"bare-{k}", {"model.name": model, "model.arch": f"{model}.yaml", "train.lr0": lr0},
-             {"test/mAP50-95": 0.1 * (k + 1)}, {"mlflow.parentRunId": ids["bare"]})
+        _run(
+            client,
+            variants,
+            f"bare-{k}",
+            {"model.name": model, "model.arch": f"{model}.yaml", "train.lr0": lr0},
+            {"test/mAP50-95": 0.1 * (k + 1)},
+            {"mlflow.parentRunId": ids["bare"]},
+        )
     return {"uri": uri, "ids": ids}
 
 
@@ -178,8 +247,9 @@ def test_metric_history_keeps_training_epochs(store):
     history = runs.metric_history(store["uri"], picked, ["ultralytics/val/mAP50-95", "train/box_loss"])
     low = history[(history["run_name"] == "n-low") & (history["metric"] == "ultralytics/val/mAP50-95")]
     assert list(low["step"]) == [1, 2, 3] and list(low["value"]) == pytest.approx([0.1, 0.2, 0.3])
-    everything = runs.metric_history(store["uri"], [store["ids"]["n_low"]], ["ultralytics/val/mAP50-95"],
-                                     epochs_only=False)
+    everything = runs.metric_history(
+        store["uri"], [store["ids"]["n_low"]], ["ultralytics/val/mAP50-95"], epochs_only=False
+    )
     assert list(everything["step"]) == [1, 2, 3, 4]  # the final best.pt value, logged after the last epoch
     assert set(everything["run_name"]) == {"n-low"}
     no_epochs = runs.metric_history(store["uri"], [store["ids"]["s"]], ["test/mAP50-95"])
@@ -189,8 +259,9 @@ def test_metric_history_keeps_training_epochs(store):
 def test_plot_metric_curves_one_panel_per_metric_one_line_per_run(store):
     table = runs.runs_table(store["uri"], "YOLO12-Training")
     picked = table[table["run_name"].isin(["n-low", "n-high"])]
-    history = runs.metric_history(store["uri"], picked,
-                                  ["train/box_loss", "ultralytics/val/mAP50-95", "ultralytics/val/recall"])
+    history = runs.metric_history(
+        store["uri"], picked, ["train/box_loss", "ultralytics/val/mAP50-95", "ultralytics/val/recall"]
+    )
     labels = runs.run_labels(picked, ["train.lr0"])
     assert labels[store["ids"]["n_high"]] == "n-high (lr0=0.001)"
     fig = runs.plot_metric_curves(history, labels=labels)
@@ -227,7 +298,11 @@ def test_find_sweeps_and_children(store):
     assert len(sweeps) == 1
     row = sweeps.iloc[0]
     assert (row["parent_run_id"], row["parent_name"], row["children"], row["finished"]) == (
-        store["ids"]["parent"], "sweep-1", 5, 4)
+        store["ids"]["parent"],
+        "sweep-1",
+        5,
+        4,
+    )
     assert runs.find_sweeps(table[table["parent_run_id"].isna()]).empty
 
     sweep = runs.sweep_children(store["uri"], store["ids"]["parent"])
@@ -264,8 +339,9 @@ def test_plot_sweep_parallel_coordinates_and_scatter(store):
     assert [ax.get_xlabel() for ax in scatters] == sweep.params
     assert scatters[1].get_xscale() == "log"  # lr0 spans 30x
     save(fig, "sweep")
-    unscored = runs.Sweep("p", "empty", "val/map40", "maximize", ["train.lr0"],
-                          sweep.children.assign(**{"val/map40": np.nan}))
+    unscored = runs.Sweep(
+        "p", "empty", "val/map40", "maximize", ["train.lr0"], sweep.children.assign(**{"val/map40": np.nan})
+    )
     assert "nothing to plot" in runs.plot_sweep(unscored).axes[0].texts[0].get_text()
 
 
@@ -406,7 +482,10 @@ def test_load_dataset_tables(tiny_dataset):
     data = D.load_dataset(tiny_dataset)
     assert data.splits == ["train", "val"] and data.names == ["nodule", "effusion"]
     assert list(data.images[["image_id", "width", "height", "boxes"]].itertuples(index=False, name=None)) == [
-        ("t1", 200, 100, 2), ("t2", 64, 64, 0), ("v1", 100, 100, 1)]
+        ("t1", 200, 100, 2),
+        ("t2", 64, 64, 0),
+        ("v1", 100, 100, 1),
+    ]
     nodule = data.boxes.iloc[0]
     assert nodule["class"] == "nodule"
     assert [nodule[k] for k in ("x1", "y1", "x2", "y2", "w_px", "h_px")] == pytest.approx([40, 40, 60, 60, 20, 20])
@@ -453,8 +532,12 @@ def test_dataset_figures(tiny_dataset, synthetic_tiny):
     with pytest.raises(ValueError, match="split 'test'"):
         D.plot_examples(data, "test")
     synthetic = D.load_dataset(synthetic_tiny)
-    for name, fig in (("class_balance", D.plot_class_balance(synthetic)), ("box_sizes", D.plot_box_sizes(synthetic)),
-                      ("box_positions", D.plot_box_positions(synthetic)), ("examples", D.plot_examples(synthetic))):
+    for name, fig in (
+        ("class_balance", D.plot_class_balance(synthetic)),
+        ("box_sizes", D.plot_box_sizes(synthetic)),
+        ("box_positions", D.plot_box_positions(synthetic)),
+        ("examples", D.plot_examples(synthetic)),
+    ):
         save(fig, name)
 
 

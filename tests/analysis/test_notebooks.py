@@ -24,10 +24,21 @@ NOTEBOOKS = REPO / "notebooks"
 ARTIFACTS = REPO / "outputs" / "test-artifacts" / "notebooks"
 EXECUTED = ("01_runs", "02_predictions", "03_dataset")
 KERNEL = "xray-exp-tests"
-PARAMETER_ENV = ("MLFLOW_TRACKING_URI", "XRAY_EXP_ROOT", "XRAY_EXP_EXPERIMENT", "XRAY_EXP_OBJECTIVE",
-                 "XRAY_EXP_DIRECTION", "XRAY_EXP_CURVE_RUNS", "XRAY_EXP_MODEL", "XRAY_EXP_MODEL_ALIAS",
-                 "XRAY_EXP_DATA_YAML", "XRAY_EXP_SPLIT", "XRAY_EXP_CONF", "XRAY_EXP_EXAMPLE_SPLIT",
-                 "XRAY_EXP_CV_DIR")
+PARAMETER_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "XRAY_EXP_ROOT",
+    "XRAY_EXP_EXPERIMENT",
+    "XRAY_EXP_OBJECTIVE",
+    "XRAY_EXP_DIRECTION",
+    "XRAY_EXP_CURVE_RUNS",
+    "XRAY_EXP_MODEL",
+    "XRAY_EXP_MODEL_ALIAS",
+    "XRAY_EXP_DATA_YAML",
+    "XRAY_EXP_SPLIT",
+    "XRAY_EXP_CONF",
+    "XRAY_EXP_EXAMPLE_SPLIT",
+    "XRAY_EXP_CV_DIR",
+)
 
 
 def _load_strip_script():
@@ -55,7 +66,8 @@ def committed_notebooks() -> list[Path]:
 def test_committed_notebooks_have_no_outputs():
     found = committed_notebooks()
     assert {p.stem for p in found if p.parent == NOTEBOOKS} == set(EXECUTED), (
-        "every notebook in notebooks/ must be executed by this module (add it to EXECUTED)")
+        "every notebook in notebooks/ must be executed by this module (add it to EXECUTED)"
+    )
     strip = _load_strip_script()
     dirty = {str(p.relative_to(REPO)): strip.problems(json.loads(p.read_text())) for p in found}
     dirty = {k: v for k, v in dirty.items() if v}
@@ -105,8 +117,9 @@ def _train(root: Path, *overrides: str) -> Path:
     # cwd=root: the sqlite store's default artifact folder (./mlruns) lands in the temporary root.
     # SGD without warm-up: lr0 is used as given (optimizer=auto picks its own; warm-up would outlast 2 epochs).
     args = ["debug=smoke", "train.epochs=2", "train.optimizer=SGD", "train.warmup_epochs=0", *overrides]
-    proc = subprocess.run([sys.executable, "-m", "xray_exp.train", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xray_exp.train", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return run_dir_of(proc)
@@ -118,8 +131,15 @@ def notebook_project(session_dir):
     root = session_dir / "notebook-project"
     root.mkdir(parents=True, exist_ok=True)
     first = _train(root, "train.lr0=0.02", "post.eval_splits=[test]", "tracking.register=if_better")
-    _train(root, "train.lr0=0.002", "post.onnx=false", "post.eval_splits=[test]", "post.n_boot=0", "post.samples=0",
-           "tracking.register=never")
+    _train(
+        root,
+        "train.lr0=0.002",
+        "post.onnx=false",
+        "post.eval_splits=[test]",
+        "post.n_boot=0",
+        "post.samples=0",
+        "tracking.register=never",
+    )
     data_yaml = json.loads((first / "dataset.json").read_text())["data_yaml"]
     return {"root": root, "uri": f"sqlite:///{root / 'outputs' / 'mlflow.db'}", "data_yaml": data_yaml}
 
@@ -130,9 +150,15 @@ def kernel_dir(session_dir) -> Path:
     jupyter = session_dir / "jupyter"
     spec = jupyter / "kernels" / KERNEL
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "xray_exp tests", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "xray_exp tests",
+                "language": "python",
+            }
+        )
+    )
     return jupyter
 
 
@@ -144,8 +170,9 @@ def execute(name: str, env: dict[str, str], kernel_dir: Path, monkeypatch, tag: 
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))  # our kernelspec first, whatever the user has
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     kernel_env = {k: v for k, v in os.environ.items() if k not in PARAMETER_ENV}
-    client = NotebookClient(nb, kernel_name=KERNEL, timeout=300, startup_timeout=120,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        nb, kernel_name=KERNEL, timeout=300, startup_timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute(env={**kernel_env, **env})
     out = ARTIFACTS / f"{name}{tag}"
     shutil.rmtree(out, ignore_errors=True)
@@ -196,8 +223,9 @@ def test_runs_notebook(notebook_project, kernel_dir, monkeypatch):
         if run.info.run_id != parent.info.run_id:
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parent.info.run_id)
     client.set_terminated(parent.info.run_id)
-    result = execute("01_runs", {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{swept}"}, kernel_dir, monkeypatch,
-                     tag="-sweep")
+    result = execute(
+        "01_runs", {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{swept}"}, kernel_dir, monkeypatch, tag="-sweep"
+    )
     assert "No sweep in this store" not in result["text"]
     line = next(t for t in result["text"].splitlines() if t.startswith("sweep sweep-lr0"))
     assert line.startswith("sweep sweep-lr0: 2 children, objective test/mAP50-95 (maximize), varied: ")
@@ -207,15 +235,22 @@ def test_runs_notebook(notebook_project, kernel_dir, monkeypatch):
 
 @pytest.mark.integration
 def test_predictions_notebook(notebook_project, kernel_dir, monkeypatch):
-    env = {"MLFLOW_TRACKING_URI": notebook_project["uri"], "XRAY_EXP_ROOT": str(notebook_project["root"]),
-           "XRAY_EXP_CONF": "0.001"}  # the 2-epoch model's scores are tiny: draw them anyway
+    env = {
+        "MLFLOW_TRACKING_URI": notebook_project["uri"],
+        "XRAY_EXP_ROOT": str(notebook_project["root"]),
+        "XRAY_EXP_CONF": "0.001",
+    }  # the 2-epoch model's scores are tiny: draw them anyway
     result = execute("02_predictions", env, kernel_dir, monkeypatch)
     nb, text = result["nb"], result["text"]
     assert "yolo12n@development" in text
     assert notebook_project["data_yaml"] in text  # defaulted to the training run's dataset
     assert "test/map40" in text and "4 images" in text
-    for snippet in ("plot_predictions", 'plot_errors(result, split, "FP")', 'plot_errors(result, split, "FN")',
-                    "plot_per_class"):
+    for snippet in (
+        "plot_predictions",
+        'plot_errors(result, split, "FP")',
+        'plot_errors(result, split, "FN")',
+        "plot_per_class",
+    ):
         assert code_cell_index(nb, snippet) in figure_cells(result), snippet
     for name in ("nodule", "effusion", "cardiomegaly", "pneumothorax"):
         assert name in text

@@ -118,16 +118,31 @@ class FakeClock:
 
 
 def fake_trainer(epoch: int = 0, images: int = 64, batch: int = 16, device: str = "cpu"):
-    loader = type("Loader", (), {"dataset": list(range(images)), "num_workers": 2,
-                                 "__len__": lambda self: math.ceil(images / batch)})()
-    return types.SimpleNamespace(epoch=epoch, train_loader=loader, batch_size=batch, device=device, amp=False,
-                                 args=types.SimpleNamespace(cache=False, imgsz=128))
+    loader = type(
+        "Loader",
+        (),
+        {"dataset": list(range(images)), "num_workers": 2, "__len__": lambda self: math.ceil(images / batch)},
+    )()
+    return types.SimpleNamespace(
+        epoch=epoch,
+        train_loader=loader,
+        batch_size=batch,
+        device=device,
+        amp=False,
+        args=types.SimpleNamespace(cache=False, imgsz=128),
+    )
 
 
 def test_recorder_times_setup_and_epoch_windows():
     clock, synced, resets, peaks = FakeClock(), [], [], iter([5.0, 1.0, 3.0, 2.0, 4.0])
-    rec = instrument.TrainRecorder(clock=clock, wall=clock, sync=synced.append, cpu=lambda: clock.t / 2,
-                                   peak=lambda t: {"peak": next(peaks)}, reset_peak=resets.append)
+    rec = instrument.TrainRecorder(
+        clock=clock,
+        wall=clock,
+        sync=synced.append,
+        cpu=lambda: clock.t / 2,
+        peak=lambda t: {"peak": next(peaks)},
+        reset_peak=resets.append,
+    )
     trainer = fake_trainer()
     cb = rec.callbacks()
     cb["on_pretrain_routine_start"](trainer)
@@ -151,14 +166,20 @@ def test_recorder_times_setup_and_epoch_windows():
     assert out["memory"] == {"peak": 3.0} and out["memory_whole_call"] == {"peak": 5.0}
     assert out["epochs"][0]["cpu_s"] == 2.0 and out["epochs_cpu_s"] == 4.0
     assert out["events_s"]["pretrain_routine_end"] == 2.0
-    assert list(out["events_s"]) == ["pretrain_routine_start", "pretrain_routine_end", "first_epoch_start",
-                                     "last_epoch_end", "train_end"]
+    assert list(out["events_s"]) == [
+        "pretrain_routine_start",
+        "pretrain_routine_end",
+        "first_epoch_start",
+        "last_epoch_end",
+        "train_end",
+    ]
 
 
 def test_recorder_counts_restarted_epochs_and_ignores_stray_ends():
     clock = FakeClock()
-    rec = instrument.TrainRecorder(clock=clock, wall=clock, sync=lambda t: None, peak=lambda t: {},
-                                   reset_peak=lambda t: None)
+    rec = instrument.TrainRecorder(
+        clock=clock, wall=clock, sync=lambda t: None, peak=lambda t: {}, reset_peak=lambda t: None
+    )
     trainer = fake_trainer()
     rec.on_train_epoch_end(trainer)  # no open window: ignored
     rec.on_train_epoch_start(trainer)
@@ -171,8 +192,11 @@ def test_recorder_counts_restarted_epochs_and_ignores_stray_ends():
 
 
 def test_epoch_throughput():
-    assert instrument.epoch_throughput([]) == {"first_epoch_images_per_s": None, "steady_images_per_s": None,
-                                               "steady_epochs": 0}
+    assert instrument.epoch_throughput([]) == {
+        "first_epoch_images_per_s": None,
+        "steady_images_per_s": None,
+        "steady_epochs": 0,
+    }
     one = instrument.epoch_throughput([{"images_per_s": 10.0}])
     assert one["steady_images_per_s"] == 10.0 and one["steady_epochs"] == 1
     three = instrument.epoch_throughput([{"images_per_s": 5.0}, {"images_per_s": 20.0}, {"images_per_s": 30.0}])
@@ -193,8 +217,13 @@ class FakeModel:
         if self.fail:
             raise RuntimeError("boom")
         t = fake_trainer()
-        for event in ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start",
-                      "on_train_epoch_end", "on_train_end"):
+        for event in (
+            "on_pretrain_routine_start",
+            "on_pretrain_routine_end",
+            "on_train_epoch_start",
+            "on_train_epoch_end",
+            "on_train_end",
+        ):
             for fn in self.callbacks.get(event, []):
                 fn(t)
         return "done"
@@ -237,14 +266,26 @@ def test_import_hook_patches_a_module_when_first_imported(tmp_path, monkeypatch)
 
 
 def _sample(side, rep, wall, call, cpu):
-    return {"side": side, "rep": rep, "wall_s": wall, "train_call_s": call, "outside_call_s": wall - call,
-            "epochs_s": call / 2, "cpu_s": cpu}
+    return {
+        "side": side,
+        "rep": rep,
+        "wall_s": wall,
+        "train_call_s": call,
+        "outside_call_s": wall - call,
+        "epochs_s": call / 2,
+        "cpu_s": cpu,
+    }
 
 
 def test_overhead_analysis_pairs_and_verdicts():
-    samples = [_sample("A", 0, 11.0, 8.0, 10.0), _sample("B", 0, 10.0, 8.0, 10.0),
-               _sample("A", 1, 22.0, 16.4, 20.0), _sample("B", 1, 20.0, 16.0, 20.0),
-               _sample("A", 2, 10.5, 8.08, 10.0), _sample("B", 2, 10.0, 8.0, 10.0)]
+    samples = [
+        _sample("A", 0, 11.0, 8.0, 10.0),
+        _sample("B", 0, 10.0, 8.0, 10.0),
+        _sample("A", 1, 22.0, 16.4, 20.0),
+        _sample("B", 1, 20.0, 16.0, 20.0),
+        _sample("A", 2, 10.5, 8.08, 10.0),
+        _sample("B", 2, 10.0, 8.0, 10.0),
+    ]
     result = overhead.analyse(samples, target=1.03)
     assert result["pairs"] == 3
     assert result["ratios"]["wall_s"]["median"] == pytest.approx(1.1)  # per-pair ratios 1.1, 1.1, 1.05
@@ -258,7 +299,9 @@ def test_overhead_kwargs_difference_ignores_run_naming():
     a = {"data": "/d", "project": "/p/a", "name": "a", "batch": 8}
     assert overhead.kwargs_difference(a, {**a, "project": "/p/b", "name": "b"}) == {}
     assert overhead.kwargs_difference(a, {**a, "batch": 16, "val": False}) == {
-        "batch": [8, 16], "val": ["<missing>", False]}
+        "batch": [8, 16],
+        "val": ["<missing>", False],
+    }
 
 
 def test_overhead_seam_kwargs_for_both_sides(tmp_path):
@@ -309,9 +352,13 @@ def test_prepare_worker_counts_orders_and_scaling():
     def run(w, ips):
         return {"workers": w, "images_per_second": ips, "wall_images_per_second": ips / 2, "wall_seconds": 1.0}
 
-    rows = prepare.scaling_by_worker_count([{"runs": [run(1, 10.0), run(2, 18.0)]},
-                                            {"runs": [run(2, 22.0), run(1, 10.0)]},
-                                            {"runs": [run(1, 12.0), run(2, 20.0)]}])
+    rows = prepare.scaling_by_worker_count(
+        [
+            {"runs": [run(1, 10.0), run(2, 18.0)]},
+            {"runs": [run(2, 22.0), run(1, 10.0)]},
+            {"runs": [run(1, 12.0), run(2, 20.0)]},
+        ]
+    )
     assert [r["workers"] for r in rows] == [1, 2]
     assert rows[0]["convert_images_per_s"]["median"] == 10.0 and rows[1]["convert_images_per_s"]["median"] == 20.0
     assert rows[1]["speedup_convert"] == 2.0 and rows[1]["efficiency"] == 1.0
@@ -322,8 +369,9 @@ def test_prepare_workload_converts_every_image_per_worker_count():
 
     result = measure_prepare_throughput(images=3, size=(160, 200), workers=[1, 2], longest_side=64)
     assert [run["workers"] for run in result["runs"]] == [1, 2]
-    assert all(run["images"] == 3 and run["images_per_second"] > 0 and run["wall_seconds"] > 0
-               for run in result["runs"])
+    assert all(
+        run["images"] == 3 and run["images_per_second"] > 0 and run["wall_seconds"] > 0 for run in result["runs"]
+    )
     assert (result["images"], result["size"], result["longest_side"]) == (3, [160, 200], 64)
     assert prepare.scaling_by_worker_count([result])[1]["workers"] == 2
 
@@ -341,8 +389,9 @@ def test_time_candidates_interleaves_and_compares():
 
         return fn
 
-    timed = inference.time_candidates({"pytorch": make("pt", 0.3), "onnxruntime": make("ort", 0.1)},
-                                      rounds=3, iters=2, warmup=1, clock=clock)
+    timed = inference.time_candidates(
+        {"pytorch": make("pt", 0.3), "onnxruntime": make("ort", 0.1)}, rounds=3, iters=2, warmup=1, clock=clock
+    )
     assert calls[:2] == ["pt", "ort"]  # warm-up
     assert calls[2:] == ["pt", "pt", "ort", "ort", "ort", "ort", "pt", "pt", "pt", "pt", "ort", "ort"]
     assert timed["pytorch"]["latency_s"]["n"] == 6 and len(timed["pytorch"]["round_medians_s"]) == 3
@@ -389,8 +438,13 @@ def test_nvml_target_follows_cuda_visible_devices():
 def test_smi_lines_and_window_stats():
     assert gpu.parse_smi_line("87, 15342\n") == (87.0, 15342.0)
     assert gpu.parse_smi_line("[N/A], 100") is None and gpu.parse_smi_line("garbage") is None
-    samples = [(0.5, 0.0, 1000.0, 10.0), (1.5, 60.0, 9000.0, 90.0), (2.5, 80.0, 9500.0, 100.0),
-               (3.5, 0.0, 2000.0, 5.0), (4.5, 100.0, 9900.0, 95.0)]
+    samples = [
+        (0.5, 0.0, 1000.0, 10.0),
+        (1.5, 60.0, 9000.0, 90.0),
+        (2.5, 80.0, 9500.0, 100.0),
+        (3.5, 0.0, 2000.0, 5.0),
+        (4.5, 100.0, 9900.0, 95.0),
+    ]
     stats = gpu.window_stats(samples, [(1.0, 3.0), (4.0, 5.0)])
     assert stats["samples"] == 3 and stats["gpu_util_mean"] == 80.0
     assert stats["gpu_idle_share"] == pytest.approx(0.2) and stats["gpu_memory_max_mib"] == 9900.0
@@ -433,7 +487,12 @@ def test_gpu_preset_composes_the_hardware_preset(tmp_path):
     overrides = gpu.preset_overrides("yolo12s", tmp_path / "d.yaml", 3, 640, "default", None)
     kwargs = gpu.compose_preset_kwargs(overrides, tmp_path, tmp_path / "d.yaml", tmp_path / "runs" / "p")
     assert (kwargs["batch"], kwargs["workers"], kwargs["cache"], kwargs["amp"], kwargs["device"]) == (
-        -1, 16, "ram", True, "0")
+        -1,
+        16,
+        "ram",
+        True,
+        "0",
+    )
     assert kwargs["val"] is False and kwargs["close_mosaic"] == 0 and kwargs["epochs"] == 3
     assert kwargs["imgsz"] == 640 and kwargs["hsv_s"] == 0.7  # augmentation=default: Ultralytics' values
     on_cpu = gpu.preset_overrides("yolo12n", tmp_path / "d.yaml", 2, 128, "default", "cpu")
@@ -441,20 +500,34 @@ def test_gpu_preset_composes_the_hardware_preset(tmp_path):
 
 
 def test_gpu_run_summary_and_aggregate():
-    record = {"ok": True, "setup_s": 5.0, "train_call_s": 40.0, "first_epoch_images_per_s": 300.0,
-              "steady_images_per_s": 600.0, "memory": {"cuda_max_reserved_mib": 12000.0},
-              "trainer": {"batch_size": 64, "loader_workers": 16, "train_images": 4096},
-              "epochs": [{"epoch": 1, "wall_start": 10.0, "wall_end": 20.0, "seconds": 10.0, "images": 4096},
-                         {"epoch": 2, "wall_start": 21.0, "wall_end": 28.0, "seconds": 7.0, "images": 4096}]}
-    samples = [(15.0, 30.0, 8000.0, 100.0), (22.0, 60.0, 15000.0, 98.0), (27.0, 70.0, 15500.0, 99.0),
-               (29.0, 0.0, 16000.0, 20.0)]
+    record = {
+        "ok": True,
+        "setup_s": 5.0,
+        "train_call_s": 40.0,
+        "first_epoch_images_per_s": 300.0,
+        "steady_images_per_s": 600.0,
+        "memory": {"cuda_max_reserved_mib": 12000.0},
+        "trainer": {"batch_size": 64, "loader_workers": 16, "train_images": 4096},
+        "epochs": [
+            {"epoch": 1, "wall_start": 10.0, "wall_end": 20.0, "seconds": 10.0, "images": 4096},
+            {"epoch": 2, "wall_start": 21.0, "wall_end": 28.0, "seconds": 7.0, "images": 4096},
+        ],
+    }
+    samples = [
+        (15.0, 30.0, 8000.0, 100.0),
+        (22.0, 60.0, 15000.0, 98.0),
+        (27.0, 70.0, 15500.0, 99.0),
+        (29.0, 0.0, 16000.0, 20.0),
+    ]
     s = gpu.summarize_run(record, samples, baseline_mib=500.0)
     assert s["gpu_util_steady"] == 65.0 and s["gpu_util_all_epochs"] == pytest.approx(160 / 3)
     assert s["gpu_memory_peak_mib"] == 15500.0 and s["gpu_memory_peak_above_idle_mib"] == 15000.0  # epochs only
     assert s["gpu_memory_peak_whole_run_mib"] == 16000.0
     assert s["batch"] == 64 and s["torch_max_reserved_mib"] == 12000.0 and s["cpu_util_steady"] == 98.5
-    runs = [{"model": "yolo12n", "variant": v, "steady_images_per_s": ips, "batch": 16, "loader_workers": 8}
-            for v, ips in (("preset", 600.0), ("bare", 500.0), ("reference", 640.0), ("preset", 620.0))]
+    runs = [
+        {"model": "yolo12n", "variant": v, "steady_images_per_s": ips, "batch": 16, "loader_workers": 8}
+        for v, ips in (("preset", 600.0), ("bare", 500.0), ("reference", 640.0), ("preset", 620.0))
+    ]
     runs.append({"model": "yolo12n", "variant": "bare", "error": "exit 1"})
     rows = gpu.aggregate(runs)
     assert [r["variant"] for r in rows] == ["preset", "bare", "reference"]
@@ -495,9 +568,30 @@ def test_loader_variants_take_pipeline_kwargs_from_the_seam(tmp_path):
 def test_loader_measures_stages_and_workers_on_a_tiny_set(tmp_path, capsys, monkeypatch):
     """The whole benchmark on 8 synthetic 64-px images: every stage timed, images/s for 0 and 1 workers."""
     monkeypatch.setenv("XRAY_EXP_ROOT", str(tmp_path))
-    rc = loader.main(["--variants", "xray", "gray", "--workers", "0", "1", "--batch", "4", "--batches", "2",
-                      "--samples", "4", "--images", "8", "--unique", "8", "--imgsz", "64",
-                      "--out-dir", str(tmp_path / "json")])
+    rc = loader.main(
+        [
+            "--variants",
+            "xray",
+            "gray",
+            "--workers",
+            "0",
+            "1",
+            "--batch",
+            "4",
+            "--batches",
+            "2",
+            "--samples",
+            "4",
+            "--images",
+            "8",
+            "--unique",
+            "8",
+            "--imgsz",
+            "64",
+            "--out-dir",
+            str(tmp_path / "json"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Mosaic" in out and "RandomPerspective" in out and "loader throughput" in out

@@ -70,14 +70,17 @@ def test_xray_augmentation_has_no_colour_jitter():
     assert aug["hsv_h"] == 0 and aug["hsv_s"] == 0 and aug["flipud"] == 0
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("train.epoch=3", "train.epoch"),
-    ("hardware.gpus=2", "hardware.gpus"),
-    ("train.epochs=abc", "train.epochs"),
-    ("tracking.register=sometimes", "tracking.register"),
-    ("hardware.cache=gpu", "hardware.cache"),
-    ("objective.direction=up", "objective.direction"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("train.epoch=3", "train.epoch"),
+        ("hardware.gpus=2", "hardware.gpus"),
+        ("train.epochs=abc", "train.epochs"),
+        ("tracking.register=sometimes", "tracking.register"),
+        ("hardware.cache=gpu", "hardware.cache"),
+        ("objective.direction=up", "objective.direction"),
+    ],
+)
 def test_typo_or_wrong_type_fails_at_compose_naming_the_key(override, needle):
     with pytest.raises(ConfigCompositionException) as err:
         compose_train([override])

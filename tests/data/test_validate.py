@@ -73,13 +73,16 @@ def test_missing_names_and_required_split(dataset):
         validate_dataset(dataset / "data.yaml")
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("0 0.5 0.5 0.1\n", "expected 5 values"),
-    ("x 0.5 0.5 0.1 0.1\n", "non-numeric"),
-    ("1.5 0.5 0.5 0.1 0.1\n", "class id 1.5"),
-    ("-1 0.5 0.5 0.1 0.1\n", "class id -1"),
-    ("0 0.5 0.5 0 0.1\n", "zero-size box"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("0 0.5 0.5 0.1\n", "expected 5 values"),
+        ("x 0.5 0.5 0.1 0.1\n", "non-numeric"),
+        ("1.5 0.5 0.5 0.1 0.1\n", "class id 1.5"),
+        ("-1 0.5 0.5 0.1 0.1\n", "class id -1"),
+        ("0 0.5 0.5 0 0.1\n", "zero-size box"),
+    ],
+)
 def test_label_line_checks(text, needle):
     count, problems = check_label_text(text, nc=2)
     assert len(problems) == 1 and needle in problems[0] and problems[0].startswith("line 1:")

@@ -17,8 +17,13 @@ from cluster_sim import SimCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.serial]
 
-SMOKE = ["debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=0",
-         "tracking.register=if_better"]  # debug=smoke alone never registers
+SMOKE = [
+    "debug=smoke",
+    "post.samples=0",
+    "post.eval_splits=[test]",
+    "post.n_boot=0",
+    "tracking.register=if_better",
+]  # debug=smoke alone never registers
 TIMINGS: dict[str, float] = {}
 
 
@@ -52,9 +57,21 @@ def test_tune_trials_land_on_both_worker_hosts(cluster, tmp_path):
     child of the tune's run; the best is registered once."""
     log = tmp_path / "tune.log"
     t0 = time.monotonic()
-    proc = cluster.driver(["xray_exp.ray_main", "mode=tune", *SMOKE, "tune.num_samples=4", "tune.max_concurrent=2",
-                           "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize",
-                           "tune.name=spread"], tmp_path, log)
+    proc = cluster.driver(
+        [
+            "xray_exp.ray_main",
+            "mode=tune",
+            *SMOKE,
+            "tune.num_samples=4",
+            "tune.max_concurrent=2",
+            "tune.cpus_per_trial=1",
+            "tune.metric=ultralytics/val/box_loss",
+            "tune.direction=minimize",
+            "tune.name=spread",
+        ],
+        tmp_path,
+        log,
+    )
     finish(proc, log, timeout=600)
     TIMINGS["tune_4_trials_s"] = round(time.monotonic() - t0, 1)
     summary = json.loads((tmp_path / "outputs" / "tune" / "spread" / "summary.json").read_text())
@@ -86,9 +103,20 @@ def test_train_survives_a_lost_host(cluster, tmp_path):
     before the checkpoint repeated, one MLflow run, the model registered."""
     log = tmp_path / "train.log"
     epochs = 4
-    proc = cluster.driver(["xray_exp.ray_main", "mode=train", *SMOKE, "dataset.synthetic.num_train=24",
-                           f"train.epochs={epochs}", "ray.train.num_workers=2", "ray.train.max_failures=1",
-                           "run_name=lost"], tmp_path, log)
+    proc = cluster.driver(
+        [
+            "xray_exp.ray_main",
+            "mode=train",
+            *SMOKE,
+            "dataset.synthetic.num_train=24",
+            f"train.epochs={epochs}",
+            "ray.train.num_workers=2",
+            "ray.train.max_failures=1",
+            "run_name=lost",
+        ],
+        tmp_path,
+        log,
+    )
     snapshot = tmp_path / "outputs" / "ray_results" / "lost" / "checkpoint_manager_snapshot.json"
     deadline = time.monotonic() + 400
     while True:
@@ -115,8 +143,10 @@ def test_train_survives_a_lost_host(cluster, tmp_path):
         time.sleep(0.2)
     t_resumed = time.monotonic()
     text = finish(proc, log, timeout=400)
-    TIMINGS.update(train_kill_to_resumed_s=round(t_resumed - t_kill, 1),
-                   train_checkpoint_to_resumed_s=round(t_resumed - t_checkpoint, 1))
+    TIMINGS.update(
+        train_kill_to_resumed_s=round(t_resumed - t_kill, 1),
+        train_checkpoint_to_resumed_s=round(t_resumed - t_checkpoint, 1),
+    )
 
     run_dir = tmp_path / "outputs" / "runs" / "lost"
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -137,8 +167,19 @@ def test_ray_launcher_sweep_runs_jobs_on_both_workers(cluster, tmp_path):
     """`--multirun hydra/launcher=ray` against the cluster: each job's Ray task is seen running inside each
     worker host's namespace; one MLflow parent with a child per job."""
     log = tmp_path / "sweep.log"
-    proc = cluster.driver(["xray_exp.train", "--multirun", "hydra/launcher=ray", *SMOKE, "hardware.num_cpus=1",
-                           "post.onnx=false", "train.lr0=0.01,0.02"], tmp_path, log)
+    proc = cluster.driver(
+        [
+            "xray_exp.train",
+            "--multirun",
+            "hydra/launcher=ray",
+            *SMOKE,
+            "hardware.num_cpus=1",
+            "post.onnx=false",
+            "train.lr0=0.01,0.02",
+        ],
+        tmp_path,
+        log,
+    )
     seen: set[str] = set()
     while proc.poll() is None:  # both jobs run at once, one per worker host
         seen |= {node for node in cluster.workers if any("_run_job" in c for c in cluster.processes(node))}

@@ -32,21 +32,46 @@ def ray_head():
     port = free_port()
     # no 30 s node drain on SIGTERM at teardown
     env = {**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-    ports = {flag: free_port() for flag in ("--dashboard-port", "--dashboard-agent-listen-port",
-                                             "--dashboard-agent-grpc-port", "--metrics-export-port",
-                                             "--runtime-env-agent-port", "--ray-client-server-port")}
+    ports = {
+        flag: free_port()
+        for flag in (
+            "--dashboard-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+            "--ray-client-server-port",
+        )
+    }
     log = open(Path(temp_dir) / "head.log", "w")
-    proc = subprocess.Popen(["bash", "scripts/ray_start_head.sh", "--block", f"--port={port}", "--num-cpus=2",
-                             "--num-gpus=0", f"--temp-dir={temp_dir}", *[f"{k}={v}" for k, v in ports.items()]],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "bash",
+            "scripts/ray_start_head.sh",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            f"--temp-dir={temp_dir}",
+            *[f"{k}={v}" for k, v in ports.items()],
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while "Ray runtime started" not in (Path(temp_dir) / "head.log").read_text():
         if proc.poll() is not None or time.time() > deadline:
             raise RuntimeError(f"Ray head did not start:\n{(Path(temp_dir) / 'head.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    yield {"address": f"127.0.0.1:{port}", "env": {"RAY_AUTH_TOKEN": env["RAY_AUTH_TOKEN"],
-                                                   "RAY_ADDRESS": f"127.0.0.1:{port}"},
-           "proc": proc, "log": Path(temp_dir) / "head.log"}
+    yield {
+        "address": f"127.0.0.1:{port}",
+        "env": {"RAY_AUTH_TOKEN": env["RAY_AUTH_TOKEN"], "RAY_ADDRESS": f"127.0.0.1:{port}"},
+        "proc": proc,
+        "log": Path(temp_dir) / "head.log",
+    }
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
     try:
@@ -62,8 +87,11 @@ def ray_head():
 def train_workers(head) -> list:
     import psutil
 
-    return [p for p in psutil.Process(head["proc"].pid).children(recursive=True)
-            if p.is_running() and "RayTrainWorker" in " ".join(p.cmdline()[:1])]
+    return [
+        p
+        for p in psutil.Process(head["proc"].pid).children(recursive=True)
+        if p.is_running() and "RayTrainWorker" in " ".join(p.cmdline()[:1])
+    ]
 
 
 def committed_checkpoint(snapshot: Path) -> bool:
@@ -83,8 +111,12 @@ def test_two_cpu_workers_match_the_single_process_run(tmp_path, ray_head):
     """Ray Train, 2 CPU workers (gloo), 1 epoch: same run folder shape, metrics keys and registry entry as
     `python -m xray_exp.train`, and weights that load and predict."""
     single = run_dir_of(run_cli(["xray_exp.train", *SMOKE], tmp_path, check=True))
-    proc = run_cli(["xray_exp.ray_main", "mode=train", *SMOKE, "ray.train.num_workers=2"], tmp_path,
-                   env=ray_head["env"], check=True)
+    proc = run_cli(
+        ["xray_exp.ray_main", "mode=train", *SMOKE, "ray.train.num_workers=2"],
+        tmp_path,
+        env=ray_head["env"],
+        check=True,
+    )
     run_dir = run_dir_of(proc)
     output = proc.stdout + proc.stderr
     assert f"Ray: connected to the cluster at {ray_head['address']} (from RAY_ADDRESS)" in output
@@ -98,8 +130,9 @@ def test_two_cpu_workers_match_the_single_process_run(tmp_path, ray_head):
         assert (run_dir / name).is_file(), name
 
     client = mlflow_client(tmp_path)
-    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("YOLO12-Training")
-                                                           .experiment_id])}
+    runs = {
+        r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("YOLO12-Training").experiment_id])
+    }
     assert len(runs) == 2  # one MLflow run per training, Ray or not
     ray_run, single_run = runs[two["mlflow_run_id"]], runs[one["mlflow_run_id"]]
     assert ray_run.info.status == "FINISHED" and ray_run.data.tags["mode"] == "ray-train"
@@ -110,8 +143,9 @@ def test_two_cpu_workers_match_the_single_process_run(tmp_path, ray_head):
 
     from ultralytics import YOLO
 
-    image = sorted((Path(json.loads((run_dir / "dataset.json").read_text())["data_yaml"]).parent / "images" / "val")
-                   .iterdir())[0]
+    image = sorted(
+        (Path(json.loads((run_dir / "dataset.json").read_text())["data_yaml"]).parent / "images" / "val").iterdir()
+    )[0]
     result = YOLO(str(run_dir / "weights" / "best.pt")).predict(str(image), imgsz=128, conf=0.0, verbose=False)[0]
     assert result.boxes is not None and result.orig_shape == (128, 128)
 
@@ -123,13 +157,30 @@ def test_killed_worker_resumes_from_checkpoint(tmp_path, ray_head):
 
     weights = tmp_path / "start.pt"
     YOLO("yolo12n.yaml").save(str(weights))  # untrained weights, as a user's .pt would be
-    args = [sys.executable, "-m", "xray_exp.ray_main", "mode=retrain", f"model_path={weights}", "debug=smoke",
-            "train.epochs=3",
-            "tracking=disabled", "post.onnx=false", "post.samples=0", "post.eval_splits=[]",
-            "objective.metric=ultralytics/val/mAP50-95", "ray.train.max_failures=1", "run_name=killed"]
+    args = [
+        sys.executable,
+        "-m",
+        "xray_exp.ray_main",
+        "mode=retrain",
+        f"model_path={weights}",
+        "debug=smoke",
+        "train.epochs=3",
+        "tracking=disabled",
+        "post.onnx=false",
+        "post.samples=0",
+        "post.eval_splits=[]",
+        "objective.metric=ultralytics/val/mAP50-95",
+        "ray.train.max_failures=1",
+        "run_name=killed",
+    ]
     out = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                              env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path), **ray_head["env"]})
+    driver = subprocess.Popen(
+        args,
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path), **ray_head["env"]},
+    )
     snapshot = tmp_path / "outputs" / "ray_results" / "killed" / "checkpoint_manager_snapshot.json"
     deadline, victim = time.time() + 400, None
     while victim is None:
@@ -156,13 +207,26 @@ def test_killed_worker_resumes_from_checkpoint(tmp_path, ray_head):
 def test_tune_asha_best_config_registry_and_resume(tmp_path, ray_head):
     """4 Optuna trials with ASHA on tiny data: Ctrl-C after the first checkpoint, resume, finish with
     early-stopped trials, MLflow parent/child runs, a registered best model and a usable experiment config."""
-    common = ["mode=tune", *SMOKE, "train.epochs=3", "tune.num_samples=4", "tune.max_concurrent=1",
-              "tune.cpus_per_trial=1", "tune.metric=ultralytics/val/box_loss", "tune.direction=minimize",
-              "tune.grace_period=1", "tune.name=t1"]
+    common = [
+        "mode=tune",
+        *SMOKE,
+        "train.epochs=3",
+        "tune.num_samples=4",
+        "tune.max_concurrent=1",
+        "tune.cpus_per_trial=1",
+        "tune.metric=ultralytics/val/box_loss",
+        "tune.direction=minimize",
+        "tune.grace_period=1",
+        "tune.name=t1",
+    ]
     out = open(tmp_path / "first.log", "w")
-    first = subprocess.Popen([sys.executable, "-m", "xray_exp.ray_main", *common], cwd=REPO, stdout=out,
-                             stderr=subprocess.STDOUT, env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path),
-                                                            **ray_head["env"]})
+    first = subprocess.Popen(
+        [sys.executable, "-m", "xray_exp.ray_main", *common],
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path), **ray_head["env"]},
+    )
     experiment = tmp_path / "outputs" / "ray_results" / "t1"
     deadline = time.time() + 300
     while not any(p.stat().st_size for p in experiment.glob("trial_*/result.json")):  # an epoch's result and
@@ -182,9 +246,17 @@ def test_tune_asha_best_config_registry_and_resume(tmp_path, ray_head):
     assert summary["trials"] == 4 and summary["errors"] == 0
     assert summary["stopped_early"] >= 1, (tune_dir / "trials.csv").read_text()
     best = summary["best"]
-    assert set(best["params"]) == {"train.lr0", "train.lrf", "train.momentum", "train.weight_decay",
-                                   "train.warmup_epochs", "augmentation.degrees", "augmentation.translate",
-                                   "augmentation.scale", "augmentation.mosaic"}
+    assert set(best["params"]) == {
+        "train.lr0",
+        "train.lrf",
+        "train.momentum",
+        "train.weight_decay",
+        "train.warmup_epochs",
+        "augmentation.degrees",
+        "augmentation.translate",
+        "augmentation.scale",
+        "augmentation.mosaic",
+    }
     assert best["epochs"] == 3 and summary["onnx"] and summary["registration"]["registered"]
 
     client = mlflow_client(tmp_path)

@@ -44,6 +44,7 @@ def compose_ray(tmp_path, monkeypatch):
 
 # ---- connection ----------------------------------------------------------------------------------------
 
+
 def test_connection_plan_never_attaches_silently():
     assert plan_connection("10.0.0.1:6379", {"RAY_ADDRESS": "10.0.0.2:6379"}).address == "10.0.0.1:6379"
     env_plan = plan_connection(None, {"RAY_ADDRESS": "10.0.0.2:6379"})
@@ -76,8 +77,9 @@ def test_no_address_starts_a_local_ray_and_says_so(caplog, monkeypatch):
     try:
         assert cluster.started_local and cluster.resources["CPU"] == 1
         lines = [r.getMessage() for r in caplog.records if r.name == "xray_exp.ray"]
-        assert len(lines) == 1 and lines[0].startswith("Ray: no cluster address (ray.address or RAY_ADDRESS): "
-                                                       "started a local Ray on this machine")
+        assert len(lines) == 1 and lines[0].startswith(
+            "Ray: no cluster address (ray.address or RAY_ADDRESS): started a local Ray on this machine"
+        )
         assert "1 node, 1 CPU, 0 GPUs" in lines[0]
     finally:
         cluster.shutdown()
@@ -85,6 +87,7 @@ def test_no_address_starts_a_local_ray_and_says_so(caplog, monkeypatch):
 
 
 # ---- config --------------------------------------------------------------------------------------------
+
 
 def test_ray_main_composes_train_config_plus_ray_and_tune(compose_ray, tmp_path):
     cfg = compose_ray(["mode=train", "debug=smoke", "ray.train.num_workers=3", "tune.num_samples=7"])
@@ -96,8 +99,14 @@ def test_ray_main_composes_train_config_plus_ray_and_tune(compose_ray, tmp_path)
     assert OmegaConf.select(cfg, "tune.space.train.lr0.type") == "loguniform"
 
 
-@pytest.mark.parametrize("override,key", [("tune.num_sample=3", "tune.num_sample"), ("mode=search", "mode"),
-                                          ("ray.train.num_workers=two", "ray.train.num_workers")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("tune.num_sample=3", "tune.num_sample"),
+        ("mode=search", "mode"),
+        ("ray.train.num_workers=two", "ray.train.num_workers"),
+    ],
+)
 def test_ray_main_typos_fail_at_compose(compose_ray, override, key):
     with pytest.raises(ConfigCompositionException, match=re.escape(key)):
         compose_ray([override])
@@ -112,8 +121,12 @@ def test_plain_train_config_is_untouched(compose_ray):
 
 
 def test_cli_start_up_is_light_and_run_dirs(tmp_path):
-    proc = run_cli(["xray_exp.ray_main", "mode=tune", "tune.name=abc", "--cfg", "hydra"], tmp_path,
-                   env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
+    proc = run_cli(
+        ["xray_exp.ray_main", "mode=tune", "tune.name=abc", "--cfg", "hydra"],
+        tmp_path,
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+        check=True,
+    )
     imported = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+(\S+)$", proc.stderr, re.M)}
     assert not imported & set(HEAVY), f"heavy imports at start-up: {imported & set(HEAVY)}"
     from xray_exp.ray_main import ray_run_dir
@@ -124,6 +137,7 @@ def test_cli_start_up_is_light_and_run_dirs(tmp_path):
 
 
 # ---- search space, searcher, scheduler -----------------------------------------------------------------
+
 
 def test_space_flattens_and_converts(compose_ray):
     from ray import tune
@@ -140,15 +154,18 @@ def test_space_flattens_and_converts(compose_ray):
     assert space["train.optimizer"].categories == ["SGD", "AdamW"]
 
 
-@pytest.mark.parametrize("entry,message", [
-    ("train.lr00={type:uniform,low:0,high:1}", "tune.space.train.lr00: no such key"),
-    ("train.epochs={type:int,low:1,high:5}", "tune.space.train.epochs: cannot be searched"),
-    ("tracking.register={type:choice,values:[never]}", "cannot be searched"),
-    ("train.patience={type:uniform,low:1,high:5}", "tune.space.train.patience: value 1.0 does not fit"),
-    ("train.lrf={type:loguniform,low:0,high:1}", "loguniform needs low > 0"),
-    ("train.lrf={type:normal,low:0,high:1}", "'normal' is not one of"),
-    ("train.lrf={type:uniform,low:0.1}", "uniform needs low, high (missing high)"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("train.lr00={type:uniform,low:0,high:1}", "tune.space.train.lr00: no such key"),
+        ("train.epochs={type:int,low:1,high:5}", "tune.space.train.epochs: cannot be searched"),
+        ("tracking.register={type:choice,values:[never]}", "cannot be searched"),
+        ("train.patience={type:uniform,low:1,high:5}", "tune.space.train.patience: value 1.0 does not fit"),
+        ("train.lrf={type:loguniform,low:0,high:1}", "loguniform needs low > 0"),
+        ("train.lrf={type:normal,low:0,high:1}", "'normal' is not one of"),
+        ("train.lrf={type:uniform,low:0.1}", "uniform needs low, high (missing high)"),
+    ],
+)
 def test_space_mistakes_fail_before_any_trial(compose_ray, entry, message):
     from xray_exp.distributed.tune_space import flatten_space, validate_space
 
@@ -171,8 +188,11 @@ def test_searchers_and_schedulers():
     assert isinstance(make_searcher("random", 0, 2, 20), BasicVariantGenerator)
     assert "optuna" in installed_searchers()
     if "hyperopt" not in installed_searchers():
-        with pytest.raises(ConfigError, match=r"tune.searcher=hyperopt needs the Python package 'hyperopt'.*"
-                                              r"pip install hyperopt.*Installed here: random, optuna"):
+        with pytest.raises(
+            ConfigError,
+            match=r"tune.searcher=hyperopt needs the Python package 'hyperopt'.*"
+            r"pip install hyperopt.*Installed here: random, optuna",
+        ):
             make_searcher("hyperopt", 0, 4, 20)
     with pytest.raises(ConfigError, match="'grid' is not one of"):
         make_searcher("grid", 0, 4, 20)
@@ -201,6 +221,7 @@ def test_trial_resources_and_train_batch_checks(compose_ray):
 
 # ---- checkpoints ---------------------------------------------------------------------------------------
 
+
 def test_checkpoint_pack_and_start_points(tmp_path):
     import torch
 
@@ -208,12 +229,15 @@ def test_checkpoint_pack_and_start_points(tmp_path):
 
     wdir = tmp_path / "run" / "weights"
     wdir.mkdir(parents=True)
-    torch.save({"ema": {"w": 1}, "optimizer": {"state": {}}, "epoch": 1, "train_args": {"epochs": 5}},
-               wdir / "last.pt")
+    torch.save({"ema": {"w": 1}, "optimizer": {"state": {}}, "epoch": 1, "train_args": {"epochs": 5}}, wdir / "last.pt")
     torch.save({"model": {"w": 1}, "optimizer": None, "epoch": -1, "train_args": {"epochs": 5}}, wdir / "best.pt")
     folder = checkpoints.pack(tmp_path / "ckpt", wdir, "epoch", 2, 5, {"val/mAP50": 0.1})
-    assert checkpoints.read_state(folder) == {"kind": "epoch", "epoch": 2, "epochs": 5,
-                                              "val_metrics": {"val/mAP50": 0.1}}
+    assert checkpoints.read_state(folder) == {
+        "kind": "epoch",
+        "epoch": 2,
+        "epochs": 5,
+        "val_metrics": {"val/mAP50": 0.1},
+    }
     assert (folder / "weights" / "last.pt").is_file() and (folder / "weights" / "best.pt").is_file()
 
     start = checkpoints.plan_start(tmp_path / "run")  # a run folder: its resumable last.pt
@@ -254,14 +278,22 @@ def test_experiment_yaml_composes(compose_ray, tmp_path):
     from xray_exp.distributed.tune_results import experiment_yaml
 
     cfg = compose_ray(["mode=tune", "model=yolo12s"])
-    text = experiment_yaml(cfg, "t1", {"train.lr0": 0.0123, "augmentation.mosaic": 0.5}, "val/mAP50-95", 0.42,
-                           "abc", "python -m xray_exp.train --config-dir X experiment=tuned_t1")
+    text = experiment_yaml(
+        cfg,
+        "t1",
+        {"train.lr0": 0.0123, "augmentation.mosaic": 0.5},
+        "val/mAP50-95",
+        0.42,
+        "abc",
+        "python -m xray_exp.train --config-dir X experiment=tuned_t1",
+    )
     exp = tmp_path / "conf" / "experiment"
     exp.mkdir(parents=True)
     (exp / "tuned_t1.yaml").write_text(text)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig, replace=True)
     with initialize_config_dir(config_dir=str(CONF)):  # what --config-dir <tune dir>/conf does on the CLI
-        out = compose(config_name="train",
-                      overrides=["experiment=tuned_t1", f"hydra.searchpath=[file://{tmp_path}/conf]"])
+        out = compose(
+            config_name="train", overrides=["experiment=tuned_t1", f"hydra.searchpath=[file://{tmp_path}/conf]"]
+        )
     assert out.train.lr0 == 0.0123 and out.augmentation.mosaic == 0.5 and out.model.name == "yolo12s"
     assert out.augmentation.name == "xray" and "tuned" in out.tags

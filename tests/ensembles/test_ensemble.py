@@ -357,8 +357,18 @@ def test_predict_takes_an_ensemble_folder(project, tmp_path):
     folder = project["out"] / "model"
     image = load_split(project["data_yaml"], "test").images[0]
     out = tmp_path / "predict"
-    run_cli(["xray_exp.predict", f"model={folder}", f"source={image.path}", f"out_dir={out}", "conf=0.05",
-             "progress=false"], project["root"], check=True)
+    run_cli(
+        [
+            "xray_exp.predict",
+            f"model={folder}",
+            f"source={image.path}",
+            f"out_dir={out}",
+            "conf=0.05",
+            "progress=false",
+        ],
+        project["root"],
+        check=True,
+    )
     rows = [r for r in csv.DictReader((out / "predictions.csv").open()) if r["label"]]
     detections, _ = EnsembleDetector(folder, device="cpu").predict(read_xray(image.path), conf=0.05)
     assert len(rows) == len(detections) > 0

@@ -28,15 +28,45 @@ def project(session_dir):
     another seed, nothing after training but Ultralytics' own validation."""
     root = session_dir / "compare-project"
     root.mkdir(parents=True, exist_ok=True)
-    a = run_dir_of(run_cli(["xray_exp.train", *DATA, "train.epochs=30", "train.patience=0", "post.samples=0",
-                            "tracking.register=if_better"], root, check=True))  # debug=smoke alone never registers
-    b = run_dir_of(run_cli(["xray_exp.train", *DATA, "train.seed=1", "tracking=disabled", "post.onnx=false",
-                            "post.samples=0", "post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95"],
-                           root, check=True))
+    a = run_dir_of(
+        run_cli(
+            [
+                "xray_exp.train",
+                *DATA,
+                "train.epochs=30",
+                "train.patience=0",
+                "post.samples=0",
+                "tracking.register=if_better",
+            ],
+            root,
+            check=True,
+        )
+    )  # debug=smoke alone never registers
+    b = run_dir_of(
+        run_cli(
+            [
+                "xray_exp.train",
+                *DATA,
+                "train.seed=1",
+                "tracking=disabled",
+                "post.onnx=false",
+                "post.samples=0",
+                "post.eval_splits=[]",
+                "objective.metric=ultralytics/val/mAP50-95",
+            ],
+            root,
+            check=True,
+        )
+    )
     data_yaml = json.loads((a / "dataset.json").read_text())["data_yaml"]
     assert json.loads((b / "dataset.json").read_text())["data_yaml"] == data_yaml
-    return {"root": root, "a": a, "b": b, "uri": f"sqlite:///{root / 'outputs' / 'mlflow.db'}",
-            "data": ["dataset=yolo", f"dataset.data_yaml={data_yaml}"]}
+    return {
+        "root": root,
+        "a": a,
+        "b": b,
+        "uri": f"sqlite:///{root / 'outputs' / 'mlflow.db'}",
+        "data": ["dataset=yolo", f"dataset.data_yaml={data_yaml}"],
+    }
 
 
 def same(x: float, y: float, tol: float = 1e-9) -> bool:
@@ -60,20 +90,32 @@ def test_summary_mlflow_and_evaluate_agree_on_every_metric(project):
     # MLflow holds every finite value (undefined ones, e.g. AUROC on a split without normal images, are not logged)
     assert {k for k in logged if k.startswith(("val/", "test/"))} == {k for k, v in ours.items() if math.isfinite(v)}
     assert all(same(logged[k], ours[k]) for k in logged if k in ours), {
-        k: (logged[k], ours[k]) for k in logged if k in ours and not same(logged[k], ours[k])}
+        k: (logged[k], ours[k]) for k in logged if k in ours and not same(logged[k], ours[k])
+    }
     history = MlflowClient(project["uri"]).get_metric_history(summary["mlflow_run_id"], "ultralytics/val/mAP50")
     assert len(history) >= 2  # per epoch + the final best.pt validation
 
     out = project["root"] / "eval-a"
-    proc = run_cli(["xray_exp.evaluate", f"model={summary['best_weights']}", *project["data"], "split=test",
-                    f"out_dir={out}", "tracking=disabled"], project["root"], check=True)
+    proc = run_cli(
+        [
+            "xray_exp.evaluate",
+            f"model={summary['best_weights']}",
+            *project["data"],
+            "split=test",
+            f"out_dir={out}",
+            "tracking=disabled",
+        ],
+        project["root"],
+        check=True,
+    )
     assert "imgsz 128 (the checkpoint's training size, from best.pt)" in proc.stdout
     evaluated = json.loads((out / "metrics.json").read_text())
     tested = {k: v for k, v in ours.items() if k.startswith("test/")}
     assert tested["test/images"] == 12 and tested["test/map40"] > 0 and tested["test/froc_mean"] > 0  # it learned
     assert set(evaluated) == set(tested)
-    assert all(same(evaluated[k], v) for k, v in tested.items()), {k: (evaluated[k], v) for k, v in tested.items()
-                                                                  if not same(evaluated[k], v)}
+    assert all(same(evaluated[k], v) for k, v in tested.items()), {
+        k: (evaluated[k], v) for k, v in tested.items() if not same(evaluated[k], v)
+    }
 
 
 def test_checkpoint_image_size_from_pt_and_onnx(project):
@@ -86,11 +128,16 @@ def test_checkpoint_image_size_from_pt_and_onnx(project):
 def test_compare_two_models_prints_verdicts_and_writes_the_report(project):
     from mlflow.tracking import MlflowClient
 
-    proc = run_cli(["xray_exp.compare", str(project["b"]), "models:/yolo12n@development", *project["data"],
-                    "n_boot=300"], project["root"], check=True)
+    proc = run_cli(
+        ["xray_exp.compare", str(project["b"]), "models:/yolo12n@development", *project["data"], "n_boot=300"],
+        project["root"],
+        check=True,
+    )
     verdicts = [line for line in proc.stdout.splitlines() if " on " in line and "[" in line]
-    pattern = (r"(no significant difference|.+ better) on (\S+): [+-]\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\], "
-               r"p(=\d\.\d{3}|<0\.001|=n/a)")
+    pattern = (
+        r"(no significant difference|.+ better) on (\S+): [+-]\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\], "
+        r"p(=\d\.\d{3}|<0\.001|=n/a)"
+    )
     assert [re.fullmatch(pattern, v).group(2) for v in verdicts] == list(HEADLINE), proc.stdout
     report = Path(next(line.split("=", 1)[1] for line in proc.stdout.splitlines() if line.startswith("REPORT=")))
     text = report.read_text()
@@ -106,8 +153,18 @@ def test_compare_two_models_prints_verdicts_and_writes_the_report(project):
             assert row["diff"] == pytest.approx(row["b"] - row["a"], abs=1e-12)
     # A's side equals evaluating A on its own (same predictions, same scorer)
     a_eval = project["root"] / "eval-b"
-    run_cli(["xray_exp.evaluate", f"model={project['b'] / 'weights' / 'best.pt'}", *project["data"],
-             f"out_dir={a_eval}", "tracking=disabled", "n_boot=0"], project["root"], check=True)
+    run_cli(
+        [
+            "xray_exp.evaluate",
+            f"model={project['b'] / 'weights' / 'best.pt'}",
+            *project["data"],
+            f"out_dir={a_eval}",
+            "tracking=disabled",
+            "n_boot=0",
+        ],
+        project["root"],
+        check=True,
+    )
     alone = json.loads((a_eval / "metrics.json").read_text())
     for row in result["differences"]:
         assert same(alone[f"test/{row['metric']}"], math.nan if row["a"] is None else row["a"])
@@ -126,8 +183,9 @@ def test_compare_candidates_and_errors(project, tmp_path):
     weights, name = resolve_candidate(str(project["b"]), None, tmp_path)
     assert weights == project["b"] / "weights" / "best.pt" and name == project["b"].name
     assert resolve_candidate(str(weights), None, tmp_path)[1] == project["b"].name
-    proc = run_cli(["xray_exp.compare", str(tmp_path), str(weights), *project["data"], "tracking=disabled"],
-                   project["root"])
+    proc = run_cli(
+        ["xray_exp.compare", str(tmp_path), str(weights), *project["data"], "tracking=disabled"], project["root"]
+    )
     assert proc.returncode == 2 and "without weights/best.pt" in proc.stderr
     proc = run_cli(["xray_exp.compare", str(weights)], project["root"])
     assert proc.returncode == 2 and "two models needed" in proc.stderr

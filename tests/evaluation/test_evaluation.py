@@ -94,8 +94,7 @@ def write_tiny_dataset(root: Path, as_list: bool = False) -> Path:
         image = rng.integers(20, 60, (128, 128), dtype=np.uint8)
         lines = []
         for cls, x1, y1, x2, y2 in boxes:
-            cv2.ellipse(image, ((x1 + x2) // 2, (y1 + y2) // 2), ((x2 - x1) // 2, (y2 - y1) // 2), 0, 0, 360,
-                        200, -1)
+            cv2.ellipse(image, ((x1 + x2) // 2, (y1 + y2) // 2), ((x2 - x1) // 2, (y2 - y1) // 2), 0, 0, 360, 200, -1)
             lines.append(f"{cls} {(x1 + x2) / 256} {(y1 + y2) / 256} {(x2 - x1) / 128} {(y2 - y1) / 128}")
         cv2.imwrite(str(root / "images" / "test" / f"{stem}.png"), image)
         if lines:  # normal images have no label file
@@ -105,8 +104,9 @@ def write_tiny_dataset(root: Path, as_list: bool = False) -> Path:
         (root / "test.txt").write_text("".join(f"./images/test/{s}.png\n" for s in TINY_SPLIT))
         test_entry = "test.txt"
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES))
-    (root / "data.yaml").write_text(f"path: .\ntrain: images/test\nval: images/test\ntest: {test_entry}\n"
-                                    f"names:\n{names}")
+    (root / "data.yaml").write_text(
+        f"path: .\ntrain: images/test\nval: images/test\ntest: {test_entry}\nnames:\n{names}"
+    )
     return root / "data.yaml"
 
 
@@ -130,8 +130,9 @@ def test_patient_groups_from_the_prepare_manifest(tmp_path):
     ids = sorted(TINY_SPLIT)
     assert patient_groups(data_yaml, ids) is None  # no manifest.csv: the bootstrap resamples images
     rows = [f"{i},patient-{i[1]},test,,0,nih" for i in ids]  # p0/n0 share patient-0, p1/n1 patient-1
-    (data_yaml.parent / "manifest.csv").write_text("image_id,patient_id,split,classes,boxes,source\n"
-                                                   + "\n".join(rows) + "\n")
+    (data_yaml.parent / "manifest.csv").write_text(
+        "image_id,patient_id,split,classes,boxes,source\n" + "\n".join(rows) + "\n"
+    )
     assert patient_groups(data_yaml, ["p0", "n0", "p1", "n1"]) == ["patient-0", "patient-0", "patient-1", "patient-1"]
     assert patient_groups(data_yaml, ["p0", "unknown"]) is None  # not every image listed: by image
 
@@ -148,8 +149,9 @@ def test_prediction_string_and_submission(tmp_path):
 def test_evaluate_config_composes_and_model_aliases_to_weights():
     from hydra import compose, initialize_config_dir
 
-    overrides = alias_model_override(["model=models:/xray@champion", "split=val", "dataset=yolo",
-                                      "dataset.data_yaml=/d/data.yaml"])
+    overrides = alias_model_override(
+        ["model=models:/xray@champion", "split=val", "dataset=yolo", "dataset.data_yaml=/d/data.yaml"]
+    )
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         cfg = compose("evaluate", overrides=overrides)
         plain = compose("evaluate")
@@ -158,21 +160,37 @@ def test_evaluate_config_composes_and_model_aliases_to_weights():
     assert cfg.dataset.data_yaml == "/d/data.yaml"
     assert plain.dataset.name == "synthetic" and plain.dataset.data_yaml is None
     assert set(plain.paths) == {"root", "output_dir", "cache_dir"}
-    assert {"conf", "iou", "imgsz", "tta", "device", "out_dir", "match_iou", "decision_conf", "map40_method",
-            "froc_hit", "no_finding_class", "n_boot", "progress"} <= set(plain)
+    assert {
+        "conf",
+        "iou",
+        "imgsz",
+        "tta",
+        "device",
+        "out_dir",
+        "match_iou",
+        "decision_conf",
+        "map40_method",
+        "froc_hit",
+        "no_finding_class",
+        "n_boot",
+        "progress",
+    } <= set(plain)
     assert plain.imgsz is None and plain.map40_method == "voc2010" and plain.n_boot == 1000
     assert alias_model_override(["model.x=1", "weights=a"]) == ["model.x=1", "weights=a"]
 
 
 def test_metrics_and_command_line_import_without_torch():
-    code = ("import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate, xray_exp.compare; "
-            "print(sorted({'torch', 'ultralytics', 'sklearn', 'matplotlib'} & set(sys.modules)))")
+    code = (
+        "import sys, xray_exp.metrics, xray_exp.evaluation, xray_exp.evaluate, xray_exp.compare; "
+        "print(sorted({'torch', 'ultralytics', 'sklearn', 'matplotlib'} & set(sys.modules)))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- integration: a real (random) model
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -190,9 +208,25 @@ def tiny(tmp_path_factory):
     return data_yaml, weights
 
 
-RATES = ["map40", "mAP50", "mAP50-95", "lesion_precision", "lesion_recall", "froc_mean", "froc_fp0.125",
-         "froc_fp0.25", "froc_fp0.5", "froc_fp1", "froc_fp2", "froc_fp4", "froc_fp8", "auroc", "sensitivity",
-         "specificity", *(f"ap40/{n}" for n in NAMES)]
+RATES = [
+    "map40",
+    "mAP50",
+    "mAP50-95",
+    "lesion_precision",
+    "lesion_recall",
+    "froc_mean",
+    "froc_fp0.125",
+    "froc_fp0.25",
+    "froc_fp0.5",
+    "froc_fp1",
+    "froc_fp2",
+    "froc_fp4",
+    "froc_fp8",
+    "auroc",
+    "sensitivity",
+    "specificity",
+    *(f"ap40/{n}" for n in NAMES),
+]
 HEADLINE = ("map40", "mAP50", "mAP50-95", "froc_mean", "auroc", "sensitivity", "specificity")
 
 
@@ -229,8 +263,9 @@ def check_report(out: Path, metrics: dict) -> None:
         assert len(list(csv.DictReader(f))) == 6
     with (out / "predictions.csv").open() as f:
         detections = list(csv.DictReader(f))
-    assert sum(len(r["PredictionString"].split()) // 6 for r in rows if not r["PredictionString"].startswith(
-        "14 1 0 0 1 1")) == len(detections)
+    assert sum(
+        len(r["PredictionString"].split()) // 6 for r in rows if not r["PredictionString"].startswith("14 1 0 0 1 1")
+    ) == len(detections)
 
 
 @pytest.mark.integration
@@ -240,8 +275,18 @@ def test_evaluate_split_with_flip_tta_writes_metrics_and_report(tiny, tmp_path):
     data_yaml, weights = tiny
     out = tmp_path / "report"
     settings = MetricSettings(decision_conf=0.002, n_boot=200, progress=False)
-    metrics = evaluate_split(str(weights), data_yaml, "test", imgsz=128, conf=0.001, iou=0.7, tta=True,
-                             out_dir=out, device="cpu", metrics=settings)
+    metrics = evaluate_split(
+        str(weights),
+        data_yaml,
+        "test",
+        imgsz=128,
+        conf=0.001,
+        iou=0.7,
+        tta=True,
+        out_dir=out,
+        device="cpu",
+        metrics=settings,
+    )
     check_metrics(metrics, "test")
     check_report(out, metrics)
     report = (out / "report.md").read_text()
@@ -257,9 +302,23 @@ def test_evaluate_command_line(tiny, tmp_path):
 
     data_yaml, weights = tiny
     out = tmp_path / "cli-report"
-    proc = run_cli(["xray_exp.evaluate", f"model={weights}", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
-                    "imgsz=128", "device=cpu", "split=val", f"out_dir={out}", "n_boot=0", "progress=false"],
-                   root=tmp_path, check=True, timeout=300)
+    proc = run_cli(
+        [
+            "xray_exp.evaluate",
+            f"model={weights}",
+            "dataset=yolo",
+            f"dataset.data_yaml={data_yaml}",
+            "imgsz=128",
+            "device=cpu",
+            "split=val",
+            f"out_dir={out}",
+            "n_boot=0",
+            "progress=false",
+        ],
+        root=tmp_path,
+        check=True,
+        timeout=300,
+    )
     assert "val/map40" in proc.stdout and f"REPORT={out / 'report.md'}" in proc.stdout
     assert "imgsz 128 (imgsz= given)" in proc.stdout
     assert "predict val" not in proc.stderr  # progress=false: no bar
@@ -272,10 +331,22 @@ def test_evaluate_command_line(tiny, tmp_path):
     assert run.data.params["split"] == "val" and run.data.tags["weights"] == str(weights)
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.md", "report/submission.csv", "report/plots", "report/galleries"} <= logged
-    unsized = run_cli(["xray_exp.evaluate", f"model={weights}", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
-                       "tracking=disabled"], root=tmp_path, timeout=300)  # a .pt saved without train args
+    unsized = run_cli(
+        [
+            "xray_exp.evaluate",
+            f"model={weights}",
+            "dataset=yolo",
+            f"dataset.data_yaml={data_yaml}",
+            "tracking=disabled",
+        ],
+        root=tmp_path,
+        timeout=300,
+    )  # a .pt saved without train args
     assert unsized.returncode == 2 and "does not record its training image size" in unsized.stderr
     assert "imgsz=<size>" in unsized.stderr
-    missing = run_cli(["xray_exp.evaluate", f"model={tmp_path / 'nope.pt'}", "dataset=yolo",
-                       f"dataset.data_yaml={data_yaml}"], root=tmp_path, timeout=300)
+    missing = run_cli(
+        ["xray_exp.evaluate", f"model={tmp_path / 'nope.pt'}", "dataset=yolo", f"dataset.data_yaml={data_yaml}"],
+        root=tmp_path,
+        timeout=300,
+    )
     assert missing.returncode == 2 and "nope.pt" in missing.stderr

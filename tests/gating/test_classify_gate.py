@@ -218,8 +218,14 @@ def test_predict_loads_the_registered_gated_pair(trained, gated_eval, tmp_path):
     expected = (
         mlflow.pyfunc.load_model("models:/det-gated@development").predict([str(image)], params={"conf": 0.001}).iloc[0]
     )
-    predictor = load_predictor("models:/det-gated@development", conf=0.001, device="cpu", tracking_uri=store,
-                               cache_dir=tmp_path / "cache", output_dir=tmp_path)
+    predictor = load_predictor(
+        "models:/det-gated@development",
+        conf=0.001,
+        device="cpu",
+        tracking_uri=store,
+        cache_dir=tmp_path / "cache",
+        output_dir=tmp_path,
+    )
     got = predictor.predict(read_xray(image))
     assert type(predictor.detector).__name__ == "GatedOnnxDetector" and predictor.identity.version == "1"
     assert sorted(d.confidence for d in got) == pytest.approx(

@@ -52,8 +52,9 @@ def random_dataset(seed: int, n_images: int = 12, num_classes: int = 4, crowded:
         found = rng.random(n) < 0.75
         jitter = rng.normal(0, 0.12, (found.sum(), 4)) * np.tile(gt_boxes[found, 2:] - gt_boxes[found, :2], 2)
         tp_boxes = gt_boxes[found] + jitter
-        tp_labels = np.where(rng.random(found.sum()) < 0.85, gt_labels[found], rng.integers(0, num_classes,
-                                                                                           found.sum()))
+        tp_labels = np.where(
+            rng.random(found.sum()) < 0.85, gt_labels[found], rng.integers(0, num_classes, found.sum())
+        )
         m = int(rng.integers(0, 150 if crowded else 7))
         xy = rng.uniform(0, 400, (m, 2))
         fp_boxes = np.c_[xy, xy + rng.uniform(10, 120, (m, 2))]
@@ -74,21 +75,29 @@ def torchmetrics_map(preds, gts, iou_thresholds):
 
     # pycocotools' own recall points: torchmetrics' default is a float32 linspace, whose rounding moves
     # points that fall exactly on a recall value (k / n) to the next detection (differences ~1e-3).
-    metric = MeanAveragePrecision(iou_thresholds=iou_thresholds, rec_thresholds=COCO_RECALL_POINTS.tolist(),
-                                  class_metrics=True, backend="pycocotools")
+    metric = MeanAveragePrecision(
+        iou_thresholds=iou_thresholds,
+        rec_thresholds=COCO_RECALL_POINTS.tolist(),
+        class_metrics=True,
+        backend="pycocotools",
+    )
     metric.warn_on_many_detections = False
     by_id = {p["image_id"]: p for p in preds}
     empty = rec("", scores=[])
     tm_preds, tm_gts = [], []
     for g in gts:
         p = by_id.get(g["image_id"], empty)
-        tm_preds.append({"boxes": torch.tensor(p["boxes"]), "scores": torch.tensor(p["scores"]),
-                         "labels": torch.tensor(p["labels"], dtype=torch.int64)})
+        tm_preds.append(
+            {
+                "boxes": torch.tensor(p["boxes"]),
+                "scores": torch.tensor(p["scores"]),
+                "labels": torch.tensor(p["labels"], dtype=torch.int64),
+            }
+        )
         tm_gts.append({"boxes": torch.tensor(g["boxes"]), "labels": torch.tensor(g["labels"], dtype=torch.int64)})
     metric.update(tm_preds, tm_gts)
     out = metric.compute()
-    per_class = dict(zip(out["classes"].reshape(-1).tolist(), out["map_per_class"].reshape(-1).tolist(),
-                         strict=True))
+    per_class = dict(zip(out["classes"].reshape(-1).tolist(), out["map_per_class"].reshape(-1).tolist(), strict=True))
     return float(out["map"]), per_class
 
 
@@ -155,8 +164,12 @@ def test_greedy_match_prefers_highest_iou_and_counts_each_lesion_once():
 def test_image_level_by_hand():
     # abnormal: a1 (max of .9/.1 = .9), a2 (.2); normal: n1 (.3), n2 (.1), n3 (no detections = 0)
     gts = [rec("a1", [[0, 0, 5, 5]], [0]), rec("a2", [[0, 0, 5, 5]], [1]), rec("n1"), rec("n2"), rec("n3")]
-    preds = [rec("a1", [[0, 0, 5, 5], [1, 1, 4, 4]], [0, 1], [0.1, 0.9]), rec("a2", [[9, 9, 12, 12]], [0], [0.2]),
-             rec("n1", [[0, 0, 5, 5]], [0], [0.3]), rec("n2", [[0, 0, 5, 5]], [0], [0.1])]
+    preds = [
+        rec("a1", [[0, 0, 5, 5], [1, 1, 4, 4]], [0, 1], [0.1, 0.9]),
+        rec("a2", [[9, 9, 12, 12]], [0], [0.2]),
+        rec("n1", [[0, 0, 5, 5]], [0], [0.3]),
+        rec("n2", [[0, 0, 5, 5]], [0], [0.1]),
+    ]
     r = image_level_metrics(preds, gts, threshold=0.25)
     np.testing.assert_allclose(r.scores, [0.9, 0.2, 0.3, 0.1, 0.0])
     # AUROC = share of (abnormal, normal) pairs ranked right: .9 beats all 3, .2 beats .1 and 0 -> 5/6
@@ -172,16 +185,24 @@ def test_confusion_matrix_by_hand():
     # lesion 0 (class 0) found as class 1 (IoU 1); lesion 1 (class 1) found right; lesion 2 (class 0)
     # missed; one detection on nothing; one class-0 detection below conf (ignored).
     gts = [rec("A", [[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], [0, 1, 0])]
-    preds = [rec("A", [[0, 0, 10, 10], [21, 21, 30, 30], [70, 70, 80, 80], [40, 40, 50, 50]], [1, 1, 0, 0],
-                 [0.9, 0.8, 0.7, 0.1])]
+    preds = [
+        rec(
+            "A",
+            [[0, 0, 10, 10], [21, 21, 30, 30], [70, 70, 80, 80], [40, 40, 50, 50]],
+            [1, 1, 0, 0],
+            [0.9, 0.8, 0.7, 0.1],
+        )
+    ]
     cm = confusion_matrix(preds, gts, num_classes=2, conf=0.25, iou_threshold=0.4)
     # rows: true 0, 1, background; columns: predicted 0, 1, background
     np.testing.assert_array_equal(cm, [[0, 1, 1], [0, 1, 0], [1, 0, 0]])
 
 
 def test_failures_by_hand():
-    preds = [rec("A", [[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], [0, 0, 0], [0.9, 0.8, 0.95]),
-             rec("B", [[0, 0, 10, 10]], [0], [0.1])]
+    preds = [
+        rec("A", [[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], [0, 0, 0], [0.9, 0.8, 0.95]),
+        rec("B", [[0, 0, 10, 10]], [0], [0.1]),
+    ]
     gts = [rec("A", [[0, 0, 10, 10], [20, 20, 40, 40]], [0, 0]), rec("B", [[0, 0, 10, 10]], [0])]
     fps = worst_false_positives(preds, gts, num_classes=1, k=5)
     # .95 far from everything, then .8 duplicate on the lesion the .9 took
@@ -200,10 +221,30 @@ def test_flat_metrics_names_are_mlflow_safe_and_complete():
     names = ["nodule", "pleural effusion/(L)", "..", "unused"]
     gts.append(rec("normal"))
     flat = flat_metrics(evaluate_records(preds, gts, names), prefix="test")
-    expected = {"map40", "mAP50", "mAP50-95", "lesion_precision", "lesion_recall", "froc_mean", "froc_fp0.125",
-                "froc_fp0.25", "froc_fp0.5", "froc_fp1", "froc_fp2", "froc_fp4", "froc_fp8", "auroc",
-                "sensitivity", "specificity", "images", "normal_images", "instances",
-                "ap40/nodule", "ap40/pleural effusion__L_", "ap40/_"}
+    expected = {
+        "map40",
+        "mAP50",
+        "mAP50-95",
+        "lesion_precision",
+        "lesion_recall",
+        "froc_mean",
+        "froc_fp0.125",
+        "froc_fp0.25",
+        "froc_fp0.5",
+        "froc_fp1",
+        "froc_fp2",
+        "froc_fp4",
+        "froc_fp8",
+        "auroc",
+        "sensitivity",
+        "specificity",
+        "images",
+        "normal_images",
+        "instances",
+        "ap40/nodule",
+        "ap40/pleural effusion__L_",
+        "ap40/_",
+    }
     assert set(flat) == {f"test/{k}" for k in expected}  # 'unused' has no ground truth: no AP key
     for key, value in flat.items():
         assert MLFLOW_NAME.match(key) and posixpath.normpath(key) == key, key

@@ -56,11 +56,18 @@ def assert_same(got: float, expected: float, what):
         assert abs(got - expected) < 1e-12, (what, got, expected)
 
 
-@pytest.mark.parametrize(("map40_method", "no_finding_class", "froc_hit", "dense"),
-                         [("voc2010", None, "iou", False), ("coco101", None, "iou", False),
-                          ("voc2010", 4, "center", False), ("voc2010", 5, "center", True)])
-def test_resampled_metrics_equal_the_evaluation_of_the_materialised_resample(map40_method, no_finding_class,
-                                                                             froc_hit, dense):
+@pytest.mark.parametrize(
+    ("map40_method", "no_finding_class", "froc_hit", "dense"),
+    [
+        ("voc2010", None, "iou", False),
+        ("coco101", None, "iou", False),
+        ("voc2010", 4, "center", False),
+        ("voc2010", 5, "center", True),
+    ],
+)
+def test_resampled_metrics_equal_the_evaluation_of_the_materialised_resample(
+    map40_method, no_finding_class, froc_hit, dense
+):
     preds, gts = voc_dataset(101, n_images=28, dense=True) if dense else dataset(1)
     kwargs = dict(map40_method=map40_method, no_finding_class=no_finding_class, froc_hit=froc_hit)
     result = evaluate_records(preds, gts, NAMES, **kwargs)
@@ -202,8 +209,24 @@ def test_bootstrap_benchmark_runs_and_writes_its_figures(tmp_path, capsys):
 
     preds, gts = bench.synthetic_split(n_images=50, n_detections=170, seed=2)
     assert sum(len(p["labels"]) for p in preds) == 170 and len(gts) == 50
-    assert bench.main(["--images", "120", "--detections", "400", "--n-boot", "40", "--reps", "2", "--paired",
-                       "--out-dir", str(tmp_path)]) == 0
+    assert (
+        bench.main(
+            [
+                "--images",
+                "120",
+                "--detections",
+                "400",
+                "--n-boot",
+                "40",
+                "--reps",
+                "2",
+                "--paired",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert "bootstrap_ci, 40 resamples (median of 2)" in capsys.readouterr().out
     (path,) = tmp_path.glob("bootstrap-*.json")
     results = json.loads(path.read_text())["results"]

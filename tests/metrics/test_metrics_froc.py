@@ -58,8 +58,10 @@ def luna16_froc(preds, gts, iou_threshold, hit, fp_rates):
     lesion_probs, fp_probs = [], []
     for g in gts:
         p = by_id.get(g["image_id"], rec("", scores=[]))
-        candidates = {k: (np.asarray(p["boxes"][k], float), int(p["labels"][k]), float(p["scores"][k]))
-                      for k in range(len(p["labels"]))}
+        candidates = {
+            k: (np.asarray(p["boxes"][k], float), int(p["labels"][k]), float(p["scores"][k]))
+            for k in range(len(p["labels"]))
+        }
         pool = dict(candidates)
         for box, label in zip(np.asarray(g["boxes"], float), np.asarray(g["labels"]), strict=True):
             matched = []

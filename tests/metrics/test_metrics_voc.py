@@ -84,8 +84,9 @@ def map_boxes_reference(preds, gts, iou=0.4):
             x1, y1, x2, y2 = p["boxes"][k]
             det.append([p["image_id"], str(p["labels"][k]), p["scores"][k], x1, x2, y1, y2])
     with contextlib.redirect_stdout(io.StringIO()):
-        mean_ap, per_class = mean_average_precision_for_boxes(np.array(ann, dtype=object), np.array(det, dtype=object),
-                                                              iou_threshold=iou, verbose=False)
+        mean_ap, per_class = mean_average_precision_for_boxes(
+            np.array(ann, dtype=object), np.array(det, dtype=object), iou_threshold=iou, verbose=False
+        )
     return mean_ap, {int(k): v[0] for k, v in per_class.items()}
 
 
@@ -138,8 +139,11 @@ def test_voc_matching_by_hand():
 def test_no_finding_class_by_hand():
     # n1, n2 normal; a1, a2 abnormal (one lesion each, found exactly with score .8 / .3).
     gts = [rec("a1", [[0, 0, 10, 10]], [0]), rec("n1"), rec("a2", [[0, 0, 10, 10]], [0]), rec("n2")]
-    preds = [rec("a1", [[0, 0, 10, 10]], [0], [0.8]), rec("n1", [[50, 50, 60, 60]], [0], [0.2]),
-             rec("a2", [[0, 0, 10, 10]], [0], [0.3])]
+    preds = [
+        rec("a1", [[0, 0, 10, 10]], [0], [0.8]),
+        rec("n1", [[50, 50, 60, 60]], [0], [0.2]),
+        rec("a2", [[0, 0, 10, 10]], [0], [0.3]),
+    ]
     # "No finding" scores 1 - max: a1 .2, n1 .8, a2 .7, n2 1 -> ranking n2, n1, a2, a1: AP 1
     result = evaluate_records(preds, gts, ["nodule"], no_finding_class=1)
     assert result.detection.no_finding_ap == 1.0
@@ -169,13 +173,21 @@ def test_no_finding_class_agrees_with_map_boxes_on_class_14_boxes(seed):
     for g in gts:
         p = by_id.get(g["image_id"], rec(g["image_id"], scores=[]))
         s = nf_scores[g["image_id"]]
-        with_14.append(rec(g["image_id"], np.r_[p["boxes"], [[0, 0, 1, 1]]], np.r_[p["labels"], 14].astype(int),
-                           np.r_[p["scores"], s]))
+        with_14.append(
+            rec(
+                g["image_id"],
+                np.r_[p["boxes"], [[0, 0, 1, 1]]],
+                np.r_[p["labels"], 14].astype(int),
+                np.r_[p["scores"], s],
+            )
+        )
         normal = len(g["labels"]) == 0
         gts_14.append(rec(g["image_id"], [[0, 0, 1, 1]], [14]) if normal else g)
     ref_map, ref_per_class = map_boxes_reference(with_14, gts_14)
-    scored = [{**by_id.get(g["image_id"], rec(g["image_id"], scores=[])), "no_finding_score": nf_scores[g["image_id"]]}
-              for g in gts]
+    scored = [
+        {**by_id.get(g["image_id"], rec(g["image_id"], scores=[])), "no_finding_score": nf_scores[g["image_id"]]}
+        for g in gts
+    ]
     ours = evaluate_records(scored, gts, [f"c{c}" for c in range(NUM_CLASSES)], no_finding_class=14 - 9)
     assert abs(ours.detection.no_finding_ap - ref_per_class[14]) <= 1e-6
     assert abs(ours.detection.map40 - ref_map) <= 1e-6

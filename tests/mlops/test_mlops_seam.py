@@ -21,19 +21,23 @@ PACKAGE = REPO / "xray_exp"
 SEAM = PACKAGE / "mlops"
 
 
-@pytest.mark.parametrize(("uri", "parsed"), [
-    ("models:/yolo12n@development", ("yolo12n", "development", None)),
-    ("models:/yolo12n-finetuned@staging", ("yolo12n-finetuned", "staging", None)),
-    ("models:/yolo12n/3", ("yolo12n", None, "3")),
-    ("models:/yolo12n", ("yolo12n", None, None)),
-    ("models:/yolo12n/", ("yolo12n", None, None)),
-])
+@pytest.mark.parametrize(
+    ("uri", "parsed"),
+    [
+        ("models:/yolo12n@development", ("yolo12n", "development", None)),
+        ("models:/yolo12n-finetuned@staging", ("yolo12n-finetuned", "staging", None)),
+        ("models:/yolo12n/3", ("yolo12n", None, "3")),
+        ("models:/yolo12n", ("yolo12n", None, None)),
+        ("models:/yolo12n/", ("yolo12n", None, None)),
+    ],
+)
 def test_one_models_uri_parser(uri, parsed):
     assert parse_models_uri(uri) == parsed
 
 
-@pytest.mark.parametrize("uri", ["models:/", "models:/a/b", "models:/a@", "models:/a@x/3", "runs:/abc/model",
-                                 "models:/a/3x"])
+@pytest.mark.parametrize(
+    "uri", ["models:/", "models:/a/b", "models:/a@", "models:/a@x/3", "runs:/abc/model", "models:/a/3x"]
+)
 def test_models_uri_parser_refuses_other_forms(uri):
     with pytest.raises(ModelError, match="expected models:/<name>@<alias> or models:/<name>/<n>"):
         parse_models_uri(uri)
@@ -72,8 +76,9 @@ def client(tmp_path):
 
 def test_parent_run_reopens_kills_stale_children_and_lists_all_of_them(client):
     identity = {"sweep.key": "sqlite:///o.db 'study-a'", "sweep.role": "parent"}  # quotes are dropped
-    first = parent_runs.open_parent_run(client, "exp", "sweep-a", identity, {"sweep.id": "1"}, {"search.lr": "a,b"},
-                                        count_tag="sweep.invocations")
+    first = parent_runs.open_parent_run(
+        client, "exp", "sweep-a", identity, {"sweep.id": "1"}, {"search.lr": "a,b"}, count_tag="sweep.invocations"
+    )
     parent_id, experiment_id = first["parent_run_id"], first["experiment_id"]
     assert first["resumed"] is False
     other = parent_runs.open_parent_run(client, "exp", "sweep-b", {**identity, "sweep.key": "study-b"}, {}, {})
@@ -91,8 +96,15 @@ def test_parent_run_reopens_kills_stale_children_and_lists_all_of_them(client):
     assert parent_runs.child_run_tags(None, {"a": "1"}) == {"a": "1"}
     client.set_terminated(parent_id, status="KILLED")
 
-    again = parent_runs.open_parent_run(client, "exp", "ignored", identity, {"sweep.id": "2"},
-                                        {"search.lr": "changed", "search.bs": "8"}, count_tag="sweep.invocations")
+    again = parent_runs.open_parent_run(
+        client,
+        "exp",
+        "ignored",
+        identity,
+        {"sweep.id": "2"},
+        {"search.lr": "changed", "search.bs": "8"},
+        count_tag="sweep.invocations",
+    )
     assert (again["parent_run_id"], again["resumed"]) == (parent_id, True)
     parent = client.get_run(parent_id)
     assert parent.info.status == "RUNNING" and parent.info.run_name == "sweep-a"
@@ -112,8 +124,9 @@ def test_end_child_runs_tags_all_and_ends_only_the_running(client):
     running = client.create_run(experiment_id).info.run_id
     done = client.create_run(experiment_id).info.run_id
     client.set_terminated(done, status="FINISHED")
-    parent_runs.end_child_runs(client, {running: ("KILLED", {"tune.stopped_early": "true"}),
-                                        done: ("FAILED", {"tune.stopped_early": "false"})})
+    parent_runs.end_child_runs(
+        client, {running: ("KILLED", {"tune.stopped_early": "true"}), done: ("FAILED", {"tune.stopped_early": "false"})}
+    )
     parent_runs.tag_child_run(client, done, {"tune.best": "true"})
     assert client.get_run(running).info.status == "KILLED"
     assert client.get_run(running).data.tags["tune.stopped_early"] == "true"

@@ -42,11 +42,31 @@ def registered(tmp_path_factory):
     pt, onnx = h.demo_model()
     names = OnnxDetector(onnx).names
     example = h.nih_paths()[0] if h.nih_paths() else None
-    model_uri = log_onnx_model(uri, run.info.run_id, {"onnx": str(onnx), "pt": str(pt), "names": names,
-                                                      "imgsz": h.IMGSZ, "example": str(example) if example else None})
-    decision = register_model(client, model_uri, run.info.run_id, {
-        "name": "yolo12n", "alias": "development", "policy": "if_better", "objective": "val/map40", "value": 0.1,
-        "direction": "maximize", "tags": {}})
+    model_uri = log_onnx_model(
+        uri,
+        run.info.run_id,
+        {
+            "onnx": str(onnx),
+            "pt": str(pt),
+            "names": names,
+            "imgsz": h.IMGSZ,
+            "example": str(example) if example else None,
+        },
+    )
+    decision = register_model(
+        client,
+        model_uri,
+        run.info.run_id,
+        {
+            "name": "yolo12n",
+            "alias": "development",
+            "policy": "if_better",
+            "objective": "val/map40",
+            "value": 0.1,
+            "direction": "maximize",
+            "tags": {},
+        },
+    )
     assert decision["promoted"]
     return {"uri": uri, "onnx": onnx, "root": root}
 
@@ -94,12 +114,37 @@ def test_mlflow_models_serve_answers_findings(registered, tmp_path):
     if not nih:
         pytest.skip("NIH sample images (../shared/data/nih-cxr14-bbox) absent")
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registered["uri"], "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registered["uri"],
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # its uvicorn
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/yolo12n@development",
-                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/yolo12n@development",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
         while True:
@@ -112,8 +157,9 @@ def test_mlflow_models_serve_answers_findings(registered, tmp_path):
                 time.sleep(1)
         data = nih[0].read_bytes()
         body = {"dataframe_split": {"data": [[base64.b64encode(data).decode()]]}, "params": {"conf": CONF}}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
         row = answer["predictions"][0]
@@ -130,6 +176,12 @@ def test_service_and_model_share_one_pipeline():
     from xray_exp.serve import onnx_detector
 
     assert onnx_detector.OnnxDetector is OnnxDetector and onnx_detector.findings is findings
-    assert "fastapi" not in subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import xray_exp.detector, xray_exp.imaging"], cwd=REPO,
-        capture_output=True, text=True).stderr
+    assert (
+        "fastapi"
+        not in subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import xray_exp.detector, xray_exp.imaging"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stderr
+    )

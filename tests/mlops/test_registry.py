@@ -35,8 +35,15 @@ def logged_run(client, tmp_path) -> tuple[str, str]:
 
 def train_and_register(client, tmp_path, value, policy="if_better", direction="maximize", objective="val/map40"):
     run_id, model_uri = logged_run(client, tmp_path)
-    event = {"name": NAME, "alias": ALIAS, "policy": policy, "objective": objective, "value": value,
-             "direction": direction, "tags": {"mode": "train"}}
+    event = {
+        "name": NAME,
+        "alias": ALIAS,
+        "policy": policy,
+        "objective": objective,
+        "value": value,
+        "direction": direction,
+        "tags": {"mode": "train"},
+    }
     return run_id, register_model(client, model_uri, run_id, event)
 
 
@@ -83,8 +90,14 @@ def test_minimize_objective_promotes_lower_values(store, tmp_path):
 
 
 def registry_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "xray_exp.registry", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "xray_exp.registry", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_registry_cli_promotes_lists_and_shows(store, tmp_path):
@@ -116,20 +129,38 @@ def test_one_default_store_for_everything(tmp_path, monkeypatch):
 
     env_off = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     for module in ("xray_exp.train", "xray_exp.evaluate"):
-        for env, expected in ((env_off, project), ({**env_off, "MLFLOW_TRACKING_URI": "http://t.invalid"},
-                                                   "http://t.invalid")):
-            proc = subprocess.run([sys.executable, "-m", module, "--cfg", "job", "-p", "tracking.tracking_uri"],
-                                  capture_output=True, text=True, cwd=REPO, timeout=120,
-                                  env={**env, "XRAY_EXP_ROOT": str(tmp_path)})
+        for env, expected in (
+            (env_off, project),
+            ({**env_off, "MLFLOW_TRACKING_URI": "http://t.invalid"}, "http://t.invalid"),
+        ):
+            proc = subprocess.run(
+                [sys.executable, "-m", module, "--cfg", "job", "-p", "tracking.tracking_uri"],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+                env={**env, "XRAY_EXP_ROOT": str(tmp_path)},
+            )
             assert proc.stdout.strip() == expected, (module, proc.stdout, proc.stderr)
-    listing = subprocess.run([sys.executable, "-m", "xray_exp.registry", "list"], capture_output=True, text=True,
-                             cwd=REPO, timeout=120, env={**env_off, "XRAY_EXP_ROOT": str(tmp_path)})
+    listing = subprocess.run(
+        [sys.executable, "-m", "xray_exp.registry", "list"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**env_off, "XRAY_EXP_ROOT": str(tmp_path)},
+    )
     assert f"(no registered versions at {project})" in listing.stdout
 
 
 def test_smoke_runs_never_register(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "xray_exp.train", "debug=smoke", "--cfg", "job", "-p",
-                           "tracking.register"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xray_exp.train", "debug=smoke", "--cfg", "job", "-p", "tracking.register"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.stdout.strip() == "never"
 
 
@@ -139,8 +170,17 @@ def test_significant_gate_moves_the_alias_only_on_a_significant_paired_differenc
 
     def significant(found):
         run_id, model_uri = logged_run(client, tmp_path)
-        event = {"name": NAME, "alias": ALIAS, "policy": "if_better", "objective": "test/map40", "value": 0.9,
-                 "direction": "maximize", "tags": {}, "better_if": "significant", "significance": found}
+        event = {
+            "name": NAME,
+            "alias": ALIAS,
+            "policy": "if_better",
+            "objective": "test/map40",
+            "value": 0.9,
+            "direction": "maximize",
+            "tags": {},
+            "better_if": "significant",
+            "significance": found,
+        }
         return register_model(client, model_uri, run_id, event)
 
     verdict = "no significant difference on map40: +0.020 [-0.010, 0.050], p=0.210"

@@ -8,17 +8,26 @@ import json
 import pytest
 from conftest import run_cli, run_dir_of
 
-GATE = ["xray_exp.train", "debug=smoke", "post.samples=0", "post.eval_splits=[test]", "post.n_boot=200",
-        "tracking=local", "tracking.register=if_better", "tracking.better_if=significant",
-        "objective.metric=test/map40"]
+GATE = [
+    "xray_exp.train",
+    "debug=smoke",
+    "post.samples=0",
+    "post.eval_splits=[test]",
+    "post.n_boot=200",
+    "tracking=local",
+    "tracking.register=if_better",
+    "tracking.better_if=significant",
+    "objective.metric=test/map40",
+]
 
 
 @pytest.mark.integration
 def test_objective_without_a_paired_test_fails_before_training(tmp_path):
     proc = run_cli([*GATE, "objective.metric=ultralytics/val/mAP50-95"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "tracking.better_if=significant: objective.metric='ultralytics/val/mAP50-95' has no paired test" \
-        in proc.stderr
+    assert (
+        "tracking.better_if=significant: objective.metric='ultralytics/val/mAP50-95' has no paired test" in proc.stderr
+    )
     assert not (tmp_path / "outputs" / "runs").exists() or not any((tmp_path / "outputs" / "runs").iterdir())
 
 

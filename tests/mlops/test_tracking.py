@@ -34,8 +34,12 @@ def test_journal_then_upload_when_tracking_was_unreachable(tmp_path):
     tracker.end()
     assert tracker.problem and tracker.run_id is None and len(tracker.events()) == 5
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    proc = subprocess.run([sys.executable, "-m", "xray_exp.tracking", "upload", str(tmp_path / "run"),
-                           "--tracking-uri", uri], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xray_exp.tracking", "upload", str(tmp_path / "run"), "--tracking-uri", uri],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     state = json.loads((tmp_path / "run" / "tracking" / "state.json").read_text())
     run = MlflowClient(uri).get_run(state["run_id"])
@@ -85,8 +89,7 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
 
     from xray_exp.mlops.registry import get_latest_model
 
-    folder, got = get_latest_model("yolo12n", alias="development", tracking_uri=mlflow_server.uri,
-                                   dst=tmp_path / "dl")
+    folder, got = get_latest_model("yolo12n", alias="development", tracking_uri=mlflow_server.uri, dst=tmp_path / "dl")
     assert got == version.version and (folder / "model.onnx").is_file() and (folder / "best.pt").is_file()
     latest, latest_version = get_latest_model("yolo12n", tracking_uri=mlflow_server.uri, dst=tmp_path / "dl2")
     assert int(latest_version) >= int(version.version)
@@ -121,8 +124,9 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
 
     # Promotion gate: a holder this run cannot reach keeps the alias; the new version is registered and says why.
     client.set_model_version_tag("yolo12n", version.version, "objective_value", "2.0")  # mAP <= 1: unbeatable
-    proc = run_cli([*SMOKE, "tracking.register=if_better", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path,
-                   check=True)
+    proc = run_cli(
+        [*SMOKE, "tracking.register=if_better", f"tracking.tracking_uri={mlflow_server.uri}"], tmp_path, check=True
+    )
     gated = json.loads((run_dir_of(proc) / "summary.json").read_text())
     assert gated["registration"]["registered"] and not gated["registration"]["promoted"]
     assert client.get_model_version_by_alias("yolo12n", "development").version == version.version
@@ -132,8 +136,11 @@ def test_training_run_logged_once_and_registered(tmp_path, mlflow_server):
 
     # debug=smoke alone never registers.
     before = len(client.search_model_versions("name='yolo12n'"))
-    proc = run_cli(["xray_exp.train", "debug=smoke", "tracking=server", f"tracking.tracking_uri={mlflow_server.uri}"],
-                   tmp_path, check=True)
+    proc = run_cli(
+        ["xray_exp.train", "debug=smoke", "tracking=server", f"tracking.tracking_uri={mlflow_server.uri}"],
+        tmp_path,
+        check=True,
+    )
     plain = json.loads((run_dir_of(proc) / "summary.json").read_text())
     assert not plain["registration"]["registered"] and len(client.search_model_versions("name='yolo12n'")) == before
 
@@ -143,10 +150,21 @@ def test_server_killed_mid_run_then_upload(tmp_path):
     server = MlflowServer(tmp_path / "server").start()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *SMOKE, "train.epochs=3", "post.onnx=true", f"tracking.tracking_uri={server.uri}",
-             "tracking.timeout_s=3"],
-            cwd=REPO, env={**__import__("os").environ, "XRAY_EXP_ROOT": str(tmp_path)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                *SMOKE,
+                "train.epochs=3",
+                "post.onnx=true",
+                f"tracking.tracking_uri={server.uri}",
+                "tracking.timeout_s=3",
+            ],
+            cwd=REPO,
+            env={**__import__("os").environ, "XRAY_EXP_ROOT": str(tmp_path)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         client = MlflowClient(server.uri)
         deadline = time.time() + 180
         run_id = None
@@ -174,8 +192,13 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         server.kill()
     server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
     try:
-        up = subprocess.run([sys.executable, "-m", "xray_exp.tracking", "upload", str(run_dir)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+        up = subprocess.run(
+            [sys.executable, "-m", "xray_exp.tracking", "upload", str(run_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         client = MlflowClient(server.uri)
         run = client.get_run(run_id)
@@ -282,8 +305,7 @@ def wait_for(path, timeout: float, proc: subprocess.Popen) -> None:
     while not path.exists():
         if proc.poll() is not None:
             out, err = proc.communicate()
-            raise AssertionError(f"training exited {proc.returncode} before {path.name}:\n{out[-3000:]}\n"
-                                 f"{err[-3000:]}")
+            raise AssertionError(f"training exited {proc.returncode} before {path.name}:\n{out[-3000:]}\n{err[-3000:]}")
         assert time.time() < deadline, f"{path.name} not reached in {timeout} s"
         time.sleep(0.2)
 
@@ -295,12 +317,30 @@ def test_training_recovers_from_an_outage_without_upload(tmp_path):
     gate = tmp_path / "gate"
     gate.mkdir()
     server = MlflowServer(tmp_path / "server").start()
-    env = {**os.environ, "XRAY_EXP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
-           "XRAY_GATE_DIR": str(gate), "XRAY_GATE_EPOCHS": "1,3"}
+    env = {
+        **os.environ,
+        "XRAY_EXP_ROOT": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+        "XRAY_GATE_DIR": str(gate),
+        "XRAY_GATE_EPOCHS": "1,3",
+    }
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "gated_train.py"), *SMOKE[1:], "train.epochs=6", "post.onnx=true",
-         f"tracking.tracking_uri={server.uri}", "tracking.timeout_s=3"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(REPO / "tests" / "gated_train.py"),
+            *SMOKE[1:],
+            "train.epochs=6",
+            "post.onnx=true",
+            f"tracking.tracking_uri={server.uri}",
+            "tracking.timeout_s=3",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(gate / "epoch-1.ready", 300, proc)
         client = MlflowClient(server.uri)

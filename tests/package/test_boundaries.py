@@ -75,12 +75,15 @@ def violations(package: Path, rule: Rule) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("rule", [
-    pytest.param(RULES[0], id="ultralytics-only-in-yolo"),
-    pytest.param(RULES[1], id="mlflow-only-in-mlops"),
-    pytest.param(RULES[2], id="ray-init-only-in-cluster"),
-    pytest.param(RULES[3], id="mlflow-client-only-in-client-py"),
-])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param(RULES[0], id="ultralytics-only-in-yolo"),
+        pytest.param(RULES[1], id="mlflow-only-in-mlops"),
+        pytest.param(RULES[2], id="ray-init-only-in-cluster"),
+        pytest.param(RULES[3], id="mlflow-client-only-in-client-py"),
+    ],
+)
 def test_package_keeps_its_seams(rule):
     assert PACKAGE.is_dir() and any(rule.owns(p.relative_to(PACKAGE).as_posix()) for p in PACKAGE.rglob("*.py"))
     found = violations(PACKAGE, rule)
@@ -88,8 +91,11 @@ def test_package_keeps_its_seams(rule):
 
 
 STRAY = {
-    "ultralytics": ["from ultralytics import YOLO", "import ultralytics.utils as u",
-                    "def f():\n    import importlib\n    return importlib.import_module('ultralytics.nn.tasks')"],
+    "ultralytics": [
+        "from ultralytics import YOLO",
+        "import ultralytics.utils as u",
+        "def f():\n    import importlib\n    return importlib.import_module('ultralytics.nn.tasks')",
+    ],
     "mlflow": ["import mlflow", "def f():\n    from mlflow.tracking import MlflowClient\n    return MlflowClient"],
     "ray.init": ["import ray\nray.init(address='local')", "from ray import init"],
     "MlflowClient": ["client = MlflowClient(tracking_uri='sqlite:///x.db')"],
@@ -126,6 +132,9 @@ def test_the_run_lifecycle_does_not_know_about_sweeps():
         relative = path.relative_to(PACKAGE).as_posix()
         if relative.startswith(LAYERS_BELOW_SWEEPS):
             tree = ast.parse(path.read_text(), filename=str(path))
-            found += [f"{relative}:{node.lineno}" for node in ast.walk(tree)
-                      if any(m == "xray_exp.sweep" or m.startswith("xray_exp.sweep.") for m in _imported_modules(node))]
+            found += [
+                f"{relative}:{node.lineno}"
+                for node in ast.walk(tree)
+                if any(m == "xray_exp.sweep" or m.startswith("xray_exp.sweep.") for m in _imported_modules(node))
+            ]
     assert any(PACKAGE.glob("runs/*.py")) and not found, found

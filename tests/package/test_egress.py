@@ -101,19 +101,29 @@ def test_guard_sees_outbound_attempts(tmp_path):
         "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('192.0.2.53', 53))\n"
     )
     inject = ["-e", "inject=connect:error=ENETUNREACH", "-e", "inject=sendto:error=ENETUNREACH"]
-    proc = subprocess.run([*STRACE, *inject, "-o", str(log), sys.executable, "-c", code], env=quiet_env(),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*STRACE, *inject, "-o", str(log), sys.executable, "-c", code],
+        env=quiet_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     attempts = egress_attempts(log)
     text = log.read_text()
     assert "127.0.0.1" in text and not any("127.0.0.1" in line for line in attempts), text[-2000:]
     assert any("192.0.2.1" in line and "htons(443)" in line for line in attempts), (text[-2000:], proc.stderr)
     assert any("192.0.2.53" in line and "htons(53)" in line for line in attempts), (text[-2000:], proc.stderr)
 
+
 def test_smoke_training_makes_no_outbound_connection(tmp_path):
     log = tmp_path / "strace.log"
     proc = subprocess.run(
         [*STRACE, "-o", str(log), sys.executable, "-m", "xray_exp.train", "debug=smoke", "tracking=local"],
-        cwd=REPO, env=quiet_env(XRAY_EXP_ROOT=str(tmp_path)), capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        env=quiet_env(XRAY_EXP_ROOT=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "ONNX parity" in proc.stdout  # an InferenceSession was opened (ORT's telemetry would start here)
@@ -123,12 +133,26 @@ def test_smoke_training_makes_no_outbound_connection(tmp_path):
 def test_service_request_makes_no_outbound_connection(tmp_path):
     log = tmp_path / "strace.log"
     port = h.free_port()
-    env = quiet_env(XRAY_SERVE_MODEL=str(h.demo_model()[1]), XRAY_SERVE_DEVICE="cpu",
-                    XRAY_SERVE_JOB_DIR=str(tmp_path / "jobs"))
+    env = quiet_env(
+        XRAY_SERVE_MODEL=str(h.demo_model()[1]), XRAY_SERVE_DEVICE="cpu", XRAY_SERVE_JOB_DIR=str(tmp_path / "jobs")
+    )
     server = subprocess.Popen(
-        [*STRACE, "-o", str(log), sys.executable, "-m", "xray_exp.serve", "--port", str(port), "--log-level",
-         "warning"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *STRACE,
+            "-o",
+            str(log),
+            sys.executable,
+            "-m",
+            "xray_exp.serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -147,5 +171,5 @@ def test_service_request_makes_no_outbound_connection(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    assert 'sendto(' in log.read_text() and '"HTTP/1.1 200' in log.read_text()  # the guard saw the answer go out
+    assert "sendto(" in log.read_text() and '"HTTP/1.1 200' in log.read_text()  # the guard saw the answer go out
     assert egress_attempts(log) == []

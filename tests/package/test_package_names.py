@@ -36,7 +36,11 @@ def test_scan_sees_a_name_defined_twice(tmp_path):
 
 
 def test_no_two_functions_with_one_name():
-    shared = {name: where for name, where in top_level_names(PACKAGE).items()
-              if len(where) > 1 and name not in ENTRY_POINTS | KNOWN}
+    shared = {
+        name: where
+        for name, where in top_level_names(PACKAGE).items()
+        if len(where) > 1 and name not in ENTRY_POINTS | KNOWN
+    }
     assert not shared, "rename these to say which one they are:\n" + "\n".join(
-        f"  {name}: {', '.join(where)}" for name, where in sorted(shared.items()))
+        f"  {name}: {', '.join(where)}" for name, where in sorted(shared.items())
+    )

@@ -23,18 +23,40 @@ from conftest import REPO, MlflowServer, free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # The service's import path (xray_exp/serve minus the demo-model builder, plus what it imports).
-SERVE_FILES = ("serve/", "sr/", "pacs/", "imaging.py", "dicom_", "pixel_scaling.py", "gdcm_plugin.py",
-               "override_shortcuts.py", "detector.py", "registry.py", "errors.py", "__init__.py",
-               "ensembles/__init__.py", "ensembles/fusion.py", "ensembles/detector.py", "classifier.py",
-               "gated_detector.py", "gating/")
+SERVE_FILES = (
+    "serve/",
+    "sr/",
+    "pacs/",
+    "imaging.py",
+    "dicom_",
+    "pixel_scaling.py",
+    "gdcm_plugin.py",
+    "override_shortcuts.py",
+    "detector.py",
+    "registry.py",
+    "errors.py",
+    "__init__.py",
+    "ensembles/__init__.py",
+    "ensembles/fusion.py",
+    "ensembles/detector.py",
+    "classifier.py",
+    "gated_detector.py",
+    "gating/",
+)
 # Declared but never imported: loaded by another package at run time.
 RUNTIME_ONLY = {
-    "hydra-optuna-sweeper": "Hydra sweeper plugin", "hydra-ray-launcher": "Hydra launcher plugin",
-    "python-multipart": "FastAPI's upload parsing", "onnx": "Ultralytics' ONNX export",
-    "onnxslim": "Ultralytics' ONNX export", "torchvision": "Ultralytics' NMS and transforms",
-    "pylibjpeg": "pydicom decoder", "pylibjpeg-libjpeg": "pydicom decoder", "pylibjpeg-openjpeg": "pydicom decoder",
+    "hydra-optuna-sweeper": "Hydra sweeper plugin",
+    "hydra-ray-launcher": "Hydra launcher plugin",
+    "python-multipart": "FastAPI's upload parsing",
+    "onnx": "Ultralytics' ONNX export",
+    "onnxslim": "Ultralytics' ONNX export",
+    "torchvision": "Ultralytics' NMS and transforms",
+    "pylibjpeg": "pydicom decoder",
+    "pylibjpeg-libjpeg": "pydicom decoder",
+    "pylibjpeg-openjpeg": "pydicom decoder",
     "pylibjpeg-rle": "pydicom decoder",
-    "opencv-python-headless": "provides cv2 (the service's, headless)", "mlflow-skinny": "provides mlflow (client)",
+    "opencv-python-headless": "provides cv2 (the service's, headless)",
+    "mlflow-skinny": "provides mlflow (client)",
 }
 ALSO_PROVIDES = {"cv2": {"opencv-python-headless"}}  # one module, several distributions
 # Imported by the service only for an optional feature, installed with it where that feature is used.
@@ -81,14 +103,20 @@ def providers(module: str) -> set[str]:
 
 def test_declared_dependencies_match_imports():
     files = sorted((REPO / "xray_exp").rglob("*.py"))
-    serve_files = [f for f in files if f.relative_to(REPO / "xray_exp").as_posix().startswith(SERVE_FILES)
-                   and f.name != "demo_model.py"]
+    serve_files = [
+        f
+        for f in files
+        if f.relative_to(REPO / "xray_exp").as_posix().startswith(SERVE_FILES) and f.name != "demo_model.py"
+    ]
     everything, service = declared("serve", "train", "dev"), declared("serve")
     imports = third_party_imports(files)
     missing = {m: sorted(where)[:3] for m, where in imports.items() if not providers(m) & everything}
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
-    serve_missing = {m: sorted(w)[:3] for m, w in third_party_imports(serve_files).items()
-                     if not providers(m) & service and m not in SERVE_OPTIONAL}
+    serve_missing = {
+        m: sorted(w)[:3]
+        for m, w in third_party_imports(serve_files).items()
+        if not providers(m) & service and m not in SERVE_OPTIONAL
+    }
     assert not serve_missing, f"the service imports what xray_exp[serve] does not install: {serve_missing}"
     imported_dists = set().union(*(providers(m) for m in imports))
     unused = declared("serve", "train") - imported_dists - set(RUNTIME_ONLY)
@@ -105,8 +133,13 @@ def build_wheel(out: Path) -> Path:
         shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out)], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     (wheel,) = out.glob("xray_exp-*.whl")
     return wheel
 
@@ -130,9 +163,24 @@ def test_wheel_works_outside_the_checkout(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                    "--no-deps", str(wheel)], check=True, capture_output=True, text=True, timeout=300,
-                   env=outside_env())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=outside_env(),
+    )
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after: pip would skip it
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -143,8 +191,7 @@ def test_wheel_works_outside_the_checkout(tmp_path):
     assert job.returncode == 0 and "arch: yolo12n.yaml" in job.stdout and "epochs: 3" in job.stdout, job.stderr
     helped = run_in(venv, ["-m", "xray_exp.prepare", "--help"], elsewhere)
     assert helped.returncode == 0 and "nih_cxr14" in helped.stdout and "vindr_cxr" in helped.stdout, helped.stderr
-    smoke = run_in(venv, ["xray-exp", "train", "debug=smoke", "tracking=disabled", "post.n_boot=0"],
-                   elsewhere)
+    smoke = run_in(venv, ["xray-exp", "train", "debug=smoke", "tracking=disabled", "post.n_boot=0"], elsewhere)
     assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-3000:]
     run_dir = Path(re.search(r"^RUN_DIR=(.+)$", smoke.stdout, re.M).group(1))
     assert run_dir.parent == elsewhere / "outputs" / "runs" and (run_dir / "weights" / "best.onnx").is_file()
@@ -180,8 +227,21 @@ def test_serve_extra_is_the_service_alone(tmp_path):
     venv = tmp_path / "serve-venv"
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = run_in(venv, ["-m", "pip", "install", "-q", "--disable-pip-version-check", "-c",
-                            str(REPO / "constraints.txt"), f"{wheel}[serve]"], tmp_path, timeout=600)
+    install = run_in(
+        venv,
+        [
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-c",
+            str(REPO / "constraints.txt"),
+            f"{wheel}[serve]",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     seconds = time.monotonic() - t0
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
     assert seconds < 180, f"the serving install took {seconds:.0f} s"
@@ -190,8 +250,11 @@ def test_serve_extra_is_the_service_alone(tmp_path):
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, heavy
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     largest = sorted(((du_mib(d), d.name) for d in site.iterdir() if d.is_dir()), reverse=True)[:6]
-    print(f"serve install: {du_mib(site):.0f} MiB site-packages in {seconds:.0f} s; largest: "
-          + ", ".join(f"{name} {mib:.0f}" for mib, name in largest), flush=True)
+    print(
+        f"serve install: {du_mib(site):.0f} MiB site-packages in {seconds:.0f} s; largest: "
+        + ", ".join(f"{name} {mib:.0f}" for mib, name in largest),
+        flush=True,
+    )
 
     server = MlflowServer(tmp_path / "mlflow").start()
     service = None
@@ -199,18 +262,38 @@ def test_serve_extra_is_the_service_alone(tmp_path):
         client = MlflowClient(server.uri)
         run = client.create_run(ensure_experiment(client, "YOLO12-Training"))
         pt, onnx = h.demo_model()
-        model_uri = log_onnx_model(server.uri, run.info.run_id, {"onnx": str(onnx), "pt": str(pt), "imgsz": h.IMGSZ,
-                                                                 "names": OnnxDetector(onnx).names})
-        register_model(client, model_uri, run.info.run_id, {"name": "yolo12n", "alias": "development",
-                                                            "policy": "if_better", "objective": "val/map40",
-                                                            "value": 0.1, "direction": "maximize", "tags": {}})
+        model_uri = log_onnx_model(
+            server.uri,
+            run.info.run_id,
+            {"onnx": str(onnx), "pt": str(pt), "imgsz": h.IMGSZ, "names": OnnxDetector(onnx).names},
+        )
+        register_model(
+            client,
+            model_uri,
+            run.info.run_id,
+            {
+                "name": "yolo12n",
+                "alias": "development",
+                "policy": "if_better",
+                "objective": "val/map40",
+                "value": 0.1,
+                "direction": "maximize",
+                "tags": {},
+            },
+        )
         port = free_port()
         log = open(tmp_path / "service.log", "w")
         service = subprocess.Popen(
-            [str(venv / "bin" / "python"), "-m", "xray_exp.serve", "--port", str(port)], cwd=tmp_path,
-            env=outside_env(XRAY_SERVE_MODEL="models:/yolo12n@development", XRAY_SERVE_TRACKING_URI=server.uri,
-                            XRAY_EXP_MODEL_CACHE=str(tmp_path / "cache")),
-            stdout=log, stderr=subprocess.STDOUT)
+            [str(venv / "bin" / "python"), "-m", "xray_exp.serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=outside_env(
+                XRAY_SERVE_MODEL="models:/yolo12n@development",
+                XRAY_SERVE_TRACKING_URI=server.uri,
+                XRAY_EXP_MODEL_CACHE=str(tmp_path / "cache"),
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while True:
             assert service.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
@@ -225,8 +308,12 @@ def test_serve_extra_is_the_service_alone(tmp_path):
         gray = h.sample_images(1)[0][1]
         import httpx
 
-        body = httpx.post(f"http://127.0.0.1:{port}/predict", files={"file": ("x.png", h.png_bytes(gray))},
-                          params={"conf": 0.01}, timeout=60).json()
+        body = httpx.post(
+            f"http://127.0.0.1:{port}/predict",
+            files={"file": ("x.png", h.png_bytes(gray))},
+            params={"conf": 0.01},
+            timeout=60,
+        ).json()
         detections, _ = OnnxDetector(onnx).predict(gray, conf=0.01)
         assert body["model"]["source"] == "registry" and len(body["findings"]) == len(detections) > 0
         assert body["findings"][0]["label"] == detections[0].label

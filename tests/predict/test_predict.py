@@ -243,8 +243,9 @@ def test_registry_model(model, tmp_path):
     client.create_model_version("yolo12n", f"runs:/{run.info.run_id}/model", run.info.run_id)
     client.set_registered_model_alias("yolo12n", "development", "1")
     client.set_terminated(run.info.run_id)
-    by_alias = load_predictor("models:/yolo12n@development", conf=CONF, max_det=MAX_DET, tracking_uri=uri,
-                              cache_dir=tmp_path / "cache")
+    by_alias = load_predictor(
+        "models:/yolo12n@development", conf=CONF, max_det=MAX_DET, tracking_uri=uri, cache_dir=tmp_path / "cache"
+    )
     by_version = load_predictor("models:/yolo12n/1", tracking_uri=uri, cache_dir=tmp_path / "cache")
     assert (by_alias.identity.name, by_alias.identity.version, by_alias.source) == ("yolo12n", "1", "registry")
     assert by_version.identity == by_alias.identity and by_alias.path.name == "model.onnx"

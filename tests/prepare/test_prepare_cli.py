@@ -49,9 +49,7 @@ def test_help_lists_datasets_without_importing_heavy_modules():
 
 def test_cli_writes_to_the_default_location_the_train_config_reads(tmp_path):
     source = make_vindr_source(tmp_path / "src", images=6, size=(64, 80), normal_fraction=0.3)
-    proc = prepare(
-        "dataset=vindr_cxr", f"source={source.root}", "workers=1", "summary.enabled=false", root=tmp_path
-    )
+    proc = prepare("dataset=vindr_cxr", f"source={source.root}", "workers=1", "summary.enabled=false", root=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "prepare vindr_cxr: 6 usable images listed" in proc.stdout and "issues:  none" in proc.stdout
     out = tmp_path / "outputs" / "datasets" / "vindr_cxr"
@@ -106,10 +104,23 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
     source = make_vindr_source(tmp_path / "src", images=60, size=(1024, 1024))
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xray_exp.prepare", "dataset=vindr_cxr", f"source={source.root}", f"out_dir={out}",
-         "workers=2", "png_compression=9", "longest_side=null", "summary.enabled=false", "progress=false"],
-        cwd=REPO, env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "xray_exp.prepare",
+            "dataset=vindr_cxr",
+            f"source={source.root}",
+            f"out_dir={out}",
+            "workers=2",
+            "png_compression=9",
+            "longest_side=null",
+            "summary.enabled=false",
+            "progress=false",
+        ],
+        cwd=REPO,
+        env={**os.environ, "XRAY_EXP_ROOT": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     workers: list[psutil.Process] = []
     try:

@@ -91,9 +91,7 @@ def test_prepare_subset_end_to_end(tmp_path):
     for row in csv.DictReader((tmp_path / "manifest.csv").open()):
         split_of.setdefault(row["patient_id"], set()).add(row["split"])
         label = (tmp_path / "labels" / row["split"] / f"{row['image_id']}.txt").read_text().splitlines()
-        image = cv2.imread(
-            str(tmp_path / "images" / row["split"] / f"{row['image_id']}.png"), cv2.IMREAD_UNCHANGED
-        )
+        image = cv2.imread(str(tmp_path / "images" / row["split"] / f"{row['image_id']}.png"), cv2.IMREAD_UNCHANGED)
         assert image.shape == (512, 512)
         if row["image_id"] not in truth:
             assert label == []

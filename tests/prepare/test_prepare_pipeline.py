@@ -191,10 +191,7 @@ def test_rerun_is_idempotent_split_change_moves_and_resize_change_rebuilds(sourc
     first = run_prepare(config(source.root, tmp_path, *quick))
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("images/*/*.png")}
     again = run_prepare(config(source.root, tmp_path, *quick))
-    assert (
-        again["images"]["converted_now"] == 0
-        and again["images"]["already_done"] == first["images"]["written"]
-    )
+    assert again["images"]["converted_now"] == 0 and again["images"]["already_done"] == first["images"]["written"]
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("images/*/*.png")} == stamps
 
     before = _labels(tmp_path)

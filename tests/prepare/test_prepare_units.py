@@ -214,12 +214,8 @@ def test_vindr_missing_file_is_an_issue_and_dcm_is_accepted(tmp_path):
 
 
 def test_vindr_strict_fails_naming_file_line_and_field(tmp_path):
-    with pytest.raises(
-        PrepareError, match=r"strict: unknown_class: train\.csv line 7: class_name 'Alien lesion'"
-    ):
-        parse_vindr_csv(
-            _vindr_source(tmp_path) / "train.csv", dataset_config("vindr_cxr"), IssueLog(strict=True)
-        )
+    with pytest.raises(PrepareError, match=r"strict: unknown_class: train\.csv line 7: class_name 'Alien lesion'"):
+        parse_vindr_csv(_vindr_source(tmp_path) / "train.csv", dataset_config("vindr_cxr"), IssueLog(strict=True))
 
 
 def test_vindr_missing_column_is_a_clear_error(tmp_path):

@@ -29,15 +29,28 @@ def complete_checkpoint(path: Path) -> bool:
 @pytest.mark.integration
 def test_killed_run_resumes_to_completion(tmp_path):
     env = {**os.environ, "XRAY_EXP_ROOT": str(tmp_path)}
-    cmd = [sys.executable, "-m", "xray_exp.train", "debug=smoke", "train.epochs=4", "run_name=killme",
-           "post.onnx=false", "post.samples=0"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "xray_exp.train",
+        "debug=smoke",
+        "train.epochs=4",
+        "run_name=killme",
+        "post.onnx=false",
+        "post.samples=0",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     run_dir = tmp_path / "outputs" / "runs" / "killme"
     weights = run_dir / "weights"
     # Epoch 1 writes last.pt, then best.pt: kill once both are whole (the next epoch takes seconds).
-    wait_until(lambda: all(complete_checkpoint(weights / name) for name in ("last.pt", "best.pt")), 240,
-               "the first epoch's checkpoints", alive=proc)
+    wait_until(
+        lambda: all(complete_checkpoint(weights / name) for name in ("last.pt", "best.pt")),
+        240,
+        "the first epoch's checkpoints",
+        alive=proc,
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     epochs_before = len((run_dir / "results.csv").read_text().strip().splitlines()) - 1

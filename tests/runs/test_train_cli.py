@@ -36,8 +36,9 @@ def test_broken_dataset_clear_error_and_nothing_left(tmp_path, synthetic_tiny):
     (root / "data.yaml").write_text((root / "data.yaml").read_text().replace(str(synthetic_tiny.parent), str(root)))
     bad = sorted((root / "labels" / "train").iterdir())[0]
     bad.write_text("9 0.5 0.5 0.2 0.2\n")
-    proc = run_cli(["xray_exp.train", "dataset=yolo", f"dataset.data_yaml={root / 'data.yaml'}",
-                    "tracking=disabled"], tmp_path)
+    proc = run_cli(
+        ["xray_exp.train", "dataset=yolo", f"dataset.data_yaml={root / 'data.yaml'}", "tracking=disabled"], tmp_path
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"{bad}: line 1: class id 9 outside 0..3" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -335,5 +335,10 @@ def test_gdcm_decodes_12_bit_jpeg_extended_that_libjpeg_refuses(demo, tmp_path):
         response = client.post("/predict", files={"file": ("x.dcm", open(path, "rb").read())})
     assert response.status_code == 200, response.text
     assert response.json()["image"] == {
-        "format": "dicom", "width": 256, "height": 1024, "frames": 1, "note": None, "pixel_spacing_mm": [2.26, 2.26]
+        "format": "dicom",
+        "width": 256,
+        "height": 1024,
+        "frames": 1,
+        "note": None,
+        "pixel_spacing_mm": [2.26, 2.26],
     }

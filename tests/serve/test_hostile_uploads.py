@@ -168,7 +168,10 @@ def _measure_under_attack(service_url: str, image: bytes, folder: Path) -> tuple
     attackers = [
         subprocess.Popen(
             [sys.executable, "-c", ATTACKER, service_url, str(PAUSE_S), str(folder)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ,
         )
         for _ in range(2)
     ]
@@ -225,9 +228,11 @@ def test_hostile_traffic_keeps_normal_latency(tmp_path):
             baseline, loaded, codes = _measure_under_attack(service.url, image, folder)
             assert len(codes) >= len(hostile_inputs()) and set(codes) == {"413"}, codes
             ratios.append(p99(loaded) / p99(baseline))
-            print(f"p99 baseline {p99(baseline) * 1000:.0f} ms, under attack {p99(loaded) * 1000:.0f} ms "
-                  f"(medians {statistics.median(baseline) * 1000:.0f} / {statistics.median(loaded) * 1000:.0f} "
-                  f"ms, {len(codes)} hostile requests)")
+            print(
+                f"p99 baseline {p99(baseline) * 1000:.0f} ms, under attack {p99(loaded) * 1000:.0f} ms "
+                f"(medians {statistics.median(baseline) * 1000:.0f} / {statistics.median(loaded) * 1000:.0f} "
+                f"ms, {len(codes)} hostile requests)"
+            )
             if ratios[-1] < 2:
                 break
     finally:

@@ -48,11 +48,7 @@ def upload(client, data: bytes, path="/predict", name="image.png", **params):
 
 def test_health_and_config(client):
     health = client.get("/health").json()
-    assert (
-        health["status"] == "ok"
-        and health["model_loaded"]
-        and health["model"]["version"].startswith("sha256:")
-    )
+    assert health["status"] == "ok" and health["model_loaded"] and health["model"]["version"].startswith("sha256:")
     response = client.get("/config")
     config = response.json()
     assert h.TOKEN not in response.text
@@ -109,9 +105,7 @@ def _coloured(png: bytes) -> np.ndarray:
 
 
 def test_annotated_png(client, detector):
-    name, gray = next(
-        (n, g) for n, g in h.sample_images(6) if 0 < len(detector.predict(g, conf=0.05)[0]) < 50
-    )
+    name, gray = next((n, g) for n, g in h.sample_images(6) if 0 < len(detector.predict(g, conf=0.05)[0]) < 50)
     response = upload(client, h.png_bytes(gray), path="/predict/annotated", conf=0.05)
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert int(response.headers["x-findings-count"]) > 0
@@ -129,9 +123,7 @@ def test_annotated_png(client, detector):
 def test_dicom_upload(client, detector):
     gray = h.sample_images(3)[2][1]
     deep = gray.astype(np.uint16) * 16  # 12-bit
-    body = upload(
-        client, h.dicom_bytes(65535 - deep, photometric="MONOCHROME1"), name="x.dcm", conf=0.05
-    ).json()
+    body = upload(client, h.dicom_bytes(65535 - deep, photometric="MONOCHROME1"), name="x.dcm", conf=0.05).json()
     assert body["image"]["format"] == "dicom" and body["image"]["width"] == gray.shape[1]
 
 
@@ -146,9 +138,7 @@ def test_web_page_served(client):
     assert page.status_code == 200 and "Chest X-ray viewer" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
-    assert (
-        "access-control-allow-origin" not in client.get("/health", headers={"Origin": "http://evil"}).headers
-    )
+    assert "access-control-allow-origin" not in client.get("/health", headers={"Origin": "http://evil"}).headers
 
 
 def test_models_without_tracking(client):
@@ -158,13 +148,8 @@ def test_models_without_tracking(client):
 
 def test_trigger_needs_the_token(client):
     assert client.post("/trigger-training", json={}).status_code == 401
-    assert (
-        client.post("/trigger-training", json={}, headers={"Authorization": "Bearer wrong"}).status_code
-        == 403
-    )
-    assert (
-        client.post("/trigger-finetune", json={}, headers={"Authorization": "Basic eDp5"}).status_code == 401
-    )
+    assert client.post("/trigger-training", json={}, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/trigger-finetune", json={}, headers={"Authorization": "Basic eDp5"}).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not Path(CHROMIUM).is_file():
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
@@ -42,8 +40,13 @@ if not Path(CHROMIUM).is_file():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("serve-browser")
-    env = {"XRAY_SERVE_MODEL": str(h.demo_model()[1]), "XRAY_SERVE_DEVICE": "cpu", "XRAY_SERVE_TOKEN": h.TOKEN,
-           "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(), "XRAY_EXP_ROOT": str(workdir / "root")}
+    env = {
+        "XRAY_SERVE_MODEL": str(h.demo_model()[1]),
+        "XRAY_SERVE_DEVICE": "cpu",
+        "XRAY_SERVE_TOKEN": h.TOKEN,
+        "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
+        "XRAY_EXP_ROOT": str(workdir / "root"),
+    }
     service = h.ServiceProcess(env, workdir).start()
     yield service
     service.stop()
@@ -97,9 +100,7 @@ def analyse(page, server, path: Path) -> None:
     locators: the page's Content-Security-Policy forbids the eval behind wait_for_function. The viewer's own
     tests (window/level, zoom, linking, slider, layout): test_serve_viewer.py."""
     page.goto(server.url + "/")
-    sync_api.expect(page.locator("#model-line")).to_have_text(
-        re.compile(r"^Model best\.onnx, version sha256:")
-    )
+    sync_api.expect(page.locator("#model-line")).to_have_text(re.compile(r"^Model best\.onnx, version sha256:"))
     page.set_input_files("#file", str(path))
     sync_api.expect(page.locator("#status")).to_have_text(
         re.compile(rf"^({re.escape(path.name)}: .* at confidence|Cannot .*: )"), timeout=30000
@@ -150,8 +151,9 @@ def test_jobs_panel_shows_progress_and_cancels(page, server):
 
     auth = {"Authorization": f"Bearer {h.TOKEN}"}
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        running = client.post("/trigger-training", headers=auth,
-                              json={"overrides": ["train.fake_sleep=0.5", "train.epochs=40"]}).json()
+        running = client.post(
+            "/trigger-training", headers=auth, json={"overrides": ["train.fake_sleep=0.5", "train.epochs=40"]}
+        ).json()
         queued = client.post("/trigger-finetune", headers=auth, json={"overrides": ["train.epochs=2"]}).json()
     page.errors.clear()  # the earlier tests' expected 415
     page.goto(server.url + "/")

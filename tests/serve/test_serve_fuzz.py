@@ -22,9 +22,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-schemathesis = pytest.importorskip(
-    "schemathesis", reason="schemathesis is not installed (pip install schemathesis)"
-)
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install schemathesis)")
 
 FUZZ_EXAMPLES = int(os.environ.get("XRAY_SERVE_FUZZ_EXAMPLES", "25"))
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
@@ -76,9 +74,7 @@ def test_fuzz_openapi_finds_no_server_error(server):
                 fuzz(operation, mode)
             except Unsatisfiable:  # nothing to get wrong (e.g. negative cases for a parameterless GET)
                 assert not mode.is_positive, operation.path
-        if operation.path.startswith(
-            "/predict"
-        ):  # random bytes never decode: fuzz the rest around a real image
+        if operation.path.startswith("/predict"):  # random bytes never decode: fuzz the rest around a real image
             image = {"file": h.png_bytes(h.sample_images(3)[0][1][::4, ::4].copy())}
             fuzz(operation, GenerationMode.POSITIVE, body=image, media_type="multipart/form-data")
 

@@ -44,9 +44,13 @@ def service(tmp_path):
     started: list[h.ServiceProcess] = []
 
     def start(**env):
-        base = {"XRAY_SERVE_MODEL": str(h.demo_model()[1]), "XRAY_SERVE_DEVICE": "cpu",
-                "XRAY_SERVE_TOKEN": h.TOKEN, "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
-                "XRAY_EXP_ROOT": str(tmp_path / "root")}
+        base = {
+            "XRAY_SERVE_MODEL": str(h.demo_model()[1]),
+            "XRAY_SERVE_DEVICE": "cpu",
+            "XRAY_SERVE_TOKEN": h.TOKEN,
+            "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
+            "XRAY_EXP_ROOT": str(tmp_path / "root"),
+        }
         started.append(h.ServiceProcess({**base, **env}, tmp_path).start())
         return started[-1]
 
@@ -80,16 +84,25 @@ def test_job_lifecycle_progress_and_outcome(client, tmp_path):
     assert done["registered_version"] == "7"
     assert Path(done["run_dir"]) == tmp_path / "root" / "outputs" / "runs" / f"yolo12n-job-{job['id']}"
     summary = json.loads((Path(done["run_dir"]) / "summary.json").read_text())
-    assert summary["argv"] == ["mode=train", "model=yolo12n", "train.fake_sleep=0.6", "train.epochs=3",
-                               "debug=smoke", f"run_name=yolo12n-job-{job['id']}"]
+    assert summary["argv"] == [
+        "mode=train",
+        "model=yolo12n",
+        "train.fake_sleep=0.6",
+        "train.epochs=3",
+        "debug=smoke",
+        f"run_name=yolo12n-job-{job['id']}",
+    ]
     assert summary["token_seen"] is False  # the token is not passed on to the job
     assert [j["id"] for j in client.get("/jobs").json()] == [job["id"]]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["train.fake_fail=true"], "exit code 3"),
-    (["train.fake_no_run_dir=true"], "RUN_DIR"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.fake_fail=true"], "exit code 3"),
+        (["train.fake_no_run_dir=true"], "RUN_DIR"),
+    ],
+)
 def test_failed_jobs_report_why(client, overrides, message):
     response = trigger(client, *overrides)
     assert response.status_code == 202, response.text
@@ -144,25 +157,28 @@ def test_restart_keeps_the_job_list(service):
         assert wait_job(client, queued["id"])["status"] == "succeeded"  # the queue survives too
 
 
-@pytest.mark.parametrize("override, key", [
-    ("paths.output_dir=/etc", "paths.output_dir"),
-    ("paths.root=/tmp", "paths.root"),
-    ("tracking.tracking_uri=http://evil.example:5000", "tracking.tracking_uri"),
-    ("tracking.register=never", "tracking.register"),
-    ("tracking=server", "tracking"),
-    ("model.weights=/etc/passwd", "model.weights"),
-    ("model.arch=x.yaml", "model.arch"),
-    ("hydra.run.dir=/tmp/x", "hydra.run.dir"),
-    ("hydra.launcher=ray", "hydra.launcher"),
-    ("dataset.data_yaml=/etc/data.yaml", "dataset.data_yaml"),
-    ("train.extra.project=/etc", "train.extra.project"),
-    ("run_name=../../etc", "run_name"),
-    ("resume=/etc", "resume"),
-    ("mode=finetune", "mode"),
-    ("model=yolo12x", "model"),
-    ("sweep=yolo12_hparams", "sweep"),
-    ("experiment=../../secret", "experiment"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("paths.output_dir=/etc", "paths.output_dir"),
+        ("paths.root=/tmp", "paths.root"),
+        ("tracking.tracking_uri=http://evil.example:5000", "tracking.tracking_uri"),
+        ("tracking.register=never", "tracking.register"),
+        ("tracking=server", "tracking"),
+        ("model.weights=/etc/passwd", "model.weights"),
+        ("model.arch=x.yaml", "model.arch"),
+        ("hydra.run.dir=/tmp/x", "hydra.run.dir"),
+        ("hydra.launcher=ray", "hydra.launcher"),
+        ("dataset.data_yaml=/etc/data.yaml", "dataset.data_yaml"),
+        ("train.extra.project=/etc", "train.extra.project"),
+        ("run_name=../../etc", "run_name"),
+        ("resume=/etc", "resume"),
+        ("mode=finetune", "mode"),
+        ("model=yolo12x", "model"),
+        ("sweep=yolo12_hparams", "sweep"),
+        ("experiment=../../secret", "experiment"),
+    ],
+)
 def test_refused_override_names_the_key(client, override, key):
     response = trigger(client, override)
     assert response.status_code == 422, response.text
@@ -172,9 +188,20 @@ def test_refused_override_names_the_key(client, override, key):
 def test_allowed_overrides_reach_the_job():
     from xray_exp.serve.overrides import validate_overrides
 
-    allowed = ["dataset=nih_cxr14", "augmentation=none", "hardware=gpu", "experiment=yolo12s_xray_long",
-               "debug=smoke", "tracking=disabled", "train.lr0=0.02", "augmentation.mosaic=0.5",
-               "hardware.batch=4", "dataset.synthetic.num_train=8", "post.onnx=false", "objective.metric=val/map40"]
+    allowed = [
+        "dataset=nih_cxr14",
+        "augmentation=none",
+        "hardware=gpu",
+        "experiment=yolo12s_xray_long",
+        "debug=smoke",
+        "tracking=disabled",
+        "train.lr0=0.02",
+        "augmentation.mosaic=0.5",
+        "hardware.batch=4",
+        "dataset.synthetic.num_train=8",
+        "post.onnx=false",
+        "objective.metric=val/map40",
+    ]
     assert validate_overrides(allowed) == allowed
 
 

@@ -160,9 +160,7 @@ def test_detections_match_ultralytics_onnx(detector, model_paths, images):
         assert np.allclose(boxes, ref.xyxy.numpy(), atol=0.01), name
         assert np.allclose(conf, ref.conf.numpy(), atol=1e-6), name
         total += len(ours)
-    assert total >= 20, (
-        "the demo model should give enough boxes at this threshold for a meaningful comparison"
-    )
+    assert total >= 20, "the demo model should give enough boxes at this threshold for a meaningful comparison"
 
 
 def test_detections_match_pytorch(detector, model_paths, images):

@@ -36,17 +36,42 @@ def ray_head():
 
     temp_dir = tempfile.mkdtemp(prefix="xr-rayjobs-", dir="/tmp")
     token = secrets.token_hex(16)
-    env = {**os.environ, "RAY_AUTH_TOKEN": token, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-           "RAY": str(Path(sys.executable).with_name("ray"))}
-    ports = {flag: h.free_port() for flag in ("--port", "--dashboard-port", "--dashboard-agent-listen-port",
-                                               "--dashboard-agent-grpc-port", "--metrics-export-port",
-                                               "--runtime-env-agent-port", "--ray-client-server-port")}
+    env = {
+        **os.environ,
+        "RAY_AUTH_TOKEN": token,
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        "RAY": str(Path(sys.executable).with_name("ray")),
+    }
+    ports = {
+        flag: h.free_port()
+        for flag in (
+            "--port",
+            "--dashboard-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+            "--ray-client-server-port",
+        )
+    }
     log = Path(temp_dir) / "head.log"
-    proc = subprocess.Popen(["bash", "scripts/ray_start_head.sh", "--block", "--num-cpus=2", "--num-gpus=0",
-                             "--object-store-memory=100000000", f"--temp-dir={temp_dir}",
-                             *[f"{k}={v}" for k, v in ports.items()]],
-                            cwd=h.REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "bash",
+            "scripts/ray_start_head.sh",
+            "--block",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--object-store-memory=100000000",
+            f"--temp-dir={temp_dir}",
+            *[f"{k}={v}" for k, v in ports.items()],
+        ],
+        cwd=h.REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{ports['--dashboard-port']}"
     deadline = time.time() + 120
     while True:
@@ -88,15 +113,22 @@ def ray_status(ray_head, ray_job_id: str) -> str:
 
 
 def test_queue_restart_reattach_and_cancel_on_ray(ray_head, tmp_path):
-    env = {"XRAY_SERVE_MODEL": str(h.demo_model()[1]), "XRAY_SERVE_DEVICE": "cpu", "XRAY_SERVE_TOKEN": h.TOKEN,
-           "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(), "XRAY_EXP_ROOT": str(tmp_path / "root"),
-           "XRAY_SERVE_RAY_ADDRESS": ray_head["address"], "RAY_AUTH_TOKEN": ray_head["token"],
-           "XRAY_SERVE_JOB_QUEUE_DEPTH": "1"}
+    env = {
+        "XRAY_SERVE_MODEL": str(h.demo_model()[1]),
+        "XRAY_SERVE_DEVICE": "cpu",
+        "XRAY_SERVE_TOKEN": h.TOKEN,
+        "XRAY_SERVE_JOB_COMMAND": h.fake_job_command(),
+        "XRAY_EXP_ROOT": str(tmp_path / "root"),
+        "XRAY_SERVE_RAY_ADDRESS": ray_head["address"],
+        "RAY_AUTH_TOKEN": ray_head["token"],
+        "XRAY_SERVE_JOB_QUEUE_DEPTH": "1",
+    }
     first = h.ServiceProcess(env, tmp_path).start()
     try:
         with httpx.Client(base_url=first.url, timeout=60) as client:
-            long = client.post("/trigger-training", headers=AUTH,
-                               json={"overrides": ["train.fake_sleep=1", "train.epochs=120"]}).json()
+            long = client.post(
+                "/trigger-training", headers=AUTH, json={"overrides": ["train.fake_sleep=1", "train.epochs=120"]}
+            ).json()
             assert long["runner"] == "ray" and long["resources"] == {"num_cpus": 2.0, "num_gpus": 0.0}
             running = wait_job(client, long["id"], lambda j: (j["progress"] or {}).get("epoch", 0) >= 1)
             assert running["status"] == "running" and running["ray_job_id"] == f"xray-{long['id']}"
@@ -126,7 +158,10 @@ def test_queue_restart_reattach_and_cancel_on_ray(ray_head, tmp_path):
             done = wait_job(client, queued["id"], lambda j: j["status"] not in ("queued", "running"))
             assert done["status"] == "succeeded", (done, Path(second.workdir / "jobs" / f"{done['id']}.log"))
             assert done["registered_version"] == "7" and done["progress"] == {
-                "epoch": 2, "epochs": 2, "metrics": {"train/box_loss": 1.0, "metrics/mAP50(B)": 0.2}}
+                "epoch": 2,
+                "epochs": 2,
+                "metrics": {"train/box_loss": 1.0, "metrics/mAP50(B)": 0.2},
+            }
             assert ray_status(ray_head, done["ray_job_id"]) == "SUCCEEDED"
             assert "fake epoch 2/2" in (tmp_path / "jobs" / f"{done['id']}.log").read_text()
     finally:

@@ -85,9 +85,10 @@ def make_client(tmp_path, **overrides) -> TestClient:
 
 def wait_job(client, job_id, timeout=30.0):
     deadline = time.monotonic() + timeout
-    while (job := client.get(f"/jobs/{job_id}").json())[
-        "status"
-    ] in ("queued", "running") and time.monotonic() < deadline:
+    while (job := client.get(f"/jobs/{job_id}").json())["status"] in (
+        "queued",
+        "running",
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
     return job
 
@@ -99,9 +100,7 @@ def test_serves_the_registered_model(store, tmp_path):
         config = client.get("/config").json()
         assert config["model"]["source"] == "registry" and config["model"]["alias"] == registry.BASE_ALIAS
         gray = h.sample_images(3)[0][1]
-        body = client.post(
-            "/predict", files={"file": ("x.png", h.png_bytes(gray))}, params={"conf": 0.05}
-        ).json()
+        body = client.post("/predict", files={"file": ("x.png", h.png_bytes(gray))}, params={"conf": 0.05}).json()
         assert body["model"] == {
             "name": "yolo12n",
             "version": "1",
@@ -123,9 +122,7 @@ def test_models_lists_registered_versions(store, tmp_path):
         rows = client.get("/models").json()["models"]
         assert [(r["name"], r["version"]) for r in rows] == [("yolo12n", "1"), ("yolo12s", "1")]
         assert rows[0]["aliases"] == [registry.BASE_ALIAS] and rows[1]["aliases"] == []
-        assert [r["name"] for r in client.get("/models", params={"name": "yolo12s"}).json()["models"]] == [
-            "yolo12s"
-        ]
+        assert [r["name"] for r in client.get("/models", params={"name": "yolo12s"}).json()["models"]] == ["yolo12s"]
         assert client.get("/models", params={"name": "x' OR '1'='1"}).status_code == 422
 
 
@@ -185,13 +182,9 @@ def test_model_reloads_after_a_successful_job(store, tmp_path, monkeypatch):
         return real(name, alias=alias, tracking_uri=tracking_uri)
 
     monkeypatch.setattr(registry, "get_latest_model", counting)
-    with make_client(
-        tmp_path, model="models:/yolo12n", model_alias=registry.BASE_ALIAS, tracking_uri=store
-    ) as client:
+    with make_client(tmp_path, model="models:/yolo12n", model_alias=registry.BASE_ALIAS, tracking_uri=store) as client:
         assert calls == [("yolo12n", registry.BASE_ALIAS, store)]
-        job_id = client.post("/trigger-finetune", json={"overrides": ["train.fake_sleep=0"]}, headers=AUTH).json()[
-            "id"
-        ]
+        job_id = client.post("/trigger-finetune", json={"overrides": ["train.fake_sleep=0"]}, headers=AUTH).json()["id"]
         assert wait_job(client, job_id)["status"] == "succeeded"
         deadline = time.monotonic() + 30
         while len(calls) < 2 and time.monotonic() < deadline:

@@ -59,9 +59,19 @@ def service(tmp_path):
 
 
 # debug=smoke never registers and clients may not set tracking.*: the same tiny run, spelled out.
-REGISTERING_SMOKE = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=4", "dataset.synthetic.num_test=4",
-                     "dataset.synthetic.image_size=128", "train.epochs=1", "train.imgsz=128", "train.plots=false",
-                     "hardware.batch=4", "hardware.workers=0", "post.samples=2", "post.n_boot=0"]
+REGISTERING_SMOKE = [
+    "dataset.synthetic.num_train=8",
+    "dataset.synthetic.num_val=4",
+    "dataset.synthetic.num_test=4",
+    "dataset.synthetic.image_size=128",
+    "train.epochs=1",
+    "train.imgsz=128",
+    "train.plots=false",
+    "hardware.batch=4",
+    "hardware.workers=0",
+    "post.samples=2",
+    "post.n_boot=0",
+]
 
 
 def test_smoke_training_job_without_tracking(service):

@@ -77,10 +77,7 @@ def demo_model() -> tuple[Path, Path]:
     paths = nih_paths()[::13]
     sources = [Path(m.__file__).read_text() for m in (builder, weights_builder, exporter)]
     key = hashlib.sha256(
-        "|".join(
-            [*sources, version("ultralytics"), version("torch"), str(IMGSZ)]
-            + [p.name for p in paths]
-        ).encode()
+        "|".join([*sources, version("ultralytics"), version("torch"), str(IMGSZ)] + [p.name for p in paths]).encode()
     ).hexdigest()[:16]
     folder = REPO / "outputs" / ".cache" / "serve-test-model" / key
     if not (folder / "best.onnx").is_file():
@@ -113,9 +110,7 @@ def jpeg_bytes(image: np.ndarray, quality: int = 92) -> bytes:
     return buf.tobytes()
 
 
-def dicom_bytes(
-    pixels: np.ndarray, photometric: str = "MONOCHROME2", window: tuple[float, float] | None = None
-):
+def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", window: tuple[float, float] | None = None):
     """A minimal DICOM Part 10 file (explicit VR little endian) holding a 2-D uint16/uint8 image."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -160,11 +155,7 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("XRAY_SERVE_") and k != "MLFLOW_TRACKING_URI"
-        }
+        base = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_SERVE_") and k != "MLFLOW_TRACKING_URI"}
         self.env = {
             **base,
             "XRAY_SERVE_JOB_DIR": str(workdir / "jobs"),

@@ -29,9 +29,14 @@ def compose_train(overrides: list[str]):
 
 
 def rows() -> list[Row]:
-    return [Row("0", "FINISHED", 0.2, "a=1"), Row("1", "FAILED", None, "a=2", error="boom"),
-            Row("2", "FINISHED", 0.5, "a=3"), Row("3", "FINISHED", float("nan"), "a=4"),
-            Row("4", "FINISHED", 0.1, "a=5"), Row("5", "KILLED", 0.9, "a=6")]
+    return [
+        Row("0", "FINISHED", 0.2, "a=1"),
+        Row("1", "FAILED", None, "a=2", error="boom"),
+        Row("2", "FINISHED", 0.5, "a=3"),
+        Row("3", "FINISHED", float("nan"), "a=4"),
+        Row("4", "FINISHED", 0.1, "a=5"),
+        Row("5", "KILLED", 0.9, "a=6"),
+    ]
 
 
 @pytest.mark.parametrize("direction,order", [("maximize", ["2", "0", "4"]), ("minimize", ["4", "0", "2"])])
@@ -62,8 +67,11 @@ def test_rows_from_folders_without_tracking(tmp_path):
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / "error.txt").write_text("Traceback")
     got = rank(rows_from_folders(tmp_path, "test/mAP50-95"), "maximize")
-    assert [(r.job, r.status, r.rank) for r in got] == [("0", "FINISHED", 1), ("1", "FAILED", None),
-                                                         ("2", "FAILED", None)]
+    assert [(r.job, r.status, r.rank) for r in got] == [
+        ("0", "FINISHED", 1),
+        ("1", "FAILED", None),
+        ("2", "FAILED", None),
+    ]
     assert got[0].overrides == "train.lr0=0.00" and math.isclose(got[0].objective, 0.3)
 
 
@@ -114,8 +122,14 @@ def test_resume_study_counts_finished_trials_and_requeues_the_interrupted(tmp_pa
     again = resume_study(storage, "s", n_trials=5)  # idempotent: nothing queued twice
     assert (again["done"], again["requeued"], again["remaining"]) == (3, 0, 2)
     assert resume_study(storage, "s", n_trials=2)["remaining"] == 0
-    assert resume_study(storage, "new", n_trials=4) == {"study": "new", "storage": storage, "existing": 0,
-                                                         "done": 0, "requeued": 0, "remaining": 4}
+    assert resume_study(storage, "new", n_trials=4) == {
+        "study": "new",
+        "storage": storage,
+        "existing": 0,
+        "done": 0,
+        "requeued": 0,
+        "remaining": 4,
+    }
 
 
 def test_prepare_resume_tells_the_sweeper_what_is_left(tmp_path, monkeypatch):
@@ -129,5 +143,8 @@ def test_prepare_resume_tells_the_sweeper_what_is_left(tmp_path, monkeypatch):
     assert (info["done"], info["remaining"], info["n_trials"]) == (3, 2, 5)
     assert cfg.hydra.sweeper.n_trials == 2 and cfg.hydra.sweeper.sampler.seed == 3  # seed 0 + 3 trials
     # Jobs are recomposed from hydra.overrides.hydra: the values must travel there too.
-    assert list(cfg.hydra.overrides.hydra) == ["hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2",
-                                               "hydra.sweeper.sampler.seed=3"]
+    assert list(cfg.hydra.overrides.hydra) == [
+        "hydra.sweeper.study_name=s",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.seed=3",
+    ]

@@ -46,8 +46,9 @@ def test_optuna_sweep_resumes_its_study_and_registers_the_best(tmp_path):
     study = optuna.load_study(study_name="smoke", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     # A sweep killed mid-trial leaves a RUNNING trial behind: the resumed sweep runs its parameters again.
-    killed = study.ask({"train.lr0": FloatDistribution(0.001, 0.02),
-                        "augmentation.mosaic": FloatDistribution(0.0, 1.0)})
+    killed = study.ask(
+        {"train.lr0": FloatDistribution(0.001, 0.02), "augmentation.mosaic": FloatDistribution(0.0, 1.0)}
+    )
 
     second = run_cli([*OPTUNA, "hydra.sweeper.n_trials=3"], tmp_path, check=True)  # the same command, 3 in all
     assert "2 of 3 trials done, 1 interrupted re-queued; running 1 more" in second.stdout + second.stderr
@@ -91,10 +92,23 @@ def test_ray_launcher_sweep_records_a_failing_job_and_goes_on(tmp_path):
 
     missing = tmp_path / "missing" / "data.yaml"
     env = {"RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}  # nothing written to ~/.ray
-    proc = run_cli(["xray_exp.train", "--multirun", "debug=smoke", "hydra/launcher=ray",
-                    "+hydra.launcher.ray.init.num_cpus=2", "hardware.num_cpus=1", "post.onnx=false", "post.samples=0",
-                    *FAST, f"dataset.data_yaml=null,{missing}"], tmp_path, env=env,
-                   check=True)
+    proc = run_cli(
+        [
+            "xray_exp.train",
+            "--multirun",
+            "debug=smoke",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "hardware.num_cpus=1",
+            "post.onnx=false",
+            "post.samples=0",
+            *FAST,
+            f"dataset.data_yaml=null,{missing}",
+        ],
+        tmp_path,
+        env=env,
+        check=True,
+    )
     out = proc.stdout + proc.stderr
     assert "Ray Launcher is launching 2 jobs" in out and "(_run_job pid=" in out
     # Connected once, by xray_exp.distributed.cluster (a new local Ray, 2 CPUs); the launcher reused the connection.

@@ -19,9 +19,22 @@ pytestmark = pytest.mark.integration
 
 
 def train_args(data_yaml, run_dir) -> dict:
-    return {"model": "yolo12n.yaml", "data": str(data_yaml), "epochs": 2, "imgsz": 64, "batch": 4, "workers": 0,
-            "device": "cpu", "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True, "plots": False,
-            "val": True, "seed": 0, "amp": False}
+    return {
+        "model": "yolo12n.yaml",
+        "data": str(data_yaml),
+        "epochs": 2,
+        "imgsz": 64,
+        "batch": 4,
+        "workers": 0,
+        "device": "cpu",
+        "project": str(run_dir.parent),
+        "name": run_dir.name,
+        "exist_ok": True,
+        "plots": False,
+        "val": True,
+        "seed": 0,
+        "amp": False,
+    }
 
 
 def metric_steps(uri: str, run_id: str, key: str) -> list[int]:

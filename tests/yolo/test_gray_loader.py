@@ -135,9 +135,17 @@ def test_trainer_uses_the_gray_loader_only_for_gray_sets(tmp_path, monkeypatch):
     from xray_exp.data.synthetic import ensure_synthetic_dataset
 
     data_yaml = ensure_synthetic_dataset(tmp_path / "cache", num_train=4, num_val=2, num_test=1, image_size=64)
-    trainer = gray_loader.XrayDetectionTrainer(overrides={
-        "data": str(data_yaml), "model": "yolo12n.yaml", "imgsz": 64, "device": "cpu", "project": str(tmp_path),
-        "name": "t", "plots": False})
+    trainer = gray_loader.XrayDetectionTrainer(
+        overrides={
+            "data": str(data_yaml),
+            "model": "yolo12n.yaml",
+            "imgsz": 64,
+            "device": "cpu",
+            "project": str(tmp_path),
+            "name": "t",
+            "plots": False,
+        }
+    )
     trainer.model = trainer.get_model(cfg="yolo12n.yaml", verbose=False)
     train_images = data_yaml.parent / "images" / "train"
     ds = trainer.build_dataset(str(train_images), mode="train", batch=2)
@@ -155,8 +163,11 @@ def test_trainer_uses_the_gray_loader_only_for_gray_sets(tmp_path, monkeypatch):
     monkeypatch.delenv(gray_loader.ENV)
     real_find_spec = gray_loader.importlib.util.find_spec
     with monkeypatch.context() as m:  # albumentations installed: Ultralytics adds colour transforms -> off
-        m.setattr(gray_loader.importlib.util, "find_spec",
-                  lambda name, *a: object() if name == "albumentations" else real_find_spec(name, *a))
+        m.setattr(
+            gray_loader.importlib.util,
+            "find_spec",
+            lambda name, *a: object() if name == "albumentations" else real_find_spec(name, *a),
+        )
         assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 3
         assert not trainer.gray_loader
     assert trainer.build_dataset(str(train_images), mode="train", batch=2).channels == 1 and trainer.gray_loader
@@ -175,9 +186,22 @@ def test_training_with_the_gray_loader_matches_ultralytics_pipeline(tmp_path):
     data_yaml = ensure_synthetic_dataset(tmp_path / "cache", num_train=8, num_val=4, num_test=1, image_size=96)
     rows = {}
     for on in (True, False):
-        args = {"data": str(data_yaml), "epochs": 2, "imgsz": 64, "batch": 4, "workers": 1, "device": "cpu",
-                "project": str(tmp_path / "runs"), "name": f"gray-{on}", "exist_ok": True, "plots": False,
-                "seed": 0, "deterministic": True, "close_mosaic": 1, "amp": False}
+        args = {
+            "data": str(data_yaml),
+            "epochs": 2,
+            "imgsz": 64,
+            "batch": 4,
+            "workers": 1,
+            "device": "cpu",
+            "project": str(tmp_path / "runs"),
+            "name": f"gray-{on}",
+            "exist_ok": True,
+            "plots": False,
+            "seed": 0,
+            "deterministic": True,
+            "close_mosaic": 1,
+            "amp": False,
+        }
         result = fit("yolo12n.yaml", args, gray_loader=on)
         assert result.trainer.gray_loader is on and result.trainer.train_loader.dataset.channels == (1 if on else 3)
         with open(result.run_dir / "results.csv") as f:

@@ -14,9 +14,14 @@ from xray_exp.yolo.args import to_train_args, ultralytics_train_keys
 
 def make_cfg(**overrides):
     cfg = OmegaConf.structured(TrainConfig)
-    base = {"model": {"name": "yolo12n", "arch": "yolo12n.yaml"}, "dataset": {"name": "synthetic"},
-            "augmentation": {"name": "xray"}, "hardware": {"name": "cpu", "device": "cpu"},
-            "tracking": {"name": "disabled"}, "run_name": "r"}
+    base = {
+        "model": {"name": "yolo12n", "arch": "yolo12n.yaml"},
+        "dataset": {"name": "synthetic"},
+        "augmentation": {"name": "xray"},
+        "hardware": {"name": "cpu", "device": "cpu"},
+        "tracking": {"name": "disabled"},
+        "run_name": "r",
+    }
     return OmegaConf.merge(cfg, base, overrides)
 
 
@@ -44,8 +49,9 @@ def test_extra_passes_valid_ultralytics_arguments(tmp_path):
     assert args["cls"] == 1.0 and args["close_mosaic"] == 3
 
 
-@pytest.mark.parametrize("key,needle", [("lr_zero", "train.extra.lr_zero"), ("data", "train.extra.data"),
-                                        ("project", "train.extra.project")])
+@pytest.mark.parametrize(
+    "key,needle", [("lr_zero", "train.extra.lr_zero"), ("data", "train.extra.data"), ("project", "train.extra.project")]
+)
 def test_extra_rejects_unknown_and_managed_keys(tmp_path, key, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         to_train_args(make_cfg(train={"extra": {key: 1}}), tmp_path / "d", tmp_path / "r")

@@ -25,7 +25,7 @@ def test_ultralytics_imported_after_the_rank_is_set_passes(env):
 
 
 def test_ultralytics_imported_before_the_rank_is_set_is_refused():
-    code = ("import os; import ultralytics.utils; os.environ.update(RANK='1', WORLD_SIZE='2'); " + CHECK)
+    code = "import os; import ultralytics.utils; os.environ.update(RANK='1', WORLD_SIZE='2'); " + CHECK
     out = run(code, RANK="-1", WORLD_SIZE="1")
     assert out.returncode != 0
     assert "before its launcher set RANK=1 (it reads RANK=-1)" in out.stderr

@@ -1,6 +1,6 @@
 """Shared bits of the analysis modules: headless matplotlib figures and box colours.
 
-    fig, axes = new_figure(2, 3, width=12, height=7)    # axes: (2, 3) array; blank_figure() for a gridspec
+fig, axes = new_figure(2, 3, width=12, height=7)    # axes: (2, 3) array; blank_figure() for a gridspec
 """
 
 from __future__ import annotations
@@ -42,21 +42,31 @@ def hide_unused(axes: np.ndarray, used: int) -> None:
         ax.set_axis_off()
 
 
-def draw_boxes(ax, boxes, color: str, labels: list[str] | None = None, linewidth: float = 1.5,
-               linestyle: str = "-") -> None:
+def draw_boxes(
+    ax, boxes, color: str, labels: list[str] | None = None, linewidth: float = 1.5, linestyle: str = "-"
+) -> None:
     """xyxy pixel boxes on an image axis (after imshow), with an optional text tag above each box."""
     from matplotlib.patches import Rectangle
 
     top = min(ax.get_ylim())  # image axes: y grows downwards, the top edge is the smaller limit
     room = 0.06 * abs(ax.get_ylim()[1] - ax.get_ylim()[0])
     for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=float).reshape(-1, 4)):
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=linewidth,
-                               linestyle=linestyle))
+        ax.add_patch(
+            Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=linewidth, linestyle=linestyle)
+        )
         if labels:
             inside = y1 - top < room  # no room above the box: write the tag inside it
-            ax.text(x1 + (1 if inside else 0), y1 + 1 if inside else y1 - 1, labels[k], color="white", fontsize=7,
-                    va="top" if inside else "bottom", ha="left",
-                    bbox={"facecolor": color, "alpha": 0.8, "pad": 1, "edgecolor": "none"}, clip_on=True)
+            ax.text(
+                x1 + (1 if inside else 0),
+                y1 + 1 if inside else y1 - 1,
+                labels[k],
+                color="white",
+                fontsize=7,
+                va="top" if inside else "bottom",
+                ha="left",
+                bbox={"facecolor": color, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
+                clip_on=True,
+            )
 
 
 def show_gray(ax, image: np.ndarray, title: str | None = None) -> None:

@@ -29,8 +29,25 @@ SPLITS = ("train", "val", "test")
 NORMAL = "(no findings)"
 SMALL, LARGE = 32**2, 96**2  # COCO size buckets in pixels of the stored image
 IMAGE_COLUMNS = ["split", "image_id", "path", "width", "height", "boxes"]
-BOX_COLUMNS = ["split", "image_id", "class_id", "class", "x1", "y1", "x2", "y2", "xc", "yc", "w", "h",
-               "w_px", "h_px", "sqrt_area_px", "sqrt_area_rel", "aspect"]
+BOX_COLUMNS = [
+    "split",
+    "image_id",
+    "class_id",
+    "class",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "xc",
+    "yc",
+    "w",
+    "h",
+    "w_px",
+    "h_px",
+    "sqrt_area_px",
+    "sqrt_area_rel",
+    "aspect",
+]
 
 
 @dataclass
@@ -71,20 +88,48 @@ def load_dataset(data_yaml: str | Path, splits: tuple[str, ...] | None = None) -
             width, height = _image_size(image.path)
             text = image.label_path.read_text() if image.label_path.is_file() else ""
             rel, labels = parse_label_text(text, 1, 1, source=str(image.label_path))
-            images.append({"split": split, "image_id": image.image_id, "path": str(image.path), "width": width,
-                           "height": height, "boxes": len(labels)})
+            images.append(
+                {
+                    "split": split,
+                    "image_id": image.image_id,
+                    "path": str(image.path),
+                    "width": width,
+                    "height": height,
+                    "boxes": len(labels),
+                }
+            )
             for (x1, y1, x2, y2), c in zip(rel, labels, strict=True):
                 w, h = x2 - x1, y2 - y1
-                boxes.append({"split": split, "image_id": image.image_id, "class_id": int(c),
-                              "class": names[c] if 0 <= c < len(names) else f"class {c}",
-                              "x1": x1 * width, "y1": y1 * height, "x2": x2 * width, "y2": y2 * height,
-                              "xc": (x1 + x2) / 2, "yc": (y1 + y2) / 2, "w": w, "h": h, "w_px": w * width,
-                              "h_px": h * height, "sqrt_area_px": float(np.sqrt(w * width * h * height)),
-                              "sqrt_area_rel": float(np.sqrt(w * h)), "aspect": w * width / max(h * height, 1e-9)})
+                boxes.append(
+                    {
+                        "split": split,
+                        "image_id": image.image_id,
+                        "class_id": int(c),
+                        "class": names[c] if 0 <= c < len(names) else f"class {c}",
+                        "x1": x1 * width,
+                        "y1": y1 * height,
+                        "x2": x2 * width,
+                        "y2": y2 * height,
+                        "xc": (x1 + x2) / 2,
+                        "yc": (y1 + y2) / 2,
+                        "w": w,
+                        "h": h,
+                        "w_px": w * width,
+                        "h_px": h * height,
+                        "sqrt_area_px": float(np.sqrt(w * width * h * height)),
+                        "sqrt_area_rel": float(np.sqrt(w * h)),
+                        "aspect": w * width / max(h * height, 1e-9),
+                    }
+                )
     if names is None:
         raise ValueError(f"{data_yaml}: no train/val/test split to read")
-    return DatasetTables(Path(data_yaml).expanduser().resolve(), names, list(splits),
-                         pd.DataFrame(images, columns=IMAGE_COLUMNS), pd.DataFrame(boxes, columns=BOX_COLUMNS))
+    return DatasetTables(
+        Path(data_yaml).expanduser().resolve(),
+        names,
+        list(splits),
+        pd.DataFrame(images, columns=IMAGE_COLUMNS),
+        pd.DataFrame(boxes, columns=BOX_COLUMNS),
+    )
 
 
 def _tables(data: str | Path | DatasetTables) -> DatasetTables:
@@ -100,10 +145,17 @@ def split_summary(data: str | Path | DatasetTables) -> pd.DataFrame:
         imgs = t.images if split == "all" else t.images[t.images["split"] == split]
         sizes = (imgs["width"].astype(str) + "x" + imgs["height"].astype(str)).value_counts()
         abnormal = int((imgs["boxes"] > 0).sum())
-        rows.append({"split": split, "images": len(imgs), "normal_images": len(imgs) - abnormal,
-                     "abnormal_images": abnormal, "boxes": int(imgs["boxes"].sum()),
-                     "boxes_per_abnormal_image": round(imgs["boxes"].sum() / abnormal, 2) if abnormal else 0.0,
-                     "image_sizes": ", ".join(f"{s} ({n})" for s, n in sizes.head(3).items())})
+        rows.append(
+            {
+                "split": split,
+                "images": len(imgs),
+                "normal_images": len(imgs) - abnormal,
+                "abnormal_images": abnormal,
+                "boxes": int(imgs["boxes"].sum()),
+                "boxes_per_abnormal_image": round(imgs["boxes"].sum() / abnormal, 2) if abnormal else 0.0,
+                "image_sizes": ", ".join(f"{s} ({n})" for s, n in sizes.head(3).items()),
+            }
+        )
     return pd.DataFrame(rows).set_index("split")
 
 
@@ -114,8 +166,9 @@ def class_balance(data: str | Path | DatasetTables, count: str = "boxes") -> pd.
     if count not in ("boxes", "images"):
         raise ValueError(f"count must be 'boxes' or 'images', got {count!r}")
     b = t.boxes if count == "boxes" else t.boxes.drop_duplicates(["split", "image_id", "class_id"])
-    table = pd.crosstab(pd.Categorical(b["class"], categories=t.names), pd.Categorical(b["split"], t.splits),
-                        dropna=False)
+    table = pd.crosstab(
+        pd.Categorical(b["class"], categories=t.names), pd.Categorical(b["split"], t.splits), dropna=False
+    )
     if count == "images":
         normal = t.images[t.images["boxes"] == 0]["split"].value_counts()
         table.loc[NORMAL] = [int(normal.get(s, 0)) for s in t.splits]
@@ -136,11 +189,22 @@ def box_stats(data: str | Path | DatasetTables) -> pd.DataFrame:
         b = t.boxes if name == "all" else t.boxes[t.boxes["class"] == name]
         area = (b["w_px"] * b["h_px"]).to_numpy()
         q = b["sqrt_area_px"].quantile([0.05, 0.5, 0.95]).to_numpy() if len(b) else np.full(3, np.nan)
-        rows.append({"class": name, "boxes": len(b), "median_w_rel": b["w"].median(), "median_h_rel": b["h"].median(),
-                     "sqrt_area_px_p5": q[0], "sqrt_area_px_median": q[1], "sqrt_area_px_p95": q[2],
-                     "sqrt_area_rel_median": b["sqrt_area_rel"].median(), "aspect_median": b["aspect"].median(),
-                     "small": int((area < SMALL).sum()), "medium": int(((area >= SMALL) & (area < LARGE)).sum()),
-                     "large": int((area >= LARGE).sum())})
+        rows.append(
+            {
+                "class": name,
+                "boxes": len(b),
+                "median_w_rel": b["w"].median(),
+                "median_h_rel": b["h"].median(),
+                "sqrt_area_px_p5": q[0],
+                "sqrt_area_px_median": q[1],
+                "sqrt_area_px_p95": q[2],
+                "sqrt_area_rel_median": b["sqrt_area_rel"].median(),
+                "aspect_median": b["aspect"].median(),
+                "small": int((area < SMALL).sum()),
+                "medium": int(((area >= SMALL) & (area < LARGE)).sum()),
+                "large": int((area >= LARGE).sum()),
+            }
+        )
     return pd.DataFrame(rows).set_index("class").round(3)
 
 
@@ -177,17 +241,29 @@ def plot_box_sizes(data: str | Path | DatasetTables):
     for k, name in present:
         b = t.boxes[t.boxes["class"] == name]
         scatter.scatter(b["w"], b["h"], s=12, alpha=0.6, color=f"C{k}", label=f"{name} ({len(b)})")
-    hist.hist([t.boxes[t.boxes["class"] == name]["sqrt_area_px"] for _, name in present], bins=bins,
-              color=[f"C{k}" for k, _ in present], label=[name for _, name in present])
+    hist.hist(
+        [t.boxes[t.boxes["class"] == name]["sqrt_area_px"] for _, name in present],
+        bins=bins,
+        color=[f"C{k}" for k, _ in present],
+        label=[name for _, name in present],
+    )
     hist.yaxis.get_major_locator().set_params(integer=True)
     scatter.plot([0, 1], [0, 1], ":", color="grey", linewidth=0.8)
     top = max(t.boxes["w"].max(), t.boxes["h"].max()) * 1.08
-    scatter.set(xlim=(0, top), ylim=(0, top), xlabel="box width / image width", ylabel="box height / image height",
-                title="Box shapes (relative)")
+    scatter.set(
+        xlim=(0, top),
+        ylim=(0, top),
+        xlabel="box width / image width",
+        ylabel="box height / image height",
+        title="Box shapes (relative)",
+    )
     for edge in (32, 96):
         hist.axvline(edge, color="grey", linestyle="--", linewidth=0.8)
-    hist.set(xlabel="sqrt(box area) in pixels (dashed: COCO 32 / 96 px)", ylabel="boxes",
-             title="Box sizes (pixels of the stored image)")
+    hist.set(
+        xlabel="sqrt(box area) in pixels (dashed: COCO 32 / 96 px)",
+        ylabel="boxes",
+        title="Box sizes (pixels of the stored image)",
+    )
     for ax in (scatter, hist):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -210,16 +286,26 @@ def plot_box_positions(data: str | Path | DatasetTables, cols: int = 4):
         k = t.names.index(name)
         b = t.boxes[t.boxes["class"] == name]
         for _, r in b.head(400).iterrows():
-            ax.add_patch(Rectangle((r["xc"] - r["w"] / 2, r["yc"] - r["h"] / 2), r["w"], r["h"], fill=False,
-                                   edgecolor=f"C{k}", alpha=0.15, linewidth=0.8))
+            ax.add_patch(
+                Rectangle(
+                    (r["xc"] - r["w"] / 2, r["yc"] - r["h"] / 2),
+                    r["w"],
+                    r["h"],
+                    fill=False,
+                    edgecolor=f"C{k}",
+                    alpha=0.15,
+                    linewidth=0.8,
+                )
+            )
         ax.scatter(b["xc"], b["yc"], s=10, color=f"C{k}", alpha=0.8)
         ax.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title=f"{name} ({len(b)} boxes)")
         ax.set_xticks([0, 0.5, 1])
         ax.set_yticks([0, 0.5, 1])
         ax.grid(alpha=0.3)
     hide_unused(axes, len(present))
-    fig.suptitle("Box centres relative to the image (x right, y down; frontal film: patient's right on the left)",
-                 fontsize=10)
+    fig.suptitle(
+        "Box centres relative to the image (x right, y down; frontal film: patient's right on the left)", fontsize=10
+    )
     fig.tight_layout()
     return fig
 

@@ -62,11 +62,18 @@ class RegisteredModel:
         return self.folder / "best.pt"
 
     def describe(self) -> pd.Series:
-        return pd.Series({"model": f"{self.name}@{self.alias}" if self.alias else self.name, "version": self.version,
-                          "classes": ", ".join(self.names), "imgsz": self.imgsz, "training run": self.run_id,
-                          "objective": f"{self.tags.get('objective')} = {self.tags.get('objective_value')}",
-                          "data.yaml": str(self.data_yaml) if self.data_yaml else "(not on this machine)",
-                          "files": str(self.folder)})
+        return pd.Series(
+            {
+                "model": f"{self.name}@{self.alias}" if self.alias else self.name,
+                "version": self.version,
+                "classes": ", ".join(self.names),
+                "imgsz": self.imgsz,
+                "training run": self.run_id,
+                "objective": f"{self.tags.get('objective')} = {self.tags.get('objective_value')}",
+                "data.yaml": str(self.data_yaml) if self.data_yaml else "(not on this machine)",
+                "files": str(self.folder),
+            }
+        )
 
 
 def _training_data_yaml(tracking_uri: str | None, run_id: str | None) -> Path | None:
@@ -81,8 +88,9 @@ def _training_data_yaml(tracking_uri: str | None, run_id: str | None) -> Path | 
     return Path(recorded) if recorded and Path(recorded).is_file() else None
 
 
-def load_registered_model(name: str, alias: str | None = "development", tracking_uri: str | None = None,
-                          dst: str | Path | None = None) -> RegisteredModel:
+def load_registered_model(
+    name: str, alias: str | None = "development", tracking_uri: str | None = None, dst: str | Path | None = None
+) -> RegisteredModel:
     """Download `name@alias` (alias None: the latest version) and read its class names, input size and lineage.
     tracking_uri None: xray_exp.mlops.client.default_tracking_uri(); dst: the download folder (default: the
     registry's cache)."""
@@ -99,26 +107,51 @@ def load_registered_model(name: str, alias: str | None = "development", tracking
     names = [str(names_meta[k]) for k in sorted(names_meta, key=int)]
     mv = client.get_model_version(name, version)
     run_id = mv.run_id or mv.tags.get("source_run_id")
-    return RegisteredModel(name=name, alias=alias, version=str(version), folder=folder, names=names,
-                           imgsz=int(meta.get("imgsz", 640)), run_id=run_id,
-                           data_yaml=_training_data_yaml(tracking_uri, run_id), tags=dict(mv.tags))
+    return RegisteredModel(
+        name=name,
+        alias=alias,
+        version=str(version),
+        folder=folder,
+        names=names,
+        imgsz=int(meta.get("imgsz", 640)),
+        run_id=run_id,
+        data_yaml=_training_data_yaml(tracking_uri, run_id),
+        tags=dict(mv.tags),
+    )
 
 
-def predict(model: RegisteredModel, data_yaml: str | Path | None, split: str = "test", weights: str = "onnx",
-            conf: float = 0.001, iou: float = 0.7, device: str = "cpu",
-            settings_dir: str | Path | None = None) -> SplitPredictions:
+def predict(
+    model: RegisteredModel,
+    data_yaml: str | Path | None,
+    split: str = "test",
+    weights: str = "onnx",
+    conf: float = 0.001,
+    iou: float = 0.7,
+    device: str = "cpu",
+    settings_dir: str | Path | None = None,
+) -> SplitPredictions:
     """Predictions and ground truth for every image of `split` at the model's input size. Keep `conf` low:
     AP needs the low-score detections; figures filter by their own threshold."""
     from xray_exp.evaluation.predict import predict_split
 
     if data_yaml is None:
-        raise ValueError(f"{model.name} v{model.version}: its training data.yaml is not on this machine; "
-                         "pass data_yaml= (a YOLO data.yaml with the same classes)")
+        raise ValueError(
+            f"{model.name} v{model.version}: its training data.yaml is not on this machine; "
+            "pass data_yaml= (a YOLO data.yaml with the same classes)"
+        )
     if weights not in ("onnx", "pt"):
         raise ValueError(f"weights must be 'onnx' or 'pt', got {weights!r}")
     settings = settings_dir or project_root() / "outputs" / ".ultralytics"
-    return predict_split(model.onnx if weights == "onnx" else model.pt, data_yaml, split, imgsz=model.imgsz,
-                         conf=conf, iou=iou, device=device, settings_dir=settings)
+    return predict_split(
+        model.onnx if weights == "onnx" else model.pt,
+        data_yaml,
+        split,
+        imgsz=model.imgsz,
+        conf=conf,
+        iou=iou,
+        device=device,
+        settings_dir=settings,
+    )
 
 
 def pick_images(split: SplitPredictions, n: int = 4) -> list[str]:
@@ -142,8 +175,9 @@ def score_text(score: float) -> str:
     return f"{score:.2f}" if score >= 0.095 else f"{score:.2g}"
 
 
-def plot_predictions(split: SplitPredictions, image_ids: list[str] | None = None, n: int = 4, conf: float = 0.25,
-                     max_boxes: int = 10):
+def plot_predictions(
+    split: SplitPredictions, image_ids: list[str] | None = None, n: int = 4, conf: float = 0.25, max_boxes: int = 10
+):
     """Per image two panels: the ground truth (green) and the predictions with score >= conf (red; at most
     `max_boxes`, the highest scores)."""
     from xray_exp.imaging import read_xray
@@ -167,8 +201,12 @@ def plot_predictions(split: SplitPredictions, image_ids: list[str] | None = None
         keep = keep[np.argsort(-scores[keep], kind="mergesort")][:max_boxes]
         top = f", top score {scores.max():.3f}" if scores.size else ""
         show_gray(row[1], image, f"predictions >= {conf:g}: {len(keep)}{top}")
-        draw_boxes(row[1], np.asarray(pred["boxes"]).reshape(-1, 4)[keep], PRED_COLOR,
-                   _labels(split.names, np.asarray(pred["labels"])[keep], scores[keep]))
+        draw_boxes(
+            row[1],
+            np.asarray(pred["boxes"]).reshape(-1, 4)[keep],
+            PRED_COLOR,
+            _labels(split.names, np.asarray(pred["labels"])[keep], scores[keep]),
+        )
     fig.tight_layout()
     return fig
 
@@ -191,8 +229,9 @@ def plot_errors(result: EvaluationResult, split: SplitPredictions, kind: str = "
     fig, axes = new_figure(rows, cols, width=3.2 * cols, height=3.5 * rows + 0.4)
     for ax, item in zip(axes.flat, items, strict=False):
         gt = gts[item["image_id"]]
-        show_gray(ax, read_xray(gt["path"]), f"{kind} {split.names[item['label']]} {item['score']:.3f}\n"
-                  f"{item['image_id']}")
+        show_gray(
+            ax, read_xray(gt["path"]), f"{kind} {split.names[item['label']]} {item['score']:.3f}\n{item['image_id']}"
+        )
         draw_boxes(ax, gt["boxes"], GT_COLOR, linewidth=1.0)
         draw_boxes(ax, [item["box"]], PRED_COLOR if kind == "FP" else MISS_COLOR, linewidth=2.5)
     hide_unused(axes, len(items))
@@ -205,19 +244,21 @@ def per_class_table(result: EvaluationResult) -> pd.DataFrame:
     """Per class: images, instances, TP / FP / FN at the operating point, AP@0.4 / AP50 / AP50-95,
     precision and recall (AP and recall NaN for a class without ground truth)."""
     det = result.detection
-    table = pd.DataFrame({
-        "class": result.names,
-        "images": det.images_with_class.astype(int),
-        "instances": det.instances.astype(int),
-        "TP": det.tp.astype(int),
-        "FP": det.fp.astype(int),
-        "FN": (det.instances - det.tp).astype(int),
-        "AP@0.4": det.ap_at(0.4),
-        "AP50": det.ap_at(0.5),
-        "AP50-95": det.ap50_95,
-        "precision": det.precision,
-        "recall": det.recall,
-    })
+    table = pd.DataFrame(
+        {
+            "class": result.names,
+            "images": det.images_with_class.astype(int),
+            "instances": det.instances.astype(int),
+            "TP": det.tp.astype(int),
+            "FP": det.fp.astype(int),
+            "FN": (det.instances - det.tp).astype(int),
+            "AP@0.4": det.ap_at(0.4),
+            "AP50": det.ap_at(0.5),
+            "AP50-95": det.ap50_95,
+            "precision": det.precision,
+            "recall": det.recall,
+        }
+    )
     return table.set_index("class")
 
 
@@ -231,8 +272,14 @@ def plot_per_class(table: pd.DataFrame, columns: tuple[str, ...] = ("AP@0.4", "A
         values = table[col].to_numpy(dtype=float)
         bars = ax.bar(x + (k - (len(columns) - 1) / 2) * width, np.nan_to_num(values), width, label=col)
         for bar, v in zip(bars, values, strict=True):
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, "n/a" if np.isnan(v) else f"{v:.2f}",
-                    ha="center", va="bottom", fontsize=7)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height() + 0.01,
+                "n/a" if np.isnan(v) else f"{v:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     ax.set_xticks(x, [f"{c}\n({n} boxes)" for c, n in zip(table.index, table["instances"], strict=True)], fontsize=9)
     ax.set(ylim=(0, 1.25), ylabel="value", title="Per-class metrics")
     ax.legend(fontsize=8, ncol=len(columns), loc="upper right")
@@ -251,7 +298,10 @@ def metrics_frame(result, split: str) -> pd.DataFrame:
     values: dict[str, object] = {}
     for key, value in flat_metrics(result, split).items():
         name = key.rpartition("/")[2].removesuffix("_ci_low").removesuffix("_ci_high")
-        note = undefined_note(name, img.n_normal, img.n_abnormal) if name in ("auroc", "sensitivity",
-                                                                                "specificity") else None
+        note = (
+            undefined_note(name, img.n_normal, img.n_abnormal)
+            if name in ("auroc", "sensitivity", "specificity")
+            else None
+        )
         values[key] = note or value
     return pd.Series(values, dtype=object).to_frame("value")

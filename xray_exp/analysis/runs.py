@@ -32,24 +32,60 @@ from xray_exp.mlops.parent_runs import PARENT_TAG, list_children
 from xray_exp.mlops.query import experiment_ids, metric_steps, open_store, search_all_runs
 
 EPOCH_METRIC = "train/box_loss"  # logged once per training epoch, never at the final step
-DEFAULT_PARAMS = ("train.epochs", "train.imgsz", "train.lr0", "train.optimizer", "hardware.batch", "dataset.name",
-                  "augmentation.name")
+DEFAULT_PARAMS = (
+    "train.epochs",
+    "train.imgsz",
+    "train.lr0",
+    "train.optimizer",
+    "hardware.batch",
+    "dataset.name",
+    "augmentation.name",
+)
 # val/* and test/*: xray_exp.metrics on best.pt after training; ultralytics/val/*: Ultralytics' validator
 # (per epoch: the only per-epoch detection figures).
-DEFAULT_METRICS = ("test/mAP50-95", "test/mAP50", "test/map40", "test/froc_mean", "test/auroc", "val/mAP50-95",
-                   "val/map40")
-CURVE_METRICS = ("train/box_loss", "ultralytics/val/box_loss", "ultralytics/val/mAP50", "ultralytics/val/mAP50-95",
-                 "ultralytics/val/precision", "ultralytics/val/recall")
+DEFAULT_METRICS = (
+    "test/mAP50-95",
+    "test/mAP50",
+    "test/map40",
+    "test/froc_mean",
+    "test/auroc",
+    "val/mAP50-95",
+    "val/map40",
+)
+CURVE_METRICS = (
+    "train/box_loss",
+    "ultralytics/val/box_loss",
+    "ultralytics/val/mAP50",
+    "ultralytics/val/mAP50-95",
+    "ultralytics/val/precision",
+    "ultralytics/val/recall",
+)
 NOT_SWEPT = frozenset({"run_name", "tracking.tracking_uri", "resume"})
-RUN_COLUMNS = ["experiment", "run_name", "model", "mode", "status", "start_time", "duration_s", "run_id",
-               "parent_run_id", "is_parent"]
+RUN_COLUMNS = [
+    "experiment",
+    "run_name",
+    "model",
+    "mode",
+    "status",
+    "start_time",
+    "duration_s",
+    "run_id",
+    "parent_run_id",
+    "is_parent",
+]
 
 
 def experiments(tracking_uri: str) -> pd.DataFrame:
     """The store's active experiments with their run counts."""
     client = open_store(tracking_uri)
-    rows = [{"experiment": e.name, "experiment_id": e.experiment_id,
-             "runs": len(search_all_runs(client, [e.experiment_id]))} for e in client.search_experiments()]
+    rows = [
+        {
+            "experiment": e.name,
+            "experiment_id": e.experiment_id,
+            "runs": len(search_all_runs(client, [e.experiment_id])),
+        }
+        for e in client.search_experiments()
+    ]
     return pd.DataFrame(rows, columns=["experiment", "experiment_id", "runs"])
 
 
@@ -78,9 +114,13 @@ def _run_row(run, experiment: str) -> dict:
     }
 
 
-def runs_table(tracking_uri: str, experiment: str | Sequence[str] | None = None,
-               params: Sequence[str] = DEFAULT_PARAMS, metrics: Sequence[str] = DEFAULT_METRICS,
-               all_columns: bool = False) -> pd.DataFrame:
+def runs_table(
+    tracking_uri: str,
+    experiment: str | Sequence[str] | None = None,
+    params: Sequence[str] = DEFAULT_PARAMS,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    all_columns: bool = False,
+) -> pd.DataFrame:
     """One row per run, newest first: experiment, run_name, model, mode, status, start_time, duration_s, run_id,
     parent_run_id, is_parent, then `params` and `metrics` (the last logged value; NaN when missing).
 
@@ -109,14 +149,23 @@ def run_labels(table: pd.DataFrame, params: Sequence[str] = ()) -> dict[str, str
     """{run_id: 'run_name (param=value, ...)'} for legends."""
     labels = {}
     for _, row in table.iterrows():
-        extra = ", ".join(f"{p.rsplit('.', 1)[-1]}={row[p]:g}" if isinstance(row[p], float | int)
-                          else f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params if p in row)
+        extra = ", ".join(
+            f"{p.rsplit('.', 1)[-1]}={row[p]:g}"
+            if isinstance(row[p], float | int)
+            else f"{p.rsplit('.', 1)[-1]}={row[p]}"
+            for p in params
+            if p in row
+        )
         labels[row["run_id"]] = f"{row['run_name']} ({extra})" if extra else str(row["run_name"])
     return labels
 
 
-def metric_history(tracking_uri: str, runs: pd.DataFrame | Iterable[str], metrics: Sequence[str] = CURVE_METRICS,
-                   epochs_only: bool = True) -> pd.DataFrame:
+def metric_history(
+    tracking_uri: str,
+    runs: pd.DataFrame | Iterable[str],
+    metrics: Sequence[str] = CURVE_METRICS,
+    epochs_only: bool = True,
+) -> pd.DataFrame:
     """Long table run_id, run_name, metric, step, value (step = epoch) for these runs (a runs_table or run ids).
 
     epochs_only: keep only the steps at which `train/box_loss` was logged (drops the final best.pt numbers
@@ -133,16 +182,19 @@ def metric_history(tracking_uri: str, runs: pd.DataFrame | Iterable[str], metric
         for metric in metrics:
             for step, value in metric_steps(client, run_id, metric):
                 if not epochs or step in epochs:
-                    rows.append({"run_id": run_id, "run_name": run_name, "metric": metric, "step": step,
-                                 "value": value})
+                    rows.append(
+                        {"run_id": run_id, "run_name": run_name, "metric": metric, "step": step, "value": value}
+                    )
     history = pd.DataFrame(rows, columns=["run_id", "run_name", "metric", "step", "value"])
     # a value logged twice at one step (a resumed run): keep the last
     return history.drop_duplicates(["run_id", "metric", "step"], keep="last").sort_values(
-        ["metric", "run_id", "step"], ignore_index=True)
+        ["metric", "run_id", "step"], ignore_index=True
+    )
 
 
-def plot_metric_curves(history: pd.DataFrame, metrics: Sequence[str] | None = None,
-                       labels: dict[str, str] | None = None, cols: int = 3):
+def plot_metric_curves(
+    history: pd.DataFrame, metrics: Sequence[str] | None = None, labels: dict[str, str] | None = None, cols: int = 3
+):
     """One panel per metric, one line per run (x: epoch); `labels` {run_id: legend text}."""
     from matplotlib.lines import Line2D
 
@@ -171,12 +223,15 @@ def plot_metric_curves(history: pd.DataFrame, metrics: Sequence[str] | None = No
     return fig
 
 
-def best_runs_per_model(table: pd.DataFrame, objective: str = "test/mAP50-95", direction: str = "maximize",
-                        finished_only: bool = True) -> pd.DataFrame:
+def best_runs_per_model(
+    table: pd.DataFrame, objective: str = "test/mAP50-95", direction: str = "maximize", finished_only: bool = True
+) -> pd.DataFrame:
     """The best run of each model on `objective` (a metric column of `table`); sweep parents are left out."""
     if objective not in table.columns:
-        raise KeyError(f"objective {objective!r} is not a column of the runs table; pass it in runs_table(metrics=...)"
-                       f" (metric columns: {', '.join(c for c in table.columns if '/' in c)})")
+        raise KeyError(
+            f"objective {objective!r} is not a column of the runs table; pass it in runs_table(metrics=...)"
+            f" (metric columns: {', '.join(c for c in table.columns if '/' in c)})"
+        )
     if direction not in ("maximize", "minimize"):
         raise ValueError(f"direction must be maximize or minimize, got {direction!r}")
     keep = table[objective].notna() & ~table["is_parent"]
@@ -197,9 +252,16 @@ def find_sweeps(table: pd.DataFrame) -> pd.DataFrame:
     if children.empty:
         return pd.DataFrame(columns=columns)
     names = dict(zip(table["run_id"], table["run_name"], strict=True))
-    sweeps = children.groupby("parent_run_id").agg(
-        experiment=("experiment", "first"), children=("run_id", "size"),
-        finished=("status", lambda s: int((s == "FINISHED").sum())), newest=("start_time", "max")).reset_index()
+    sweeps = (
+        children.groupby("parent_run_id")
+        .agg(
+            experiment=("experiment", "first"),
+            children=("run_id", "size"),
+            finished=("status", lambda s: int((s == "FINISHED").sum())),
+            newest=("start_time", "max"),
+        )
+        .reset_index()
+    )
     sweeps["parent_name"] = sweeps["parent_run_id"].map(names)
     return sweeps[columns].sort_values("newest", ascending=False, ignore_index=True)
 
@@ -231,8 +293,11 @@ def _swept_keys(parent, children: list) -> set[str]:
     except (ValueError, TypeError):
         pass
     for run in children:
-        keys |= {item.split("=", 1)[0].lstrip("+~") for item in run.data.tags.get("hydra.overrides", "").split()
-                 if "=" in item}
+        keys |= {
+            item.split("=", 1)[0].lstrip("+~")
+            for item in run.data.tags.get("hydra.overrides", "").split()
+            if "=" in item
+        }
     return keys
 
 
@@ -265,8 +330,9 @@ def _sweep_setting(parent, children: list, param: str, default: str) -> str:
     return values.mode().iloc[0] if not values.empty else default
 
 
-def sweep_children(tracking_uri: str, parent_run_id: str, objective: str | None = None,
-                   direction: str | None = None) -> Sweep:
+def sweep_children(
+    tracking_uri: str, parent_run_id: str, objective: str | None = None, direction: str | None = None
+) -> Sweep:
     """The children of sweep `parent_run_id` (any experiment). The objective defaults to the parent's
     `objective.metric` param (xray_exp.sweep), else the children's (their training config), else
     test/mAP50-95; direction likewise. The parameters shown are those the sweep varied (see _varied_params)."""
@@ -287,14 +353,16 @@ def sweep_children(tracking_uri: str, parent_run_id: str, objective: str | None 
         row.update({p: run.data.params.get(p) for p in params})
         row[objective] = run.data.metrics.get(objective, np.nan)
         rows.append(row)
-    children = _numeric_columns(pd.DataFrame(rows, columns=["run_id", "run_name", "status", *params, objective]),
-                                params)
+    children = _numeric_columns(
+        pd.DataFrame(rows, columns=["run_id", "run_name", "status", *params, objective]), params
+    )
     children[objective] = children[objective].astype(float)
     missing = int(children[objective].isna().sum())
     if missing:
         notes.append(f"{missing} of {len(children)} children have no {objective} (failed or still running)")
-    children = children.sort_values(objective, ascending=direction == "minimize", na_position="last",
-                                    kind="mergesort", ignore_index=True)
+    children = children.sort_values(
+        objective, ascending=direction == "minimize", na_position="last", kind="mergesort", ignore_index=True
+    )
     return Sweep(parent_run_id, parent.info.run_name or parent_run_id, objective, direction, params, children, notes)
 
 
@@ -346,19 +414,36 @@ def plot_sweep(sweep: Sweep, cols: int = 3):
     ys = np.stack([p[0] for p in placed], axis=1)
     xs = np.arange(len(axes_cols))
     for k in np.argsort(-np.abs(np.arange(len(scored)) - best)):  # the best line drawn last, on top
-        ax.plot(xs, ys[k], color=cmap(norm(values[k])), linewidth=3.0 if k == best else 1.3,
-                alpha=1.0 if k == best else 0.75, marker="o", markersize=3)
+        ax.plot(
+            xs,
+            ys[k],
+            color=cmap(norm(values[k])),
+            linewidth=3.0 if k == best else 1.3,
+            alpha=1.0 if k == best else 0.75,
+            marker="o",
+            markersize=3,
+        )
     for x, (_, ticks, _) in zip(xs, placed, strict=True):
         ax.axvline(x, color="grey", linewidth=0.8)
         for y, text in ticks:
-            ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left",
-                    bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "edgecolor": "none"})
+            ax.text(
+                x + 0.03,
+                y,
+                text,
+                fontsize=7,
+                va="center",
+                ha="left",
+                bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
+            )
     ax.set_xticks(xs, [f"{c} (log)" if p[2] else c for c, p in zip(axes_cols, placed, strict=True)], fontsize=9)
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(axes_cols) - 0.6)
     ax.set_ylim(-0.08, 1.08)
-    ax.set_title(f"Sweep {sweep.name}: {len(scored)} children, {objective} ({sweep.direction}); "
-                 f"best {values[best]:.4g} = {scored['run_name'][best]}", fontsize=10)
+    ax.set_title(
+        f"Sweep {sweep.name}: {len(scored)} children, {objective} ({sweep.direction}); "
+        f"best {values[best]:.4g} = {scored['run_name'][best]}",
+        fontsize=10,
+    )
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=objective, pad=0.01)
 
     for k, param in enumerate(params):
@@ -372,8 +457,16 @@ def plot_sweep(sweep: Sweep, cols: int = 3):
             sub.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=8, rotation=20)
             sub.set_xlim(-0.25, 1.25)
         sub.scatter(x, values, c=values, cmap=cmap, norm=norm, s=30, edgecolors="black", linewidths=0.4)
-        sub.scatter([x[best]], [values[best]], marker="*", s=180, facecolors="none", edgecolors="red",
-                    linewidths=1.2, label="best")
+        sub.scatter(
+            [x[best]],
+            [values[best]],
+            marker="*",
+            s=180,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.2,
+            label="best",
+        )
         sub.set(xlabel=param, ylabel=objective)
         sub.grid(alpha=0.3)
     fig.tight_layout()

@@ -34,16 +34,26 @@ TARGET_S = 10.0
 NUM_CLASSES = 14
 
 
-def synthetic_split(n_images: int = 3000, n_detections: int = 10000, seed: int = 0, num_classes: int = NUM_CLASSES,
-                    normal_share: float = 0.7) -> tuple[list[dict], list[dict]]:
+def synthetic_split(
+    n_images: int = 3000,
+    n_detections: int = 10000,
+    seed: int = 0,
+    num_classes: int = NUM_CLASSES,
+    normal_share: float = 0.7,
+) -> tuple[list[dict], list[dict]]:
     """(preds, gts) records with exactly `n_detections` detections spread over the images."""
     rng = np.random.default_rng(seed)
     gts = []
     for i in range(n_images):
         n = 0 if rng.random() < normal_share else int(rng.integers(1, 6))
         xy = rng.uniform(0, 900, (n, 2))
-        gts.append({"image_id": f"img{i:05d}", "boxes": np.c_[xy, xy + rng.uniform(20, 200, (n, 2))],
-                    "labels": rng.integers(0, num_classes, n)})
+        gts.append(
+            {
+                "image_id": f"img{i:05d}",
+                "boxes": np.c_[xy, xy + rng.uniform(20, 200, (n, 2))],
+                "labels": rng.integers(0, num_classes, n),
+            }
+        )
     per_image = rng.multinomial(n_detections, np.full(n_images, 1.0 / n_images))
     preds = []
     for g, m in zip(gts, per_image, strict=True):
@@ -100,19 +110,36 @@ def main(argv: list[str] | None = None) -> int:
     loads.append(load_average())
     stats = summarize(boot_s)
     v = verdict(stats["median"], TARGET_S) if args.n_boot == 1000 else ""
-    rows = [["evaluate_records (matching, once)", evaluate_s, "", ""],
-            [f"bootstrap_ci, {args.n_boot} resamples (median of {args.reps})", stats["median"], f"< {TARGET_S:g}", v]]
+    rows = [
+        ["evaluate_records (matching, once)", evaluate_s, "", ""],
+        [f"bootstrap_ci, {args.n_boot} resamples (median of {args.reps})", stats["median"], f"< {TARGET_S:g}", v],
+    ]
     if paired_s is not None:
         rows.append([f"paired_comparison, {args.n_boot} resamples", paired_s, "", ""])
-    print(f"{args.images} images, {sum(len(p['labels']) for p in preds)} detections, "
-          f"{sum(len(g['labels']) for g in gts)} lesions, {NUM_CLASSES} classes")
+    print(
+        f"{args.images} images, {sum(len(p['labels']) for p in preds)} detections, "
+        f"{sum(len(g['labels']) for g in gts)} lesions, {NUM_CLASSES} classes"
+    )
     print(format_text_table(["step", "seconds", "target", "verdict"], rows))
     print("95% intervals: " + ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()))
     print(f"load average (1 min) before/after: {loads[0]} / {loads[1]} on {usable_cpus()} usable cores")
-    results = {"evaluate_s": evaluate_s, "bootstrap_s": stats, "bootstrap_times_s": boot_s, "paired_s": paired_s,
-               "target_s": TARGET_S, "verdict": v or None, "ci": ci, "load_average_before_after": loads}
-    settings = {"images": args.images, "detections": args.detections, "n_boot": args.n_boot, "reps": args.reps,
-                "classes": NUM_CLASSES}
+    results = {
+        "evaluate_s": evaluate_s,
+        "bootstrap_s": stats,
+        "bootstrap_times_s": boot_s,
+        "paired_s": paired_s,
+        "target_s": TARGET_S,
+        "verdict": v or None,
+        "ci": ci,
+        "load_average_before_after": loads,
+    }
+    settings = {
+        "images": args.images,
+        "detections": args.detections,
+        "n_boot": args.n_boot,
+        "reps": args.reps,
+        "classes": NUM_CLASSES,
+    }
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")
     return 1 if args.check and v == "FAIL" else 0

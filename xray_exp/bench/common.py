@@ -51,8 +51,15 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
         nan = float("nan")
         return {"n": 0, "median": nan, "min": nan, "max": nan, "mean": nan, "q1": nan, "q3": nan}
     q1, q3 = (statistics.quantiles(vals, n=4, method="inclusive")[i] for i in (0, 2)) if len(vals) > 1 else vals * 2
-    return {"n": len(vals), "median": statistics.median(vals), "min": vals[0], "max": vals[-1],
-            "mean": statistics.fmean(vals), "q1": q1, "q3": q3}
+    return {
+        "n": len(vals),
+        "median": statistics.median(vals),
+        "min": vals[0],
+        "max": vals[-1],
+        "mean": statistics.fmean(vals),
+        "q1": q1,
+        "q3": q3,
+    }
 
 
 def ratio(numerator: float, denominator: float) -> float:
@@ -203,8 +210,9 @@ def result_path(name: str, out_dir: Path, now: _dt.datetime | None = None) -> Pa
     return path
 
 
-def write_result(name: str, payload: dict[str, Any], out_dir: Path | None = None,
-                 now: _dt.datetime | None = None) -> Path:
+def write_result(
+    name: str, payload: dict[str, Any], out_dir: Path | None = None, now: _dt.datetime | None = None
+) -> Path:
     """Write one benchmark's JSON (atomic rename; strict JSON) and return its path."""
     out_dir = Path(out_dir or default_out_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,8 +223,9 @@ def write_result(name: str, payload: dict[str, Any], out_dir: Path | None = None
     return path
 
 
-def envelope(name: str, argv: Sequence[str], settings: dict[str, Any], results: dict[str, Any],
-             started: float, **extra: Any) -> dict[str, Any]:
+def envelope(
+    name: str, argv: Sequence[str], settings: dict[str, Any], results: dict[str, Any], started: float, **extra: Any
+) -> dict[str, Any]:
     """The common JSON layout: what ran, where, when, with which settings, and what came out."""
     return {
         "benchmark": name,
@@ -282,8 +291,13 @@ class ProcessTiming:
     timed_out: bool = False
 
 
-def run_process(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | Path | None = None,
-                log_path: str | Path | None = None, timeout: float | None = None) -> ProcessTiming:
+def run_process(
+    cmd: Sequence[str],
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    log_path: str | Path | None = None,
+    timeout: float | None = None,
+) -> ProcessTiming:
     """Run a command, output to `log_path` (or discarded), and time it from spawn to exit.
 
     CPU seconds (user + system, os.wait4) are less sensitive than wall time to other load on a shared
@@ -295,9 +309,17 @@ def run_process(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str 
     timed_out = threading.Event()
     try:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if timeout:
+
             def kill() -> None:
                 timed_out.set()
                 try:
@@ -317,8 +339,13 @@ def run_process(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str 
         if log_path:
             out.close()
     rss_kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
-    return ProcessTiming(returncode=proc.returncode, wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
-                         max_rss_mib=rss_kib / 1024, timed_out=timed_out.is_set())
+    return ProcessTiming(
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        max_rss_mib=rss_kib / 1024,
+        timed_out=timed_out.is_set(),
+    )
 
 
 def tail(path: str | Path, chars: int = 3000) -> str:

@@ -58,10 +58,18 @@ DEFAULT_VARIANTS = ("preset", "bare", "reference")
 MODELS = ("yolo12n", "yolo12s", "yolo12m", "yolo12l", "yolo12x")
 # docs NOTES: bare Ultralytics on one H100, 640 px, workers 16, AMP; batch 64 (yolo12x: 32)
 REFERENCE_BATCH = {"yolo12x": 32, "yolo12l": 32}
-REFERENCE = {"yolo12n": "555-715 img/s, ~65% util, 16 GB", "yolo12s": "465-553 img/s, ~85% util, 30 GB",
-             "yolo12x": "118 img/s (batch 32), ~90% util, 50 GB"}
-POST_OFF = ("tracking=disabled", "post.samples=0", "post.onnx=false",
-            "post.eval_splits=[]", "objective.metric=ultralytics/val/mAP50-95")
+REFERENCE = {
+    "yolo12n": "555-715 img/s, ~65% util, 16 GB",
+    "yolo12s": "465-553 img/s, ~85% util, 30 GB",
+    "yolo12x": "118 img/s (batch 32), ~90% util, 50 GB",
+}
+POST_OFF = (
+    "tracking=disabled",
+    "post.samples=0",
+    "post.onnx=false",
+    "post.eval_splits=[]",
+    "objective.metric=ultralytics/val/mAP50-95",
+)
 
 
 # ---------------------------------------------------------------- availability
@@ -69,11 +77,13 @@ POST_OFF = ("tracking=disabled", "post.samples=0", "post.onnx=false",
 
 def probe_cuda(timeout: float = 120) -> dict[str, Any]:
     """What torch sees, asked in a child process (this process never creates a CUDA context)."""
-    code = ("import json, torch\n"
-            "ok = torch.cuda.is_available()\n"
-            "print(json.dumps({'torch': torch.__version__, 'cuda_build': torch.version.cuda, 'available': ok,\n"
-            "  'count': torch.cuda.device_count() if ok else 0,\n"
-            "  'names': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if ok else []}))")
+    code = (
+        "import json, torch\n"
+        "ok = torch.cuda.is_available()\n"
+        "print(json.dumps({'torch': torch.__version__, 'cuda_build': torch.version.cuda, 'available': ok,\n"
+        "  'count': torch.cuda.device_count() if ok else 0,\n"
+        "  'names': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if ok else []}))"
+    )
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
         info = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
@@ -156,15 +166,20 @@ class GpuSampler:
             import pynvml
 
             pynvml.nvmlInit()
-            handle = (pynvml.nvmlDeviceGetHandleByIndex(int(value)) if kind == "index"
-                      else pynvml.nvmlDeviceGetHandleByUUID(str(value)))
+            handle = (
+                pynvml.nvmlDeviceGetHandleByIndex(int(value))
+                if kind == "index"
+                else pynvml.nvmlDeviceGetHandleByUUID(str(value))
+            )
             name = pynvml.nvmlDeviceGetName(handle)
             total = pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20
             self.device = {"name": name.decode() if isinstance(name, bytes) else name, "memory_total_mib": total}
 
             def read() -> tuple[float, float]:
-                return (float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
-                        pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20)
+                return (
+                    float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+                    pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20,
+                )
 
             self._read, self.source = read, "nvml"
             return
@@ -172,9 +187,19 @@ class GpuSampler:
             self.device["nvml_error"] = f"{type(exc).__name__}: {exc}"
         if shutil.which("nvidia-smi"):
             self._smi = subprocess.Popen(
-                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
-                 "-i", str(value), "-lms", str(max(int(self.interval * 1000), 100))],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    str(value),
+                    "-lms",
+                    str(max(int(self.interval * 1000), 100)),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             latest: dict[str, tuple[float, float]] = {}
 
             def pump() -> None:
@@ -220,17 +245,21 @@ def parse_smi_line(line: str) -> tuple[float, float] | None:
         return None
 
 
-def window_stats(samples: Sequence[tuple[float, float | None, float | None, float | None]],
-                 windows: Sequence[tuple[float, float]]) -> dict[str, Any]:
+def window_stats(
+    samples: Sequence[tuple[float, float | None, float | None, float | None]], windows: Sequence[tuple[float, float]]
+) -> dict[str, Any]:
     """Mean GPU util, mean CPU util and max GPU memory over the samples inside any [start, end] window."""
     inside = [s for s in samples if any(a <= s[0] <= b for a, b in windows)]
     utils = [s[1] for s in inside if s[1] is not None]
     mems = [s[2] for s in inside if s[2] is not None]
     cpus = [s[3] for s in inside if s[3] is not None]
-    return {"samples": len(inside), "gpu_util_mean": sum(utils) / len(utils) if utils else None,
-            "gpu_idle_share": 1 - sum(utils) / len(utils) / 100 if utils else None,
-            "gpu_memory_max_mib": max(mems) if mems else None,
-            "cpu_util_mean": sum(cpus) / len(cpus) if cpus else None}
+    return {
+        "samples": len(inside),
+        "gpu_util_mean": sum(utils) / len(utils) if utils else None,
+        "gpu_idle_share": 1 - sum(utils) / len(utils) / 100 if utils else None,
+        "gpu_memory_max_mib": max(mems) if mems else None,
+        "cpu_util_mean": sum(cpus) / len(cpus) if cpus else None,
+    }
 
 
 # ---------------------------------------------------------------- data and arguments
@@ -256,8 +285,10 @@ def ensure_bench_dataset(cache_dir: Path, images: int, unique: int, imgsz: int, 
     (out / "train.txt").write_text("".join(f"{p}\n" for p in repeat_to(train, images)))
     data_yaml = out / "data.yaml"
     names = "".join(f"  {k}: {v}\n" for k, v in _names(base).items())
-    data_yaml.write_text(f"# {images} train entries over {len(train)} distinct images (xray_exp.bench gpu)\n"
-                         f"path: {root}\ntrain: {out / 'train.txt'}\nval: images/val\nnames:\n{names}")
+    data_yaml.write_text(
+        f"# {images} train entries over {len(train)} distinct images (xray_exp.bench gpu)\n"
+        f"path: {root}\ntrain: {out / 'train.txt'}\nval: images/val\nnames:\n{names}"
+    )
     return data_yaml
 
 
@@ -274,12 +305,29 @@ def reference_batch(model: str) -> int:
 
 def common_kwargs(data_yaml: Path, run_dir: Path, epochs: int, imgsz: int, device: str) -> dict[str, Any]:
     """What every bare variant sets: data, length, size, device, no per-epoch validation, mosaic on."""
-    return {"data": str(data_yaml), "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True,
-            "epochs": epochs, "imgsz": imgsz, "device": device, "val": False, "close_mosaic": 0}
+    return {
+        "data": str(data_yaml),
+        "project": str(run_dir.parent),
+        "name": run_dir.name,
+        "exist_ok": True,
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "device": device,
+        "val": False,
+        "close_mosaic": 0,
+    }
 
 
-def gpu_variant_train_kwargs(variant: str, model: str, data_yaml: Path, run_dir: Path, epochs: int, imgsz: int,
-                   device: str, preset_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def gpu_variant_train_kwargs(
+    variant: str,
+    model: str,
+    data_yaml: Path,
+    run_dir: Path,
+    epochs: int,
+    imgsz: int,
+    device: str,
+    preset_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Ultralytics train kwargs of a bare-side variant (bare, reference, seam)."""
     base = common_kwargs(data_yaml, run_dir, epochs, imgsz, device)
     if variant == "bare":
@@ -293,12 +341,28 @@ def gpu_variant_train_kwargs(variant: str, model: str, data_yaml: Path, run_dir:
     raise ValueError(f"variant {variant!r} has no bare kwargs (known: {', '.join(VARIANTS)})")
 
 
-def preset_overrides(model: str, data_yaml: Path, epochs: int, imgsz: int, augmentation: str,
-                     device: str | None, extra: Sequence[str] = ()) -> list[str]:
+def preset_overrides(
+    model: str,
+    data_yaml: Path,
+    epochs: int,
+    imgsz: int,
+    augmentation: str,
+    device: str | None,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """xray_exp.train overrides of the preset variant (run_name added per run)."""
-    out = [f"model={model}", "hardware=gpu", "dataset=yolo", f"dataset.data_yaml={data_yaml}",
-           f"train.epochs={epochs}", f"train.imgsz={imgsz}", f"augmentation={augmentation}",
-           "augmentation.close_mosaic=0", "+train.extra.val=false", *POST_OFF]
+    out = [
+        f"model={model}",
+        "hardware=gpu",
+        "dataset=yolo",
+        f"dataset.data_yaml={data_yaml}",
+        f"train.epochs={epochs}",
+        f"train.imgsz={imgsz}",
+        f"augmentation={augmentation}",
+        "augmentation.close_mosaic=0",
+        "+train.extra.val=false",
+        *POST_OFF,
+    ]
     if device is not None:
         out.append(f"hardware.device={device}")
     return [*out, *extra]
@@ -325,21 +389,29 @@ def summarize_run(record: dict[str, Any], samples: list, baseline_mib: float | N
     facts = record.get("trainer", {})
     peak_nvml = every["gpu_memory_max_mib"]  # during the training epochs (AutoBatch probing excluded)
     return {
-        "batch": facts.get("batch_size"), "loader_workers": facts.get("loader_workers"),
-        "train_images": facts.get("train_images"), "amp": facts.get("amp"), "cache": facts.get("cache"),
+        "batch": facts.get("batch_size"),
+        "loader_workers": facts.get("loader_workers"),
+        "train_images": facts.get("train_images"),
+        "amp": facts.get("amp"),
+        "cache": facts.get("cache"),
         "epochs": [{k: e.get(k) for k in ("epoch", "seconds", "images", "batches", "images_per_s")} for e in epochs],
         "first_epoch_images_per_s": record.get("first_epoch_images_per_s"),
         "steady_images_per_s": record.get("steady_images_per_s"),
-        "gpu_util_steady": steady["gpu_util_mean"], "gpu_idle_share_steady": steady["gpu_idle_share"],
-        "cpu_util_steady": steady["cpu_util_mean"], "gpu_util_all_epochs": every["gpu_util_mean"],
+        "gpu_util_steady": steady["gpu_util_mean"],
+        "gpu_idle_share_steady": steady["gpu_idle_share"],
+        "cpu_util_steady": steady["cpu_util_mean"],
+        "gpu_util_all_epochs": every["gpu_util_mean"],
         "gpu_memory_peak_mib": peak_nvml,
-        "gpu_memory_peak_above_idle_mib": peak_nvml - baseline_mib if peak_nvml is not None and baseline_mib
-        is not None else None,
+        "gpu_memory_peak_above_idle_mib": peak_nvml - baseline_mib
+        if peak_nvml is not None and baseline_mib is not None
+        else None,
         "gpu_memory_peak_whole_run_mib": max(run_mems) if run_mems else None,
         "torch_max_reserved_mib": record.get("memory", {}).get("cuda_max_reserved_mib"),
         "torch_max_allocated_mib": record.get("memory", {}).get("cuda_max_allocated_mib"),
-        "setup_s": record.get("setup_s"), "train_call_s": record.get("train_call_s"),
-        "epoch_restarts": record.get("epoch_restarts"), "samples_steady": steady["samples"],
+        "setup_s": record.get("setup_s"),
+        "train_call_s": record.get("train_call_s"),
+        "epoch_restarts": record.get("epoch_restarts"),
+        "samples_steady": steady["samples"],
     }
 
 
@@ -353,8 +425,16 @@ def run_variant(model: str, variant: str, rep: int, ctx: dict[str, Any]) -> dict
         target = ["xray_exp.train", *ctx["preset_overrides"][model], f"run_name={run_name}"]
         kwargs = ctx["preset_kwargs"][model]
     else:
-        kwargs = gpu_variant_train_kwargs(variant, model, ctx["data_yaml"], run_dir, ctx["epochs"], ctx["imgsz"],
-                                ctx["device"], ctx["preset_kwargs"].get(model))
+        kwargs = gpu_variant_train_kwargs(
+            variant,
+            model,
+            ctx["data_yaml"],
+            run_dir,
+            ctx["epochs"],
+            ctx["imgsz"],
+            ctx["device"],
+            ctx["preset_kwargs"].get(model),
+        )
         kwargs_path = work / "kwargs" / f"{tag}.json"
         kwargs_path.write_text(json.dumps(kwargs, indent=2))
         target = ["xray_exp.bench.bare_train", "--arch", f"{model}.yaml", "--kwargs", str(kwargs_path)]
@@ -368,9 +448,18 @@ def run_variant(model: str, variant: str, rep: int, ctx: dict[str, Any]) -> dict
     finally:
         sampler.stop()
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    out = {"model": model, "variant": variant, "rep": rep, "returncode": timing.returncode,
-           "process_wall_s": timing.wall_s, "sampler": sampler.source, "gpu": sampler.device,
-           "idle_memory_mib": baseline, "kwargs": record.get("train_kwargs") or kwargs, "log": str(log_path)}
+    out = {
+        "model": model,
+        "variant": variant,
+        "rep": rep,
+        "returncode": timing.returncode,
+        "process_wall_s": timing.wall_s,
+        "sampler": sampler.source,
+        "gpu": sampler.device,
+        "idle_memory_mib": baseline,
+        "kwargs": record.get("train_kwargs") or kwargs,
+        "log": str(log_path),
+    }
     if variant == "preset" and record.get("train_kwargs"):  # what the CLI passed vs what the seam gives
         from xray_exp.bench.overhead import kwargs_difference
 
@@ -387,14 +476,29 @@ def run_variant(model: str, variant: str, rep: int, ctx: dict[str, Any]) -> dict
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median over repetitions per (model, variant), plus the variant's ratio to `bare` and `reference`."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
-    keys = ("steady_images_per_s", "first_epoch_images_per_s", "gpu_util_steady", "cpu_util_steady",
-            "gpu_memory_peak_mib", "torch_max_reserved_mib", "setup_s", "process_wall_s")
+    keys = (
+        "steady_images_per_s",
+        "first_epoch_images_per_s",
+        "gpu_util_steady",
+        "cpu_util_steady",
+        "gpu_memory_peak_mib",
+        "torch_max_reserved_mib",
+        "setup_s",
+        "process_wall_s",
+    )
     for r in runs:
         if "error" in r:
             continue
-        slot = table.setdefault((r["model"], r["variant"]), {"model": r["model"], "variant": r["variant"],
-                                                              "batch": r.get("batch"),
-                                                              "workers": r.get("loader_workers"), "n": 0})
+        slot = table.setdefault(
+            (r["model"], r["variant"]),
+            {
+                "model": r["model"],
+                "variant": r["variant"],
+                "batch": r.get("batch"),
+                "workers": r.get("loader_workers"),
+                "n": 0,
+            },
+        )
         slot["n"] += 1
         for k in keys:
             slot.setdefault(f"_{k}", []).append(r.get(k))
@@ -408,17 +512,47 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             peer = table.get((row["model"], other))
             row[f"vs_{other}"] = ratio(row["steady_images_per_s"], peer["steady_images_per_s"]) if peer else None
     order = {v: i for i, v in enumerate(VARIANTS)}
-    return sorted(rows, key=lambda r: (MODELS.index(r["model"]) if r["model"] in MODELS else 99,
-                                       order.get(r["variant"], 99)))
+    return sorted(
+        rows, key=lambda r: (MODELS.index(r["model"]) if r["model"] in MODELS else 99, order.get(r["variant"], 99))
+    )
 
 
 def gpu_report_tables(rows: list[dict[str, Any]]) -> str:
     return format_text_table(
-        ["model", "variant", "batch", "workers", "img/s steady", "img/s epoch 1", "GPU util %", "CPU util %",
-         "GPU mem peak MiB", "torch reserved MiB", "vs bare", "vs reference", "runs"],
-        [[r["model"], r["variant"], r["batch"], r["workers"], r["steady_images_per_s"],
-          r["first_epoch_images_per_s"], r["gpu_util_steady"], r["cpu_util_steady"], r["gpu_memory_peak_mib"],
-          r["torch_max_reserved_mib"], r["vs_bare"], r["vs_reference"], r["n"]] for r in rows])
+        [
+            "model",
+            "variant",
+            "batch",
+            "workers",
+            "img/s steady",
+            "img/s epoch 1",
+            "GPU util %",
+            "CPU util %",
+            "GPU mem peak MiB",
+            "torch reserved MiB",
+            "vs bare",
+            "vs reference",
+            "runs",
+        ],
+        [
+            [
+                r["model"],
+                r["variant"],
+                r["batch"],
+                r["workers"],
+                r["steady_images_per_s"],
+                r["first_epoch_images_per_s"],
+                r["gpu_util_steady"],
+                r["cpu_util_steady"],
+                r["gpu_memory_peak_mib"],
+                r["torch_max_reserved_mib"],
+                r["vs_bare"],
+                r["vs_reference"],
+                r["n"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -437,8 +571,13 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
     parser.add_argument("--reps", type=int, default=1, help="runs per (model, variant), interleaved")
     parser.add_argument("--device", default="0", help="CUDA device index for every variant (default 0)")
     parser.add_argument("--augmentation", default="default", help="augmentation group of the preset run")
-    parser.add_argument("--preset-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra xray_exp.train override for the preset variant (repeatable)")
+    parser.add_argument(
+        "--preset-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra xray_exp.train override for the preset variant (repeatable)",
+    )
     parser.add_argument("--interval", type=float, default=0.2, help="GPU sampling period (s)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--allow-cpu", action="store_true", help="no GPU: run the harness on the CPU anyway")
@@ -451,8 +590,11 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     if reason and not args.allow_cpu:
         print(f"gpu: SKIPPED - {reason}")
-        path = write_result(NAME, envelope(NAME, argv, settings, skipped_payload(reason, cuda), started,
-                                           skipped=True, reason=reason), args.out_dir)
+        path = write_result(
+            NAME,
+            envelope(NAME, argv, settings, skipped_payload(reason, cuda), started, skipped=True, reason=reason),
+            args.out_dir,
+        )
         print(f"wrote {path}")
         return 0
     device = args.device if not reason else "cpu"
@@ -465,20 +607,36 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)
     print(f"dataset: {args.images} train entries over {args.unique} distinct {args.imgsz} px images ...", flush=True)
-    data_yaml = ensure_bench_dataset(root / "outputs" / ".cache" / "datasets", args.images, args.unique, args.imgsz,
-                                     args.val_images)
+    data_yaml = ensure_bench_dataset(
+        root / "outputs" / ".cache" / "datasets", args.images, args.unique, args.imgsz, args.val_images
+    )
     apply_ultralytics_settings(settings_dir / "runs")
     preset_dev = None if device == "0" else device
-    overrides = {m: preset_overrides(m, data_yaml, args.epochs, args.imgsz, args.augmentation, preset_dev,
-                                     args.preset_override) for m in args.models}
-    preset_kwargs = {m: compose_preset_kwargs(overrides[m], root, data_yaml, root / "outputs" / "runs" / "preset")
-                     for m in args.models}
-    env = child_env(settings_dir, XRAY_EXP_ROOT=str(root), PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
-                    CUDA_DEVICE_ORDER="PCI_BUS_ID")
-    ctx = {"root": root, "work": work, "data_yaml": data_yaml, "epochs": args.epochs, "imgsz": args.imgsz,
-           "device": device, "preset_overrides": overrides, "preset_kwargs": preset_kwargs, "env": env,
-           "timeout": args.timeout, "interval": args.interval,
-           "nvml_target": None if device == "cpu" else nvml_target(int(device.split(",")[0]))}
+    overrides = {
+        m: preset_overrides(m, data_yaml, args.epochs, args.imgsz, args.augmentation, preset_dev, args.preset_override)
+        for m in args.models
+    }
+    preset_kwargs = {
+        m: compose_preset_kwargs(overrides[m], root, data_yaml, root / "outputs" / "runs" / "preset")
+        for m in args.models
+    }
+    env = child_env(
+        settings_dir, XRAY_EXP_ROOT=str(root), PYTHONUNBUFFERED="1", MPLBACKEND="Agg", CUDA_DEVICE_ORDER="PCI_BUS_ID"
+    )
+    ctx = {
+        "root": root,
+        "work": work,
+        "data_yaml": data_yaml,
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "device": device,
+        "preset_overrides": overrides,
+        "preset_kwargs": preset_kwargs,
+        "env": env,
+        "timeout": args.timeout,
+        "interval": args.interval,
+        "nvml_target": None if device == "cpu" else nvml_target(int(device.split(",")[0])),
+    }
     runs = []
     for model in args.models:
         for variant, rep in interleave(args.variants, args.reps, order="abba"):
@@ -488,17 +646,26 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
             if "error" in result:
                 print(f"  FAILED: {result['error'][-600:]}", file=sys.stderr, flush=True)
             else:
-                print(f"  {result['steady_images_per_s']:.1f} img/s steady (epoch 1 "
-                      f"{result['first_epoch_images_per_s']:.1f}), batch {result['batch']}, GPU util "
-                      f"{result['gpu_util_steady']}, peak {result['gpu_memory_peak_mib']} MiB", flush=True)
+                print(
+                    f"  {result['steady_images_per_s']:.1f} img/s steady (epoch 1 "
+                    f"{result['first_epoch_images_per_s']:.1f}), batch {result['batch']}, GPU util "
+                    f"{result['gpu_util_steady']}, peak {result['gpu_memory_peak_mib']} MiB",
+                    flush=True,
+                )
     rows = aggregate(runs)
     print()
     print(gpu_report_tables(rows))
     if reason:
         print(f"(CPU harness check: {reason})")
     print("reference (docs NOTES, bare Ultralytics, H100): " + "; ".join(f"{k} {v}" for k, v in REFERENCE.items()))
-    results = {"table": rows, "runs": runs, "cuda_probe": cuda, "data_yaml": str(data_yaml),
-               "reference_notes": REFERENCE, "harness_check_on_cpu": bool(reason)}
+    results = {
+        "table": rows,
+        "runs": runs,
+        "cuda_probe": cuda,
+        "data_yaml": str(data_yaml),
+        "reference_notes": REFERENCE,
+        "harness_check_on_cpu": bool(reason),
+    }
     path = write_result(NAME, envelope(NAME, argv, settings, results, started, skipped=False), args.out_dir)
     print(f"wrote {path}")
     return 1 if any("error" in r for r in runs) else 0

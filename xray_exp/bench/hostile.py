@@ -182,8 +182,9 @@ def measure(
     return measure_inputs(url, inputs, pid, controls)
 
 
-def measure_inputs(url: str, inputs: dict[str, bytes], pid: int | None = None,
-                   controls: dict[str, bytes] | None = None) -> list[dict]:
+def measure_inputs(
+    url: str, inputs: dict[str, bytes], pid: int | None = None, controls: dict[str, bytes] | None = None
+) -> list[dict]:
     """POST each control then each input once (see measure)."""
     import httpx
 

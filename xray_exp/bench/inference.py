@@ -48,8 +48,13 @@ TARGET_SPEEDUP = 1.5
 CONF, IOU = 0.25, 0.7
 
 
-def time_candidates(candidates: dict[str, Callable[[], Any]], rounds: int, iters: int, warmup: int = 2,
-                    clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, Any]]:
+def time_candidates(
+    candidates: dict[str, Callable[[], Any]],
+    rounds: int,
+    iters: int,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, dict[str, Any]]:
     """Interleaved timing: every candidate runs `iters` calls per round, rounds in ABBA order.
 
     Returns per candidate: all latencies (s), the per-round medians, and their summary.
@@ -73,8 +78,10 @@ def time_candidates(candidates: dict[str, Callable[[], Any]], rounds: int, iters
 def compare(timed: dict[str, dict[str, Any]], slow: str, fast: str) -> dict[str, float]:
     """How many times faster `fast` is than `slow`: median of per-round ratios, and ratio of medians."""
     rounds = paired_ratios(timed[slow]["round_medians_s"], timed[fast]["round_medians_s"])
-    return {**summarize(rounds), "ratio_of_medians": ratio(timed[slow]["latency_s"]["median"],
-                                                           timed[fast]["latency_s"]["median"])}
+    return {
+        **summarize(rounds),
+        "ratio_of_medians": ratio(timed[slow]["latency_s"]["median"], timed[fast]["latency_s"]["median"]),
+    }
 
 
 def ultralytics_cpu_threads(cores: int) -> int:
@@ -250,13 +257,23 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
     load_before = load_average()
     s = Setup(work, args.imgsz, args.batch, args.images)
     torch_default = ultralytics_cpu_threads(cores)
-    settings = {"imgsz": args.imgsz, "batch": args.batch, "rounds": args.rounds, "iters": args.iters,
-                "batch_iters": args.batch_iters, "threads": thread_counts, "images": args.images,
-                "torch_threads_out_of_the_box": torch_default, "onnxruntime": ort.__version__,
-                "torch": s.torch.__version__, "conf": CONF, "iou": IOU, "model": "xray_exp.serve.demo_model yolo12n",
-                "model_build_and_export_s": s.model_seconds}
-    results: dict[str, Any] = {"forward": {}, "predict": {}, "threads": {}, "options": {}, "parity": {},
-                               "targets": []}
+    settings = {
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "iters": args.iters,
+        "batch_iters": args.batch_iters,
+        "threads": thread_counts,
+        "images": args.images,
+        "torch_threads_out_of_the_box": torch_default,
+        "onnxruntime": ort.__version__,
+        "torch": s.torch.__version__,
+        "conf": CONF,
+        "iou": IOU,
+        "model": "xray_exp.serve.demo_model yolo12n",
+        "model_build_and_export_s": s.model_seconds,
+    }
+    results: dict[str, Any] = {"forward": {}, "predict": {}, "threads": {}, "options": {}, "parity": {}, "targets": []}
     for size in args.imgsz:
         results["parity"][str(size)] = s.parity(size)
         for b in sorted({1, args.batch}):
@@ -264,25 +281,40 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
             for kind, make in (("forward", forward_candidates), ("predict", predict_candidates)):
                 print(f"{kind} {size} px batch {b} ...", flush=True)
                 timed = time_candidates(make(s, size, b, torch_default), args.rounds, iters)
-                entry = {k: {**v["latency_s"], "images_per_s": b / v["latency_s"]["median"],
-                             "round_medians_s": v["round_medians_s"]} for k, v in timed.items()}
+                entry = {
+                    k: {
+                        **v["latency_s"],
+                        "images_per_s": b / v["latency_s"]["median"],
+                        "round_medians_s": v["round_medians_s"],
+                    }
+                    for k, v in timed.items()
+                }
                 entry["speedup_onnxruntime_vs_pytorch"] = compare(timed, "pytorch", "onnxruntime")
                 results[kind][f"{size}/b{b}"] = entry
                 if b == 1:
                     sp = entry["speedup_onnxruntime_vs_pytorch"]["median"]
-                    results["targets"].append({"what": f"{kind} {size} px batch 1", "speedup": sp,
-                                               "target": TARGET_SPEEDUP,
-                                               "verdict": verdict(sp, TARGET_SPEEDUP, higher_is_better=True)})
+                    results["targets"].append(
+                        {
+                            "what": f"{kind} {size} px batch 1",
+                            "speedup": sp,
+                            "target": TARGET_SPEEDUP,
+                            "verdict": verdict(sp, TARGET_SPEEDUP, higher_is_better=True),
+                        }
+                    )
     size = args.imgsz[0]
     x = s.tensor(size, 1)
     for t in thread_counts:
         print(f"same threads: {t} ...", flush=True)
         sess = s.session(size, 1, threads=t)
-        timed = time_candidates({"pytorch": s.torch_forward(x, t),
-                                 "onnxruntime": lambda sess=sess: sess.run(None, {"images": x})},
-                                args.rounds, args.iters)
-        results["threads"][str(t)] = {**{k: v["latency_s"] for k, v in timed.items()},
-                                      "speedup_onnxruntime_vs_pytorch": compare(timed, "pytorch", "onnxruntime")}
+        timed = time_candidates(
+            {"pytorch": s.torch_forward(x, t), "onnxruntime": lambda sess=sess: sess.run(None, {"images": x})},
+            args.rounds,
+            args.iters,
+        )
+        results["threads"][str(t)] = {
+            **{k: v["latency_s"] for k, v in timed.items()},
+            "speedup_onnxruntime_vs_pytorch": compare(timed, "pytorch", "onnxruntime"),
+        }
     if not args.no_options:
         print("onnxruntime session options ...", flush=True)
         options = {"default": s.session(size, 1)}
@@ -290,13 +322,16 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
             options[f"level={level.removeprefix('ORT_')}"] = s.session(size, 1, level=level)
         for t in thread_counts:
             for spin in (True, False):
-                options[f"threads={t} spinning={'on' if spin else 'off'}"] = s.session(size, 1, threads=t,
-                                                                                   spinning=spin)
+                options[f"threads={t} spinning={'on' if spin else 'off'}"] = s.session(
+                    size, 1, threads=t, spinning=spin
+                )
         candidates = {k: (lambda sess=v: sess.run(None, {"images": x})) for k, v in options.items()}
         candidates["pytorch"] = s.torch_forward(x, torch_default)
         timed = time_candidates(candidates, args.rounds, args.iters)
-        results["options"] = {k: {**v["latency_s"], "speedup_vs_pytorch": compare(timed, "pytorch", k)["median"]}
-                              for k, v in timed.items()}
+        results["options"] = {
+            k: {**v["latency_s"], "speedup_vs_pytorch": compare(timed, "pytorch", k)["median"]}
+            for k, v in timed.items()
+        }
     results["load_average_before_after"] = [load_before, load_average()]
     return results, settings
 
@@ -310,25 +345,53 @@ def inference_report_tables(results: dict[str, Any]) -> str:
             for name, stats in entry.items():
                 if name.startswith("speedup"):
                     continue
-                rows.append([size, b.removeprefix("b"), name, stats["median"] * 1000, stats["min"] * 1000,
-                             stats["images_per_s"],
-                             entry["speedup_onnxruntime_vs_pytorch"]["median"] if name == "onnxruntime" else None])
-        parts.append(f"{kind}:\n" + format_text_table(["px", "batch", "runtime", "median ms", "min ms", "images/s",
-                                                  "ORT speed-up"], rows))
-    rows = [[t, v["pytorch"]["median"] * 1000, v["onnxruntime"]["median"] * 1000,
-             v["speedup_onnxruntime_vs_pytorch"]["median"]] for t, v in results["threads"].items()]
-    parts.append("same threads, forward, batch 1:\n" + format_text_table(
-        ["threads", "PyTorch ms", "ONNX Runtime ms", "ORT speed-up"], rows))
+                rows.append(
+                    [
+                        size,
+                        b.removeprefix("b"),
+                        name,
+                        stats["median"] * 1000,
+                        stats["min"] * 1000,
+                        stats["images_per_s"],
+                        entry["speedup_onnxruntime_vs_pytorch"]["median"] if name == "onnxruntime" else None,
+                    ]
+                )
+        parts.append(
+            f"{kind}:\n"
+            + format_text_table(["px", "batch", "runtime", "median ms", "min ms", "images/s", "ORT speed-up"], rows)
+        )
+    rows = [
+        [
+            t,
+            v["pytorch"]["median"] * 1000,
+            v["onnxruntime"]["median"] * 1000,
+            v["speedup_onnxruntime_vs_pytorch"]["median"],
+        ]
+        for t, v in results["threads"].items()
+    ]
+    parts.append(
+        "same threads, forward, batch 1:\n"
+        + format_text_table(["threads", "PyTorch ms", "ONNX Runtime ms", "ORT speed-up"], rows)
+    )
     if results["options"]:
-        rows = [[k, v["median"] * 1000, v["min"] * 1000, v["speedup_vs_pytorch"]] for k, v in
-                results["options"].items()]
-        parts.append("ONNX Runtime session options, forward, batch 1:\n" + format_text_table(
-            ["session", "median ms", "min ms", "speed-up vs PyTorch"], rows))
+        rows = [
+            [k, v["median"] * 1000, v["min"] * 1000, v["speedup_vs_pytorch"]] for k, v in results["options"].items()
+        ]
+        parts.append(
+            "ONNX Runtime session options, forward, batch 1:\n"
+            + format_text_table(["session", "median ms", "min ms", "speed-up vs PyTorch"], rows)
+        )
     rows = [[t["what"], t["speedup"], f">= {t['target']}", t["verdict"]] for t in results["targets"]]
-    parts.append("targets (ONNX Runtime vs PyTorch, out of the box):\n" + format_text_table(
-        ["comparison", "speed-up", "target", "verdict"], rows))
-    parts.append("parity, max |ORT - PyTorch| of the raw output: " + ", ".join(
-        f"{k} px: boxes {v['box_px']:.1e} px, scores {v['score']:.1e}" for k, v in results["parity"].items()))
+    parts.append(
+        "targets (ONNX Runtime vs PyTorch, out of the box):\n"
+        + format_text_table(["comparison", "speed-up", "target", "verdict"], rows)
+    )
+    parts.append(
+        "parity, max |ORT - PyTorch| of the raw output: "
+        + ", ".join(
+            f"{k} px: boxes {v['box_px']:.1e} px, scores {v['score']:.1e}" for k, v in results["parity"].items()
+        )
+    )
     loads = results.get("load_average_before_after")
     if loads:
         parts.append(f"load average (1 min) before/after: {loads[0]} / {loads[1]}")

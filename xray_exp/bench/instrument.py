@@ -54,8 +54,10 @@ def _cuda_peak(trainer) -> dict[str, float]:
         return {}
     import torch
 
-    return {"cuda_max_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-            "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
+    return {
+        "cuda_max_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+        "cuda_max_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20,
+    }
 
 
 class TrainRecorder:
@@ -65,9 +67,15 @@ class TrainRecorder:
     another process) and `sync`/`peak` are injectable for tests.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter, wall: Callable[[], float] = time.time,
-                 sync: Callable[[Any], None] = _cuda_sync, peak: Callable[[Any], dict] = _cuda_peak,
-                 cpu: Callable[[], float] = time.process_time, reset_peak: Callable[[Any], None] = _cuda_reset_peak):
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        wall: Callable[[], float] = time.time,
+        sync: Callable[[Any], None] = _cuda_sync,
+        peak: Callable[[Any], dict] = _cuda_peak,
+        cpu: Callable[[], float] = time.process_time,
+        reset_peak: Callable[[Any], None] = _cuda_reset_peak,
+    ):
         self.clock, self.wall, self.sync, self.peak, self.cpu = clock, wall, sync, peak, cpu
         self.reset_peak = reset_peak
         self.epochs: list[dict[str, Any]] = []
@@ -119,8 +127,12 @@ class TrainRecorder:
             self.restarts += 1
         self.sync(trainer)
         self.mark("first_epoch_start")
-        self._open = {"epoch": int(getattr(trainer, "epoch", len(self.epochs))) + 1,
-                      "start": self.clock(), "wall_start": self.wall(), "cpu_start": self.cpu()}
+        self._open = {
+            "epoch": int(getattr(trainer, "epoch", len(self.epochs))) + 1,
+            "start": self.clock(),
+            "wall_start": self.wall(),
+            "cpu_start": self.cpu(),
+        }
 
     def on_train_epoch_end(self, trainer) -> None:
         if self._open is None:
@@ -131,13 +143,19 @@ class TrainRecorder:
         images = _dataset_len(loader)
         seconds = end - self._open["start"]
         cpu_start = self._open.pop("cpu_start")
-        self.epochs.append({
-            **self._open, "end": end, "wall_end": wall_end, "seconds": seconds, "images": images,
-            "cpu_s": self.cpu() - cpu_start,  # this process's threads (not data-loader workers)
-            "batches": len(loader) if loader is not None else None,
-            "batch_size": getattr(trainer, "batch_size", None),
-            "images_per_s": images / seconds if images and seconds > 0 else None,
-        })
+        self.epochs.append(
+            {
+                **self._open,
+                "end": end,
+                "wall_end": wall_end,
+                "seconds": seconds,
+                "images": images,
+                "cpu_s": self.cpu() - cpu_start,  # this process's threads (not data-loader workers)
+                "batches": len(loader) if loader is not None else None,
+                "batch_size": getattr(trainer, "batch_size", None),
+                "images_per_s": images / seconds if images and seconds > 0 else None,
+            }
+        )
         self._open = None
         self.events["last_epoch_end"] = end
         for key, value in self.peak(trainer).items():  # epochs only: validation has not run yet
@@ -152,11 +170,18 @@ class TrainRecorder:
         """Everything recorded; `events` in seconds since `origin` (the start of the train call)."""
         base = origin if origin is not None else (self.pretrain_start or 0.0)
         events = {k: v - base for k, v in sorted(self.events.items(), key=lambda kv: kv[1])}
-        return {"setup_s": self.setup_s, "epochs": self.epochs, "epoch_restarts": self.restarts,
-                "events_s": events, "trainer": self.trainer_facts, "memory": self.memory,
-                "memory_whole_call": self.memory_whole_call,
-                "epochs_s": sum(e["seconds"] for e in self.epochs),
-                "epochs_cpu_s": sum(e["cpu_s"] for e in self.epochs), **epoch_throughput(self.epochs)}
+        return {
+            "setup_s": self.setup_s,
+            "epochs": self.epochs,
+            "epoch_restarts": self.restarts,
+            "events_s": events,
+            "trainer": self.trainer_facts,
+            "memory": self.memory,
+            "memory_whole_call": self.memory_whole_call,
+            "epochs_s": sum(e["seconds"] for e in self.epochs),
+            "epochs_cpu_s": sum(e["cpu_s"] for e in self.epochs),
+            **epoch_throughput(self.epochs),
+        }
 
 
 def _children_cpu() -> float:
@@ -182,8 +207,11 @@ def epoch_throughput(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     if not rates:
         return {"first_epoch_images_per_s": None, "steady_images_per_s": None, "steady_epochs": 0}
     steady = rates[1:] or rates
-    return {"first_epoch_images_per_s": rates[0], "steady_images_per_s": statistics.median(steady),
-            "steady_epochs": len(rates) - 1 if len(rates) > 1 else 1}
+    return {
+        "first_epoch_images_per_s": rates[0],
+        "steady_images_per_s": statistics.median(steady),
+        "steady_epochs": len(rates) - 1 if len(rates) > 1 else 1,
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -215,9 +243,12 @@ def wrap_train(model_cls, record_path: Path) -> None:
         recorder = TrainRecorder()
         for event, fn in recorder.callbacks().items():
             self.add_callback(event, fn)
-        record: dict[str, Any] = {"train_kwargs": dict(kwargs), "pid": os.getpid(),
-                                  "cpu_before_call_s": time.process_time(),
-                                  "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+        record: dict[str, Any] = {
+            "train_kwargs": dict(kwargs),
+            "pid": os.getpid(),
+            "cpu_before_call_s": time.process_time(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        }
         cpu_started, children_started = time.process_time(), _children_cpu()
         started = recorder.clock()
         try:

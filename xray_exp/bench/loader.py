@@ -55,9 +55,33 @@ VARIANTS = {
 }
 DEFAULT_VARIANTS = ("bare", "preset", "xray", "gray")
 # Pipeline arguments only: the loader does not care about the optimiser, the device or the run folder.
-PIPELINE_KEYS = ("imgsz", "cache", "fraction", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear",
-                 "perspective", "flipud", "fliplr", "mosaic", "mixup", "cutmix", "copy_paste", "copy_paste_mode",
-                 "erasing", "auto_augment", "close_mosaic", "single_cls", "classes", "rect", "compile")
+PIPELINE_KEYS = (
+    "imgsz",
+    "cache",
+    "fraction",
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "degrees",
+    "translate",
+    "scale",
+    "shear",
+    "perspective",
+    "flipud",
+    "fliplr",
+    "mosaic",
+    "mixup",
+    "cutmix",
+    "copy_paste",
+    "copy_paste_mode",
+    "erasing",
+    "auto_augment",
+    "close_mosaic",
+    "single_cls",
+    "classes",
+    "rect",
+    "compile",
+)
 
 
 def loader_variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path) -> dict[str, Any]:
@@ -139,8 +163,12 @@ def stage_costs(dataset, samples: int, seed: int = 0) -> dict[str, Any]:
     stages = {name: median(v) for name, v in per_sample.items()}
     stages["other (load, labels)"] = max(0.0, stages["total"] - sum(stages[n] for n in names))
     stages["collate per image"] = collate_ms
-    return {"ms": stages, "order": [*names, "other (load, labels)", "collate per image", "total"],
-            "samples": samples, "images_per_s_one_core": 1e3 / (stages["total"] + collate_ms)}
+    return {
+        "ms": stages,
+        "order": [*names, "other (load, labels)", "collate per image", "total"],
+        "samples": samples,
+        "images_per_s_one_core": 1e3 / (stages["total"] + collate_ms),
+    }
 
 
 def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[str, Any]:
@@ -162,9 +190,18 @@ def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[s
     if hasattr(loader, "_shutdown_workers"):
         loader._shutdown_workers()  # persistent workers: release them before the next measurement
     del it, loader
-    return {"workers_asked": workers, "workers": actual, "batch": batch, "batches": batches, "images": images,
-            "seconds": elapsed, "images_per_s": images / elapsed, "warmup_s": warm_s,
-            "images_per_s_per_worker": images / elapsed / max(actual, 1), "load_average": load_average()}
+    return {
+        "workers_asked": workers,
+        "workers": actual,
+        "batch": batch,
+        "batches": batches,
+        "images": images,
+        "seconds": elapsed,
+        "images_per_s": images / elapsed,
+        "warmup_s": warm_s,
+        "images_per_s_per_worker": images / elapsed / max(actual, 1),
+        "load_average": load_average(),
+    }
 
 
 def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str, Any]:
@@ -177,8 +214,14 @@ def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str
     loaders = [loader_throughput(dataset, args.batch, w, args.batches) for w in args.workers]
     # Stages last: the Timed wrappers would otherwise be pickled into the loader's workers.
     stages = stage_costs(dataset, args.samples)
-    return {"variant": variant, "kwargs": kwargs, "dataset_build_s": build_s, "train_images": len(dataset),
-            "stages": stages, "loaders": loaders}
+    return {
+        "variant": variant,
+        "kwargs": kwargs,
+        "dataset_build_s": build_s,
+        "train_images": len(dataset),
+        "stages": stages,
+        "loaders": loaders,
+    }
 
 
 def loader_report_tables(results: list[dict[str, Any]]) -> str:
@@ -195,19 +238,37 @@ def loader_report_tables(results: list[dict[str, Any]]) -> str:
             workers = m["workers"]
             if workers != m["workers_asked"]:  # Ultralytics caps workers at the cores and the batches
                 workers = f"{workers} (of {m['workers_asked']})"
-            rows.append([r["variant"], workers, m["batch"], m["images"], m["images_per_s"],
-                         m["images_per_s_per_worker"], m["warmup_s"], m["load_average"]])
-    out += ["loader throughput", format_text_table(["variant", "workers", "batch", "images", "images/s", "per worker",
-                                               "start-up s", "load"], rows)]
+            rows.append(
+                [
+                    r["variant"],
+                    workers,
+                    m["batch"],
+                    m["images"],
+                    m["images_per_s"],
+                    m["images_per_s_per_worker"],
+                    m["warmup_s"],
+                    m["load_average"],
+                ]
+            )
+    out += [
+        "loader throughput",
+        format_text_table(
+            ["variant", "workers", "batch", "images", "images/s", "per worker", "start-up s", "load"], rows
+        ),
+    ]
     return "\n".join(out)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m xray_exp.bench loader", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m xray_exp.bench loader",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--workers", nargs="+", type=int, default=None,
-                   help="worker counts to measure (default: 0 and 1..usable cores)")
+    p.add_argument(
+        "--workers", nargs="+", type=int, default=None, help="worker counts to measure (default: 0 and 1..usable cores)"
+    )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--batches", type=int, default=8, help="timed batches per worker count")
     p.add_argument("--samples", type=int, default=48, help="samples for the per-stage costs")
@@ -230,16 +291,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_offline(root / "outputs" / ".ultralytics")
     apply_ultralytics_settings(root / "outputs" / ".ultralytics" / "runs")
-    data_yaml = ensure_bench_dataset(root / "outputs" / "bench" / "loader-work", args.images, args.unique,
-                                     args.imgsz, val=4)
-    print(f"loader: {args.images} train entries ({args.unique} distinct) at {args.imgsz} px, batch {args.batch}, "
-          f"workers {args.workers}, variants {args.variants}, {cores} usable cores", flush=True)
+    data_yaml = ensure_bench_dataset(
+        root / "outputs" / "bench" / "loader-work", args.images, args.unique, args.imgsz, val=4
+    )
+    print(
+        f"loader: {args.images} train entries ({args.unique} distinct) at {args.imgsz} px, batch {args.batch}, "
+        f"workers {args.workers}, variants {args.variants}, {cores} usable cores",
+        flush=True,
+    )
     results = []
     for variant in args.variants:
         results.append(measure_variant(variant, data_yaml, args, root))
         best = max(results[-1]["loaders"], key=lambda m: m["images_per_s"])
-        print(f"  {variant}: {results[-1]['stages']['images_per_s_one_core']:.1f} img/s on one core in-process, "
-              f"best loader {best['images_per_s']:.1f} img/s with {best['workers']} workers", flush=True)
+        print(
+            f"  {variant}: {results[-1]['stages']['images_per_s_one_core']:.1f} img/s on one core in-process, "
+            f"best loader {best['images_per_s']:.1f} img/s with {best['workers']} workers",
+            flush=True,
+        )
     print()
     print(loader_report_tables(results))
     settings = {k: v for k, v in vars(args).items() if k != "out_dir"}

@@ -51,10 +51,17 @@ def scaling_by_worker_count(per_round: list[dict[str, Any]]) -> list[dict[str, A
     for workers in sorted(by_workers):
         conv, wall = summarize(by_workers[workers]["convert"]), summarize(by_workers[workers]["wall"])
         speedup = ratio(conv["median"], base)
-        rows.append({"workers": workers, "convert_images_per_s": conv, "wall_images_per_s": wall,
-                     "wall_seconds": summarize(by_workers[workers]["seconds"]),
-                     "speedup_convert": speedup, "speedup_wall": ratio(wall["median"], base_wall),
-                     "efficiency": speedup / workers if speedup == speedup else None})
+        rows.append(
+            {
+                "workers": workers,
+                "convert_images_per_s": conv,
+                "wall_images_per_s": wall,
+                "wall_seconds": summarize(by_workers[workers]["seconds"]),
+                "speedup_convert": speedup,
+                "speedup_wall": ratio(wall["median"], base_wall),
+                "efficiency": speedup / workers if speedup == speedup else None,
+            }
+        )
     return rows
 
 
@@ -79,15 +86,43 @@ def main(argv: list[str] | None = None) -> int:
         per_round.append(measure_prepare_throughput(args.images, args.size, order, args.longest_side))
     rows = scaling_by_worker_count(per_round)
     print()
-    print(format_text_table(
-        ["processes", "images/s converting (median)", "min", "max", "images/s end to end", "speed-up", "efficiency"],
-        [[x["workers"], x["convert_images_per_s"]["median"], x["convert_images_per_s"]["min"],
-          x["convert_images_per_s"]["max"], x["wall_images_per_s"]["median"], x["speedup_convert"],
-          x["efficiency"]] for x in rows]))
-    print(f"{args.images} DICOMs of {args.size[0]}x{args.size[1]} -> PNG, longest side {args.longest_side}; "
-          f"{cores} usable cores; {args.rounds} rounds")
-    settings = {"images": args.images, "size": list(args.size), "workers": workers,
-                "longest_side": args.longest_side, "rounds": args.rounds, "usable_cores": cores}
+    print(
+        format_text_table(
+            [
+                "processes",
+                "images/s converting (median)",
+                "min",
+                "max",
+                "images/s end to end",
+                "speed-up",
+                "efficiency",
+            ],
+            [
+                [
+                    x["workers"],
+                    x["convert_images_per_s"]["median"],
+                    x["convert_images_per_s"]["min"],
+                    x["convert_images_per_s"]["max"],
+                    x["wall_images_per_s"]["median"],
+                    x["speedup_convert"],
+                    x["efficiency"],
+                ]
+                for x in rows
+            ],
+        )
+    )
+    print(
+        f"{args.images} DICOMs of {args.size[0]}x{args.size[1]} -> PNG, longest side {args.longest_side}; "
+        f"{cores} usable cores; {args.rounds} rounds"
+    )
+    settings = {
+        "images": args.images,
+        "size": list(args.size),
+        "workers": workers,
+        "longest_side": args.longest_side,
+        "rounds": args.rounds,
+        "usable_cores": cores,
+    }
     results = {"scaling": rows, "rounds": per_round}
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")

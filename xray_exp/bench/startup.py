@@ -48,8 +48,14 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     for line in stderr.splitlines():
         m = IMPORT_LINE.match(line)
         if m:
-            out.append({"module": m.group(4), "self_us": int(m.group(1)), "cumulative_us": int(m.group(2)),
-                        "depth": (len(m.group(3)) - 1) // 2})
+            out.append(
+                {
+                    "module": m.group(4),
+                    "self_us": int(m.group(1)),
+                    "cumulative_us": int(m.group(2)),
+                    "depth": (len(m.group(3)) - 1) // 2,
+                }
+            )
     return out
 
 
@@ -84,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m xray_exp.bench startup", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10, help="runs of each command (default 10)")
-    parser.add_argument("--args", action="append", metavar="ARGS",
-                        help='train CLI arguments to time, quoted, with "=" when they start with "-" '
-                        '(--args="--cfg job"); repeatable; default "--help" and "--cfg job"')
+    parser.add_argument(
+        "--args",
+        action="append",
+        metavar="ARGS",
+        help='train CLI arguments to time, quoted, with "=" when they start with "-" '
+        '(--args="--cfg job"); repeatable; default "--help" and "--cfg job"',
+    )
     parser.add_argument("--order", choices=("abab", "abba"), default="abba")
     parser.add_argument("--out-dir", type=Path, help="JSON folder (default outputs/bench)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -114,13 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         for label, cmd in cmds.items():
             if label == BASELINE:
                 continue
-            proc = subprocess.run(cmd, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=REPO, capture_output=True,
-                                  text=True, timeout=300)
+            proc = subprocess.run(
+                cmd, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=REPO, capture_output=True, text=True, timeout=300
+            )
             entries = parse_importtime(proc.stderr)
-            imports[label] = {"modules_imported": len(entries), "heavy": heavy_imports(entries),
-                              "top_level_ms": top_level_costs(entries)}
-    results: dict[str, Any] = {"commands": {}, "imports": imports, "failed": failed,
-                               "load_average_before_after": loads}
+            imports[label] = {
+                "modules_imported": len(entries),
+                "heavy": heavy_imports(entries),
+                "top_level_ms": top_level_costs(entries),
+            }
+    results: dict[str, Any] = {"commands": {}, "imports": imports, "failed": failed, "load_average_before_after": loads}
     rows = []
     floor = summarize(times[BASELINE])["median"]
     for label, values in times.items():
@@ -128,27 +141,63 @@ def main(argv: list[str] | None = None) -> int:
         is_train = label != BASELINE
         v = verdict(stats["median"], TARGET_S) if is_train else ""
         cpu_s = summarize(cpu[label])
-        results["commands"][label] = {**stats, "times_s": values, "cpu_s": cpu_s, "cpu_times_s": cpu[label],
-                                      "target_s": TARGET_S if is_train else None, "verdict": v or None}
+        results["commands"][label] = {
+            **stats,
+            "times_s": values,
+            "cpu_s": cpu_s,
+            "cpu_times_s": cpu[label],
+            "target_s": TARGET_S if is_train else None,
+            "verdict": v or None,
+        }
         heavy = imports.get(label, {}).get("heavy")
-        rows.append([label, stats["median"], stats["min"], stats["max"], cpu_s["median"],
-                     stats["median"] - floor if is_train else None,
-                     f"< {TARGET_S}" if is_train else "", v,
-                     ("none" if not heavy else ", ".join(heavy)) if is_train else ""])
-    print(format_text_table(["command", "median s", "min s", "max s", "CPU s (median)", "above python -c pass",
-                        "target", "verdict", "heavy imports"], rows))
+        rows.append(
+            [
+                label,
+                stats["median"],
+                stats["min"],
+                stats["max"],
+                cpu_s["median"],
+                stats["median"] - floor if is_train else None,
+                f"< {TARGET_S}" if is_train else "",
+                v,
+                ("none" if not heavy else ", ".join(heavy)) if is_train else "",
+            ]
+        )
+    print(
+        format_text_table(
+            [
+                "command",
+                "median s",
+                "min s",
+                "max s",
+                "CPU s (median)",
+                "above python -c pass",
+                "target",
+                "verdict",
+                "heavy imports",
+            ],
+            rows,
+        )
+    )
     print(f"load average (1 min) before/after: {loads[0]} / {loads[1]} on {usable_cpus()} usable cores")
     for label, info in imports.items():
         top = ", ".join(f"{name} {ms:.0f}" for name, ms in info["top_level_ms"])
         print(f"{label}: {info['modules_imported']} modules; slowest top-level imports (ms): {top}")
     if failed:
         print(f"FAILED commands (exit codes): {failed}", file=sys.stderr)
-    settings = {"reps": args.reps, "order": args.order, "commands": {k: v[1:] for k, v in cmds.items()},
-                "heavy_modules": list(HEAVY)}
+    settings = {
+        "reps": args.reps,
+        "order": args.order,
+        "commands": {k: v[1:] for k, v in cmds.items()},
+        "heavy_modules": list(HEAVY),
+    }
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")
-    missed = failed or any(c["verdict"] == "FAIL" for c in results["commands"].values()) or any(
-        i["heavy"] for i in imports.values())
+    missed = (
+        failed
+        or any(c["verdict"] == "FAIL" for c in results["commands"].values())
+        or any(i["heavy"] for i in imports.values())
+    )
     return 1 if failed or (args.check and missed) else 0
 
 

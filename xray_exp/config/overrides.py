@@ -28,7 +28,7 @@ def split_override(arg: str) -> tuple[str, str, str | None] | None:
     if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
         return None
     prefix = next((p for p in _PREFIXES if arg.startswith(p)), "")
-    body = arg[len(prefix):]
+    body = arg[len(prefix) :]
     key, sep, value = body.partition("=")
     return prefix, key, value if sep else None
 
@@ -82,15 +82,18 @@ def suggest(key: str, candidates: set[str]) -> list[str]:
     leaf = key.rsplit(".", 1)[-1]
     scored = []
     for path in candidates:
-        score = max(difflib.SequenceMatcher(None, key, path).ratio(),
-                    difflib.SequenceMatcher(None, leaf, path.rsplit(".", 1)[-1]).ratio())
+        score = max(
+            difflib.SequenceMatcher(None, key, path).ratio(),
+            difflib.SequenceMatcher(None, leaf, path.rsplit(".", 1)[-1]).ratio(),
+        )
         if score >= 0.75:
             scored.append((-score, path))
     return [path for _, path in sorted(scored)[:3]]
 
 
-def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs: Sequence[Path] = (),
-                       shortcuts: bool = True) -> list[str]:
+def unknown_key_errors(
+    args: list[str], schema: type, conf_dir: Path, extra_dirs: Sequence[Path] = (), shortcuts: bool = True
+) -> list[str]:
     """One message per override whose key is neither a schema key, a config group (of `conf_dir` or of the
     user's trees `extra_dirs`) nor a shortcut (with `shortcuts`, the training apps)."""
     paths, open_dicts = schema_key_paths(schema)
@@ -107,8 +110,11 @@ def unknown_key_errors(args: list[str], schema: type, conf_dir: Path, extra_dirs
             continue
         hints = suggest(key, paths | {SHORTCUTS[k] for k in SHORTCUTS if k == key.split(".")[-1] and shortcuts})
         hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-        fix = (f"use the full key path, e.g. train.epochs=50, or a shortcut ({', '.join(SHORTCUTS)}); "
-               if shortcuts else "")
+        fix = (
+            f"use the full key path, e.g. train.epochs=50, or a shortcut ({', '.join(SHORTCUTS)}); "
+            if shortcuts
+            else ""
+        )
         errors.append(f"unknown key '{key}' in '{arg}'{hint}. Fix: {fix}`--cfg job` prints every key.")
     return errors
 

@@ -286,7 +286,6 @@ class TrainConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
 
 
-
 # ---- Ensembles (python -m xray_exp.ensemble) ---------------------------------------------------------------
 
 
@@ -459,6 +458,8 @@ class PredictConfig:
     tracking_uri: str | None = None  # MLflow for models:/ (null: MLFLOW_TRACKING_URI, else outputs/mlflow.db)
     paths: PathsConfig = field(default_factory=PathsConfig)
     dicomweb: DicomWebConfig = field(default_factory=DicomWebConfig)
+
+
 # ---- The fold plan alone (python -m xray_exp.folds) --------------------------------------------------------
 
 

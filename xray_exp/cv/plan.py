@@ -109,9 +109,7 @@ def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, 
     patients = patient_groups(data_yaml, ids)
     known = patients is not None
     patient_of = patients if patients is not None else ids  # unknown patients: each image is its own
-    images = [
-        PoolImage(im.image_id, im.path, patient_of[i], _class_ids(im.label_path)) for i, im in enumerate(pool)
-    ]
+    images = [PoolImage(im.image_id, im.path, patient_of[i], _class_ids(im.label_path)) for i, im in enumerate(pool)]
     return images, list(names), known, test_entry, test_ids
 
 

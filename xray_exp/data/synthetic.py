@@ -134,8 +134,8 @@ def generate_image(rng: np.random.Generator, size: int, normal_fraction: float):
     # Ribs: bright arcs across the lungs.
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     rib_period = s * rng.uniform(0.075, 0.09)
-    ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (yy + 0.12 * np.abs(xx - cx) ** 1.2 / s ** 0.2) / rib_period)
-    img += lung_mask * (ribs ** 6) * 35
+    ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (yy + 0.12 * np.abs(xx - cx) ** 1.2 / s**0.2) / rib_period)
+    img += lung_mask * (ribs**6) * 35
     # Lung markings (vessels): smoothed noise inside the lungs.
     marks = cv2.GaussianBlur(rng.normal(0, 1, (s, s)).astype(np.float32), (0, 0), s / 120)
     img += lung_mask * marks * 12
@@ -143,8 +143,7 @@ def generate_image(rng: np.random.Generator, size: int, normal_fraction: float):
     cv2.rectangle(img, (int(cx - s * 0.035), 0), (int(cx + s * 0.035), s), 165, -1)
     # Diaphragm: bright domes below the lungs.
     for lx, ly in lungs:
-        cv2.ellipse(img, (int(lx), int(ly + lung_h * 1.05)), (int(lung_w * 1.1), int(lung_h * 0.3)),
-                    0, 0, 360, 150, -1)
+        cv2.ellipse(img, (int(lx), int(ly + lung_h * 1.05)), (int(lung_w * 1.1), int(lung_h * 0.3)), 0, 0, 360, 150, -1)
 
     boxes: list[tuple[int, float, float, float, float]] = []
     has_findings = rng.random() >= normal_fraction

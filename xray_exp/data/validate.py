@@ -1,6 +1,6 @@
 """Check a YOLO-format dataset before training: every problem listed, with the file and the fix.
 
-    python -m xray_exp.data.validate path/to/data.yaml
+python -m xray_exp.data.validate path/to/data.yaml
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ def load_data_yaml(data_yaml: str | Path) -> tuple[dict, Path]:
     """Parse a data.yaml; return it and the dataset root its relative paths resolve against."""
     data_yaml = Path(data_yaml).expanduser().resolve()
     if not data_yaml.is_file():
-        raise DatasetError(f"{data_yaml}: data.yaml not found. Fix: set dataset.data_yaml to an existing file "
-                           "(or use dataset=synthetic).")
+        raise DatasetError(
+            f"{data_yaml}: data.yaml not found. Fix: set dataset.data_yaml to an existing file "
+            "(or use dataset=synthetic)."
+        )
     try:
         data = yaml.safe_load(data_yaml.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -28,8 +28,15 @@ STATE = "state.json"
 KINDS = ("epoch", "final", "continue", "weights")
 
 
-def pack(dst: str | Path, weights_dir: str | Path, kind: str, epoch: int, epochs: int,
-         val_metrics: dict[str, float] | None = None, results_csv: str | Path | None = None) -> Path:
+def pack(
+    dst: str | Path,
+    weights_dir: str | Path,
+    kind: str,
+    epoch: int,
+    epochs: int,
+    val_metrics: dict[str, float] | None = None,
+    results_csv: str | Path | None = None,
+) -> Path:
     """Fill `dst` with last.pt/best.pt from `weights_dir`, results.csv and state.json; return `dst`."""
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind {kind!r} not in {KINDS}")
@@ -76,14 +83,22 @@ def find_weights(model_path: str | Path) -> Path:
             raise ModelError(f"model_path: {path} is not a PyTorch .pt checkpoint")
         return path
     if path.is_dir():
-        for candidate in (path / "weights" / "last.pt", path / "weights" / "best.pt", path / "last.pt",
-                          path / "best.pt"):
+        for candidate in (
+            path / "weights" / "last.pt",
+            path / "weights" / "best.pt",
+            path / "last.pt",
+            path / "best.pt",
+        ):
             if candidate.is_file():
                 return candidate
-        raise ModelError(f"model_path: {path} holds no weights/last.pt or weights/best.pt. Fix: pass a run folder "
-                         "(outputs/runs/<name>), a Ray checkpoint folder or a .pt file.")
-    raise ModelError(f"model_path: {path} not found. Fix: pass a run folder, a Ray checkpoint folder or a .pt file "
-                     "(mode=retrain model_path=outputs/runs/<name>/weights/last.pt).")
+        raise ModelError(
+            f"model_path: {path} holds no weights/last.pt or weights/best.pt. Fix: pass a run folder "
+            "(outputs/runs/<name>), a Ray checkpoint folder or a .pt file."
+        )
+    raise ModelError(
+        f"model_path: {path} not found. Fix: pass a run folder, a Ray checkpoint folder or a .pt file "
+        "(mode=retrain model_path=outputs/runs/<name>/weights/last.pt)."
+    )
 
 
 def plan_start(model_path: str | Path) -> StartPoint:
@@ -113,6 +128,14 @@ def make_start_checkpoint(start: StartPoint, dst: str | Path) -> Path:
     history = start.weights.parent.parent / "results.csv"  # <run or checkpoint>/weights/last.pt
     if start.kind == "continue" and history.is_file():
         shutil.copyfile(history, dst / "results.csv")
-    write_state(dst, {"kind": start.kind, "epoch": start.epoch, "epochs": start.epochs, "val_metrics": {},
-                      "source": str(start.weights)})
+    write_state(
+        dst,
+        {
+            "kind": start.kind,
+            "epoch": start.epoch,
+            "epochs": start.epochs,
+            "val_metrics": {},
+            "source": str(start.weights),
+        },
+    )
     return dst

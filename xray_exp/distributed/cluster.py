@@ -126,9 +126,15 @@ def _describe(resources: dict[str, float], nodes: int) -> str:
     return f"{count(nodes, 'node')}, {count(resources.get('CPU', 0), 'CPU')}, {count(resources.get('GPU', 0), 'GPU')}"
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
-            include_dashboard: bool | None = None, namespace: str | None = "xray_exp",
-            runtime_env: dict[str, Any] | None = None) -> Cluster:
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    include_dashboard: bool | None = None,
+    namespace: str | None = "xray_exp",
+    runtime_env: dict[str, Any] | None = None,
+) -> Cluster:
     """Connect to the cluster at `address` / RAY_ADDRESS, or start a local Ray; log which, once."""
     os.environ.update(RAY_ENV)
     plan = plan_connection(address)
@@ -140,30 +146,45 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
         ctx = ray.get_runtime_context()
         resources = ray.cluster_resources()
         log.info("Ray: using this process's existing connection (%s)", _describe(resources, len(ray.nodes())))
-        return Cluster(address=ctx.gcs_address, started_local=False, resources=resources,
-                       nodes=len(ray.nodes()), owned=False)
+        return Cluster(
+            address=ctx.gcs_address, started_local=False, resources=resources, nodes=len(ray.nodes()), owned=False
+        )
     env = {"env_vars": dict(RAY_ENV)}
     if runtime_env:
         env = {**runtime_env, "env_vars": {**RAY_ENV, **runtime_env.get("env_vars", {})}}
     if plan.address is not None:
         if num_cpus is not None or num_gpus is not None:
-            log.warning("Ray: ray.num_cpus/num_gpus size a local Ray only; the cluster at %s keeps its own",
-                        plan.address)
+            log.warning(
+                "Ray: ray.num_cpus/num_gpus size a local Ray only; the cluster at %s keeps its own", plan.address
+            )
         try:
             ray.init(address=plan.address, namespace=namespace, runtime_env=env, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(
                 f"{plan.source}: cannot connect to the Ray cluster at {plan.address!r}: {_reason(exc)}. Fix: start it "
                 "(scripts/ray_start_head.sh), check host:port (the head's GCS port, 6379 by default), and "
-                "give this machine the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token).") from exc
+                "give this machine the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)."
+            ) from exc
         resources, nodes = ray.cluster_resources(), len([n for n in ray.nodes() if n.get("Alive")])
-        log.info("Ray: connected to the cluster at %s (from %s): %s", plan.address, plan.source,
-                 _describe(resources, nodes))
+        log.info(
+            "Ray: connected to the cluster at %s (from %s): %s", plan.address, plan.source, _describe(resources, nodes)
+        )
         return Cluster(address=plan.address, started_local=False, resources=resources, nodes=nodes)
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=include_dashboard,
-             namespace=namespace, runtime_env=env, logging_level=logging.WARNING)
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=include_dashboard,
+        namespace=namespace,
+        runtime_env=env,
+        logging_level=logging.WARNING,
+    )
     resources = ray.cluster_resources()
     address = ray.get_runtime_context().gcs_address
-    log.info("Ray: no cluster address (ray.address or RAY_ADDRESS): started a local Ray on this machine at %s "
-             "(%s); it stops when this command ends", address, _describe(resources, 1))
+    log.info(
+        "Ray: no cluster address (ray.address or RAY_ADDRESS): started a local Ray on this machine at %s "
+        "(%s); it stops when this command ends",
+        address,
+        _describe(resources, 1),
+    )
     return Cluster(address=address, started_local=True, resources=resources, nodes=1)

@@ -1,7 +1,7 @@
 """Storage every node of a Ray cluster can read: `ray.storage_path`, a shared folder or a URI.
 
-    path = to_storage(folder, cfg.ray.storage_path, "<run>-start")   # where every node can read it
-    checkpoint = open_checkpoint(path)                                 # a ray.train.Checkpoint of it
+path = to_storage(folder, cfg.ray.storage_path, "<run>-start")   # where every node can read it
+checkpoint = open_checkpoint(path)                                 # a ray.train.Checkpoint of it
 """
 
 from __future__ import annotations

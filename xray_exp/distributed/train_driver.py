@@ -40,9 +40,11 @@ def scaling(cfg: DictConfig) -> dict:
     use_gpu = bool(settings.use_gpu) if settings.use_gpu is not None else float(cfg.hardware.num_gpus) > 0
     batch = cfg.hardware.batch
     if not (isinstance(batch, int) or float(batch).is_integer()) or int(batch) < workers:
-        raise ConfigError(f"hardware.batch: {batch} is not a global batch for {workers} workers. Fix: an integer "
-                          f">= ray.train.num_workers (each rank gets batch // {workers}); automatic sizing (-1) "
-                          "and memory fractions are single-GPU features.")
+        raise ConfigError(
+            f"hardware.batch: {batch} is not a global batch for {workers} workers. Fix: an integer "
+            f">= ray.train.num_workers (each rank gets batch // {workers}); automatic sizing (-1) "
+            "and memory fractions are single-GPU features."
+        )
     resources = {"CPU": float(settings.cpus_per_worker)}
     if use_gpu:
         resources["GPU"] = float(settings.gpus_per_worker)
@@ -91,8 +93,11 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
             raise ConfigError("model_path: mode=retrain needs model_path=<run folder | checkpoint folder | .pt>")
         start_point = checkpoints.plan_start(cfg.model_path)
         lineage = {"parent_weights": str(start_point.weights), "retrain": start_point.kind}
-        log.info("retrain: %s %s", "continuing the training in" if start_point.kind == "continue"
-                 else "a new training from the weights in", start_point.weights)
+        log.info(
+            "retrain: %s %s",
+            "continuing the training in" if start_point.kind == "continue" else "a new training from the weights in",
+            start_point.weights,
+        )
     elif not resume:
         weights, lineage = resolve_start_weights(cfg)
         if weights:
@@ -105,47 +110,99 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     elif resume and (Path(storage) / f"{run_dir.name}-start").is_dir():  # a retrain whose driver died early
         start_checkpoint = str(Path(storage) / f"{run_dir.name}-start")
 
-    tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode=f"ray-{cfg.mode}",
-                    experiment=cfg.tracking.experiment, run_name=run_dir.name,
-                    tags={"ray.address": cluster.address, "ray.num_workers": str(plan["num_workers"]),
-                          "ray.backend": plan["backend"], **lineage})
+    tracker = start(
+        cfg,
+        run_dir,
+        overrides,
+        fingerprint=info.fingerprint,
+        mode=f"ray-{cfg.mode}",
+        experiment=cfg.tracking.experiment,
+        run_name=run_dir.name,
+        tags={
+            "ray.address": cluster.address,
+            "ray.num_workers": str(plan["num_workers"]),
+            "ray.backend": plan["backend"],
+            **lineage,
+        },
+    )
     write_run_files(run_dir, info, cfg)
     # rank 0 journals its epochs in <run_dir>/rank0 (its own folder: it may share this run folder's disk)
-    rank0_log = EpochLog(str(run_dir / "rank0"), cfg.tracking.tracking_uri, enabled=True,
-                         timeout_s=float(cfg.tracking.timeout_s), run_id=tracker.run_id) if tracker.live else None
+    rank0_log = (
+        EpochLog(
+            str(run_dir / "rank0"),
+            cfg.tracking.tracking_uri,
+            enabled=True,
+            timeout_s=float(cfg.tracking.timeout_s),
+            run_id=tracker.run_id,
+        )
+        if tracker.live
+        else None
+    )
     loop_config = {
-        "settings_dir": str(ultralytics_dir(cfg)), "offline": bool(cfg.offline), "run_dir": str(run_dir),
-        "arch": cfg.model.arch, "train_args": to_train_args(cfg, info.data_yaml, run_dir),
-        "threads": max(1, int(cfg.ray.train.cpus_per_worker)), "start_checkpoint": start_checkpoint,
-        "gray_loader": bool(cfg.hardware.gray_loader), "rank0_epoch_log": rank0_log,
+        "settings_dir": str(ultralytics_dir(cfg)),
+        "offline": bool(cfg.offline),
+        "run_dir": str(run_dir),
+        "arch": cfg.model.arch,
+        "train_args": to_train_args(cfg, info.data_yaml, run_dir),
+        "threads": max(1, int(cfg.ray.train.cpus_per_worker)),
+        "start_checkpoint": start_checkpoint,
+        "gray_loader": bool(cfg.hardware.gray_loader),
+        "rank0_epoch_log": rank0_log,
     }
     trainer = TorchTrainer(
-        train_loop, train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=plan["num_workers"], use_gpu=plan["use_gpu"],
-                                     resources_per_worker=plan["resources"]),
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=plan["num_workers"], use_gpu=plan["use_gpu"], resources_per_worker=plan["resources"]
+        ),
         torch_config=TorchConfig(backend=plan["backend"], timeout_s=int(cfg.ray.train.timeout_s)),
-        run_config=RunConfig(name=run_dir.name, storage_path=storage,
-                             failure_config=FailureConfig(max_failures=int(cfg.ray.train.max_failures)),
-                             checkpoint_config=CheckpointConfig(num_to_keep=int(cfg.ray.train.checkpoints_to_keep))),
+        run_config=RunConfig(
+            name=run_dir.name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=int(cfg.ray.train.max_failures)),
+            checkpoint_config=CheckpointConfig(num_to_keep=int(cfg.ray.train.checkpoints_to_keep)),
+        ),
     )
-    log.info("Ray Train: %d workers (%s, %s), checkpoints in %s/%s", plan["num_workers"],
-             "GPU" if plan["use_gpu"] else "CPU", plan["backend"], storage, run_dir.name)
+    log.info(
+        "Ray Train: %d workers (%s, %s), checkpoints in %s/%s",
+        plan["num_workers"],
+        "GPU" if plan["use_gpu"] else "CPU",
+        plan["backend"],
+        storage,
+        run_dir.name,
+    )
     name, alias = registration_target(cfg.model.name)
     with ended(tracker):
         result = trainer.fit()
         final = dict(result.metrics or {})
         best, last = restore_outputs(result.checkpoint, run_dir)
         flush_rank0_journal(run_dir, cfg)
-        fit = FitResult(run_dir=run_dir, best=best, last=last, epochs_run=int(final.get("epoch", 0)),
-                        val_metrics={k: float(v) for k, v in final.items() if k.startswith("ultralytics/val/")})
+        fit = FitResult(
+            run_dir=run_dir,
+            best=best,
+            last=last,
+            epochs_run=int(final.get("epoch", 0)),
+            val_metrics={k: float(v) for k, v in final.items() if k.startswith("ultralytics/val/")},
+        )
         tracker.set_tags({"ray.resumed_from_epoch": str(final.get("resumed_from_epoch", 0))})
-        run = Run(cfg, run_dir, info, tracker, t0, Registration(name, alias, {"mode": f"ray-{cfg.mode}", **lineage}),
-                  post_cfg=post_training_config(cfg))
+        run = Run(
+            cfg,
+            run_dir,
+            info,
+            tracker,
+            t0,
+            Registration(name, alias, {"mode": f"ray-{cfg.mode}", **lineage}),
+            post_cfg=post_training_config(cfg),
+        )
         summary = finish_run(run, fit)
-        summary["ray"] = {"address": cluster.address, "num_workers": plan["num_workers"],
-                          "backend": plan["backend"], "use_gpu": plan["use_gpu"],
-                          "checkpoint": str(result.checkpoint.path) if result.checkpoint else None,
-                          "resumed_from_epoch": int(final.get("resumed_from_epoch", 0))}
+        summary["ray"] = {
+            "address": cluster.address,
+            "num_workers": plan["num_workers"],
+            "backend": plan["backend"],
+            "use_gpu": plan["use_gpu"],
+            "checkpoint": str(result.checkpoint.path) if result.checkpoint else None,
+            "resumed_from_epoch": int(final.get("resumed_from_epoch", 0)),
+        }
     return close_run(summary, tracker, run_dir)
 
 
@@ -174,5 +231,9 @@ def flush_rank0_journal(run_dir: Path, cfg: DictConfig) -> None:
 
     tracker = Tracker(run_dir / "rank0", cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     if not tracker.flush():
-        log.warning("rank 0's per-epoch MLflow events are journaled in %s (upload later with "
-                    "python -m xray_exp.tracking upload %s)", run_dir / "rank0", run_dir / "rank0")
+        log.warning(
+            "rank 0's per-epoch MLflow events are journaled in %s (upload later with "
+            "python -m xray_exp.tracking upload %s)",
+            run_dir / "rank0",
+            run_dir / "rank0",
+        )

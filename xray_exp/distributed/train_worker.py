@@ -52,8 +52,14 @@ def train_loop(config: dict[str, Any]) -> None:
     if restored is not None:
         restored.to_directory(str(local / "restored"))
         start_state = checkpoints.read_state(local / "restored")
-        log.warning("rank %d: starting from checkpoint %s (%s, %d/%d epochs done)", rank, restored.path,
-                    start_state["kind"], start_state["epoch"], start_state["epochs"])
+        log.warning(
+            "rank %d: starting from checkpoint %s (%s, %d/%d epochs done)",
+            rank,
+            restored.path,
+            start_state["kind"],
+            start_state["epoch"],
+            start_state["epochs"],
+        )
 
     def report_epoch(trainer, numbers: dict[str, float]) -> None:
         """Every rank reports (a barrier); rank 0 with the epoch's metrics and a checkpoint."""
@@ -63,8 +69,15 @@ def train_loop(config: dict[str, Any]) -> None:
         folder = local / f"epoch{epoch}"
         if rank == 0:
             metrics.update(numbers)
-            checkpoints.pack(folder, trainer.wdir, "epoch", epoch, trainer.epochs,
-                             {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")}, trainer.csv)
+            checkpoints.pack(
+                folder,
+                trainer.wdir,
+                "epoch",
+                epoch,
+                trainer.epochs,
+                {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")},
+                trainer.csv,
+            )
             checkpoint = ray.train.Checkpoint.from_directory(str(folder))
         ray.train.report(metrics, checkpoint=checkpoint)
         shutil.rmtree(folder, ignore_errors=True)
@@ -72,8 +85,16 @@ def train_loop(config: dict[str, Any]) -> None:
     kind = start_state.get("kind")
     resumed_from = start_state.get("epoch", 0) if kind in ("epoch", "continue") else 0
     if kind == "final" or (kind in ("epoch", "continue") and start_state["epoch"] >= start_state["epochs"]):
-        _report_final(rank, local / "restored" / "weights", start_state["epoch"], start_state["epochs"],
-                      start_state.get("val_metrics", {}), local / "restored" / "results.csv", resumed_from, local)
+        _report_final(
+            rank,
+            local / "restored" / "weights",
+            start_state["epoch"],
+            start_state["epochs"],
+            start_state.get("val_metrics", {}),
+            local / "restored" / "results.csv",
+            resumed_from,
+            local,
+        )
         return
     resume_from = None
     if kind in ("epoch", "continue"):
@@ -81,18 +102,40 @@ def train_loop(config: dict[str, Any]) -> None:
         if rank == 0 and (local / "restored" / "results.csv").is_file():  # drop rows of epochs after it
             run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
-    result = fit(config["arch"], config["train_args"],
-                 weights=local / "restored" / "weights" / "start.pt" if kind == "weights" else None,
-                 resume_from=resume_from, device=str(device.index or 0) if device.type == "cuda" else "cpu",
-                 gray_loader=config.get("gray_loader", True), on_epoch=report_epoch, ray_ranks=True,
-                 epoch_log=config.get("rank0_epoch_log") if rank == 0 else None)
+    result = fit(
+        config["arch"],
+        config["train_args"],
+        weights=local / "restored" / "weights" / "start.pt" if kind == "weights" else None,
+        resume_from=resume_from,
+        device=str(device.index or 0) if device.type == "cuda" else "cpu",
+        gray_loader=config.get("gray_loader", True),
+        on_epoch=report_epoch,
+        ray_ranks=True,
+        epoch_log=config.get("rank0_epoch_log") if rank == 0 else None,
+    )
     trainer = result.trainer
-    _report_final(rank, trainer.wdir, result.epochs_run, result.epochs, result.val_metrics if rank == 0 else {},
-                  trainer.csv, resumed_from, local)
+    _report_final(
+        rank,
+        trainer.wdir,
+        result.epochs_run,
+        result.epochs,
+        result.val_metrics if rank == 0 else {},
+        trainer.csv,
+        resumed_from,
+        local,
+    )
 
 
-def _report_final(rank: int, weights_dir: Path, epoch: int, epochs: int, val: dict[str, float],
-                  results_csv: Path, resumed_from: int, local: Path) -> None:
+def _report_final(
+    rank: int,
+    weights_dir: Path,
+    epoch: int,
+    epochs: int,
+    val: dict[str, float],
+    results_csv: Path,
+    resumed_from: int,
+    local: Path,
+) -> None:
     import ray.train
 
     from xray_exp.distributed import checkpoints

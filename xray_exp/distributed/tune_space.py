@@ -24,18 +24,45 @@ from omegaconf.errors import OmegaConfBaseException
 
 from xray_exp.errors import ConfigError
 
-TYPES = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "quniform": ("low", "high", "q"),
-         "qloguniform": ("low", "high", "q"), "int": ("low", "high"), "choice": ("values",)}
+TYPES = {
+    "uniform": ("low", "high"),
+    "loguniform": ("low", "high"),
+    "quniform": ("low", "high", "q"),
+    "qloguniform": ("low", "high", "q"),
+    "int": ("low", "high"),
+    "choice": ("values",),
+}
 # Keys a trial may not change: where things go, how Ray and tracking run, and the ASHA time axis.
-FORBIDDEN = ("paths", "ray", "tune", "tracking", "objective", "resume", "mode", "model_path", "run_name",
-             "offline", "train.epochs")
+FORBIDDEN = (
+    "paths",
+    "ray",
+    "tune",
+    "tracking",
+    "objective",
+    "resume",
+    "mode",
+    "model_path",
+    "run_name",
+    "offline",
+    "train.epochs",
+)
 # name -> (import name, pip package, module, class, extra constructor arguments)
 SEARCHERS: dict[str, tuple[str, str, str, str, Any]] = {
     "optuna": ("optuna", "optuna", "ray.tune.search.optuna", "OptunaSearch", lambda seed, n: {"seed": seed}),
-    "hyperopt": ("hyperopt", "hyperopt", "ray.tune.search.hyperopt", "HyperOptSearch",
-                 lambda seed, n: {"random_state_seed": seed}),
-    "bayesopt": ("bayes_opt", "bayesian-optimization", "ray.tune.search.bayesopt", "BayesOptSearch",
-                 lambda seed, n: {"random_state": 42 if seed is None else seed}),
+    "hyperopt": (
+        "hyperopt",
+        "hyperopt",
+        "ray.tune.search.hyperopt",
+        "HyperOptSearch",
+        lambda seed, n: {"random_state_seed": seed},
+    ),
+    "bayesopt": (
+        "bayes_opt",
+        "bayesian-optimization",
+        "ray.tune.search.bayesopt",
+        "BayesOptSearch",
+        lambda seed, n: {"random_state": 42 if seed is None else seed},
+    ),
     "hebo": ("hebo", "HEBO", "ray.tune.search.hebo", "HEBOSearch", lambda seed, n: {"random_state_seed": seed}),
     "ax": ("ax", "ax-platform", "ray.tune.search.ax", "AxSearch", lambda seed, n: {}),
     "zoopt": ("zoopt", "zoopt", "ray.tune.search.zoopt", "ZOOptSearch", lambda seed, n: {"budget": n}),
@@ -50,8 +77,10 @@ def flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, dict[
     for key, value in (space or {}).items():
         path = f"{prefix}{key}"
         if not isinstance(value, Mapping):
-            raise ConfigError(f"tune.space.{path}: expected a distribution like {{type: uniform, low: 0, high: 1}} "
-                              f"or a group of them, got {value!r}")
+            raise ConfigError(
+                f"tune.space.{path}: expected a distribution like {{type: uniform, low: 0, high: 1}} "
+                f"or a group of them, got {value!r}"
+            )
         if "type" in value:
             flat[path] = dict(value)
         else:
@@ -67,9 +96,11 @@ def check_distribution(key: str, dist: dict[str, Any]) -> None:
     missing = [a for a in TYPES[kind] if dist.get(a) is None]
     extra = sorted(set(dist) - allowed)
     if missing or extra:
-        raise ConfigError(f"tune.space.{key}: {kind} needs {', '.join(TYPES[kind])}"
-                          + (f" (missing {', '.join(missing)})" if missing else "")
-                          + (f" (unknown {', '.join(extra)})" if extra else ""))
+        raise ConfigError(
+            f"tune.space.{key}: {kind} needs {', '.join(TYPES[kind])}"
+            + (f" (missing {', '.join(missing)})" if missing else "")
+            + (f" (unknown {', '.join(extra)})" if extra else "")
+        )
     if kind == "choice":
         if not isinstance(dist["values"], list) or not dist["values"]:
             raise ConfigError(f"tune.space.{key}.values: a non-empty list")
@@ -95,8 +126,10 @@ def sample_values(dist: dict[str, Any]) -> list[Any]:
 def validate_space(cfg: DictConfig, flat: dict[str, dict[str, Any]]) -> None:
     """Every key exists in the config, may be searched, and accepts the distribution's values."""
     if not flat:
-        raise ConfigError("tune.space: empty. Fix: choose a search space (tune=default) or add keys, e.g. "
-                          "+tune.space.train.lr0={type:loguniform,low:1e-4,high:1e-1}")
+        raise ConfigError(
+            "tune.space: empty. Fix: choose a search space (tune=default) or add keys, e.g. "
+            "+tune.space.train.lr0={type:loguniform,low:1e-4,high:1e-1}"
+        )
     for key, dist in flat.items():
         if any(key == f or key.startswith(f"{f}.") for f in FORBIDDEN):
             raise ConfigError(f"tune.space.{key}: cannot be searched (set by xray_exp or the time axis of ASHA)")
@@ -107,8 +140,9 @@ def validate_space(cfg: DictConfig, flat: dict[str, dict[str, Any]]) -> None:
             try:
                 apply_params(cfg, {key: value})
             except OmegaConfBaseException as exc:
-                raise ConfigError(f"tune.space.{key}: value {value!r} does not fit the config: "
-                                  f"{str(exc).splitlines()[0]}") from exc
+                raise ConfigError(
+                    f"tune.space.{key}: value {value!r} does not fit the config: {str(exc).splitlines()[0]}"
+                ) from exc
 
 
 _ABSENT = object()
@@ -162,8 +196,10 @@ def make_searcher(name: str, seed: int | None, max_concurrent: int, num_samples:
         raise ConfigError(f"tune.searcher: {name!r} is not one of random, {', '.join(SEARCHERS)}")
     import_name, package, module, cls, extra = SEARCHERS[name]
     if importlib.util.find_spec(import_name) is None:
-        raise ConfigError(f"tune.searcher={name} needs the Python package {package!r}, which is not installed "
-                          f"(pip install {package}). Installed here: {', '.join(installed_searchers())}.")
+        raise ConfigError(
+            f"tune.searcher={name} needs the Python package {package!r}, which is not installed "
+            f"(pip install {package}). Installed here: {', '.join(installed_searchers())}."
+        )
     from ray.tune.search import ConcurrencyLimiter
 
     searcher = getattr(importlib.import_module(module), cls)(**extra(seed, num_samples))
@@ -185,5 +221,10 @@ def make_scheduler(name: str, max_t: int, grace_period: int, reduction_factor: i
     from ray.tune.schedulers import ASHAScheduler
 
     # stop_last_trials=False: a trial that reaches the last epoch finishes its own training (final eval)
-    return ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=grace_period,
-                         reduction_factor=reduction_factor, stop_last_trials=False)
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=max_t,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        stop_last_trials=False,
+    )

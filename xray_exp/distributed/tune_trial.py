@@ -52,12 +52,24 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")
     args = to_train_args(cfg, setup["data_yaml"], run_dir)
     parent_run_id = setup["parent_run_id"]
-    tracker = start(cfg, run_dir, setup["overrides"], fingerprint=setup["fingerprint"], mode="tune-trial",
-                    experiment=setup["experiment"], run_name=f"{setup['tune_name']}/{trial_id}",
-                    tags=child_run_tags(parent_run_id, {
-                        "tune.experiment": setup["tune_name"], "tune.trial_id": trial_id,
-                        **{f"tune.param.{k}": str(v) for k, v in params.items()}}),
-                    leave_out=("paths", "ray", "tune"))
+    tracker = start(
+        cfg,
+        run_dir,
+        setup["overrides"],
+        fingerprint=setup["fingerprint"],
+        mode="tune-trial",
+        experiment=setup["experiment"],
+        run_name=f"{setup['tune_name']}/{trial_id}",
+        tags=child_run_tags(
+            parent_run_id,
+            {
+                "tune.experiment": setup["tune_name"],
+                "tune.trial_id": trial_id,
+                **{f"tune.param.{k}": str(v) for k, v in params.items()},
+            },
+        ),
+        leave_out=("paths", "ray", "tune"),
+    )
 
     local = Path(tempfile.mkdtemp(prefix=f"xray-trial-{trial_id}-"))
     restored = tune.get_checkpoint()
@@ -71,11 +83,19 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
     def report(trainer, numbers: dict[str, float]) -> None:
         epoch = int(trainer.epoch) + 1
-        folder = checkpoints.pack(local / f"epoch{epoch}", trainer.wdir, "epoch", epoch, trainer.epochs,
-                                  {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")},
-                                  trainer.csv)
-        tune.report({**numbers, "epoch": epoch, "mlflow_run_id": tracker.run_id or ""},
-                    checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        folder = checkpoints.pack(
+            local / f"epoch{epoch}",
+            trainer.wdir,
+            "epoch",
+            epoch,
+            trainer.epochs,
+            {k: v for k, v in numbers.items() if k.startswith("ultralytics/val/")},
+            trainer.csv,
+        )
+        tune.report(
+            {**numbers, "epoch": epoch, "mlflow_run_id": tracker.run_id or ""},
+            checkpoint=tune.Checkpoint.from_directory(str(folder)),
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
     resume_from = None
@@ -85,8 +105,16 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             shutil.copyfile(local / "restored" / "results.csv", run_dir / "results.csv")
     try:
         with ended(tracker):
-            fit(cfg.model.arch, args, weights=cfg.model.weights, resume_from=resume_from,
-                device="0" if setup["gpus_per_trial"] > 0 else "cpu", offline=cfg.offline,
-                gray_loader=bool(cfg.hardware.gray_loader), epoch_log=epoch_log_of(tracker), on_epoch=report)
+            fit(
+                cfg.model.arch,
+                args,
+                weights=cfg.model.weights,
+                resume_from=resume_from,
+                device="0" if setup["gpus_per_trial"] > 0 else "cpu",
+                offline=cfg.offline,
+                gray_loader=bool(cfg.hardware.gray_loader),
+                epoch_log=epoch_log_of(tracker),
+                on_epoch=report,
+            )
     finally:
         shutil.rmtree(local, ignore_errors=True)

@@ -46,24 +46,43 @@ class Comparison:
         return out
 
     def as_dict(self) -> dict:
-        return {"a": _model_info(self.models[0]), "b": _model_info(self.models[1]), "split": self.split,
-                "settings": asdict(self.settings), "bootstrap_unit": self.bootstrap_unit,
-                "definitions": definitions(self.settings),
-                "differences": [_json_safe(asdict(d)) for d in self.differences], "verdicts": self.verdicts}
+        return {
+            "a": _model_info(self.models[0]),
+            "b": _model_info(self.models[1]),
+            "split": self.split,
+            "settings": asdict(self.settings),
+            "bootstrap_unit": self.bootstrap_unit,
+            "definitions": definitions(self.settings),
+            "differences": [_json_safe(asdict(d)) for d in self.differences],
+            "verdicts": self.verdicts,
+        }
 
 
 def _model_info(model: dict) -> dict:
-    return {"name": model["name"], "spec": model.get("spec", ""), "weights": str(model["weights"]),
-            "imgsz": model["imgsz"]}
+    return {
+        "name": model["name"],
+        "spec": model.get("spec", ""),
+        "weights": str(model["weights"]),
+        "imgsz": model["imgsz"],
+    }
 
 
 def _json_safe(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
-def compare_models(models: list[dict], data_yaml: str | Path, split: str, settings: MetricSettings, *,
-                   conf: float = 0.001, iou: float = 0.7, device: str | None = None, batch: int = 16,
-                   max_det: int = 300) -> Comparison:
+def compare_models(
+    models: list[dict],
+    data_yaml: str | Path,
+    split: str,
+    settings: MetricSettings,
+    *,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    device: str | None = None,
+    batch: int = 16,
+    max_det: int = 300,
+) -> Comparison:
     """Both models predict every image of `split`; each is scored, then the pair is compared. A model's
     `transform` (a gate) changes its prediction records before scoring."""
     from xray_exp.metrics.paired import paired_comparison, verdict_line
@@ -72,8 +91,18 @@ def compare_models(models: list[dict], data_yaml: str | Path, split: str, settin
     for m in models:  # the same weights at the same size predict once (a detector against itself gated)
         key = (str(m["weights"]), m["imgsz"])
         if key not in done:
-            done[key] = predict_split(m["weights"], data_yaml, split, imgsz=m["imgsz"], conf=conf, iou=iou,
-                                      device=device, batch=batch, max_det=max_det, progress=settings.progress)
+            done[key] = predict_split(
+                m["weights"],
+                data_yaml,
+                split,
+                imgsz=m["imgsz"],
+                conf=conf,
+                iou=iou,
+                device=device,
+                batch=batch,
+                max_det=max_det,
+                progress=settings.progress,
+            )
         out = done[key]
         if m.get("transform") is not None:  # a classifier's gate (xray_exp.evaluation.gated)
             out = SplitPredictions(out.names, m["transform"](out.preds), out.gts)
@@ -85,11 +114,16 @@ def compare_models(models: list[dict], data_yaml: str | Path, split: str, settin
         raise ModelError(f"A predicts {outs[0].names}, B {outs[1].names}: compare models of one dataset")
     groups = split_groups(data_yaml, outs[0])
     results = [score_predictions(out, settings, groups) for out in outs]
-    differences = paired_comparison(results[0], results[1], n_boot=settings.n_boot or 1000, seed=settings.ci_seed,
-                                    level=settings.ci_level, progress=settings.progress)
+    differences = paired_comparison(
+        results[0],
+        results[1],
+        n_boot=settings.n_boot or 1000,
+        seed=settings.ci_seed,
+        level=settings.ci_level,
+        progress=settings.progress,
+    )
     verdicts = [verdict_line(d, models[0]["name"], models[1]["name"]) for d in differences]
-    return Comparison(models, split, settings, results, differences, verdicts,
-                      "patient" if groups else "image")
+    return Comparison(models, split, settings, results, differences, verdicts, "patient" if groups else "image")
 
 
 def _four_decimals(value: float) -> str:
@@ -118,17 +152,32 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
             writer.writerow([d.metric, d.a, d.b, d.diff, d.ci_low, d.ci_high, d.p_value, d.test])
     a, b = comparison.models
     s = comparison.settings
-    lines = [f"# Model comparison: {comparison.split} split", "",
-             f"- A: **{a['name']}** (`{a['weights']}`, imgsz {a['imgsz']})",
-             f"- B: **{b['name']}** (`{b['weights']}`, imgsz {b['imgsz']})",
-             f"- both scored on the same {len(comparison.results[0].image_level.image_ids)} images; paired "
-             f"bootstrap over {comparison.bootstrap_unit}s, {s.n_boot or 1000} resamples, seed {s.ci_seed}, "
-             f"{s.ci_level:.0%} intervals; AUROC difference tested with DeLong's test", "", "## Verdicts", "",
-             *[f"- {v}" for v in comparison.verdicts], "", "## Differences (B - A)", "",
-             "| metric | A | B | B - A | CI low | CI high | p | test |", "|---|---|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join([d.metric, *(_four_decimals(v) for v in (d.a, d.b, d.diff, d.ci_low, d.ci_high,
-                                                                         d.p_value)), d.test]) + " |"
-              for d in comparison.differences]
+    lines = [
+        f"# Model comparison: {comparison.split} split",
+        "",
+        f"- A: **{a['name']}** (`{a['weights']}`, imgsz {a['imgsz']})",
+        f"- B: **{b['name']}** (`{b['weights']}`, imgsz {b['imgsz']})",
+        f"- both scored on the same {len(comparison.results[0].image_level.image_ids)} images; paired "
+        f"bootstrap over {comparison.bootstrap_unit}s, {s.n_boot or 1000} resamples, seed {s.ci_seed}, "
+        f"{s.ci_level:.0%} intervals; AUROC difference tested with DeLong's test",
+        "",
+        "## Verdicts",
+        "",
+        *[f"- {v}" for v in comparison.verdicts],
+        "",
+        "## Differences (B - A)",
+        "",
+        "| metric | A | B | B - A | CI low | CI high | p | test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        "| "
+        + " | ".join(
+            [d.metric, *(_four_decimals(v) for v in (d.a, d.b, d.diff, d.ci_low, d.ci_high, d.p_value)), d.test]
+        )
+        + " |"
+        for d in comparison.differences
+    ]
     lines += ["", "## Curves", ""]
     for title, name in (("Precision-recall", "pr_curves"), ("FROC", "froc"), ("ROC (image level)", "roc")):
         lines += _side_by_side(title, f"plots/a_{name}.png", f"plots/b_{name}.png")

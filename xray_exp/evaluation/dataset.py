@@ -39,8 +39,9 @@ def load_split(data_yaml: str | Path, split: str) -> YoloSplit:
     data_yaml = Path(data_yaml).expanduser().resolve()
     names = parse_names(data, data_yaml)
     if data.get(split) in (None, ""):
-        raise DatasetError(f"{data_yaml}: no '{split}' split. Fix: add `{split}: images/{split}` or pick another "
-                           "split (split=val).")
+        raise DatasetError(
+            f"{data_yaml}: no '{split}' split. Fix: add `{split}: images/{split}` or pick another split (split=val)."
+        )
     paths, problems = list_split_images(data[split], root)
     if problems:
         raise DatasetError(f"{data_yaml}: split '{split}': " + "; ".join(problems))
@@ -50,8 +51,10 @@ def load_split(data_yaml: str | Path, split: str) -> YoloSplit:
     seen: dict[str, Path] = {}
     for image in images:
         if image.image_id in seen:
-            raise DatasetError(f"two images share the id {image.image_id!r}: {seen[image.image_id]} and "
-                               f"{image.path}. Image ids are file stems; rename one.")
+            raise DatasetError(
+                f"two images share the id {image.image_id!r}: {seen[image.image_id]} and "
+                f"{image.path}. Image ids are file stems; rename one."
+            )
         seen[image.image_id] = image.path
     return YoloSplit(data_yaml, split, [names[i] for i in range(len(names))], images)
 
@@ -84,8 +87,14 @@ def read_ground_truth(image: SplitImage, width: int, height: int) -> dict:
     """The ground-truth record of one image (plus its path and size, used by the report)."""
     text = image.label_path.read_text() if image.label_path.is_file() else ""
     boxes, labels = parse_label_text(text, width, height, source=str(image.label_path))
-    return {"image_id": image.image_id, "boxes": boxes, "labels": labels, "path": str(image.path),
-            "width": int(width), "height": int(height)}
+    return {
+        "image_id": image.image_id,
+        "boxes": boxes,
+        "labels": labels,
+        "path": str(image.path),
+        "width": int(width),
+        "height": int(height),
+    }
 
 
 MANIFEST = "manifest.csv"  # written by xray_exp.prepare next to data.yaml: image_id, patient_id, split, ...
@@ -105,8 +114,11 @@ def patient_groups(data_yaml: str | Path, image_ids: list[str]) -> list[str] | N
     else:
         return None
     with manifest.open(newline="", encoding="utf-8") as f:
-        patients = {row["image_id"]: row["patient_id"] for row in csv.DictReader(f)
-                    if row.get("image_id") and row.get("patient_id")}
+        patients = {
+            row["image_id"]: row["patient_id"]
+            for row in csv.DictReader(f)
+            if row.get("image_id") and row.get("patient_id")
+        }
     if not all(i in patients for i in image_ids):
         return None
     return [patients[i] for i in image_ids]

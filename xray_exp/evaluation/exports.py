@@ -40,8 +40,9 @@ def prediction_string(boxes, scores, labels, no_finding_class: int = NO_FINDING_
     )
 
 
-def write_submission_csv(preds: Sequence[Mapping], image_ids: Sequence[str], path: str | Path,
-                         no_finding_class: int = NO_FINDING_CLASS) -> Path:
+def write_submission_csv(
+    preds: Sequence[Mapping], image_ids: Sequence[str], path: str | Path, no_finding_class: int = NO_FINDING_CLASS
+) -> Path:
     """One row per image of `image_ids` (images without a prediction record count as no detections)."""
     by_id = {str(p["image_id"]): p for p in preds}
     path = Path(path)
@@ -50,8 +51,12 @@ def write_submission_csv(preds: Sequence[Mapping], image_ids: Sequence[str], pat
         writer.writerow(["image_id", "PredictionString"])
         for image_id in image_ids:
             p = by_id.get(image_id, {})
-            writer.writerow([image_id, prediction_string(p.get("boxes", []), p.get("scores", []),
-                                                         p.get("labels", []), no_finding_class)])
+            writer.writerow(
+                [
+                    image_id,
+                    prediction_string(p.get("boxes", []), p.get("scores", []), p.get("labels", []), no_finding_class),
+                ]
+            )
     return path
 
 
@@ -61,27 +66,48 @@ def write_predictions_csv(preds: Sequence[Mapping], names: Sequence[str], path: 
         writer = csv.writer(f)
         writer.writerow(["image_id", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"])
         for p in preds:
-            for box, score, label in zip(np.asarray(p["boxes"]).reshape(-1, 4), p["scores"], p["labels"],
-                                         strict=True):
-                writer.writerow([p["image_id"], int(label), names[int(label)], f"{score:.6f}",
-                                 *(f"{v:.2f}" for v in box)])
+            for box, score, label in zip(np.asarray(p["boxes"]).reshape(-1, 4), p["scores"], p["labels"], strict=True):
+                writer.writerow(
+                    [p["image_id"], int(label), names[int(label)], f"{score:.6f}", *(f"{v:.2f}" for v in box)]
+                )
     return path
 
 
-def write_images_csv(gts: Sequence[Mapping], preds: Sequence[Mapping], image_level: ImageLevelResult,
-                     path: str | Path) -> Path:
+def write_images_csv(
+    gts: Sequence[Mapping], preds: Sequence[Mapping], image_level: ImageLevelResult, path: str | Path
+) -> Path:
     """Per image: ground-truth and predicted box counts, image score, truth and the report at threshold."""
     n_pred = {str(p["image_id"]): len(p["scores"]) for p in preds}
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["image_id", "path", "width", "height", "gt_boxes", "predictions", "image_score",
-                         "abnormal", "reported_no_findings"])
+        writer.writerow(
+            [
+                "image_id",
+                "path",
+                "width",
+                "height",
+                "gt_boxes",
+                "predictions",
+                "image_score",
+                "abnormal",
+                "reported_no_findings",
+            ]
+        )
         for i, g in enumerate(gts):
             if str(g["image_id"]) != image_level.image_ids[i]:
                 raise ValueError("image_level was computed on other records (image order differs)")
-            writer.writerow([g["image_id"], g.get("path", ""), g.get("width", ""), g.get("height", ""),
-                             len(g["labels"]), n_pred.get(str(g["image_id"]), 0),
-                             f"{image_level.scores[i]:.6f}", int(image_level.abnormal[i]),
-                             int(image_level.reported_no_findings[i])])
+            writer.writerow(
+                [
+                    g["image_id"],
+                    g.get("path", ""),
+                    g.get("width", ""),
+                    g.get("height", ""),
+                    len(g["labels"]),
+                    n_pred.get(str(g["image_id"]), 0),
+                    f"{image_level.scores[i]:.6f}",
+                    int(image_level.abnormal[i]),
+                    int(image_level.reported_no_findings[i]),
+                ]
+            )
     return path

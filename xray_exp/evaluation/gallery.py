@@ -37,8 +37,15 @@ def _tile(gray: np.ndarray, gt: Mapping, item: Mapping, names: Sequence[str], ki
     return tile
 
 
-def render_gallery(items: Sequence[Mapping], gts: Sequence[Mapping], names: Sequence[str], path: str | Path,
-                   kind: str, tile: int = 256, cols: int = 4) -> Path | None:
+def render_gallery(
+    items: Sequence[Mapping],
+    gts: Sequence[Mapping],
+    names: Sequence[str],
+    path: str | Path,
+    kind: str,
+    tile: int = 256,
+    cols: int = 4,
+) -> Path | None:
     """Write a grid of tiles for `items` (from xray_exp.metrics.failures) whose ground-truth record carries
     the image `path`; None when there are none."""
     import cv2
@@ -49,8 +56,10 @@ def render_gallery(items: Sequence[Mapping], gts: Sequence[Mapping], names: Sequ
     items = [item for item in items if item["image_id"] in by_id]
     if not items:
         return None
-    tiles = [_tile(read_xray(by_id[item["image_id"]]["path"]), by_id[item["image_id"]], item, names, kind, tile)
-             for item in items]
+    tiles = [
+        _tile(read_xray(by_id[item["image_id"]]["path"]), by_id[item["image_id"]], item, names, kind, tile)
+        for item in items
+    ]
     cols = min(cols, len(tiles))
     rows = -(-len(tiles) // cols)
     grid = np.full((rows * tile, cols * tile, 3), 32, dtype=np.uint8)

@@ -71,13 +71,22 @@ class MetricSettings:
         return cls(**{k: node[k] for k in cls.__dataclass_fields__ if k in node})
 
 
-def score_predictions(out: SplitPredictions, settings: MetricSettings,
-                      groups: list[str] | None = None) -> EvaluationResult:
+def score_predictions(
+    out: SplitPredictions, settings: MetricSettings, groups: list[str] | None = None
+) -> EvaluationResult:
     """Every metric of one prediction set (the cached matches the bootstrap resamples)."""
-    return evaluate_records(out.preds, out.gts, out.names, match_iou=settings.match_iou,
-                            decision_conf=settings.decision_conf, map40_method=settings.map40_method,
-                            gallery_size=settings.gallery_size, froc_hit=settings.froc_hit,
-                            no_finding_class=settings.no_finding_class, groups=groups)
+    return evaluate_records(
+        out.preds,
+        out.gts,
+        out.names,
+        match_iou=settings.match_iou,
+        decision_conf=settings.decision_conf,
+        map40_method=settings.map40_method,
+        gallery_size=settings.gallery_size,
+        froc_hit=settings.froc_hit,
+        no_finding_class=settings.no_finding_class,
+        groups=groups,
+    )
 
 
 def confidence_intervals(result: EvaluationResult, settings: MetricSettings) -> dict[str, tuple[float, float]] | None:
@@ -85,20 +94,35 @@ def confidence_intervals(result: EvaluationResult, settings: MetricSettings) -> 
         return None
     from xray_exp.metrics.bootstrap import bootstrap_ci
 
-    return bootstrap_ci(result, n_boot=settings.n_boot, seed=settings.ci_seed, level=settings.ci_level,
-                        progress=settings.progress)
+    return bootstrap_ci(
+        result, n_boot=settings.n_boot, seed=settings.ci_seed, level=settings.ci_level, progress=settings.progress
+    )
 
 
 def split_groups(data_yaml: str | Path, out: SplitPredictions) -> list[str] | None:
     return patient_groups(data_yaml, [str(g["image_id"]) for g in out.gts])
 
 
-def evaluate_split(weights, data_yaml: str | Path, split: str = "test", imgsz: int = 640, conf: float = 0.001,
-                   iou: float = 0.7, tta: bool = False, out_dir: str | Path | None = None,
-                   device: str | None = None, *, batch: int = 16, max_det: int = 300, wbf_iou: float = 0.55,
-                   metrics: MetricSettings | None = None, prefix: str | None = None,
-                   settings_dir: str | Path | None = None, report_settings: dict | None = None,
-                   transform=None) -> dict[str, float]:
+def evaluate_split(
+    weights,
+    data_yaml: str | Path,
+    split: str = "test",
+    imgsz: int = 640,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    tta: bool = False,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    *,
+    batch: int = 16,
+    max_det: int = 300,
+    wbf_iou: float = 0.55,
+    metrics: MetricSettings | None = None,
+    prefix: str | None = None,
+    settings_dir: str | Path | None = None,
+    report_settings: dict | None = None,
+    transform=None,
+) -> dict[str, float]:
     """Flat metrics `{prefix}/<name>` (prefix defaults to the split name) with `_ci_low/_ci_high` for the
     headline metrics; the report goes to out_dir (None: no files).
 
@@ -107,19 +131,41 @@ def evaluate_split(weights, data_yaml: str | Path, split: str = "test", imgsz: i
     the prediction records before scoring (a classifier's gate, xray_exp.evaluation.gated).
     """
     settings = metrics or MetricSettings()
-    out = predict_split(weights, data_yaml, split, imgsz=imgsz, conf=conf, iou=iou, tta=tta, device=device,
-                        batch=batch, max_det=max_det, wbf_iou=wbf_iou, settings_dir=settings_dir,
-                        progress=settings.progress)
+    out = predict_split(
+        weights,
+        data_yaml,
+        split,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        tta=tta,
+        device=device,
+        batch=batch,
+        max_det=max_det,
+        wbf_iou=wbf_iou,
+        settings_dir=settings_dir,
+        progress=settings.progress,
+    )
     if transform is not None:
         out.preds = transform(out.preds)
     groups = split_groups(data_yaml, out)
     result = score_predictions(out, settings, groups)
     flat = flat_metrics(result, prefix=prefix or split, ci=confidence_intervals(result, settings))
     if out_dir is not None:
-        shown = {"weights": weights if isinstance(weights, str | Path) else type(weights).__name__,
-                 "data": data_yaml, "split": split, "imgsz": imgsz, "conf": conf, "nms iou": iou, "tta": tta,
-                 "device": device, **{k.replace("_", " "): v for k, v in asdict(settings).items()},
-                 "bootstrap unit": "patient" if groups else "image", **(report_settings or {})}
-        write_evaluation_report(result, out.preds, out.gts, flat, out_dir, settings=shown,
-                                definitions=definitions(settings))
+        shown = {
+            "weights": weights if isinstance(weights, str | Path) else type(weights).__name__,
+            "data": data_yaml,
+            "split": split,
+            "imgsz": imgsz,
+            "conf": conf,
+            "nms iou": iou,
+            "tta": tta,
+            "device": device,
+            **{k.replace("_", " "): v for k, v in asdict(settings).items()},
+            "bootstrap unit": "patient" if groups else "image",
+            **(report_settings or {}),
+        }
+        write_evaluation_report(
+            result, out.preds, out.gts, flat, out_dir, settings=shown, definitions=definitions(settings)
+        )
     return flat

@@ -1,9 +1,9 @@
 """Report figures (matplotlib, no pyplot: Agg canvases, safe in threads and headless jobs).
 
-    plot_pr_curves(result.detection, names, "pr_curves.png")
-    plot_froc(result.froc, "froc.png")
-    plot_roc(result.image_level, "roc.png")
-    plot_confusion(result.confusion, names, "confusion_matrix.png")
+plot_pr_curves(result.detection, names, "pr_curves.png")
+plot_froc(result.froc, "froc.png")
+plot_roc(result.image_level, "roc.png")
+plot_confusion(result.confusion, names, "confusion_matrix.png")
 """
 
 from __future__ import annotations
@@ -43,10 +43,18 @@ def plot_pr_curves(detection: DetectionMetrics, names: list[str], path: str | Pa
     for c, (recall, precision, _) in enumerate(detection.pr_curves):
         if detection.instances[c] == 0:
             continue
-        ax.plot(np.r_[0.0, recall], np.r_[1.0, precision_envelope(precision)] if len(precision) else [1.0],
-                label=f"{names[c]} AP {ap[c]:.3f}")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision (interpolated)",
-           title=f"PR curves, IoU {detection.match_iou:g} (mAP {detection.map_at(detection.match_iou):.3f})")
+        ax.plot(
+            np.r_[0.0, recall],
+            np.r_[1.0, precision_envelope(precision)] if len(precision) else [1.0],
+            label=f"{names[c]} AP {ap[c]:.3f}",
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="recall",
+        ylabel="precision (interpolated)",
+        title=f"PR curves, IoU {detection.match_iou:g} (mAP {detection.map_at(detection.match_iou):.3f})",
+    )
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="lower left")
@@ -60,8 +68,13 @@ def plot_froc(froc: FrocResult, path: str | Path) -> Path:
     ax.step(np.maximum(froc.fppi[keep], 1e-3), froc.curve_sensitivity[keep], where="post", label="FROC")
     ax.plot(froc.fp_rates, froc.sensitivity, "o", label=f"mean {froc.mean:.3f}")
     ax.set_xscale("log")
-    ax.set(xlim=(froc.fp_rates.min() / 2, upper), ylim=(0, 1.02), xlabel="false positives per image",
-           ylabel="lesion sensitivity", title=f"FROC ({froc.n_lesions} lesions, {froc.n_images} images)")
+    ax.set(
+        xlim=(froc.fp_rates.min() / 2, upper),
+        ylim=(0, 1.02),
+        xlabel="false positives per image",
+        ylabel="lesion sensitivity",
+        title=f"FROC ({froc.n_lesions} lesions, {froc.n_images} images)",
+    )
     ax.set_xticks(froc.fp_rates, [f"{r:g}" for r in froc.fp_rates])
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
@@ -82,8 +95,13 @@ def plot_roc(image_level: ImageLevelResult, path: str | Path) -> Path:
         ax.legend(loc="lower right")
     else:
         ax.text(0.5, 0.5, "AUROC undefined:\nneeds normal and abnormal images", ha="center", va="center")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="1 - specificity", ylabel="sensitivity",
-           title="Any abnormality (image level)")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="1 - specificity",
+        ylabel="sensitivity",
+        title="Any abnormality (image level)",
+    )
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -39,10 +39,21 @@ def top_k(dets: Detections, k: int) -> Detections:
     return dets[0][keep], dets[1][keep], dets[2][keep]
 
 
-def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, conf: float = 0.001,
-                  iou: float = 0.7, tta: bool = False, device: str | None = None, batch: int = 16,
-                  max_det: int = 300, wbf_iou: float = 0.55, settings_dir: str | Path | None = None,
-                  progress: bool = False) -> SplitPredictions:
+def predict_split(
+    weights,
+    data_yaml: str | Path,
+    split: str,
+    imgsz: int = 640,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    tta: bool = False,
+    device: str | None = None,
+    batch: int = 16,
+    max_det: int = 300,
+    wbf_iou: float = 0.55,
+    settings_dir: str | Path | None = None,
+    progress: bool = False,
+) -> SplitPredictions:
     """Predictions and ground truth for every image of `split`; `weights` may be a loaded model.
     `progress`: a tqdm bar over the images (stderr)."""
     from tqdm import tqdm
@@ -53,8 +64,10 @@ def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, 
     model = load_yolo(weights, settings_dir)
     names = class_names(model)
     if len(names) != len(data.names):
-        raise ModelError(f"the model predicts {len(names)} classes, the dataset {data.data_yaml} has "
-                         f"{len(data.names)}: these weights were not trained on this dataset")
+        raise ModelError(
+            f"the model predicts {len(names)} classes, the dataset {data.data_yaml} has "
+            f"{len(data.names)}: these weights were not trained on this dataset"
+        )
     if names != data.names:
         log.warning("model class names %s differ from the dataset's %s; using the dataset's", names, data.names)
     step = max(int(batch), 1) if is_pytorch(model) else 1
@@ -68,8 +81,10 @@ def predict_split(weights, data_yaml: str | Path, split: str, imgsz: int = 640, 
         if tta:
             mirrored = [np.ascontiguousarray(g[:, ::-1]) for g in grays]
             flipped = predict_images(model, mirrored, imgsz, conf, iou, device, max_det)
-            dets = [top_k(merge_flip(d, f, g.shape[1], g.shape[0], iou_thr=wbf_iou, skip_box_thr=conf), max_det)
-                    for d, f, g in zip(dets, flipped, grays, strict=True)]
+            dets = [
+                top_k(merge_flip(d, f, g.shape[1], g.shape[0], iou_thr=wbf_iou, skip_box_thr=conf), max_det)
+                for d, f, g in zip(dets, flipped, grays, strict=True)
+            ]
         for image, (boxes, scores, labels) in zip(chunk, dets, strict=True):
             preds.append({"image_id": image.image_id, "boxes": boxes, "scores": scores, "labels": labels})
         bar.update(len(chunk))

@@ -84,19 +84,37 @@ def _class_rows(result: EvaluationResult) -> list[list]:
     det = result.detection
     rows = []
     for c, name in enumerate(result.names):
-        rows.append([name, int(det.images_with_class[c]), int(det.instances[c]), det.ap40[c],
-                     det.ap_at(0.5)[c], det.ap50_95[c], det.precision[c], det.recall[c]])
+        rows.append(
+            [
+                name,
+                int(det.images_with_class[c]),
+                int(det.instances[c]),
+                det.ap40[c],
+                det.ap_at(0.5)[c],
+                det.ap50_95[c],
+                det.precision[c],
+                det.recall[c],
+            ]
+        )
     return rows
 
 
 def _failure_rows(items: Sequence[Mapping], names: Sequence[str]) -> list[list]:
-    return [[item["image_id"], names[item["label"]], item["score"],
-             " ".join(f"{v:.0f}" for v in item["box"])] for item in items]
+    return [
+        [item["image_id"], names[item["label"]], item["score"], " ".join(f"{v:.0f}" for v in item["box"])]
+        for item in items
+    ]
 
 
-def write_evaluation_report(result: EvaluationResult, preds: Sequence[Mapping], gts: Sequence[Mapping],
-                 flat: Mapping[str, float], out_dir: str | Path, settings: Mapping | None = None,
-                 definitions: Mapping[str, str] | None = None) -> Path:
+def write_evaluation_report(
+    result: EvaluationResult,
+    preds: Sequence[Mapping],
+    gts: Sequence[Mapping],
+    flat: Mapping[str, float],
+    out_dir: str | Path,
+    settings: Mapping | None = None,
+    definitions: Mapping[str, str] | None = None,
+) -> Path:
     """Write everything under out_dir; returns the path of report.md. `gts` must carry image paths
     (for the galleries) as predict_split's do."""
     out = Path(out_dir)
@@ -118,24 +136,47 @@ def write_evaluation_report(result: EvaluationResult, preds: Sequence[Mapping], 
     lines = [f"# Evaluation report: {settings.get('split', '') if settings else ''} split", ""]
     if settings:
         lines += _table(["setting", "value"], [[k, v] for k, v in settings.items()])
-    lines += [f"mAP@0.4: {det.method}; mAP50, mAP50-95: COCO matching, 101 recall points. Operating point: "
-              f"confidence >= {det.conf:g}, "
-              f"IoU >= {iou} with a box of the same class.", "", "## Summary", ""]
+    lines += [
+        f"mAP@0.4: {det.method}; mAP50, mAP50-95: COCO matching, 101 recall points. Operating point: "
+        f"confidence >= {det.conf:g}, "
+        f"IoU >= {iou} with a box of the same class.",
+        "",
+        "## Summary",
+        "",
+    ]
     lines += _table(["metric", "value", "95% CI"], _summary_rows(result, flat))
     lines += ["## Per class", ""]
-    lines += _table(["class", "images", "instances", "AP@0.4", "AP50", "AP50-95", "precision", "recall"],
-                    _class_rows(result))
+    lines += _table(
+        ["class", "images", "instances", "AP@0.4", "AP50", "AP50-95", "precision", "recall"], _class_rows(result)
+    )
     lines += [f"## FROC (IoU {iou}, each lesion counted once)", ""]
-    lines += _table(["FP per image", *(f"{r:g}" for r in fr.fp_rates), "mean"],
-                    [["sensitivity", *fr.sensitivity, fr.mean]])
-    lines += ["![FROC curve](plots/froc.png)", "", '## Image level: "any abnormality"', "",
-              "Image score = highest detection confidence (0 without detections); an image without ground-truth "
-              f'boxes is normal; below {img.threshold:g} the image is reported "No findings".', "",
-              "![ROC curve](plots/roc.png)", "", "## Precision-recall curves", "",
-              "![PR curves](plots/pr_curves.png)", "", "## Confusion matrix", "",
-              f"Detections with confidence >= {det.conf:g} paired with ground truth of any class at IoU >= {iou}; "
-              "rows: true class, columns: predicted class.", "", "![Confusion matrix](plots/confusion_matrix.png)",
-              "", "## Most confident false positives", ""]
+    lines += _table(
+        ["FP per image", *(f"{r:g}" for r in fr.fp_rates), "mean"], [["sensitivity", *fr.sensitivity, fr.mean]]
+    )
+    lines += [
+        "![FROC curve](plots/froc.png)",
+        "",
+        '## Image level: "any abnormality"',
+        "",
+        "Image score = highest detection confidence (0 without detections); an image without ground-truth "
+        f'boxes is normal; below {img.threshold:g} the image is reported "No findings".',
+        "",
+        "![ROC curve](plots/roc.png)",
+        "",
+        "## Precision-recall curves",
+        "",
+        "![PR curves](plots/pr_curves.png)",
+        "",
+        "## Confusion matrix",
+        "",
+        f"Detections with confidence >= {det.conf:g} paired with ground truth of any class at IoU >= {iou}; "
+        "rows: true class, columns: predicted class.",
+        "",
+        "![Confusion matrix](plots/confusion_matrix.png)",
+        "",
+        "## Most confident false positives",
+        "",
+    ]
     if fp_png:
         lines += ["![false positives](galleries/false_positives.png)", ""]
         lines += _table(["image", "class", "score", "box x1 y1 x2 y2"], _failure_rows(result.false_positives, names))
@@ -149,9 +190,14 @@ def write_evaluation_report(result: EvaluationResult, preds: Sequence[Mapping], 
         lines += ["None.", ""]
     if definitions:
         lines += ["## Definitions", "", *[f"- **{k}**: {v}" for k, v in definitions.items()], ""]
-    lines += ["## Files", "", "- `metrics.json`: the metrics above under their tracking names",
-              "- `predictions.csv`: every detection; `images.csv`: every image with its score and report",
-              "- `submission.csv`: VinBigData format (`image_id,PredictionString`; `14 1 0 0 1 1` = no finding)", ""]
+    lines += [
+        "## Files",
+        "",
+        "- `metrics.json`: the metrics above under their tracking names",
+        "- `predictions.csv`: every detection; `images.csv`: every image with its score and report",
+        "- `submission.csv`: VinBigData format (`image_id,PredictionString`; `14 1 0 0 1 1` = no finding)",
+        "",
+    ]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report

@@ -31,11 +31,15 @@ def significance_objective(cfg: DictConfig) -> tuple[str, str]:
 
     split, _, metric = str(cfg.objective.metric).partition("/")
     if metric not in HEADLINE_METRICS or split not in ("val", "test"):
-        raise ConfigError(f"tracking.better_if=significant: objective.metric={cfg.objective.metric!r} has no paired "
-                          f"test. Fix: objective.metric=<val|test>/<{'|'.join(HEADLINE_METRICS)}>")
+        raise ConfigError(
+            f"tracking.better_if=significant: objective.metric={cfg.objective.metric!r} has no paired "
+            f"test. Fix: objective.metric=<val|test>/<{'|'.join(HEADLINE_METRICS)}>"
+        )
     if str(cfg.objective.direction) != "maximize":
-        raise ConfigError("tracking.better_if=significant: every testable metric is higher-is-better; "
-                          "set objective.direction=maximize")
+        raise ConfigError(
+            "tracking.better_if=significant: every testable metric is higher-is-better; "
+            "set objective.direction=maximize"
+        )
     return split, metric
 
 
@@ -53,8 +57,9 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
         holder = version_holding(name, alias, cfg.tracking.tracking_uri)
         if holder is None:
             return None
-        weights, _, version = resolve_weights(f"models:/{name}/{holder}", cfg.tracking.tracking_uri,
-                                              Path(cfg.paths.cache_dir) / "registry")
+        weights, _, version = resolve_weights(
+            f"models:/{name}/{holder}", cfg.tracking.tracking_uri, Path(cfg.paths.cache_dir) / "registry"
+        )
         from xray_exp.evaluation.comparison import compare_models
         from xray_exp.evaluation.pipeline import (
             PREDICT_BATCH,
@@ -64,19 +69,38 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
             MetricSettings,
         )
 
-        models = [{"name": f"{name} v{version}", "weights": weights, "imgsz": int(cfg.train.imgsz)},
-                  {"name": "this run", "weights": best, "imgsz": int(cfg.train.imgsz)}]
-        comparison = compare_models(models, info.data_yaml, split, MetricSettings.from_config(cfg.post),
-                                    conf=PREDICT_CONF, iou=PREDICT_NMS_IOU, device=cfg.hardware.device,
-                                    batch=PREDICT_BATCH, max_det=PREDICT_MAX_DET)
+        models = [
+            {"name": f"{name} v{version}", "weights": weights, "imgsz": int(cfg.train.imgsz)},
+            {"name": "this run", "weights": best, "imgsz": int(cfg.train.imgsz)},
+        ]
+        comparison = compare_models(
+            models,
+            info.data_yaml,
+            split,
+            MetricSettings.from_config(cfg.post),
+            conf=PREDICT_CONF,
+            iou=PREDICT_NMS_IOU,
+            device=cfg.hardware.device,
+            batch=PREDICT_BATCH,
+            max_det=PREDICT_MAX_DET,
+        )
     except Exception as exc:  # noqa: BLE001 - any failure keeps the alias; the reason is recorded
         log.warning("better_if=significant: could not compare with %s@%s: %s", name, alias, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
     diff = next(d for d in comparison.differences if d.metric == metric)
     verdict = next(v for d, v in zip(comparison.differences, comparison.verdicts, strict=True) if d.metric == metric)
     significant = bool(math.isfinite(diff.p_value) and diff.p_value < ALPHA and diff.diff > 0)
-    found = {"split": split, "metric": metric, "holder_version": str(version), "diff": float(diff.diff),
-             "ci_low": float(diff.ci_low), "ci_high": float(diff.ci_high), "p_value": float(diff.p_value),
-             "test": diff.test, "significant": significant, "verdict": verdict}
+    found = {
+        "split": split,
+        "metric": metric,
+        "holder_version": str(version),
+        "diff": float(diff.diff),
+        "ci_low": float(diff.ci_low),
+        "ci_high": float(diff.ci_high),
+        "p_value": float(diff.p_value),
+        "test": diff.test,
+        "significant": significant,
+        "verdict": verdict,
+    }
     log.info("better_if=significant: %s", verdict)
     return found

@@ -52,8 +52,9 @@ def average_precision(tp: ArrayLike, n_gt: int, method: str = "coco101") -> floa
     return float(np.sum(steps * envelope))
 
 
-def interpolated_ap_rows(recall: NDArray[np.float64], precision: NDArray[np.float64], method: str
-                         ) -> NDArray[np.float64]:
+def interpolated_ap_rows(
+    recall: NDArray[np.float64], precision: NDArray[np.float64], method: str
+) -> NDArray[np.float64]:
     """(R,) AP of R precision-recall curves (R, D) (recall non-decreasing along each row), computed
     exactly as `average_precision` does for one."""
     envelope: NDArray[np.float64] = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
@@ -76,8 +77,9 @@ def interpolated_ap_rows(recall: NDArray[np.float64], precision: NDArray[np.floa
     return ap
 
 
-def weighted_average_precision(tp: ArrayLike, det_image: NDArray[np.intp], gt_per_image: ArrayLike,
-                               weights: ArrayLike, method: str = "coco101") -> NDArray[np.float64]:
+def weighted_average_precision(
+    tp: ArrayLike, det_image: NDArray[np.intp], gt_per_image: ArrayLike, weights: ArrayLike, method: str = "coco101"
+) -> NDArray[np.float64]:
     """AP of one class with images weighted by `weights` (B, N), a bootstrap resample's draw counts:
     the same value as `average_precision` on the dataset with each image repeated that often.
 

@@ -43,8 +43,9 @@ def check_cache(result: EvaluationResult) -> MatchCache:
     return cache
 
 
-def resampled_weights(cache: MatchCache, n_boot: int, seed: int, progress: bool = False, desc: str = "bootstrap"
-                      ) -> Iterator[NDArray[np.float64]]:
+def resampled_weights(
+    cache: MatchCache, n_boot: int, seed: int, progress: bool = False, desc: str = "bootstrap"
+) -> Iterator[NDArray[np.float64]]:
     """Yield (chunk of weights (b, N)) for n_boot resamples, seeded, with a tqdm bar when `progress`."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -65,8 +66,9 @@ def resampled_weights(cache: MatchCache, n_boot: int, seed: int, progress: bool 
             bar.close()
 
 
-def bootstrap_values(result: EvaluationResult, n_boot: int = 1000, seed: int = 0, progress: bool = False
-                     ) -> dict[str, NDArray[np.float64]]:
+def bootstrap_values(
+    result: EvaluationResult, n_boot: int = 1000, seed: int = 0, progress: bool = False
+) -> dict[str, NDArray[np.float64]]:
     """(n_boot,) resampled value of every headline metric."""
     cache = check_cache(result)
     parts = [headline_for_weights(cache, w) for w in resampled_weights(cache, n_boot, seed, progress)]
@@ -83,8 +85,9 @@ def percentile_interval(values: NDArray[np.float64], level: float) -> tuple[floa
     return float(low), float(high)
 
 
-def bootstrap_ci(result: EvaluationResult, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                 progress: bool = False) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    result: EvaluationResult, n_boot: int = 1000, seed: int = 0, level: float = 0.95, progress: bool = False
+) -> dict[str, tuple[float, float]]:
     """{headline metric: (low, high)} percentile interval at `level`."""
     percentile_interval(np.zeros(1), level)  # checks `level` before the work
     values = bootstrap_values(result, n_boot, seed, progress)

@@ -1,6 +1,6 @@
 """Box geometry: pairwise IoU of xyxy boxes.
 
-    ious = box_iou(a, b)   # (N, 4), (M, 4) -> (N, M)
+ious = box_iou(a, b)   # (N, 4), (M, 4) -> (N, M)
 """
 
 from __future__ import annotations

@@ -20,13 +20,15 @@ from xray_exp.metrics.boxes import box_iou
 from xray_exp.metrics.records import ImageBoxes, Record, check_labels, pair_records
 
 
-def confusion_matrix(preds: Sequence[Record], gts: Sequence[Record], num_classes: int, conf: float = 0.25,
-                     iou_threshold: float = 0.4) -> NDArray[np.int64]:
+def confusion_matrix(
+    preds: Sequence[Record], gts: Sequence[Record], num_classes: int, conf: float = 0.25, iou_threshold: float = 0.4
+) -> NDArray[np.int64]:
     return confusion_from_pairs(pair_records(preds, gts), num_classes, conf, iou_threshold)
 
 
-def confusion_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, conf: float,
-                         iou_threshold: float) -> NDArray[np.int64]:
+def confusion_from_pairs(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, conf: float, iou_threshold: float
+) -> NDArray[np.int64]:
     check_labels(pairs, num_classes)
     background = num_classes
     cm = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)

@@ -58,8 +58,7 @@ class DetectionMetrics:
     ap40: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # (C,) AP at IoU 0.4 by `method`
     method: str = "voc2010"  # the map40 method
     # (recall, precision, scores) per class at the operating point
-    pr_curves: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = field(
-        default_factory=list)
+    pr_curves: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = field(default_factory=list)
     no_finding_ap: float = float("nan")  # the "No finding" class's AP (when scored)
     no_finding_name: str | None = None  # its name; None = not scored
 
@@ -117,41 +116,60 @@ def ap_thresholds(match_iou: float, extra: ArrayLike = ()) -> NDArray[np.float64
     return np.concatenate([wanted, COCO_IOU_THRESHOLDS])
 
 
-def detection_metrics(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
-                      match_iou: float = VINBIGDATA_IOU, conf: float = 0.25, map40_method: str = "voc2010",
-                      max_dets: int | None = 100, iou_thresholds: ArrayLike = ()) -> DetectionMetrics:
+def detection_metrics(
+    preds: Sequence[Record],
+    gts: Sequence[Record],
+    num_classes: int,
+    match_iou: float = VINBIGDATA_IOU,
+    conf: float = 0.25,
+    map40_method: str = "voc2010",
+    max_dets: int | None = 100,
+    iou_thresholds: ArrayLike = (),
+) -> DetectionMetrics:
     """COCO AP per class at 0.4, `match_iou`, `iou_thresholds` and 0.50:0.95 (`max_dets` top detections
     per image and class, COCO: 100; None = all), AP40 by `map40_method`. Precision, recall and the PR
     curves use every detection, COCO-matched at `match_iou`."""
     pairs = pair_records(preds, gts)
     thresholds = ap_thresholds(match_iou, np.atleast_1d(iou_thresholds))
     full = match_dataset(pairs, num_classes, thresholds)
-    truncated = (match_dataset(pairs, num_classes, thresholds, max_dets=max_dets)
-                 if exceeds_max_dets(pairs, max_dets) else full)
+    truncated = (
+        match_dataset(pairs, num_classes, thresholds, max_dets=max_dets) if exceeds_max_dets(pairs, max_dets) else full
+    )
     operating = [m.row(threshold_index(thresholds, match_iou)) for m in full]
     map40_method = check_map40_method(map40_method)
     map40 = map40_matches(pairs, num_classes, truncated, thresholds, map40_method)
-    return detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, conf, map40,
-                                          map40_method)
+    return detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, conf, map40, map40_method)
 
 
-def map40_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, coco: list[ClassMatches],
-                  thresholds: NDArray[np.float64], map40_method: str) -> list[ClassMatches]:
+def map40_matches(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]],
+    num_classes: int,
+    coco: list[ClassMatches],
+    thresholds: NDArray[np.float64],
+    map40_method: str,
+) -> list[ClassMatches]:
     """Single-threshold matches at IoU 0.4 by the method's rule (COCO ones are reused from `coco`)."""
     if MAP40_METHODS[map40_method][0] == "voc":
         return match_dataset(pairs, num_classes, [VINBIGDATA_IOU], rule="voc")
     return [m.row(threshold_index(thresholds, VINBIGDATA_IOU)) for m in coco]
 
 
-def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], ap_matches: list[ClassMatches],
-                                   operating: list[ClassMatches], thresholds: NDArray[np.float64], match_iou: float,
-                                   conf: float, map40: list[ClassMatches], map40_method: str = "voc2010"
-                                   ) -> DetectionMetrics:
+def detection_metrics_from_matches(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]],
+    ap_matches: list[ClassMatches],
+    operating: list[ClassMatches],
+    thresholds: NDArray[np.float64],
+    match_iou: float,
+    conf: float,
+    map40: list[ClassMatches],
+    map40_method: str = "voc2010",
+) -> DetectionMetrics:
     """`ap_matches` at every threshold (COCO AP), `operating` at `match_iou` only (the operating point),
     `map40` at IoU 0.4 by `map40_method`."""
     num_classes = len(ap_matches)
-    ap = np.array([[average_precision(m.tp[t], m.n_gt, "coco101") for t in range(len(thresholds))]
-                   for m in ap_matches]).reshape(num_classes, len(thresholds))
+    ap = np.array(
+        [[average_precision(m.tp[t], m.n_gt, "coco101") for t in range(len(thresholds))] for m in ap_matches]
+    ).reshape(num_classes, len(thresholds))
     interpolation = MAP40_METHODS[map40_method][1]
     ap40 = np.array([average_precision(m.tp[0], m.n_gt, interpolation) for m in map40], dtype=np.float64)
     tp = np.array([int(m.tp[0][m.scores >= conf].sum()) for m in operating], dtype=np.int64)
@@ -161,7 +179,15 @@ def detection_metrics_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], a
     for _, gt in pairs:
         images_with_class[np.unique(gt.labels)] += 1
     return DetectionMetrics(
-        iou_thresholds=thresholds, ap=ap, instances=np.array([m.n_gt for m in ap_matches], dtype=np.int64),
-        images_with_class=images_with_class, match_iou=float(match_iou), conf=float(conf), tp=tp, fp=fp,
-        ap40=ap40, method=map40_method, pr_curves=curves,
+        iou_thresholds=thresholds,
+        ap=ap,
+        instances=np.array([m.n_gt for m in ap_matches], dtype=np.int64),
+        images_with_class=images_with_class,
+        match_iou=float(match_iou),
+        conf=float(conf),
+        tp=tp,
+        fp=fp,
+        ap40=ap40,
+        method=map40_method,
+        pr_curves=curves,
     )

@@ -33,34 +33,48 @@ class Failure(TypedDict):
     area: NotRequired[float]  # false negatives: the box's area (the tie-break)
 
 
-def worst_false_positives(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
-                          iou_threshold: float = 0.4, k: int = 12) -> list[Failure]:
+def worst_false_positives(
+    preds: Sequence[Record], gts: Sequence[Record], num_classes: int, iou_threshold: float = 0.4, k: int = 12
+) -> list[Failure]:
     pairs = pair_records(preds, gts)
     return false_positives_from_matches(pairs, match_dataset(pairs, num_classes, [iou_threshold]), k)
 
 
-def worst_false_negatives(preds: Sequence[Record], gts: Sequence[Record], num_classes: int,
-                          conf: float = 0.25, iou_threshold: float = 0.4, k: int = 12) -> list[Failure]:
+def worst_false_negatives(
+    preds: Sequence[Record],
+    gts: Sequence[Record],
+    num_classes: int,
+    conf: float = 0.25,
+    iou_threshold: float = 0.4,
+    k: int = 12,
+) -> list[Failure]:
     pairs = pair_records(preds, gts)
     matches = match_dataset(pairs, num_classes, [iou_threshold])
     return false_negatives_from_matches(pairs, matches, conf, iou_threshold, k)
 
 
-def false_positives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], matches: list[ClassMatches],
-                                 k: int = 12) -> list[Failure]:
+def false_positives_from_matches(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]], matches: list[ClassMatches], k: int = 12
+) -> list[Failure]:
     """The k highest-scoring unmatched detections (`matches` at one IoU threshold)."""
     found: list[Failure] = []
     for c, m in enumerate(matches):
         for j in np.flatnonzero(~m.tp[0]):
             pred = pairs[m.image_index[j]][0]
-            found.append({"image_id": pred.image_id, "box": pred.boxes[m.det_index[j]], "label": c,
-                          "score": float(m.scores[j])})
+            found.append(
+                {"image_id": pred.image_id, "box": pred.boxes[m.det_index[j]], "label": c, "score": float(m.scores[j])}
+            )
     found.sort(key=lambda f: -f["score"])
     return found[:k]
 
 
-def false_negatives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], matches: list[ClassMatches],
-                                 conf: float, iou_threshold: float, k: int = 12) -> list[Failure]:
+def false_negatives_from_matches(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]],
+    matches: list[ClassMatches],
+    conf: float,
+    iou_threshold: float,
+    k: int = 12,
+) -> list[Failure]:
     """The k most-missed ground-truth boxes among those no detection with score >= conf matched."""
     matched = [np.zeros(len(gt), dtype=bool) for _, gt in pairs]
     for m in matches:
@@ -77,7 +91,14 @@ def false_negatives_from_matches(pairs: list[tuple[ImageBoxes, ImageBoxes]], mat
         overlap = np.where(same & (ious >= iou_threshold), pred.scores[None, :], 0.0)
         best = overlap.max(axis=1) if len(pred) else np.zeros(len(gt))
         for g in np.flatnonzero(~hit):
-            found.append({"image_id": gt.image_id, "box": gt.boxes[g], "label": int(gt.labels[g]),
-                          "score": float(best[g]), "area": float(box_area(gt.boxes[g])[0])})
+            found.append(
+                {
+                    "image_id": gt.image_id,
+                    "box": gt.boxes[g],
+                    "label": int(gt.labels[g]),
+                    "score": float(best[g]),
+                    "area": float(box_area(gt.boxes[g])[0]),
+                }
+            )
     found.sort(key=lambda f: (f["score"], -f["area"]))
     return found[:k]

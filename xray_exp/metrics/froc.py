@@ -72,8 +72,12 @@ def hit_matrix(pred: ImageBoxes, gt: ImageBoxes, iou_threshold: float, hit: str)
         cx = (pred.boxes[:, 0] + pred.boxes[:, 2]) / 2
         cy = (pred.boxes[:, 1] + pred.boxes[:, 3]) / 2
         g = gt.boxes
-        ok = ((cx[:, None] >= g[None, :, 0]) & (cx[:, None] <= g[None, :, 2])
-              & (cy[:, None] >= g[None, :, 1]) & (cy[:, None] <= g[None, :, 3]))
+        ok = (
+            (cx[:, None] >= g[None, :, 0])
+            & (cx[:, None] <= g[None, :, 2])
+            & (cy[:, None] >= g[None, :, 1])
+            & (cy[:, None] <= g[None, :, 3])
+        )
     else:
         raise ValueError(f"unknown FROC hit criterion {hit!r}; choose one of {FROC_HITS}")
     same_class: NDArray[np.bool_] = pred.labels[:, None] == gt.labels[None, :]
@@ -92,22 +96,32 @@ def froc_events(pairs: list[tuple[ImageBoxes, ImageBoxes]], iou_threshold: float
         fp = ~ok.any(axis=1)
         fp_score.append(pred.scores[fp])
         fp_image.append(np.full(int(fp.sum()), i, dtype=np.int64))
-    return FrocEvents(np.concatenate([np.zeros(0), *lesion_score]),
-                      np.concatenate([np.zeros(0, np.int64), *lesion_image]),
-                      np.concatenate([np.zeros(0), *fp_score]), np.concatenate([np.zeros(0, np.int64), *fp_image]),
-                      len(pairs))
+    return FrocEvents(
+        np.concatenate([np.zeros(0), *lesion_score]),
+        np.concatenate([np.zeros(0, np.int64), *lesion_image]),
+        np.concatenate([np.zeros(0), *fp_score]),
+        np.concatenate([np.zeros(0, np.int64), *fp_image]),
+        len(pairs),
+    )
 
 
-def froc(preds: Sequence[Record], gts: Sequence[Record], iou_threshold: float = 0.4,
-         fp_rates: ArrayLike = FROC_FP_RATES, num_classes: int | None = None, hit: str = "iou") -> FrocResult:
+def froc(
+    preds: Sequence[Record],
+    gts: Sequence[Record],
+    iou_threshold: float = 0.4,
+    fp_rates: ArrayLike = FROC_FP_RATES,
+    num_classes: int | None = None,
+    hit: str = "iou",
+) -> FrocResult:
     pairs = pair_records(preds, gts)
     if num_classes is not None:
         check_labels(pairs, num_classes)
     return froc_from_events(froc_events(pairs, iou_threshold, hit), fp_rates, hit)
 
 
-def event_order(events: FrocEvents
-                ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.int64], NDArray[np.bool_]]:
+def event_order(
+    events: FrocEvents,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.int64], NDArray[np.bool_]]:
     """Found lesions and false positives by descending score: (scores, is_lesion, image, last_of_tie)."""
     found = np.isfinite(events.lesion_score)
     scores = np.r_[events.lesion_score[found], events.fp_score]
@@ -119,8 +133,9 @@ def event_order(events: FrocEvents
     return scores, is_lesion, image, last_of_tie
 
 
-def weighted_froc(events: FrocEvents, weights: ArrayLike, fp_rates: ArrayLike = FROC_FP_RATES
-                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+def weighted_froc(
+    events: FrocEvents, weights: ArrayLike, fp_rates: ArrayLike = FROC_FP_RATES
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Images weighted by `weights` (B, N) (a bootstrap resample: how often each image is drawn).
 
     Returns (B, K) sensitivity at each rate, and the (B, P) curve: fppi and sensitivity."""
@@ -141,6 +156,13 @@ def weighted_froc(events: FrocEvents, weights: ArrayLike, fp_rates: ArrayLike = 
 def froc_from_events(events: FrocEvents, fp_rates: ArrayLike = FROC_FP_RATES, hit: str = "iou") -> FrocResult:
     scores, _, _, last_of_tie = event_order(events)
     at_rate, fppi, sens = weighted_froc(events, np.ones((1, events.n_images)), fp_rates)
-    return FrocResult(fp_rates=np.asarray(fp_rates, dtype=np.float64), sensitivity=at_rate[0], fppi=fppi[0],
-                      curve_sensitivity=sens[0], thresholds=np.r_[np.inf, scores[last_of_tie]],
-                      n_lesions=len(events.lesion_score), n_images=events.n_images, hit=hit)
+    return FrocResult(
+        fp_rates=np.asarray(fp_rates, dtype=np.float64),
+        sensitivity=at_rate[0],
+        fppi=fppi[0],
+        curve_sensitivity=sens[0],
+        thresholds=np.r_[np.inf, scores[last_of_tie]],
+        n_lesions=len(events.lesion_score),
+        n_images=events.n_images,
+        hit=hit,
+    )

@@ -43,22 +43,23 @@ class ImageLevelResult:
         return self.scores < self.threshold
 
 
-def image_scores(preds: Sequence[Record], gts: Sequence[Record]
-                 ) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
+def image_scores(
+    preds: Sequence[Record], gts: Sequence[Record]
+) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
     """Image ids, max detection score (0 if none) and abnormal flag, in ground-truth order."""
     return image_scores_from_pairs(pair_records(preds, gts))
 
 
-def image_scores_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]]
-                            ) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
+def image_scores_from_pairs(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]],
+) -> tuple[list[str], NDArray[np.float64], NDArray[np.bool_]]:
     ids = [gt.image_id for _, gt in pairs]
     scores = np.array([p.scores.max() if len(p) else 0.0 for p, _ in pairs], dtype=np.float64)
     abnormal = np.array([len(gt) > 0 for _, gt in pairs], dtype=bool)
     return ids, scores, abnormal
 
 
-def image_level_metrics(preds: Sequence[Record], gts: Sequence[Record], threshold: float = 0.25
-                        ) -> ImageLevelResult:
+def image_level_metrics(preds: Sequence[Record], gts: Sequence[Record], threshold: float = 0.25) -> ImageLevelResult:
     return image_level_from_pairs(pair_records(preds, gts), threshold)
 
 
@@ -71,8 +72,15 @@ def image_level_from_pairs(pairs: list[tuple[ImageBoxes, ImageBoxes]], threshold
     auroc = float(roc_auc_score(abnormal, scores)) if both else float("nan")
     sensitivity = float(positive[abnormal].mean()) if abnormal.any() else float("nan")
     specificity = float((~positive)[~abnormal].mean()) if (~abnormal).any() else float("nan")
-    return ImageLevelResult(image_ids=ids, scores=scores, abnormal=abnormal, threshold=float(threshold),
-                            auroc=auroc, sensitivity=sensitivity, specificity=specificity)
+    return ImageLevelResult(
+        image_ids=ids,
+        scores=scores,
+        abnormal=abnormal,
+        threshold=float(threshold),
+        auroc=auroc,
+        sensitivity=sensitivity,
+        specificity=specificity,
+    )
 
 
 NO_NORMAL_NOTE = "n/a (no normal images in this split)"

@@ -109,8 +109,13 @@ def voc_match(ious: NDArray[np.float64], threshold: float) -> NDArray[np.int64]:
 MATCH_RULES = ("coco", "voc")
 
 
-def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, iou_thresholds: ArrayLike,
-                  max_dets: int | None = None, rule: str = "coco") -> list[ClassMatches]:
+def match_dataset(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]],
+    num_classes: int,
+    iou_thresholds: ArrayLike,
+    max_dets: int | None = None,
+    rule: str = "coco",
+) -> list[ClassMatches]:
     """Match every image and class; `max_dets` keeps the top-scoring detections per image and class
     (COCO evaluates AP with 100). `rule="voc"` takes one threshold."""
     check_labels(pairs, num_classes)
@@ -141,11 +146,13 @@ def match_dataset(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int, 
     for c in range(num_classes):
         if not parts[c]:
             empty = np.zeros(0, dtype=np.int64)
-            matches.append(ClassMatches(np.zeros(0), np.zeros((len(thresholds), 0), np.int64), empty, empty,
-                                        int(n_gt[c])))
+            matches.append(
+                ClassMatches(np.zeros(0), np.zeros((len(thresholds), 0), np.int64), empty, empty, int(n_gt[c]))
+            )
             continue
         scores, gt_index, image_index, det_index = (np.concatenate(x, axis=-1) for x in zip(*parts[c], strict=True))
         order = np.argsort(-scores, kind="mergesort")
-        matches.append(ClassMatches(scores[order], gt_index[:, order], image_index[order], det_index[order],
-                                    int(n_gt[c])))
+        matches.append(
+            ClassMatches(scores[order], gt_index[:, order], image_index[order], det_index[order], int(n_gt[c]))
+        )
     return matches

@@ -41,12 +41,14 @@ def score_overrides(preds: Sequence[Record]) -> dict[str, float]:
     return out
 
 
-def no_finding_scores(pairs: list[tuple[ImageBoxes, ImageBoxes]], overrides: Mapping[str, float] | None = None
-                      ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def no_finding_scores(
+    pairs: list[tuple[ImageBoxes, ImageBoxes]], overrides: Mapping[str, float] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """(N,) "No finding" confidence per image and (N,) bool: the image is normal (no ground-truth box)."""
     overrides = overrides or {}
-    scores = np.array([overrides.get(gt.image_id, 1.0 - (p.scores.max() if len(p) else 0.0)) for p, gt in pairs],
-                      dtype=np.float64)
+    scores = np.array(
+        [overrides.get(gt.image_id, 1.0 - (p.scores.max() if len(p) else 0.0)) for p, gt in pairs], dtype=np.float64
+    )
     normal = np.array([len(gt) == 0 for _, gt in pairs], dtype=bool)
     return scores, normal
 
@@ -60,7 +62,8 @@ def no_finding_ap(scores: NDArray[np.float64], normal: NDArray[np.bool_], interp
     return average_precision(normal[order], int(normal.sum()), interpolation)
 
 
-def weighted_no_finding_ap(scores: NDArray[np.float64], normal: NDArray[np.bool_], weights: ArrayLike,
-                           interpolation: str) -> NDArray[np.float64]:
+def weighted_no_finding_ap(
+    scores: NDArray[np.float64], normal: NDArray[np.bool_], weights: ArrayLike, interpolation: str
+) -> NDArray[np.float64]:
     order = ranking(scores)
     return weighted_average_precision(normal[order], order, normal, weights, interpolation)

@@ -38,8 +38,9 @@ class PairedDifference:
     test: str  # "paired bootstrap" | "DeLong"
 
 
-def delong_covariance(scores: ArrayLike, positive: NDArray[np.bool_]
-                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def delong_covariance(
+    scores: ArrayLike, positive: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """AUROCs (k,) of k score vectors (k, n) against one label vector, and their (k, k) covariance
     (fast DeLong, Sun & Xu 2014: midranks instead of all pairs)."""
     from scipy.stats import rankdata
@@ -59,9 +60,9 @@ def delong_covariance(scores: ArrayLike, positive: NDArray[np.bool_]
     return aucs, cov
 
 
-def delong_test(scores_a: NDArray[np.float64], scores_b: NDArray[np.float64], positive: ArrayLike,
-                level: float = 0.95
-                ) -> tuple[float, float, float, float]:
+def delong_test(
+    scores_a: NDArray[np.float64], scores_b: NDArray[np.float64], positive: ArrayLike, level: float = 0.95
+) -> tuple[float, float, float, float]:
     """(auroc_a, auroc_b, p-value, half-width of the `level` interval of auroc_b - auroc_a)."""
     from scipy.stats import norm
 
@@ -89,17 +90,25 @@ def aligned(cache_a: MatchCache, cache_b: MatchCache) -> NDArray[np.int64]:
     position = {image_id: j for j, image_id in enumerate(ids_b)}
     if len(ids_a) != len(ids_b) or set(position) != set(ids_a):
         only_a, only_b = sorted(set(ids_a) - set(position))[:5], sorted(set(position) - set(ids_a))[:5]
-        raise ValueError(f"paired comparison needs the same images in both evaluations: {len(ids_a)} vs "
-                         f"{len(ids_b)} images, only in A: {only_a}, only in B: {only_b}; evaluate both models "
-                         "on the same split")
+        raise ValueError(
+            f"paired comparison needs the same images in both evaluations: {len(ids_a)} vs "
+            f"{len(ids_b)} images, only in A: {only_a}, only in B: {only_b}; evaluate both models "
+            "on the same split"
+        )
     order = np.array([position[i] for i in ids_a], dtype=np.int64)
     if not np.array_equal(cache_a.abnormal, cache_b.abnormal[order]):
         raise ValueError("paired comparison: the two evaluations use different ground truth for the same images")
     return order
 
 
-def paired_comparison(result_a: EvaluationResult, result_b: EvaluationResult, n_boot: int = 1000, seed: int = 0,
-                      level: float = 0.95, progress: bool = False) -> list[PairedDifference]:
+def paired_comparison(
+    result_a: EvaluationResult,
+    result_b: EvaluationResult,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    progress: bool = False,
+) -> list[PairedDifference]:
     """One PairedDifference per headline metric (HEADLINE_METRICS order); diff = B - A. Resampling
     follows A's groups when A knows them. AUROC falls back to the paired bootstrap with fewer than
     2 normal or 2 abnormal images (DeLong's variance needs both)."""
@@ -135,7 +144,7 @@ def format_p(p: float) -> str:
 
 
 def verdict_line(diff: PairedDifference, name_a: str = "A", name_b: str = "B", alpha: float = 0.05) -> str:
-    """"B better on map40: +0.031 [0.012, 0.050], p=0.002", or "no significant difference on ..."
+    """ "B better on map40: +0.031 [0.012, 0.050], p=0.002", or "no significant difference on ..."
     when p >= alpha (all headline metrics: higher is better)."""
     if not np.isfinite(diff.diff):
         return f"no comparison on {diff.metric}: undefined on these images"

@@ -82,5 +82,6 @@ def check_labels(pairs: list[tuple[ImageBoxes, ImageBoxes]], num_classes: int) -
     for pred, gt in pairs:
         for kind, boxes in (("prediction", pred), ("ground truth", gt)):
             if len(boxes) and boxes.labels.max() >= num_classes:
-                raise ValueError(f"image {boxes.image_id}: {kind} class id {boxes.labels.max()} "
-                                 f">= number of classes {num_classes}")
+                raise ValueError(
+                    f"image {boxes.image_id}: {kind} class id {boxes.labels.max()} >= number of classes {num_classes}"
+                )

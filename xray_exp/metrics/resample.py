@@ -67,8 +67,9 @@ def nanmean_rows(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return mean
 
 
-def weighted_auroc(scores: NDArray[np.float64], positive: NDArray[np.bool_], weights: NDArray[np.float64]
-                   ) -> NDArray[np.float64]:
+def weighted_auroc(
+    scores: NDArray[np.float64], positive: NDArray[np.bool_], weights: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """(B,) Mann-Whitney AUROC (ties count half) of the weighted images; NaN without both classes."""
     unique, inverse = np.unique(scores, return_inverse=True)  # ascending scores
     pos = np.zeros((len(weights), len(unique)))
@@ -84,17 +85,27 @@ def weighted_auroc(scores: NDArray[np.float64], positive: NDArray[np.bool_], wei
     return auroc
 
 
-def weighted_rate(hit: NDArray[np.bool_], among: NDArray[np.bool_], weights: NDArray[np.float64]
-                  ) -> NDArray[np.float64]:
+def weighted_rate(
+    hit: NDArray[np.bool_], among: NDArray[np.bool_], weights: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """(B,) weighted share of `among` images that are `hit`; NaN when no `among` image is drawn."""
     denominator = weights @ among.astype(np.float64)
-    rate: NDArray[np.float64] = np.divide(weights @ (hit & among).astype(np.float64), denominator,
-                                          out=np.full(len(weights), np.nan), where=denominator > 0)
+    rate: NDArray[np.float64] = np.divide(
+        weights @ (hit & among).astype(np.float64),
+        denominator,
+        out=np.full(len(weights), np.nan),
+        where=denominator > 0,
+    )
     return rate
 
 
-def class_ap(matches: ClassMatches, rows: int | list[int], gt_per_image: NDArray[np.int64],
-             weights: NDArray[np.float64], interpolation: str) -> NDArray[np.float64]:
+def class_ap(
+    matches: ClassMatches,
+    rows: int | list[int],
+    gt_per_image: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    interpolation: str,
+) -> NDArray[np.float64]:
     """(B,) AP at matching row `rows` (an int), or (B, T) at several rows (a list)."""
     return weighted_average_precision(matches.tp[rows], matches.image_index, gt_per_image, weights, interpolation)
 
@@ -109,8 +120,13 @@ def headline_for_weights(cache: MatchCache, weights: ArrayLike) -> dict[str, NDA
     if cache.no_finding is not None:
         ap40.append(weighted_no_finding_ap(*cache.no_finding, weights, interpolation))
     columns = [threshold_index(cache.thresholds, t) for t in COCO_IOU_THRESHOLDS]
-    coco = np.stack([class_ap(m, columns, cache.gt_per_image[c], weights, "coco101") for c, m in enumerate(cache.coco)],
-                    axis=1) if cache.coco else np.zeros((len(weights), 0, len(columns)))
+    coco = (
+        np.stack(
+            [class_ap(m, columns, cache.gt_per_image[c], weights, "coco101") for c, m in enumerate(cache.coco)], axis=1
+        )
+        if cache.coco
+        else np.zeros((len(weights), 0, len(columns)))
+    )
     froc_at_rates = weighted_froc(cache.froc, weights, cache.fp_rates)[0]
     positive = cache.image_score >= cache.decision_conf
     return {

@@ -73,8 +73,9 @@ class EvaluationResult:
     cache: MatchCache | None = None  # per-image matches for the bootstrap and paired comparison
 
 
-def group_index(groups: Mapping[str, object] | Sequence[object] | None, pairs: list[tuple[ImageBoxes, ImageBoxes]]
-                ) -> NDArray[np.int64] | None:
+def group_index(
+    groups: Mapping[str, object] | Sequence[object] | None, pairs: list[tuple[ImageBoxes, ImageBoxes]]
+) -> NDArray[np.int64] | None:
     """Groups (a mapping image_id -> group, or a sequence aligned with the ground-truth records) as
     (N,) integer codes."""
     if groups is None:
@@ -88,17 +89,27 @@ def group_index(groups: Mapping[str, object] | Sequence[object] | None, pairs: l
     else:
         values = list(groups)
         if len(values) != len(ids):
-            raise ValueError(f"groups: {len(values)} group ids for {len(ids)} ground-truth records; "
-                             "give one per record, in the same order (or a mapping image_id -> group)")
+            raise ValueError(
+                f"groups: {len(values)} group ids for {len(ids)} ground-truth records; "
+                "give one per record, in the same order (or a mapping image_id -> group)"
+            )
     return np.unique(np.asarray([str(v) for v in values]), return_inverse=True)[1].astype(np.int64)
 
 
-def evaluate_records(preds: Sequence[Record], gts: Sequence[Record], names: Sequence[str],
-                     match_iou: float = 0.4, decision_conf: float = 0.25, map40_method: str = "voc2010",
-                     max_dets: int | None = 100, gallery_size: int = 12, froc_hit: str = "iou",
-                     no_finding_class: int | None = None,
-                     groups: Mapping[str, object] | Sequence[object] | None = None, method: str | None = None
-                     ) -> EvaluationResult:
+def evaluate_records(
+    preds: Sequence[Record],
+    gts: Sequence[Record],
+    names: Sequence[str],
+    match_iou: float = 0.4,
+    decision_conf: float = 0.25,
+    map40_method: str = "voc2010",
+    max_dets: int | None = 100,
+    gallery_size: int = 12,
+    froc_hit: str = "iou",
+    no_finding_class: int | None = None,
+    groups: Mapping[str, object] | Sequence[object] | None = None,
+    method: str | None = None,
+) -> EvaluationResult:
     """mAP50 / mAP50-95 (COCO matching and 101-point AP; `max_dets` per image and class), map40 by
     `map40_method`, and at `match_iou`: FROC (hit by `froc_hit`), precision/recall, confusion matrix
     and failure galleries; image-level metrics and the operating point at `decision_conf`.
@@ -115,16 +126,21 @@ def evaluate_records(preds: Sequence[Record], gts: Sequence[Record], names: Sequ
     truncated = match_dataset(pairs, nc, thresholds, max_dets=max_dets) if exceeds_max_dets(pairs, max_dets) else full
     operating = [m.row(threshold_index(thresholds, match_iou)) for m in full]
     map40 = map40_matches(pairs, nc, truncated, thresholds, map40_method)
-    detection = detection_metrics_from_matches(pairs, truncated, operating, thresholds, match_iou, decision_conf,
-                                               map40, map40_method)
+    detection = detection_metrics_from_matches(
+        pairs, truncated, operating, thresholds, match_iou, decision_conf, map40, map40_method
+    )
     no_finding = None
     if no_finding_class is not None:
         if no_finding_class < 0 or no_finding_class > nc:
-            raise ValueError(f"no_finding_class={no_finding_class}: give a class id in 0..{nc} "
-                             f"({nc} = one past the {nc} class names; VinBigData: 14)")
+            raise ValueError(
+                f"no_finding_class={no_finding_class}: give a class id in 0..{nc} "
+                f"({nc} = one past the {nc} class names; VinBigData: 14)"
+            )
         if no_finding_class < nc and detection.instances[no_finding_class]:
-            raise ValueError(f"no_finding_class={no_finding_class} ({names[no_finding_class]!r}) has ground-truth "
-                             "boxes; the 'No finding' class must not be a lesion class")
+            raise ValueError(
+                f"no_finding_class={no_finding_class} ({names[no_finding_class]!r}) has ground-truth "
+                "boxes; the 'No finding' class must not be a lesion class"
+            )
         no_finding = no_finding_scores(pairs, score_overrides(preds))
         detection.no_finding_ap = no_finding_ap(*no_finding, MAP40_METHODS[map40_method][1])
         detection.no_finding_name = names[no_finding_class] if no_finding_class < nc else NO_FINDING_NAME
@@ -133,10 +149,19 @@ def evaluate_records(preds: Sequence[Record], gts: Sequence[Record], names: Sequ
     events = froc_events(pairs, match_iou, froc_hit)
     image_level = image_level_from_pairs(pairs, decision_conf)
     cache = MatchCache(
-        image_ids=[gt.image_id for _, gt in pairs], groups=group_index(groups, pairs),
-        gt_per_image=gt_counts(pairs, nc), coco=truncated, thresholds=thresholds, map40=map40,
-        map40_method=map40_method, froc=events, fp_rates=np.asarray(FROC_FP_RATES), image_score=image_level.scores,
-        abnormal=image_level.abnormal, decision_conf=float(decision_conf), no_finding=no_finding,
+        image_ids=[gt.image_id for _, gt in pairs],
+        groups=group_index(groups, pairs),
+        gt_per_image=gt_counts(pairs, nc),
+        coco=truncated,
+        thresholds=thresholds,
+        map40=map40,
+        map40_method=map40_method,
+        froc=events,
+        fp_rates=np.asarray(FROC_FP_RATES),
+        image_score=image_level.scores,
+        abnormal=image_level.abnormal,
+        decision_conf=float(decision_conf),
+        no_finding=no_finding,
     )
     return EvaluationResult(
         names=names,
@@ -150,8 +175,9 @@ def evaluate_records(preds: Sequence[Record], gts: Sequence[Record], names: Sequ
     )
 
 
-def flat_metrics(result: EvaluationResult, prefix: str, ci: Mapping[str, tuple[float, float]] | None = None
-                 ) -> dict[str, float]:
+def flat_metrics(
+    result: EvaluationResult, prefix: str, ci: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, float]:
     """`{prefix}/name` -> value; with `ci` (from bootstrap_ci) also `{prefix}/{name}_ci_low` and
     `{prefix}/{name}_ci_high` for each headline metric."""
     det, fr, img = result.detection, result.froc, result.image_level

@@ -32,8 +32,7 @@ def default_http_limits(timeout_s: float = 10) -> None:
     os.environ.setdefault(HTTP_TIMEOUT_ENV, str(max(1, int(timeout_s))))
 
 
-def tracking_client(tracking_uri: str | None = None, timeout_s: float | None = None,
-                    registry_uri: str | None = None):
+def tracking_client(tracking_uri: str | None = None, timeout_s: float | None = None, registry_uri: str | None = None):
     """The MlflowClient for `tracking_uri` (None: $MLFLOW_TRACKING_URI); `timeout_s` sets the HTTP limits first."""
     if timeout_s is not None:
         set_http_limits(timeout_s)
@@ -60,7 +59,7 @@ def default_artifact_location(tracking_uri: str | None) -> str | None:
     `./mlruns` of whatever folder the process happens to run in; servers decide for themselves."""
     if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
         return None
-    db = Path(tracking_uri[len("sqlite:///"):]).expanduser().resolve()
+    db = Path(tracking_uri[len("sqlite:///") :]).expanduser().resolve()
     return (db.parent / "mlartifacts").as_uri()
 
 

@@ -36,10 +36,15 @@ class XrayGatedDetector(mlflow.pyfunc.PythonModel):
             prob = self.detector.last_probability
             out = findings(kept)
             if gate.no_finding_class is not None:
-                out.append({"label": "No finding", "class_id": int(gate.no_finding_class),
-                            "confidence": round(1.0 - prob, 6), "box": [0.0, 0.0, 1.0, 1.0]})
-            rows.append({"findings": out, "width": int(gray.shape[1]), "height": int(gray.shape[0]),
-                         "abnormal": prob})
+                out.append(
+                    {
+                        "label": "No finding",
+                        "class_id": int(gate.no_finding_class),
+                        "confidence": round(1.0 - prob, 6),
+                        "box": [0.0, 0.0, 1.0, 1.0],
+                    }
+                )
+            rows.append({"findings": out, "width": int(gray.shape[1]), "height": int(gray.shape[0]), "abnormal": prob})
         return pd.DataFrame(rows, columns=["findings", "width", "height", "abnormal"])
 
 

@@ -77,8 +77,9 @@ class XrayDetector(mlflow.pyfunc.PythonModel):
         rows = []
         for item in image_items(model_input):
             gray = decode_xray_bytes(image_bytes(item))
-            detections, _ = self.detector.predict(gray, conf=float(p["conf"]), iou=float(p["iou"]),
-                                                  max_det=int(p["max_det"]))
+            detections, _ = self.detector.predict(
+                gray, conf=float(p["conf"]), iou=float(p["iou"]), max_det=int(p["max_det"])
+            )
             rows.append({"findings": findings(detections), "width": int(gray.shape[1]), "height": int(gray.shape[0])})
         return pd.DataFrame(rows, columns=["findings", "width", "height"])
 

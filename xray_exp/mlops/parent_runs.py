@@ -28,8 +28,15 @@ def child_run_tags(parent_run_id: str | None, tags: dict[str, str] | None = None
     return {**(tags or {}), **({PARENT_TAG: parent_run_id} if parent_run_id else {})}
 
 
-def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, str], tags: dict[str, str],
-                    params: dict[str, Any], count_tag: str | None = None) -> dict[str, Any]:
+def open_parent_run(
+    client,
+    experiment: str,
+    run_name: str,
+    identity: dict[str, str],
+    tags: dict[str, str],
+    params: dict[str, Any],
+    count_tag: str | None = None,
+) -> dict[str, Any]:
     """Create the parent run, or reopen the newest one whose tags match `identity` (a resumed sweep): it is
     RUNNING again, its children left RUNNING by the interrupted invocation are KILLED, params it has are not
     sent again. `count_tag` counts the invocations. Returns {parent_run_id, experiment_id, resumed}."""
@@ -37,8 +44,12 @@ def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, 
 
     identity = {k: str(v).replace("'", "") for k, v in identity.items()}  # quotes would end the filter's strings
     experiment_id = ensure_experiment(client, experiment)
-    previous = client.search_runs([experiment_id], max_results=1, order_by=["start_time DESC"],
-                                  filter_string=" and ".join(f"tags.`{k}` = '{v}'" for k, v in identity.items()))
+    previous = client.search_runs(
+        [experiment_id],
+        max_results=1,
+        order_by=["start_time DESC"],
+        filter_string=" and ".join(f"tags.`{k}` = '{v}'" for k, v in identity.items()),
+    )
     tags = {**identity, **tags}
     if previous:
         run_id = previous[0].info.run_id
@@ -59,8 +70,11 @@ def open_parent_run(client, experiment: str, run_name: str, identity: dict[str, 
 def log_params_and_tags(client, run_id: str, params: dict[str, Any], tags: dict[str, Any]) -> None:
     from mlflow.entities import Param, RunTag
 
-    client.log_batch(run_id, params=[Param(k, str(v)[:MAX_PARAM]) for k, v in params.items()],
-                     tags=[RunTag(k, str(v)[:MAX_TAG]) for k, v in tags.items()])
+    client.log_batch(
+        run_id,
+        params=[Param(k, str(v)[:MAX_PARAM]) for k, v in params.items()],
+        tags=[RunTag(k, str(v)[:MAX_TAG]) for k, v in tags.items()],
+    )
 
 
 def kill_stale_children(client, experiment_id: str, parent_run_id: str) -> int:
@@ -71,8 +85,9 @@ def kill_stale_children(client, experiment_id: str, parent_run_id: str) -> int:
     return len(stale)
 
 
-def list_children(client, parent_run_id: str, experiment_ids: list[str] | None = None,
-                  running_only: bool = False) -> list:
+def list_children(
+    client, parent_run_id: str, experiment_ids: list[str] | None = None, running_only: bool = False
+) -> list:
     """Every active child run of `parent_run_id` (all pages) in these experiments (None: every experiment)."""
     if experiment_ids is None:
         experiment_ids = [e.experiment_id for e in client.search_experiments()]

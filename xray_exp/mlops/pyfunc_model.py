@@ -22,8 +22,16 @@ import numpy as np
 PACKAGE = Path(__file__).resolve().parent.parent  # xray_exp/
 PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_pyfunc.py"
 CLS_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_cls_pyfunc.py"  # task=classify: {"abnormal": p}
-SHARED_CODE = ("__init__.py", "imaging.py", "dicom_reader.py", "dicom_parse.py", "detector.py",
-               "classifier.py", "mlops/__init__.py", "mlops/pyfunc_inputs.py")  # the pyfuncs import
+SHARED_CODE = (
+    "__init__.py",
+    "imaging.py",
+    "dicom_reader.py",
+    "dicom_parse.py",
+    "detector.py",
+    "classifier.py",
+    "mlops/__init__.py",
+    "mlops/pyfunc_inputs.py",
+)  # the pyfuncs import
 REQUIREMENTS = ("mlflow", "onnxruntime", "numpy", "pandas", "opencv-python-headless", "opencv-python", "pydicom")
 
 
@@ -32,14 +40,26 @@ def model_signature():
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array, Object, Property
 
-    finding = Object([Property("label", DataType.string), Property("class_id", DataType.long),
-                      Property("confidence", DataType.double), Property("box", Array(DataType.double))])
+    finding = Object(
+        [
+            Property("label", DataType.string),
+            Property("class_id", DataType.long),
+            Property("confidence", DataType.double),
+            Property("box", Array(DataType.double)),
+        ]
+    )
     return ModelSignature(
         inputs=Schema([ColSpec(DataType.binary)]),
-        outputs=Schema([ColSpec(Array(finding), "findings"), ColSpec(DataType.long, "width"),
-                        ColSpec(DataType.long, "height")]),
-        params=ParamSchema([ParamSpec("conf", DataType.double, 0.25), ParamSpec("iou", DataType.double, 0.7),
-                            ParamSpec("max_det", DataType.long, 300)]),
+        outputs=Schema(
+            [ColSpec(Array(finding), "findings"), ColSpec(DataType.long, "width"), ColSpec(DataType.long, "height")]
+        ),
+        params=ParamSchema(
+            [
+                ParamSpec("conf", DataType.double, 0.25),
+                ParamSpec("iou", DataType.double, 0.7),
+                ParamSpec("max_det", DataType.long, 300),
+            ]
+        ),
     )
 
 
@@ -47,9 +67,12 @@ def classifier_signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
 
-    return ModelSignature(inputs=Schema([ColSpec(DataType.binary)]),
-                          outputs=Schema([ColSpec(DataType.double, "abnormal"), ColSpec(DataType.long, "width"),
-                                          ColSpec(DataType.long, "height")]))
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.binary)]),
+        outputs=Schema(
+            [ColSpec(DataType.double, "abnormal"), ColSpec(DataType.long, "width"), ColSpec(DataType.long, "height")]
+        ),
+    )
 
 
 def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
@@ -63,8 +86,9 @@ def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
         gray = read_xray(image)
         scale = max_side / max(gray.shape)
         if scale < 1:
-            gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
-                              interpolation=cv2.INTER_AREA)
+            gray = cv2.resize(
+                gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_AREA
+            )
     ok, buf = cv2.imencode(".png", gray)
     return buf.tobytes()
 
@@ -99,8 +123,11 @@ def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str
             (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE / name, code / name)
         classify = event.get("task") == "classify"
-        output = ("abnormal: probability that the image shows any finding" if classify else
-                  "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels")
+        output = (
+            "abnormal: probability that the image shows any finding"
+            if classify
+            else "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels"
+        )
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -109,8 +136,13 @@ def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str
                 code_paths=[str(code)],
                 signature=classifier_signature() if classify else model_signature(),
                 input_example=pd.DataFrame({"image": [example_png(event.get("example"))]}),
-                metadata={"names": names, "imgsz": imgsz, "task": "classify" if classify else "detect",
-                          "framework": "ultralytics-yolo12", "output": output},
+                metadata={
+                    "names": names,
+                    "imgsz": imgsz,
+                    "task": "classify" if classify else "detect",
+                    "framework": "ultralytics-yolo12",
+                    "output": output,
+                },
                 pip_requirements=pip_requirements(),
             )
     return info.model_uri

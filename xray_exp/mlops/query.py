@@ -25,10 +25,12 @@ def open_store(tracking_uri: str):
     """An MlflowClient; a sqlite URI must point at an existing file (sqlite would create an empty one).
     Also switches MLflow's telemetry and artifact progress bars off unless the environment says otherwise."""
     if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri[len("sqlite:///"):])
+        path = Path(tracking_uri[len("sqlite:///") :])
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no MLflow store there yet. Fix: train once (python -m xray_exp.train "
-                                    "debug=smoke) or point MLFLOW_TRACKING_URI at your store.")
+            raise FileNotFoundError(
+                f"{path}: no MLflow store there yet. Fix: train once (python -m xray_exp.train "
+                "debug=smoke) or point MLFLOW_TRACKING_URI at your store."
+            )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file clutters notebooks
     return tracking_client(tracking_uri)
@@ -42,8 +44,10 @@ def experiment_ids(client, experiment: str | Sequence[str] | None) -> dict[str, 
     wanted = [experiment] if isinstance(experiment, str) else list(experiment)
     missing = [name for name in wanted if name not in known]
     if missing:
-        raise ValueError(f"no experiment {', '.join(map(repr, missing))} in {client.tracking_uri}; "
-                         f"known: {', '.join(sorted(known)) or '(none)'}")
+        raise ValueError(
+            f"no experiment {', '.join(map(repr, missing))} in {client.tracking_uri}; "
+            f"known: {', '.join(sorted(known)) or '(none)'}"
+        )
     return {known[name]: name for name in wanted}
 
 
@@ -53,8 +57,13 @@ def search_all_runs(client, experiment_ids: list[str], filter_string: str = "") 
 
     found, token = [], None
     while True:
-        page = client.search_runs(experiment_ids, filter_string=filter_string, run_view_type=ViewType.ACTIVE_ONLY,
-                                  max_results=PAGE, page_token=token)
+        page = client.search_runs(
+            experiment_ids,
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=PAGE,
+            page_token=token,
+        )
         found += list(page)
         token = page.token
         if not token:
@@ -72,8 +81,9 @@ def run_artifact_text(tracking_uri: str | None, run_id: str, artifact_path: str)
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp,
-                                                        tracking_uri=tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri
+            )
             return Path(local).read_text()
         except Exception:  # no such artifact (older run) or unreadable
             return None

@@ -63,11 +63,15 @@ def promotion_blocker(event: dict[str, Any], holder) -> str | None:
     if held_value in (None, "None"):
         return None  # the holder never recorded an objective: nothing to beat
     if held_objective and held_objective != objective:
-        return (f"{name}@{alias} v{holder.version} was measured on {held_objective}, this version on {objective}; "
-                f"promote by hand if wanted (python -m xray_exp.registry promote {name} <version> --alias {alias})")
+        return (
+            f"{name}@{alias} v{holder.version} was measured on {held_objective}, this version on {objective}; "
+            f"promote by hand if wanted (python -m xray_exp.registry promote {name} <version> --alias {alias})"
+        )
     if not at_least_as_good(float(value), float(held_value), event["direction"]):
-        return (f"{objective}={float(value):.5f} is worse than {name}@{alias} v{holder.version} "
-                f"({float(held_value):.5f}, {event['direction']})")
+        return (
+            f"{objective}={float(value):.5f} is worse than {name}@{alias} v{holder.version} "
+            f"({float(held_value):.5f}, {event['direction']})"
+        )
     return None
 
 
@@ -80,8 +84,10 @@ def significance_blocker(event: dict[str, Any], holder) -> str | None:
     if found.get("error"):
         return f"better_if=significant: no paired comparison with v{holder.version} ({found['error']})"
     if str(found.get("holder_version")) != str(holder.version):
-        return (f"better_if=significant: compared with v{found.get('holder_version')}, but v{holder.version} holds "
-                f"{event['alias']} now")
+        return (
+            f"better_if=significant: compared with v{found.get('holder_version')}, but v{holder.version} holds "
+            f"{event['alias']} now"
+        )
     if not found["significant"]:
         return f"not significantly better than v{holder.version} on {found['split']}: {found['verdict']}"
     return None
@@ -95,9 +101,17 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     name, alias, policy, value = event["name"], event["alias"], event["policy"], event["value"]
     holder = current_holder(client, name, alias)
     holder_value = holder.tags.get("objective_value") if holder is not None else None
-    decision: dict[str, Any] = {"name": name, "alias": alias, "policy": policy, "objective": event["objective"],
-                                "value": value, "current_version": getattr(holder, "version", None),
-                                "current_value": holder_value, "registered": False, "promoted": False}
+    decision: dict[str, Any] = {
+        "name": name,
+        "alias": alias,
+        "policy": policy,
+        "objective": event["objective"],
+        "value": value,
+        "current_version": getattr(holder, "version", None),
+        "current_value": holder_value,
+        "registered": False,
+        "promoted": False,
+    }
     if event.get("significance"):
         decision["significance"] = event["significance"]
     if policy == "never":
@@ -111,18 +125,30 @@ def register_model(client, model_uri: str, run_id: str, event: dict[str, Any]) -
     blocker = promotion_blocker(event, holder)
     if blocker is None:
         client.set_registered_model_alias(name, alias, mv.version)
-        decision.update(promoted=True, reason="always" if policy == "always" else
-                        "first version" if holder is None else
-                        f"significantly better than v{holder.version}: {event['significance']['verdict']}"
-                        if event.get("better_if") == "significant" else "at least as good as the alias holder")
+        decision.update(
+            promoted=True,
+            reason="always"
+            if policy == "always"
+            else "first version"
+            if holder is None
+            else f"significantly better than v{holder.version}: {event['significance']['verdict']}"
+            if event.get("better_if") == "significant"
+            else "at least as good as the alias holder",
+        )
         client.set_tag(run_id, "registry.decision", f"registered {name} v{mv.version} @{alias}")
     else:
         client.set_model_version_tag(name, mv.version, "promotion.skipped", blocker)
         decision["reason"] = blocker
-        client.set_tag(run_id, "registry.decision", f"registered {name} v{mv.version}; {alias} stays on "
-                       f"v{holder.version}: {blocker}")
-    client.set_tag(run_id, "registry.compared_to",
-                   f"{name}@{alias} v{decision['current_version']} = {holder_value}" if holder else "(none)")
+        client.set_tag(
+            run_id,
+            "registry.decision",
+            f"registered {name} v{mv.version}; {alias} stays on v{holder.version}: {blocker}",
+        )
+    client.set_tag(
+        run_id,
+        "registry.compared_to",
+        f"{name}@{alias} v{decision['current_version']} = {holder_value}" if holder else "(none)",
+    )
     log.info("registry: %s", client.get_run(run_id).data.tags["registry.decision"])
     return decision
 
@@ -145,8 +171,10 @@ def find_version(model_name: str, alias: str | None = None, tracking_uri: str | 
     if alias:
         holder = current_holder(client, model_name, alias)
         if holder is None:
-            raise ModelError(f"registry: no model version {model_name}@{alias} at {client.tracking_uri}. "
-                             "Fix: train and register one first (python -m xray_exp.train model=...).")
+            raise ModelError(
+                f"registry: no model version {model_name}@{alias} at {client.tracking_uri}. "
+                "Fix: train and register one first (python -m xray_exp.train model=...)."
+            )
         return holder
     versions = client.search_model_versions(f"name='{model_name}'")
     if not versions:
@@ -154,8 +182,9 @@ def find_version(model_name: str, alias: str | None = None, tracking_uri: str | 
     return max(versions, key=lambda v: int(v.version))
 
 
-def download_version(model_name: str, version: str, tracking_uri: str | None = None,
-                     dst: str | Path | None = None) -> Path:
+def download_version(
+    model_name: str, version: str, tracking_uri: str | None = None, dst: str | Path | None = None
+) -> Path:
     """Download one registered version; return its folder holding model.onnx and best.pt (a gated pair:
     detector.onnx, classifier.onnx and gate.json)."""
     import mlflow
@@ -165,8 +194,9 @@ def download_version(model_name: str, version: str, tracking_uri: str | None = N
     target = dst / "models" / model_name / str(version)
     target.mkdir(parents=True, exist_ok=True)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}",
-                                                         dst_path=str(target)))
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}", dst_path=str(target))
+        )
     except Exception as exc:
         raise ModelError(f"registry: cannot download {model_name} v{version}: {exc}") from exc
     folder = local / "artifacts"
@@ -179,8 +209,9 @@ def download_version(model_name: str, version: str, tracking_uri: str | None = N
     return folder
 
 
-def get_latest_model(model_name: str, alias: str | None = None, tracking_uri: str | None = None,
-                     dst: str | Path | None = None) -> tuple[Path, str]:
+def get_latest_model(
+    model_name: str, alias: str | None = None, tracking_uri: str | None = None, dst: str | Path | None = None
+) -> tuple[Path, str]:
     """(folder with model.onnx and best.pt, version) of `model_name@alias`, or of its latest version."""
     mv = find_version(model_name, alias, tracking_uri)
     return download_version(model_name, str(mv.version), tracking_uri, dst), str(mv.version)
@@ -195,8 +226,7 @@ def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     return match["name"], match["alias"], match["version"]
 
 
-def resolve_weights(uri: str, tracking_uri: str | None = None, dst: str | Path | None = None
-                    ) -> tuple[Path, str, str]:
+def resolve_weights(uri: str, tracking_uri: str | None = None, dst: str | Path | None = None) -> tuple[Path, str, str]:
     """A `models:/...` URI -> (local best.pt, model name, version) for fine-tuning and evaluation."""
     name, alias, version = parse_models_uri(uri)
     if version:
@@ -229,13 +259,18 @@ def promote(name: str, version: str, alias: str, tracking_uri: str | None = None
     try:
         mv = client.get_model_version(name, str(version))
     except MlflowException as exc:
-        raise ModelError(f"registry: {name} v{version} not found at {client.tracking_uri}. Fix: "
-                         f"python -m xray_exp.registry list {name}") from exc
+        raise ModelError(
+            f"registry: {name} v{version} not found at {client.tracking_uri}. Fix: "
+            f"python -m xray_exp.registry list {name}"
+        ) from exc
     before = current_holder(client, name, alias)
     client.set_registered_model_alias(name, alias, mv.version)
-    client.set_model_version_tag(name, mv.version, "promotion.manual",
-                                 f"@{alias} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')} (was v"
-                                 f"{getattr(before, 'version', None)})")
+    client.set_model_version_tag(
+        name,
+        mv.version,
+        "promotion.manual",
+        f"@{alias} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')} (was v{getattr(before, 'version', None)})",
+    )
     return client.get_model_version(name, mv.version)
 
 
@@ -249,10 +284,17 @@ def version_rows(name: str | None = None, tracking_uri: str | None = None) -> li
             aliases.setdefault((model, str(version)), []).append(alias)
     rows = []
     for v in sorted(versions, key=lambda v: (v.name, int(v.version))):
-        rows.append({"name": v.name, "version": int(v.version),
-                     "aliases": ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-",
-                     "objective": v.tags.get("objective", "-"), "value": v.tags.get("objective_value", "-"),
-                     "run_id": v.run_id or "-", "note": v.tags.get("promotion.skipped", "")})
+        rows.append(
+            {
+                "name": v.name,
+                "version": int(v.version),
+                "aliases": ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-",
+                "objective": v.tags.get("objective", "-"),
+                "value": v.tags.get("objective_value", "-"),
+                "run_id": v.run_id or "-",
+                "note": v.tags.get("promotion.skipped", ""),
+            }
+        )
     return rows
 
 
@@ -260,10 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(prog="python -m xray_exp.registry",
-                                     description="Registered models: list versions, show one, promote by hand.")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/outputs/mlflow.db")
+    parser = argparse.ArgumentParser(
+        prog="python -m xray_exp.registry", description="Registered models: list versions, show one, promote by hand."
+    )
+    parser.add_argument(
+        "--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/outputs/mlflow.db"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="versions with aliases and objectives")
     ls.add_argument("name", nargs="?")
@@ -285,16 +329,32 @@ def main(argv: list[str] | None = None) -> int:
             rows = version_rows(args.name, uri)
             print(f"{'name':<20} {'ver':>4} {'aliases':<22} {'objective':<16} {'value':<10} run_id   note")
             for r in rows:
-                print(f"{r['name']:<20} {r['version']:>4} {r['aliases']:<22} {r['objective']:<16} "
-                      f"{str(r['value'])[:10]:<10} {r['run_id'][:8]} {r['note']}")
+                print(
+                    f"{r['name']:<20} {r['version']:>4} {r['aliases']:<22} {r['objective']:<16} "
+                    f"{str(r['value'])[:10]:<10} {r['run_id'][:8]} {r['note']}"
+                )
             if not rows:
                 print(f"(no registered versions at {uri})")
         elif args.command == "show":
-            mv = (tracking_client(uri).get_model_version(args.name, args.version) if args.version.isdigit()
-                  else find_version(args.name, args.version, uri))
-            print(json.dumps({"name": mv.name, "version": int(mv.version), "aliases": list(mv.aliases or []),
-                              "run_id": mv.run_id, "source": mv.source, "status": mv.status,
-                              "tags": dict(mv.tags)}, indent=2))
+            mv = (
+                tracking_client(uri).get_model_version(args.name, args.version)
+                if args.version.isdigit()
+                else find_version(args.name, args.version, uri)
+            )
+            print(
+                json.dumps(
+                    {
+                        "name": mv.name,
+                        "version": int(mv.version),
+                        "aliases": list(mv.aliases or []),
+                        "run_id": mv.run_id,
+                        "source": mv.source,
+                        "status": mv.status,
+                        "tags": dict(mv.tags),
+                    },
+                    indent=2,
+                )
+            )
         else:
             mv = promote(args.name, args.version, args.alias, uri)
             print(f"{mv.name} v{mv.version} now holds @{args.alias} (aliases: {', '.join(mv.aliases)})")
@@ -302,4 +362,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {str(exc).splitlines()[0]}")
         return 2
     return 0
-

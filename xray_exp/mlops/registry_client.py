@@ -42,9 +42,7 @@ def list_model_versions(tracking_uri: str, name: str | None = None, max_results:
         {
             "name": v.name,
             "version": str(v.version),
-            "aliases": sorted(
-                set(getattr(v, "aliases", None) or []) | set(aliases.get((v.name, str(v.version)), []))
-            ),
+            "aliases": sorted(set(getattr(v, "aliases", None) or []) | set(aliases.get((v.name, str(v.version)), []))),
             "status": str(v.status) if v.status is not None else None,
             "run_id": v.run_id,
             "created_at_ms": v.creation_timestamp,

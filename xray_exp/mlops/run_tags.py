@@ -14,8 +14,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "torchvision", "ultralytics", "mlflow", "hydra-core", "omegaconf", "onnx", "onnxruntime",
-            "numpy", "opencv-python", "ray")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "ultralytics",
+    "mlflow",
+    "hydra-core",
+    "omegaconf",
+    "onnx",
+    "onnxruntime",
+    "numpy",
+    "opencv-python",
+    "ray",
+)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -32,9 +43,12 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 def git_info(root: str | Path) -> dict[str, str]:
     """The commit and whether the work tree has uncommitted changes ('unknown' outside a git repo)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))

@@ -33,12 +33,17 @@ RETRY_FIRST_S = 2.0  # the first retry after a failure; each further failure dou
 RETRY_MAX_S = 60.0
 
 
-
 class Tracker:
     """Journal-first MLflow logging for one training run. `enabled=False` keeps only the journal."""
 
-    def __init__(self, run_dir: str | Path, tracking_uri: str | None, enabled: bool = True,
-                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tracking_uri: str | None,
+        enabled: bool = True,
+        timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         """`clock`: seconds, monotonic; the backoff and the flush budget read it (tests pass a fake one)."""
         self.dir = Path(run_dir) / "tracking"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +62,14 @@ class Tracker:
             set_http_limits(timeout_s)
 
     @classmethod
-    def for_epochs(cls, run_dir: str | Path, tracking_uri: str | None, enabled: bool = True,
-                   timeout_s: float = 10.0, run_id: str | None = None) -> Tracker:
+    def for_epochs(
+        cls,
+        run_dir: str | Path,
+        tracking_uri: str | None,
+        enabled: bool = True,
+        timeout_s: float = 10.0,
+        run_id: str | None = None,
+    ) -> Tracker:
         """The tracker a training process logs its epochs with (xray_exp.yolo.epochs): the run's own journal,
         or, with `run_id`, a journal of its own that sends into that run (opened by another process)."""
         state = Path(run_dir) / "tracking" / STATE
@@ -106,39 +117,97 @@ class Tracker:
         if path.exists():
             self._emit({"op": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path})
 
-    def log_model(self, onnx_path: str | Path, pt_path: str | Path, names: dict[int, str], imgsz: int,
-                  example: str | Path | None = None, task: str = "detect") -> None:
+    def log_model(
+        self,
+        onnx_path: str | Path,
+        pt_path: str | Path,
+        names: dict[int, str],
+        imgsz: int,
+        example: str | Path | None = None,
+        task: str = "detect",
+    ) -> None:
         """The pyfunc that answers findings (xray_exp.mlops.pyfunc_model; `task=classify`: {"abnormal": p});
         `example`: an image for the input example."""
-        self._emit({"op": "model", "onnx": str(onnx_path), "pt": str(pt_path),
-                    "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
-                    "example": str(example) if example else None, "task": task})
+        self._emit(
+            {
+                "op": "model",
+                "onnx": str(onnx_path),
+                "pt": str(pt_path),
+                "names": {str(k): v for k, v in names.items()},
+                "imgsz": imgsz,
+                "example": str(example) if example else None,
+                "task": task,
+            }
+        )
 
-    def log_gated_model(self, detector_onnx: str | Path, classifier_onnx: str | Path, gate: dict,
-                        names: dict[int, str], imgsz: int, example: str | Path | None = None) -> None:
+    def log_gated_model(
+        self,
+        detector_onnx: str | Path,
+        classifier_onnx: str | Path,
+        gate: dict,
+        names: dict[int, str],
+        imgsz: int,
+        example: str | Path | None = None,
+    ) -> None:
         """A detector and its gate as one pyfunc (xray_exp.mlops.gated_model), registered like any model."""
-        self._emit({"op": "model", "task": "gated", "detector": str(detector_onnx), "classifier": str(classifier_onnx),
-                    "gate": gate, "names": {str(k): v for k, v in names.items()}, "imgsz": imgsz,
-                    "example": str(example) if example else None})
+        self._emit(
+            {
+                "op": "model",
+                "task": "gated",
+                "detector": str(detector_onnx),
+                "classifier": str(classifier_onnx),
+                "gate": gate,
+                "names": {str(k): v for k, v in names.items()},
+                "imgsz": imgsz,
+                "example": str(example) if example else None,
+            }
+        )
 
     def log_ensemble_model(self, folder: str | Path, names: dict[int, str], example: str | Path | None = None) -> None:
         """An ensemble's model folder (ensemble.json + members/) as one pyfunc (xray_exp.mlops.ensemble_model)."""
-        self._emit({"op": "ensemble_model", "folder": str(Path(folder).resolve()),
-                    "names": {str(k): v for k, v in names.items()}, "example": str(example) if example else None})
+        self._emit(
+            {
+                "op": "ensemble_model",
+                "folder": str(Path(folder).resolve()),
+                "names": {str(k): v for k, v in names.items()},
+                "example": str(example) if example else None,
+            }
+        )
 
     def log_dataset(self, name: str, fingerprint: str, source: str, split_sizes: dict[str, int]) -> None:
         """The training data as an MLflow dataset input (name, fingerprint as digest, split sizes as profile)."""
-        self._emit({"op": "dataset", "name": name, "fingerprint": fingerprint, "source": source,
-                    "splits": dict(split_sizes)})
+        self._emit(
+            {"op": "dataset", "name": name, "fingerprint": fingerprint, "source": source, "splits": dict(split_sizes)}
+        )
 
-    def register(self, name: str, alias: str, policy: str, objective: str, value: float | None,
-                 direction: str, tags: dict[str, str], better_if: str = "at_least_as_good",
-                 significance: dict | None = None) -> None:
+    def register(
+        self,
+        name: str,
+        alias: str,
+        policy: str,
+        objective: str,
+        value: float | None,
+        direction: str,
+        tags: dict[str, str],
+        better_if: str = "at_least_as_good",
+        significance: dict | None = None,
+    ) -> None:
         """Register (journaled; xray_exp.mlops.registry.register_model decides the alias). `significance`: the paired
         comparison with the alias holder when better_if=significant."""
-        self._emit({"op": "register", "name": name, "alias": alias, "policy": policy, "objective": objective,
-                    "value": value, "direction": direction, "tags": tags, "better_if": better_if,
-                    "significance": significance})
+        self._emit(
+            {
+                "op": "register",
+                "name": name,
+                "alias": alias,
+                "policy": policy,
+                "objective": objective,
+                "value": value,
+                "direction": direction,
+                "tags": tags,
+                "better_if": better_if,
+                "significance": significance,
+            }
+        )
 
     @property
     def pending(self) -> int:
@@ -149,8 +218,13 @@ class Tracker:
         """Close the run; a run that met an outage tries once more now, whatever the backoff says."""
         self._emit({"op": "end", "status": status}, final=True)
         if self.enabled and self.problem:
-            log.warning("MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
-                        "  python -m xray_exp.tracking upload %s", self.tracking_uri, self.problem, self.dir.parent)
+            log.warning(
+                "MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
+                "  python -m xray_exp.tracking upload %s",
+                self.tracking_uri,
+                self.problem,
+                self.dir.parent,
+            )
 
     # ---- journal + replay -------------------------------------------------------------------------
     def _emit(self, event: dict[str, Any], final: bool = False) -> None:
@@ -197,8 +271,12 @@ class Tracker:
     def _pause(self, exc: Exception) -> None:
         problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         if self.problem is None:
-            log.warning("MLflow logging paused (%s); the run continues, is journaled in %s and retries in %.0f s",
-                        problem, self.dir, self._retry_delay)
+            log.warning(
+                "MLflow logging paused (%s); the run continues, is journaled in %s and retries in %.0f s",
+                problem,
+                self.dir,
+                self._retry_delay,
+            )
         else:
             log.info("MLflow still unreachable (%s); next try in %.0f s", problem, self._retry_delay)
         self.problem = problem
@@ -207,8 +285,11 @@ class Tracker:
 
     def outcome(self) -> dict[str, Any]:
         """What summary.json records about tracking: the MLflow run, the registration, what is unsent."""
-        return {"mlflow_run_id": self.run_id, "registration": self.state.get("registration"),
-                "mlflow_unsent_events": self.pending}
+        return {
+            "mlflow_run_id": self.run_id,
+            "registration": self.state.get("registration"),
+            "mlflow_unsent_events": self.pending,
+        }
 
     def _save_state(self) -> None:
         tmp = self.dir / f".{STATE}.tmp"
@@ -258,8 +339,13 @@ class Tracker:
             from mlflow.entities import Dataset, DatasetInput, InputTag
 
             profile = json.dumps({"splits": event["splits"], "fingerprint": event["fingerprint"]})
-            dataset = Dataset(name=event["name"], digest=event["fingerprint"][:32], source_type="local",
-                              source=json.dumps({"uri": event["source"]}), profile=profile)
+            dataset = Dataset(
+                name=event["name"],
+                digest=event["fingerprint"][:32],
+                source_type="local",
+                source=json.dumps({"uri": event["source"]}),
+                profile=profile,
+            )
             self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
         elif op == "register":
             from xray_exp.mlops.registry import register_model
@@ -278,8 +364,10 @@ class Tracker:
             known = self.client.get_run(self.run_id).data.params
             items = [Param(k, v) for k, v in params.items() if k not in known]
             for i in range(0, len(items), 100):
-                self.client.log_batch(self.run_id, params=items[i:i + 100])
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
         if metrics or tags:
-            self.client.log_batch(self.run_id,
-                                  metrics=[Metric(k, v, timestamp, step or 0) for k, v in (metrics or {}).items()],
-                                  tags=[RunTag(k, v) for k, v in (tags or {}).items()])
+            self.client.log_batch(
+                self.run_id,
+                metrics=[Metric(k, v, timestamp, step or 0) for k, v in (metrics or {}).items()],
+                tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+            )

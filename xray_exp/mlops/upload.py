@@ -45,8 +45,9 @@ def update_summary(run_dir: Path, tracker: Tracker) -> bool:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m xray_exp.tracking",
-                                     description="Upload a run's journaled MLflow events (after an outage).")
+    parser = argparse.ArgumentParser(
+        prog="python -m xray_exp.tracking", description="Upload a run's journaled MLflow events (after an outage)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upload", help="replay the events of a run folder that were not sent")
     up.add_argument("run_dir")

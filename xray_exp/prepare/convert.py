@@ -107,9 +107,7 @@ def convert_image(task: ConvertTask) -> ConvertResult:
         result.issues.append(Issue(IMAGE_TOO_LARGE, f"{task.source}: {exc}", task.image_id))
         return result
     except Exception as exc:  # any decoder failure is a corrupt image, never a crash
-        result.issues.append(
-            Issue(CORRUPT_IMAGE, f"{task.source}: {type(exc).__name__}: {exc}", task.image_id)
-        )
+        result.issues.append(Issue(CORRUPT_IMAGE, f"{task.source}: {type(exc).__name__}: {exc}", task.image_id))
         return result
     result.dicom = {k: info[k] for k in ("photometric", "bits_stored") if k in info}
     height, width = image.shape[:2]
@@ -133,9 +131,7 @@ def convert_image(task: ConvertTask) -> ConvertResult:
     if task.boxes and not inside:  # every finding lost: not a normal image, leave it out
         return result
 
-    fused = fuse_boxes(
-        inside, task.readers, width, height, task.fusion_method, task.iou_thr, task.skip_box_thr
-    )
+    fused = fuse_boxes(inside, task.readers, width, height, task.fusion_method, task.iou_thr, task.skip_box_thr)
     n_readers = len(set(task.readers) | {r for _, _, r in inside})
     fused, counts, result.dropped_min_readers = keep_min_readers(
         fused, reader_counts(fused, inside, task.iou_thr), n_readers, task.min_readers

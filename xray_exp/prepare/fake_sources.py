@@ -45,12 +45,8 @@ class SyntheticSource:
     corrupt_ids: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
     patients: dict[str, str] = field(default_factory=dict)  # image id -> PatientID in the header
-    findings: dict[str, list[tuple[int, tuple[int, int, int, int]]]] = field(
-        default_factory=dict
-    )  # true boxes
-    formats: dict[str, tuple[int, str]] = field(
-        default_factory=dict
-    )  # image id -> (bits stored, photometric)
+    findings: dict[str, list[tuple[int, tuple[int, int, int, int]]]] = field(default_factory=dict)  # true boxes
+    formats: dict[str, tuple[int, str]] = field(default_factory=dict)  # image id -> (bits stored, photometric)
 
 
 def write_dicom(

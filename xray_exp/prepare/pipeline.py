@@ -64,9 +64,7 @@ def check_settings(cfg: PrepareConfig) -> None:
     if (not classes and SourceFormat(cfg.dataset.format) not in DISCOVERS_CLASSES) or len(set(classes)) != len(classes):
         problems.append(f"dataset.classes={classes} (non-empty, no duplicates)")
     if cfg.summary.tile < 64 or cfg.summary.examples < 0:
-        problems.append(
-            f"summary.tile={cfg.summary.tile} (>= 64), summary.examples={cfg.summary.examples} (>= 0)"
-        )
+        problems.append(f"summary.tile={cfg.summary.tile} (>= 64), summary.examples={cfg.summary.examples} (>= 0)")
     if problems:
         raise PrepareError("invalid settings: " + "; ".join(problems))
 
@@ -154,9 +152,7 @@ def convert_all(
     from tqdm import tqdm
 
     new, failed = [], 0
-    with tqdm(
-        total=len(tasks), unit="img", desc=f"prepare {cfg.dataset.name}", disable=not cfg.progress
-    ) as bar:
+    with tqdm(total=len(tasks), unit="img", desc=f"prepare {cfg.dataset.name}", disable=not cfg.progress) as bar:
         try:
             for result in pool.unordered(convert_image, tasks):
                 bar.update()
@@ -203,9 +199,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     with Workers(workers) as pool:
         records = attach_patients(records, pool, issues, decode_limits(cfg))
         if not records:
-            raise PrepareError(
-                f"no usable images in {source} (dataset={cfg.dataset.name}); see the issues above"
-            )
+            raise PrepareError(f"no usable images in {source} (dataset={cfg.dataset.name}); see the issues above")
         if issues.notes["patient_id_from_image_id"]:
             log.warning(
                 "%d of %d images have no patient id (annotations, dataset.patients or DICOM PatientID): they are "
@@ -228,9 +222,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
             issues.extend(Issue(**item) for item in entry["issues"])
         todo = [r for r in records if r.image_id not in done]
         if done:
-            log.info(
-                "resuming: %d of %d images already done, %d to convert", len(done), len(records), len(todo)
-            )
+            log.info("resuming: %d of %d images already done, %d to convert", len(done), len(records), len(todo))
         tasks = [
             ConvertTask(
                 r.image_id,
@@ -291,7 +283,5 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     )
     write_prepare_report(report, out_dir / "prepare_report.json")
     if not entries:
-        raise PrepareError(
-            f"no image could be converted from {source}; see {out_dir / 'prepare_report.json'}"
-        )
+        raise PrepareError(f"no image could be converted from {source}; see {out_dir / 'prepare_report.json'}")
     return report

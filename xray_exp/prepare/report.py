@@ -52,9 +52,7 @@ def build_report(
         "images": {
             **counts,
             "written": len(entries),
-            "images_per_second": round(converted / convert_seconds, 2)
-            if converted and convert_seconds
-            else None,
+            "images_per_second": round(converted / convert_seconds, 2) if converted and convert_seconds else None,
         },
         "boxes": {
             "source_boxes": sum(e["raw_boxes"] for e in entries),

@@ -72,9 +72,7 @@ def assign_splits(items: Sequence[SplitItem], ratios: Mapping[str, float], seed:
     return assignment
 
 
-def _fill_empty_splits(
-    assignment: dict[str, str], group_images: dict[str, list[str]], need: dict[str, float]
-) -> None:
+def _fill_empty_splits(assignment: dict[str, str], group_images: dict[str, list[str]], need: dict[str, float]) -> None:
     """Tiny datasets: rare classes all pull towards train; give every empty split the smallest patient of
     the split furthest over its target (while that split keeps at least one patient)."""
     for split in need:

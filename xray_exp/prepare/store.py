@@ -73,9 +73,7 @@ class DatasetStore:
                 (self.root / kind / split).mkdir(parents=True, exist_ok=True)
         return journal
 
-    def reconcile(
-        self, assignment: dict[str, str], keys: dict[str, str], journal: dict[str, dict]
-    ) -> dict[str, dict]:
+    def reconcile(self, assignment: dict[str, str], keys: dict[str, str], journal: dict[str, dict]) -> dict[str, dict]:
         """Keep finished images still wanted with the same input `keys` (moved to their split); delete
         everything else under images/ and labels/. Returns the finished entries, split updated."""
         done: dict[str, dict] = {}
@@ -122,8 +120,15 @@ class DatasetStore:
         for e in sorted(entries, key=lambda e: (SPLITS.index(e["split"]), e["image_id"])):
             classes = "|".join(names[c] for c in sorted({b[0] for b in e["boxes"]}))
             writer.writerow(
-                [e["image_id"], e["patient_id"], e["split"], classes, len(e["boxes"]), e["source"],
-                 " ".join(str(n) for n in e.get("box_readers", []))]
+                [
+                    e["image_id"],
+                    e["patient_id"],
+                    e["split"],
+                    classes,
+                    len(e["boxes"]),
+                    e["source"],
+                    " ".join(str(n) for n in e.get("box_readers", [])),
+                ]
             )
         path = self.root / "manifest.csv"
         atomic_write(path, buffer.getvalue().encode())

@@ -61,9 +61,7 @@ def _distribution(sides: list[float], rel_sides: list[float], areas: list[float]
     areas_np = np.asarray(areas)
     return {
         "count": len(sides),
-        "sqrt_area_px_percentiles": dict(
-            zip(map(str, q), np.round(np.percentile(sides, q), 1).tolist(), strict=True)
-        ),
+        "sqrt_area_px_percentiles": dict(zip(map(str, q), np.round(np.percentile(sides, q), 1).tolist(), strict=True)),
         "sqrt_area_rel_percentiles": dict(
             zip(map(str, q), np.round(np.percentile(rel_sides, q), 4).tolist(), strict=True)
         ),
@@ -87,9 +85,7 @@ def plot_summary(summary: dict, entries: list[dict], path: Path) -> None:
     height = 0.8 / len(SPLITS)
     for i, split in enumerate(SPLITS):
         counts = [summary["splits"][split]["boxes_per_class"][n] for n in names]
-        ax_counts.barh(
-            y + i * height, counts, height=height, label=f"{split} ({summary['splits'][split]['images']})"
-        )
+        ax_counts.barh(y + i * height, counts, height=height, label=f"{split} ({summary['splits'][split]['images']})")
     ax_counts.set_yticks(y + height, names)
     ax_counts.invert_yaxis()
     ax_counts.set_xlabel("boxes")
@@ -162,9 +158,7 @@ def draw_examples(store: DatasetStore, entries: list[dict], names: list[str], ti
         atomic_write(path, png.tobytes())
 
 
-def write_dataset_summary(
-    store: DatasetStore, entries: list[dict], names: list[str], examples: int, tile: int
-) -> dict:
+def write_dataset_summary(store: DatasetStore, entries: list[dict], names: list[str], examples: int, tile: int) -> dict:
     """Write summary.json, summary.png and examples.png into the dataset folder; return the summary."""
     summary = summarise(entries, names)
     atomic_write(store.root / "summary.json", json.dumps(summary, indent=2).encode())

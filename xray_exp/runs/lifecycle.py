@@ -82,8 +82,9 @@ def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
         raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
     from xray_exp.data.synthetic import ensure_synthetic_dataset
 
-    return ensure_synthetic_dataset(Path(cache_dir) / "datasets",
-                                    **OmegaConf.to_container(dataset.synthetic, resolve=True))
+    return ensure_synthetic_dataset(
+        Path(cache_dir) / "datasets", **OmegaConf.to_container(dataset.synthetic, resolve=True)
+    )
 
 
 def load_started_config(run_dir: Path) -> DictConfig:
@@ -94,8 +95,9 @@ def load_started_config(run_dir: Path) -> DictConfig:
     """
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
-        raise ConfigError(f"resume: {saved} not found. Fix: pass a run folder made by xray_exp.train "
-                          "(outputs/runs/<name>).")
+        raise ConfigError(
+            f"resume: {saved} not found. Fix: pass a run folder made by xray_exp.train (outputs/runs/<name>)."
+        )
     cfg = OmegaConf.load(saved)
     resolved = run_dir / "config.resolved.yaml"
     if resolved.is_file():
@@ -112,8 +114,10 @@ def is_fresh_run_dir(run_dir: Path) -> bool:
 def check_objective(cfg: DictConfig) -> None:
     """objective.metric names a metric a run reports (and, with better_if=significant, one with a paired test)."""
     if not str(cfg.objective.metric).startswith(OBJECTIVE_PREFIXES):
-        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
-                          "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)")
+        raise ConfigError(
+            f"objective.metric: {cfg.objective.metric!r} must start with val/, test/ or "
+            "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)"
+        )
     if str(cfg.tracking.better_if) == "significant":
         from xray_exp.evaluation.significance import significance_objective
 
@@ -148,8 +152,9 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
     if weights and str(weights).startswith("models:/"):
         from xray_exp.mlops.registry import resolve_weights
 
-        path, name, version = resolve_weights(str(weights), cfg.tracking.tracking_uri,
-                                              Path(cfg.paths.cache_dir) / "registry")
+        path, name, version = resolve_weights(
+            str(weights), cfg.tracking.tracking_uri, Path(cfg.paths.cache_dir) / "registry"
+        )
         lineage = {"parent_model": name, "parent_version": version, "parent_uri": str(weights)}
         weights = str(path)
     if cfg.mode == "finetune" and not weights:
@@ -168,27 +173,61 @@ def config_params(cfg: DictConfig, leave_out: tuple[str, ...] = ("paths",)) -> d
 
 def write_run_files(run_dir: Path, info, cfg: DictConfig) -> None:
     """dataset.json (data.yaml, fingerprint, counts) and config.resolved.yaml in the run folder."""
-    (run_dir / "dataset.json").write_text(json.dumps({
-        "data_yaml": str(info.data_yaml), "fingerprint": info.fingerprint, "names": info.names,
-        "images": {s: len(v) for s, v in info.splits.items()}, "instances": info.instances}, indent=2))
-    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(
-        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
+    (run_dir / "dataset.json").write_text(
+        json.dumps(
+            {
+                "data_yaml": str(info.data_yaml),
+                "fingerprint": info.fingerprint,
+                "names": info.names,
+                "images": {s: len(v) for s, v in info.splits.items()},
+                "instances": info.instances,
+            },
+            indent=2,
+        )
+    )
+    (run_dir / "config.resolved.yaml").write_text(
+        OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    )
 
 
-def start(cfg: DictConfig, run_dir: Path, overrides: list[str], *, fingerprint: str, mode: str, experiment: str,
-          run_name: str, tags: dict[str, str] | None = None, leave_out: tuple[str, ...] = ("paths",)):
+def start(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    *,
+    fingerprint: str,
+    mode: str,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    leave_out: tuple[str, ...] = ("paths",),
+):
     """Open the run's MLflow run (journaled in <run_dir>/tracking): reproducibility tags, the dataset's
     fingerprint, the config as params (without `leave_out`)."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
     from xray_exp.runs.classify_run import registered_name, task_of
 
-    tracker = Tracker(run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled,
-                      timeout_s=cfg.tracking.timeout_s)
+    tracker = Tracker(
+        run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled, timeout_s=cfg.tracking.timeout_s
+    )
     # the `model` tag names what a sweep registers its best job as: yolo12n-cls for a classifier
-    tracker.start(experiment, run_name, run_tags(cfg.paths.root, overrides, {
-        "mode": mode, "model": registered_name(cfg, cfg.model.name), "task": task_of(cfg), "dataset": cfg.dataset.name,
-        "dataset.fingerprint": fingerprint, **(tags or {})}))
+    tracker.start(
+        experiment,
+        run_name,
+        run_tags(
+            cfg.paths.root,
+            overrides,
+            {
+                "mode": mode,
+                "model": registered_name(cfg, cfg.model.name),
+                "task": task_of(cfg),
+                "dataset": cfg.dataset.name,
+                "dataset.fingerprint": fingerprint,
+                **(tags or {}),
+            },
+        ),
+    )
     tracker.log_params(flatten(config_params(cfg, leave_out)))
     return tracker
 
@@ -197,8 +236,7 @@ def epoch_log_of(tracker):
     """Where a training in this process (or a DDP child of it) journals its epochs: this run's journal."""
     from xray_exp.yolo.epochs import EpochLog
 
-    return EpochLog(str(tracker.dir.parent), tracker.tracking_uri, enabled=tracker.enabled,
-                    timeout_s=tracker.timeout_s)
+    return EpochLog(str(tracker.dir.parent), tracker.tracking_uri, enabled=tracker.enabled, timeout_s=tracker.timeout_s)
 
 
 @contextlib.contextmanager
@@ -229,8 +267,7 @@ def post_training_config(cfg: DictConfig) -> DictConfig:
 
     if torch.cuda.is_available():
         return cfg
-    log.warning("hardware.device=%s but this driver has no GPU: post-training (test split, ONNX) runs on CPU",
-                device)
+    log.warning("hardware.device=%s but this driver has no GPU: post-training (test split, ONNX) runs on CPU", device)
     out = cfg.copy()
     with open_dict(out):
         out.hardware.device = "cpu"
@@ -252,16 +289,21 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
     metrics.update(post_training(post_cfg, info, result.best, result.run_dir))
     objective = metrics.get(cfg.objective.metric)
     if objective is None:
-        raise ConfigError(f"objective.metric: {cfg.objective.metric!r} was not computed; available: "
-                          f"{', '.join(sorted(metrics))}")
+        raise ConfigError(
+            f"objective.metric: {cfg.objective.metric!r} was not computed; available: {', '.join(sorted(metrics))}"
+        )
     # Final numbers (best.pt) one step after the last epoch, as Ultralytics' own logging does.
     tracker.log_metrics(metrics, step=result.epochs_run + 1)
     summary = run_summary(cfg, run.run_dir, result, metrics, info, time.time() - run.t0)
     log_artifacts(tracker, run.run_dir, result.run_dir, info)
     for folder, path in (artifacts or {}).items():
         tracker.log_artifact(path, folder)
-    tracker.log_dataset(cfg.dataset.name, info.fingerprint, str(info.data_yaml),
-                        {split: len(images) for split, images in info.splits.items()})
+    tracker.log_dataset(
+        cfg.dataset.name,
+        info.fingerprint,
+        str(info.data_yaml),
+        {split: len(images) for split, images in info.splits.items()},
+    )
     if (result.run_dir / "onnx_parity.json").exists() and cfg.tracking.enabled:
         register(run, post_cfg, result.best, objective)
     return summary
@@ -275,8 +317,9 @@ def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> No
     example = (info.splits.get("val") or [None])[0]
     classify = task_of(cfg) == "classify"
     names = {0: "abnormal", 1: "normal"} if classify else info.names
-    tracker.log_model(best.with_suffix(".onnx"), best, names, cfg.train.imgsz, example,
-                      task="classify" if classify else "detect")
+    tracker.log_model(
+        best.with_suffix(".onnx"), best, names, cfg.train.imgsz, example, task="classify" if classify else "detect"
+    )
     if target.deferred_to:
         tracker.set_tags({"registry.decision": target.deferred_to})
         return
@@ -285,9 +328,17 @@ def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> No
         from xray_exp.evaluation.significance import compare_with_holder
 
         significance = compare_with_holder(post_cfg, best, info, target.name, target.alias)
-    tracker.register(target.name, target.alias, str(cfg.tracking.register), cfg.objective.metric, objective,
-                     str(cfg.objective.direction), {"dataset_fingerprint": info.fingerprint, **target.tags},
-                     better_if=better_if, significance=significance)
+    tracker.register(
+        target.name,
+        target.alias,
+        str(cfg.tracking.register),
+        cfg.objective.metric,
+        objective,
+        str(cfg.objective.direction),
+        {"dataset_fingerprint": info.fingerprint, **target.tags},
+        better_if=better_if,
+        significance=significance,
+    )
 
 
 def close_run(summary: dict[str, Any], tracker, run_dir: Path, show=None) -> float:

@@ -19,7 +19,6 @@ from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MA
 log = logging.getLogger("xray_exp.runs.post_training")
 
 
-
 def metric_settings(cfg: DictConfig):
     """The scoring settings of post-training (`post.*`; decision threshold `post.conf`)."""
     from dataclasses import replace
@@ -45,9 +44,21 @@ def split_metrics(best: Path, info, split: str, cfg: DictConfig, out_dir: Path) 
         split_name, prefix = split, split
     if split_name not in info.splits:
         raise ConfigError(f"post.eval_splits: the dataset has no {split_name!r} split")
-    return evaluate_split(best, info.data_yaml, split_name, imgsz=cfg.train.imgsz, conf=PREDICT_CONF,
-                          iou=PREDICT_NMS_IOU, tta=False, out_dir=out_dir, device=cfg.hardware.device,
-                          batch=PREDICT_BATCH, max_det=PREDICT_MAX_DET, metrics=metric_settings(cfg), prefix=prefix)
+    return evaluate_split(
+        best,
+        info.data_yaml,
+        split_name,
+        imgsz=cfg.train.imgsz,
+        conf=PREDICT_CONF,
+        iou=PREDICT_NMS_IOU,
+        tta=False,
+        out_dir=out_dir,
+        device=cfg.hardware.device,
+        batch=PREDICT_BATCH,
+        max_det=PREDICT_MAX_DET,
+        metrics=metric_settings(cfg),
+        prefix=prefix,
+    )
 
 
 def evaluation_settings(cfg: DictConfig) -> dict:
@@ -57,9 +68,15 @@ def evaluation_settings(cfg: DictConfig) -> dict:
     from xray_exp.evaluation.definitions import definitions
 
     settings = metric_settings(cfg)
-    return {"splits": list(cfg.post.eval_splits), "imgsz": int(cfg.train.imgsz), "conf": PREDICT_CONF,
-            "nms_iou": PREDICT_NMS_IOU, "max_det": PREDICT_MAX_DET, "settings": asdict(settings),
-            "definitions": definitions(settings)}
+    return {
+        "splits": list(cfg.post.eval_splits),
+        "imgsz": int(cfg.train.imgsz),
+        "conf": PREDICT_CONF,
+        "nms_iou": PREDICT_NMS_IOU,
+        "max_det": PREDICT_MAX_DET,
+        "settings": asdict(settings),
+        "definitions": definitions(settings),
+    }
 
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str, float]:
@@ -80,8 +97,15 @@ def post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str,
         save_samples(best, sample_images, run_dir / "samples", cfg.train.imgsz, post.conf, hw.device)
     if post.onnx:
         onnx_path = export_onnx(best, cfg.train.imgsz)
-        parity = onnx_parity(best, onnx_path, sample_images or info.splits["val"][:2], cfg.train.imgsz,
-                             post.parity_conf, post.parity_iou, run_dir / "onnx_parity.json")
+        parity = onnx_parity(
+            best,
+            onnx_path,
+            sample_images or info.splits["val"][:2],
+            cfg.train.imgsz,
+            post.parity_conf,
+            post.parity_iou,
+            run_dir / "onnx_parity.json",
+        )
         metrics["onnx/max_abs_diff_box_px"] = parity["max_abs_diff_box_px"]
         metrics["onnx/max_abs_diff_score"] = parity["max_abs_diff_score"]
         metrics["onnx/detection_agreement"] = parity["detection_agreement"]

@@ -1,8 +1,8 @@
 """What a finished run leaves behind: summary.json's content, the artifacts it logs, the one-screen summary.
 
-    summary = run_summary(run, result, metrics, seconds)     # -> <run>/summary.json (runs.lifecycle.close_run)
-    log_artifacts(tracker, run_dir, result.run_dir, info)     # weights, configs, dataset, samples, reports
-    print_summary(summary)
+summary = run_summary(run, result, metrics, seconds)     # -> <run>/summary.json (runs.lifecycle.close_run)
+log_artifacts(tracker, run_dir, result.run_dir, info)     # weights, configs, dataset, samples, reports
+print_summary(summary)
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def log_artifacts(tracker, run_dir: Path, train_dir: Path, info) -> None:
 
 def metric_lines(m: dict[str, float], split: str) -> list[str]:
     """' test  mAP50 0.6410 [0.580, 0.700]  ...' and the image-level line (95% CIs where computed)."""
+
     def shown(name: str, label: str) -> str:
         value = m.get(f"{split}/{name}", float("nan"))
         low, high = m.get(f"{split}/{name}_ci_low"), m.get(f"{split}/{name}_ci_high")
@@ -72,8 +73,10 @@ def metric_lines(m: dict[str, float], split: str) -> list[str]:
     image = (("auroc", "AUROC"), ("sensitivity", "sens"), ("specificity", "spec"))
     head = [f" {split:<5} " + "  ".join(shown(n, label) for n, label in detection)] if f"{split}/mAP50" in m else []
     calibration = f"  {shown('brier', 'Brier')}" if f"{split}/brier" in m else ""
-    return [*head, f" {split if not head else '':<5} " + "  ".join(image_shown(n, label) for n, label in image)
-            + calibration]
+    return [
+        *head,
+        f" {split if not head else '':<5} " + "  ".join(image_shown(n, label) for n, label in image) + calibration,
+    ]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -81,25 +84,36 @@ def print_summary(summary: dict[str, Any]) -> None:
     m = summary["metrics"]
     parity = summary.get("onnx_parity") or {}
     lines = [
-        "", "=" * 72, f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
-        f"{summary['epochs_run']} epochs)", "-" * 72,
-        *[line for split in ("test", "val") if f"{split}/mAP50" in m or f"{split}/auroc" in m
-          for line in metric_lines(m, split)],
+        "",
+        "=" * 72,
+        f" xray_exp run: {Path(summary['run_dir']).name}   ({summary['wall_time_s']} s, "
+        f"{summary['epochs_run']} epochs)",
+        "-" * 72,
+        *[
+            line
+            for split in ("test", "val")
+            if f"{split}/mAP50" in m or f"{split}/auroc" in m
+            for line in metric_lines(m, split)
+        ],
         f" Ultralytics' validator (val, best.pt): top-1 accuracy {m['ultralytics/val/accuracy_top1']:.4f}"
-        if "ultralytics/val/accuracy_top1" in m else
-        f" Ultralytics' validator (val, best.pt): mAP50 {m.get('ultralytics/val/mAP50', float('nan')):.4f}   "
+        if "ultralytics/val/accuracy_top1" in m
+        else f" Ultralytics' validator (val, best.pt): mAP50 {m.get('ultralytics/val/mAP50', float('nan')):.4f}   "
         f"mAP50-95 {m.get('ultralytics/val/mAP50-95', float('nan')):.4f}",
         f" objective {summary['objective']['metric']} = {summary['objective']['value']}",
     ]
     if parity and "max_abs_diff_prob_export" in parity:  # a classifier (task=classify)
-        lines.append(f" ONNX parity: max |P(abnormal)| diff {parity['max_abs_diff_prob_export']:.2e} (export), "
-                     f"{parity['max_abs_diff_prob_pipeline']:.2e} (torch-free pipeline) "
-                     f"-> {'PASS' if parity['passed'] else 'FAIL'}")
+        lines.append(
+            f" ONNX parity: max |P(abnormal)| diff {parity['max_abs_diff_prob_export']:.2e} (export), "
+            f"{parity['max_abs_diff_prob_pipeline']:.2e} (torch-free pipeline) "
+            f"-> {'PASS' if parity['passed'] else 'FAIL'}"
+        )
     elif parity:
-        lines.append(f" ONNX parity: max |box| diff {parity['max_abs_diff_box_px']:.2e} px, max |score| diff "
-                     f"{parity['max_abs_diff_score']:.2e}, detections agree {parity['detection_agreement']:.1%} "
-                     f"(of {parity['detections_compared']}) "
-                     f"-> {'PASS' if parity['passed'] else 'FAIL'}")
+        lines.append(
+            f" ONNX parity: max |box| diff {parity['max_abs_diff_box_px']:.2e} px, max |score| diff "
+            f"{parity['max_abs_diff_score']:.2e}, detections agree {parity['detection_agreement']:.1%} "
+            f"(of {parity['detections_compared']}) "
+            f"-> {'PASS' if parity['passed'] else 'FAIL'}"
+        )
     if summary.get("mlflow_run_id"):
         lines.append(f" MLflow run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
     reg = summary.get("registration") or {}
@@ -107,7 +121,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         from xray_exp.mlops.registry import describe_decision
 
         lines.append(f" registry: {describe_decision(reg)}")
-    lines += [f" run folder  {summary['run_dir']}", f" weights     {summary['best_weights']}",
-              f" onnx        {summary['onnx']}", "=" * 72]
+    lines += [
+        f" run folder  {summary['run_dir']}",
+        f" weights     {summary['best_weights']}",
+        f" onnx        {summary['onnx']}",
+        "=" * 72,
+    ]
     print("\n".join(lines), flush=True)
     print(f"RUN_DIR={summary['run_dir']}", flush=True)

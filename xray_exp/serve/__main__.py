@@ -20,9 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help=".onnx file, folder with model.onnx, or models:/<name>@<alias>")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
         settings = ServeSettings.from_env()

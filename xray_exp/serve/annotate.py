@@ -34,9 +34,7 @@ def annotate(gray: np.ndarray, detections: Sequence[Detection], max_side: int = 
     scale = min(1.0, max_side / max(h, w))
     image = gray if gray.ndim == 3 else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     if scale < 1.0:
-        image = cv2.resize(
-            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-        )
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     else:
         image = image.copy()
     side = max(image.shape[:2])

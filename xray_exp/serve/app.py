@@ -82,8 +82,13 @@ def create_app(
             holder.load()
 
     jobs = make_job_manager(settings, after_job)
-    pool = WorkerPool(settings.workers, settings.queue_size, settings.request_timeout_s,
-                      settings.large_workers or default_large_workers(), settings.large_queue_size)
+    pool = WorkerPool(
+        settings.workers,
+        settings.queue_size,
+        settings.request_timeout_s,
+        settings.large_workers or default_large_workers(),
+        settings.large_queue_size,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -117,13 +122,9 @@ def create_app(
 
     def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
         if not settings.token:
-            raise HTTPException(
-                403, "training triggers are disabled on this server (no XRAY_SERVE_TOKEN set)"
-            )
+            raise HTTPException(403, "training triggers are disabled on this server (no XRAY_SERVE_TOKEN set)")
         if credentials is None:
-            raise HTTPException(
-                401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise HTTPException(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
         if not hmac.compare_digest(credentials.credentials.encode(), settings.token.encode()):
             raise HTTPException(403, "invalid token")
 
@@ -261,8 +262,11 @@ def create_app(
         if model:
             model["uri"] = redact_uri(model["uri"])
         out = {**settings.public(), "model": model, "model_detail": holder.detail}
-        trusted = bool(settings.token and credentials is not None and hmac.compare_digest(
-            credentials.credentials.encode(), settings.token.encode()))
+        trusted = bool(
+            settings.token
+            and credentials is not None
+            and hmac.compare_digest(credentials.credentials.encode(), settings.token.encode())
+        )
         return out if trusted else hide_server_paths(out)
 
     @app.get("/models", response_model=ModelsResponse, responses=errors(503))

@@ -48,8 +48,7 @@ def read_progress(run_dir: str | Path | None) -> dict | None:
 
 def read_outcome(run_dir: Path) -> tuple[str | None, dict, str | None]:
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    metrics = {str(k): v for k, v in (summary.get("metrics") or {}).items()
-               if isinstance(v, int | float | str | None)}
+    metrics = {str(k): v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, int | float | str | None)}
     registration = summary.get("registration") or {}
     version = registration.get("version") if registration.get("registered") else None
     return summary.get("mlflow_run_id"), metrics, None if version is None else str(version)

@@ -38,12 +38,21 @@ def make_job_manager(settings: ServeSettings, on_success) -> JobManager:
     """Jobs run as Ray Jobs when settings.ray_address is set, else as local subprocesses."""
     from xray_exp.serve.job_runners import LocalRunner, RayJobRunner, preset_resources
 
-    runner = (RayJobRunner(settings.ray_address, timeout_s=settings.job_timeout_s) if settings.ray_address
-              else LocalRunner(settings.job_timeout_s))
+    runner = (
+        RayJobRunner(settings.ray_address, timeout_s=settings.job_timeout_s)
+        if settings.ray_address
+        else LocalRunner(settings.job_timeout_s)
+    )
     root = Path(os.environ.get("XRAY_EXP_ROOT") or Path.cwd())
-    return JobManager(settings.job_command, settings.job_dir, on_success=on_success,
-                      max_queue=settings.job_queue_depth, runner=runner, output_root=root,
-                      resources=preset_resources)
+    return JobManager(
+        settings.job_command,
+        settings.job_dir,
+        on_success=on_success,
+        max_queue=settings.job_queue_depth,
+        runner=runner,
+        output_root=root,
+        resources=preset_resources,
+    )
 
 
 def job_router(settings: ServeSettings, jobs: JobManager, require_token) -> APIRouter:

@@ -39,9 +39,17 @@ class LocalRunner:
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
         env.update(job.env, PYTHONUNBUFFERED="1")
         with Path(job.log_path).open("w", encoding="utf-8", buffering=1) as logf:  # line by line: readable live
-            proc = subprocess.Popen(job.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                job.command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                env=env,
+                start_new_session=True,
+            )
             self._procs[job.id] = proc
             timer = threading.Timer(self.timeout_s, lambda: (job.note_timeout(self.timeout_s), stop_process(proc)))
             timer.daemon = True
@@ -89,9 +97,13 @@ class RayJobRunner:
         env.update(job.env, PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
         entrypoint = f"cd {shlex.quote(self.cwd)} && {shlex.join(job.command)}"
         return self.client().submit_job(
-            entrypoint=entrypoint, submission_id=f"xray-{job.id}", runtime_env={"env_vars": env},
-            entrypoint_num_cpus=job.resources.get("num_cpus", 1), entrypoint_num_gpus=job.resources.get("num_gpus", 0),
-            metadata={"xray_exp_job": job.id, "mode": job.mode, "model": job.model})
+            entrypoint=entrypoint,
+            submission_id=f"xray-{job.id}",
+            runtime_env={"env_vars": env},
+            entrypoint_num_cpus=job.resources.get("num_cpus", 1),
+            entrypoint_num_gpus=job.resources.get("num_gpus", 0),
+            metadata={"xray_exp_job": job.id, "mode": job.mode, "model": job.model},
+        )
 
     def run(self, job, on_line: Callable[[str], None]) -> int | None:
         from ray.job_submission import JobStatus

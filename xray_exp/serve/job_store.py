@@ -30,12 +30,16 @@ class JobStore:
 
     def save(self, job_id: str, created_at: str, record: dict) -> None:
         with closing(self._connect()) as db, db:
-            db.execute("INSERT OR REPLACE INTO jobs (id, created_at, record) VALUES (?, ?, ?)",
-                       (job_id, created_at, json.dumps(record)))
+            db.execute(
+                "INSERT OR REPLACE INTO jobs (id, created_at, record) VALUES (?, ?, ?)",
+                (job_id, created_at, json.dumps(record)),
+            )
 
     def load(self, limit: int) -> list[dict]:
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT record FROM (SELECT record, created_at, rowid FROM jobs "
-                              "ORDER BY created_at DESC, rowid DESC LIMIT ?) ORDER BY created_at, rowid",
-                              (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT record FROM (SELECT record, created_at, rowid FROM jobs "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?) ORDER BY created_at, rowid",
+                (limit,),
+            ).fetchall()
         return [json.loads(r[0]) for r in rows]

@@ -93,10 +93,18 @@ class Job:
 class JobManager:
     """Runs one job at a time from a FIFO queue of at most `max_queue` waiting jobs."""
 
-    def __init__(self, command_prefix: Sequence[str], job_dir: str | Path, timeout_s: float = 24 * 3600,
-                 on_success: Callable[[Job], None] | None = None, max_history: int = 100, max_queue: int = 4,
-                 runner=None, output_root: str | Path | None = None,
-                 resources: Callable[[list[str]], dict] | None = None):
+    def __init__(
+        self,
+        command_prefix: Sequence[str],
+        job_dir: str | Path,
+        timeout_s: float = 24 * 3600,
+        on_success: Callable[[Job], None] | None = None,
+        max_history: int = 100,
+        max_queue: int = 4,
+        runner=None,
+        output_root: str | Path | None = None,
+        resources: Callable[[list[str]], dict] | None = None,
+    ):
         self.command_prefix = list(command_prefix)
         self.job_dir = Path(job_dir)
         self.on_success = on_success
@@ -151,8 +159,15 @@ class JobManager:
             log.info("re-attaching to job %s (%s)", resumed.id, resumed.ray_job_id)
             self._start(resumed)
 
-    def submit(self, mode: str, model: str, overrides: Sequence[str], reason: str = "",
-               service_overrides: Sequence[str] = (), env: dict[str, str] | None = None) -> Job:
+    def submit(
+        self,
+        mode: str,
+        model: str,
+        overrides: Sequence[str],
+        reason: str = "",
+        service_overrides: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> Job:
         """Queue a job (QueueFull when `max_queue` jobs wait). `overrides` come from the client and are
         checked against the allow-list; `service_overrides` and `env` are the service's own settings."""
         if mode not in ("train", "finetune"):
@@ -166,14 +181,28 @@ class JobManager:
             job_id = uuid.uuid4().hex[:12]
             self.job_dir.mkdir(parents=True, exist_ok=True)
             run_name = f"{model}-job-{job_id}"
-            job = self._attach(Job(
-                id=job_id, mode=mode, model=model, overrides=list(overrides), reason=reason,
-                command=[*self.command_prefix, f"mode={mode}", f"model={model}", *overrides, *service_overrides,
-                         f"run_name={run_name}"],
-                log_path=str(self.job_dir / f"{job_id}.log"),
-                run_dir_hint=str(self.output_root / "outputs" / "runs" / run_name),
-                runner=self.runner.name, env=dict(env or {}), resources=self.resources(list(overrides)),
-            ))
+            job = self._attach(
+                Job(
+                    id=job_id,
+                    mode=mode,
+                    model=model,
+                    overrides=list(overrides),
+                    reason=reason,
+                    command=[
+                        *self.command_prefix,
+                        f"mode={mode}",
+                        f"model={model}",
+                        *overrides,
+                        *service_overrides,
+                        f"run_name={run_name}",
+                    ],
+                    log_path=str(self.job_dir / f"{job_id}.log"),
+                    run_dir_hint=str(self.output_root / "outputs" / "runs" / run_name),
+                    runner=self.runner.name,
+                    env=dict(env or {}),
+                    resources=self.resources(list(overrides)),
+                )
+            )
             self._queue.append(job_id)
             job.save()
         self._wake.set()

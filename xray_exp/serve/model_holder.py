@@ -1,7 +1,7 @@
 """The model the service answers with, swapped whole on reload (POST /reload, a finished training job).
 
-    holder = ModelHolder(settings, detector, info); holder.load()     # settings.model: a file or models:/ URI
-    detector, info = holder.current                                  # one consistent pair per request
+holder = ModelHolder(settings, detector, info); holder.load()     # settings.model: a file or models:/ URI
+detector, info = holder.current                                  # one consistent pair per request
 """
 
 from __future__ import annotations

@@ -89,8 +89,9 @@ def public_description(description: str) -> str | None:
 
     def name(match: re.Match) -> str:
         path = PurePath(match.group(1))
-        return "trained on " + (path.parent.name if path.name in ("data.yaml", "data.yml") and path.parent.name
-                                else path.name)
+        return "trained on " + (
+            path.parent.name if path.name in ("data.yaml", "data.yml") and path.parent.name else path.name
+        )
 
     return re.sub(r"trained on (\S+)", name, description.strip()) or None
 

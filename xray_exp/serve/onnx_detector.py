@@ -1,6 +1,6 @@
 """The service's detector: xray_exp.detector (shared with the registered MLflow model, no fastapi there).
 
-    from xray_exp.serve.onnx_detector import OnnxDetector   # same objects as xray_exp.detector
+from xray_exp.serve.onnx_detector import OnnxDetector   # same objects as xray_exp.detector
 """
 
 from xray_exp.detector import (  # noqa: F401  (re-exported for the service's modules)

@@ -46,8 +46,10 @@ def refusal(key: str) -> str | None:
         return None
     if key in ("mode",):
         return "the service decides between training and fine-tuning"
-    return (f"not a training choice or hyperparameter (allowed: {', '.join(GROUP_CHOICES)}=<name> and "
-            f"{', '.join(p + '*' for p in HYPERPARAMETER_PREFIXES)})")
+    return (
+        f"not a training choice or hyperparameter (allowed: {', '.join(GROUP_CHOICES)}=<name> and "
+        f"{', '.join(p + '*' for p in HYPERPARAMETER_PREFIXES)})"
+    )
 
 
 def validate_overrides(overrides: Sequence[str]) -> list[str]:

@@ -43,9 +43,7 @@ class PredictResponse(BaseModel):
 class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelName | None = Field(
-        None, description="model config / registered model name (default: the served one)"
-    )
+    model: ModelName | None = Field(None, description="model config / registered model name (default: the served one)")
     overrides: list[Override] = Field(
         default_factory=list,
         max_length=MAX_OVERRIDES,

@@ -87,8 +87,15 @@ class ServeSettings:
     def validate(self) -> None:
         if not 0.0 <= self.conf <= 1.0 or not 0.0 <= self.iou <= 1.0:
             raise ValueError("XRAY_SERVE_CONF and XRAY_SERVE_IOU must be within [0, 1]")
-        positive = ("max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes", "max_det",
-                    "workers", "request_timeout_s")
+        positive = (
+            "max_upload_bytes",
+            "max_pixels",
+            "max_pixel_bytes",
+            "max_decompressed_bytes",
+            "max_det",
+            "workers",
+            "request_timeout_s",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{PREFIX}{name.upper()} must be positive (got {getattr(self, name)!r})")
@@ -98,8 +105,10 @@ class ServeSettings:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"XRAY_SERVE_DEVICE must be auto, cpu or cuda (got {self.device!r})")
         if self.ray_address and not self.ray_address.startswith(JOB_API_SCHEMES):
-            raise ValueError(f"XRAY_SERVE_RAY_ADDRESS must be the Ray cluster's job API, http://HEAD_IP:8265 "
-                             f"(got {self.ray_address!r}; the GCS address head:6379 is for drivers)")
+            raise ValueError(
+                f"XRAY_SERVE_RAY_ADDRESS must be the Ray cluster's job API, http://HEAD_IP:8265 "
+                f"(got {self.ray_address!r}; the GCS address head:6379 is for drivers)"
+            )
         if self.job_queue_depth < 0:
             raise ValueError("XRAY_SERVE_JOB_QUEUE_DEPTH must be >= 0")
         if not self.job_command:
@@ -143,10 +152,24 @@ class ServeSettings:
 
 
 def _parse(name: str, raw: str):
-    integers = ("threads", "max_det", "max_upload_bytes", "max_pixels", "max_pixel_bytes", "max_decompressed_bytes",
-                "workers", "queue_size", "annotate_max_side", "port", "job_queue_depth", "audit_max_bytes",
-                "audit_backups", "large_decode_bytes",
-                "large_workers", "large_queue_size")
+    integers = (
+        "threads",
+        "max_det",
+        "max_upload_bytes",
+        "max_pixels",
+        "max_pixel_bytes",
+        "max_decompressed_bytes",
+        "workers",
+        "queue_size",
+        "annotate_max_side",
+        "port",
+        "job_queue_depth",
+        "audit_max_bytes",
+        "audit_backups",
+        "large_decode_bytes",
+        "large_workers",
+        "large_queue_size",
+    )
     try:
         if name in integers:
             return int(float(raw))

@@ -85,7 +85,10 @@ def check_header(data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LI
 
 
 def decode_upload(
-    data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LIMITS, max_side: int | None = None,
+    data: bytes,
+    max_pixels: int,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    max_side: int | None = None,
     header: ImageHeader | None = None,
 ) -> tuple[np.ndarray, ImageHeader]:
     """Bytes -> (uint8 grey (H, W), header) through xray_exp.imaging, or UploadError. With max_side, an image
@@ -97,13 +100,9 @@ def decode_upload(
     except ImageDecodeError as exc:
         raise UploadError(_status_of(exc), f"cannot decode the {header.format} image: {exc}") from exc
     except Exception as exc:  # pydicom/numpy raise many types for malformed pixel data
-        raise UploadError(
-            422, f"cannot decode the {header.format} image: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise UploadError(422, f"cannot decode the {header.format} image: {type(exc).__name__}: {exc}") from exc
     if gray.ndim != 2 or gray.size == 0:
-        raise UploadError(
-            422, f"decoded {header.format} image has shape {gray.shape}; expected one 2-D image"
-        )
+        raise UploadError(422, f"decoded {header.format} image has shape {gray.shape}; expected one 2-D image")
     if gray.size > max_pixels:
         raise UploadError(413, f"decoded image has {gray.size} pixels; the limit is {max_pixels}")
     if (gray.shape[1], gray.shape[0]) != (header.width, header.height):

@@ -81,8 +81,9 @@ class Lane:
 
 
 class WorkerPool:
-    def __init__(self, workers: int, queue_size: int, timeout_s: float, large_workers: int = 1,
-                 large_queue_size: int = 4):
+    def __init__(
+        self, workers: int, queue_size: int, timeout_s: float, large_workers: int = 1, large_queue_size: int = 4
+    ):
         self.workers, self.queue_size, self.timeout_s = workers, queue_size, timeout_s
         self.lane = Lane("predict", workers, queue_size)
         self.large = Lane("large-decode", large_workers, large_queue_size)

@@ -135,8 +135,17 @@ def build_sr(
         )
     )
     local = any(finding_codes.code_for(d.label).scheme_designator == LOCAL_SCHEME for d in detections)
-    schemes = [CodingSchemeIdentificationItem(LOCAL_SCHEME, name="xray_exp finding codes without a standard code",
-                                              responsible_organization=MANUFACTURER)] if local else None
+    schemes = (
+        [
+            CodingSchemeIdentificationItem(
+                LOCAL_SCHEME,
+                name="xray_exp finding codes without a standard code",
+                responsible_organization=MANUFACTURER,
+            )
+        ]
+        if local
+        else None
+    )
     report = MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
     return Comprehensive3DSR(
         evidence=[header],

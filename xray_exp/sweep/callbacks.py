@@ -46,23 +46,35 @@ class SweepCallback(Callback):
 
         study = prepare_resume(config)
         info: dict[str, Any] = {
-            "sweep_id": sweep_dir.name, "sweep_dir": str(sweep_dir), "parent_run_id": None,
-            "tracking_uri": None, "experiment": None, "experiment_id": None,
-            "sweeper": _choice(config, "hydra/sweeper"), "launcher": _choice(config, "hydra/launcher"),
-            "objective": config.objective.metric, "direction": str(config.objective.direction),
+            "sweep_id": sweep_dir.name,
+            "sweep_dir": str(sweep_dir),
+            "parent_run_id": None,
+            "tracking_uri": None,
+            "experiment": None,
+            "experiment_id": None,
+            "sweeper": _choice(config, "hydra/sweeper"),
+            "launcher": _choice(config, "hydra/launcher"),
+            "objective": config.objective.metric,
+            "direction": str(config.objective.direction),
             "key": study_key(study["storage"], study["study"]) if study else str(sweep_dir),
             "study": study,
         }
         tracking = config.tracking
         if tracking.enabled and tracking.tracking_uri:
-            info.update(tracking_uri=str(tracking.tracking_uri), experiment=str(
-                tracking.finetune_experiment if str(config.mode) == "finetune" else tracking.experiment))
+            info.update(
+                tracking_uri=str(tracking.tracking_uri),
+                experiment=str(tracking.finetune_experiment if str(config.mode) == "finetune" else tracking.experiment),
+            )
             (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))  # jobs run even if MLflow is down
             info.update(start_parent_run(config, info))
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
         if info["parent_run_id"]:
-            log.info("MLflow parent run %s (experiment %s) at %s", info["parent_run_id"], info["experiment"],
-                     info["tracking_uri"])
+            log.info(
+                "MLflow parent run %s (experiment %s) at %s",
+                info["parent_run_id"],
+                info["experiment"],
+                info["tracking_uri"],
+            )
         self.started = True  # Hydra calls on_multirun_end even when this raised (a CV's sweep.json may exist)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -96,11 +108,19 @@ def connect_ray(config: DictConfig) -> None:
     init = OmegaConf.to_container(config.hydra.launcher.ray.init, resolve=True)
     known = ("address", "num_cpus", "num_gpus", "include_dashboard", "runtime_env")
     if set(init) - set(known):
-        log.warning("hydra.launcher.ray.init: %s not used (xray_exp.distributed.cluster.connect takes %s)",
-                    sorted(set(init) - set(known)), ", ".join(known))
+        log.warning(
+            "hydra.launcher.ray.init: %s not used (xray_exp.distributed.cluster.connect takes %s)",
+            sorted(set(init) - set(known)),
+            ", ".join(known),
+        )
     try:
-        connect(init.get("address"), num_cpus=init.get("num_cpus"), num_gpus=init.get("num_gpus"),
-                include_dashboard=init.get("include_dashboard"), runtime_env=init.get("runtime_env"))
+        connect(
+            init.get("address"),
+            num_cpus=init.get("num_cpus"),
+            num_gpus=init.get("num_gpus"),
+            include_dashboard=init.get("include_dashboard"),
+            runtime_env=init.get("runtime_env"),
+        )
     except ConfigError as exc:
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
@@ -134,26 +154,52 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
     from xray_exp.mlops.run_tags import git_info, package_versions
 
     sweeper = config.hydra.sweeper
-    tags = {"sweep.id": info["sweep_id"], "sweep.dir": info["sweep_dir"],
-            "sweep.sweeper": info["sweeper"], "sweep.launcher": info["launcher"],
-            "sweep.search_space": json.dumps(search_space(config)),
-            "hydra.overrides": " ".join(config.hydra.overrides.task) or "(none)", **git_info(config.paths.root),
-            **package_versions()}
-    params = {"sweeper": info["sweeper"], "launcher": info["launcher"], "objective.metric": info["objective"],
-              "objective.direction": info["direction"],
-              **{f"search.{k}": v for k, v in search_space(config).items()}}
+    tags = {
+        "sweep.id": info["sweep_id"],
+        "sweep.dir": info["sweep_dir"],
+        "sweep.sweeper": info["sweeper"],
+        "sweep.launcher": info["launcher"],
+        "sweep.search_space": json.dumps(search_space(config)),
+        "hydra.overrides": " ".join(config.hydra.overrides.task) or "(none)",
+        **git_info(config.paths.root),
+        **package_versions(),
+    }
+    params = {
+        "sweeper": info["sweeper"],
+        "launcher": info["launcher"],
+        "objective.metric": info["objective"],
+        "objective.direction": info["direction"],
+        **{f"search.{k}": v for k, v in search_space(config).items()},
+    }
     if info["study"]:
         study = info["study"]
-        tags.update({"sweep.n_trials": str(study["n_trials"]), "sweep.n_jobs": str(sweeper.n_jobs),
-                     "optuna.trials_done_before": str(study["done"]), "optuna.requeued": str(study["requeued"])})
-        params.update({"optuna.study_name": study["study"], "optuna.storage": study["storage"],
-                       "optuna.sampler": str(sweeper.sampler.get("_target_", ""))})
+        tags.update(
+            {
+                "sweep.n_trials": str(study["n_trials"]),
+                "sweep.n_jobs": str(sweeper.n_jobs),
+                "optuna.trials_done_before": str(study["done"]),
+                "optuna.requeued": str(study["requeued"]),
+            }
+        )
+        params.update(
+            {
+                "optuna.study_name": study["study"],
+                "optuna.storage": study["storage"],
+                "optuna.sampler": str(sweeper.sampler.get("_target_", "")),
+            }
+        )
     name = f"sweep-{info['study']['study']}" if info["study"] else f"sweep-{info['sweep_id']}"
     if OmegaConf.select(config, "cv.enabled", default=False):  # sweep=cv: one parent run per CV folder
         name = f"cv-{info['sweep_id']}"
         tags.update({"cv.name": str(config.cv.name), "cv.dir": info["sweep_dir"]})
-        params.update({"cv.folds": int(config.cv.folds), "cv.seed": int(config.cv.seed), "model": config.model.name,
-                       "dataset": config.dataset.name})
+        params.update(
+            {
+                "cv.folds": int(config.cv.folds),
+                "cv.seed": int(config.cv.seed),
+                "model": config.model.name,
+                "dataset": config.dataset.name,
+            }
+        )
     identity = {"sweep.key": info["key"], "sweep.role": "parent"}
     client = sweep_parent_client(info, config.tracking.timeout_s)
     opened = open_parent_run(client, info["experiment"], name, identity, tags, params, count_tag="sweep.invocations")
@@ -179,14 +225,19 @@ def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExceptio
     csv_path = lb.write_csv(rows, metric, sweep_dir / "leaderboard.csv")
     print(lb.format_table(rows, metric, direction), flush=True)
     best = rows[0] if rows and rows[0].ranked else None
-    out: dict[str, Any] = {"jobs": len(rows), "jobs_succeeded": sum(r.ranked for r in rows),
-                           "jobs_failed": sum(r.status == "FAILED" for r in rows), "leaderboard": str(csv_path),
-                           "best": None, "registration": None}
+    out: dict[str, Any] = {
+        "jobs": len(rows),
+        "jobs_succeeded": sum(r.ranked for r in rows),
+        "jobs_failed": sum(r.status == "FAILED" for r in rows),
+        "leaderboard": str(csv_path),
+        "best": None,
+        "registration": None,
+    }
     if best is not None:
-        out["best"] = {"job": best.job, "run_id": best.run_id, "objective": best.objective,
-                       "overrides": best.overrides}
-        print(f" best: job {best.job}  {metric} = {best.objective:.5f}  ({best.overrides or 'no overrides'})",
-              flush=True)
+        out["best"] = {"job": best.job, "run_id": best.run_id, "objective": best.objective, "overrides": best.overrides}
+        print(
+            f" best: job {best.job}  {metric} = {best.objective:.5f}  ({best.overrides or 'no overrides'})", flush=True
+        )
     if client is None:
         print(f"SWEEP_DIR={sweep_dir}", flush=True)
         return out
@@ -194,17 +245,28 @@ def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExceptio
     client.log_artifact(parent, str(csv_path))
     if aborted is not None:
         client.set_tag(parent, "sweep.aborted", f"{type(aborted).__name__}: {aborted}"[:5000])
-        print(f" sweep aborted ({type(aborted).__name__}): nothing registered; run the same command again to "
-              "resume an Optuna study", flush=True)
+        print(
+            f" sweep aborted ({type(aborted).__name__}): nothing registered; run the same command again to "
+            "resume an Optuna study",
+            flush=True,
+        )
     elif best is not None:
         client.log_metric(parent, f"best/{metric}", best.objective)
         client.set_tag(parent, "sweep.best_run_id", best.run_id)
         client.set_tag(parent, "sweep.best_overrides", best.overrides[:5000])
-        decision = lb.register_best(client, best, info["experiment_id"], str(config.tracking.register), metric,
-                                 direction, {"sweep.id": info["sweep_id"], "sweep.parent_run_id": parent},
-                                 better_if=str(config.tracking.better_if))
-        out["registration"] = {k: v for k, v in decision.items() if k in ("registered", "promoted", "name", "version",
-                                                                          "alias", "reason")}
+        decision = lb.register_best(
+            client,
+            best,
+            info["experiment_id"],
+            str(config.tracking.register),
+            metric,
+            direction,
+            {"sweep.id": info["sweep_id"], "sweep.parent_run_id": parent},
+            better_if=str(config.tracking.better_if),
+        )
+        out["registration"] = {
+            k: v for k, v in decision.items() if k in ("registered", "promoted", "name", "version", "alias", "reason")
+        }
         reg = out["registration"]
         client.set_tag(parent, "registry.decision", describe_decision(reg))
         print(f" registry: {describe_decision(reg)} (run {best.run_id})", flush=True)

@@ -50,8 +50,10 @@ def child_tags(ctx: dict[str, Any]) -> dict[str, str]:
     """Tags that make a job's MLflow run a child of the sweep's parent run."""
     from xray_exp.mlops.parent_runs import child_run_tags
 
-    return child_run_tags(ctx.get("parent_run_id"), {"sweep.id": str(ctx["sweep_id"]), "sweep.dir": ctx["sweep_dir"],
-                                                     "sweep.job_num": str(ctx["job_num"])})
+    return child_run_tags(
+        ctx.get("parent_run_id"),
+        {"sweep.id": str(ctx["sweep_id"]), "sweep.dir": ctx["sweep_dir"], "sweep.job_num": str(ctx["job_num"])},
+    )
 
 
 def child_run_name(ctx: dict[str, Any], model_name: str) -> str:
@@ -65,8 +67,12 @@ def sweep_parent(model_name: str):
     ctx = sweep_context()
     if ctx is None:
         return None
-    return Parent(experiment=ctx.get("experiment"), run_name=child_run_name(ctx, model_name), tags=child_tags(ctx),
-                  registration_note=f"deferred to sweep {ctx['sweep_id']} (best job registered)")
+    return Parent(
+        experiment=ctx.get("experiment"),
+        run_name=child_run_name(ctx, model_name),
+        tags=child_tags(ctx),
+        registration_note=f"deferred to sweep {ctx['sweep_id']} (best job registered)",
+    )
 
 
 def record_failure(cfg, run_dir: str | Path, overrides: list[str], exc: BaseException) -> float:
@@ -91,18 +97,40 @@ def record_failure(cfg, run_dir: str | Path, overrides: list[str], exc: BaseExce
         tracker = Tracker(run_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
         if not tracker.state.get("started"):  # failed before training began: the child run starts here
             experiment = (ctx or {}).get("experiment") or (
-                cfg.tracking.finetune_experiment if str(cfg.mode) == "finetune" else cfg.tracking.experiment)
+                cfg.tracking.finetune_experiment if str(cfg.mode) == "finetune" else cfg.tracking.experiment
+            )
             name = child_run_name(ctx, cfg.model.name) if ctx else run_dir.name
-            tracker.start(experiment, name, run_tags(cfg.paths.root, overrides, {
-                "mode": str(cfg.mode), "model": cfg.model.name, "dataset": cfg.dataset.name,
-                **(child_tags(ctx) if ctx else {})}))
+            tracker.start(
+                experiment,
+                name,
+                run_tags(
+                    cfg.paths.root,
+                    overrides,
+                    {
+                        "mode": str(cfg.mode),
+                        "model": cfg.model.name,
+                        "dataset": cfg.dataset.name,
+                        **(child_tags(ctx) if ctx else {}),
+                    },
+                ),
+            )
         tracker.set_tags({"error.type": type(exc).__name__, "error.message": str(exc)[:5000]})
         tracker.log_artifact(run_dir / "error.txt", "error")
         tracker.end("FAILED")
         run_id = tracker.run_id
-    (run_dir / "summary.json").write_text(json.dumps({
-        "run_dir": str(run_dir), "status": "FAILED", "model": cfg.model.name, "overrides": overrides,
-        "error": {"type": type(exc).__name__, "message": str(exc)[:5000]},
-        "objective": {"metric": cfg.objective.metric, "value": None}, "metrics": {},
-        "mlflow_run_id": run_id}, indent=2))
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "run_dir": str(run_dir),
+                "status": "FAILED",
+                "model": cfg.model.name,
+                "overrides": overrides,
+                "error": {"type": type(exc).__name__, "message": str(exc)[:5000]},
+                "objective": {"metric": cfg.objective.metric, "value": None},
+                "metrics": {},
+                "mlflow_run_id": run_id,
+            },
+            indent=2,
+        )
+    )
     return float("nan")

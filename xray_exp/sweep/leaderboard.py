@@ -21,8 +21,16 @@ from typing import Any
 
 # Columns beside the objective, where the jobs computed them (val/* test/*: xray_exp.metrics on best.pt;
 # ultralytics/val/*: Ultralytics' validator at the end of training).
-KEY_METRICS = ("val/map40", "val/mAP50-95", "test/mAP50", "test/mAP50-95", "test/map40", "test/froc_mean", "test/auroc",
-               "ultralytics/val/mAP50-95")
+KEY_METRICS = (
+    "val/map40",
+    "val/mAP50-95",
+    "test/mAP50",
+    "test/mAP50-95",
+    "test/map40",
+    "test/froc_mean",
+    "test/auroc",
+    "ultralytics/val/mAP50-95",
+)
 
 
 @dataclass
@@ -67,9 +75,18 @@ def rows_from_mlflow(client, experiment_id: str, parent_run_id: str, metric: str
         job = tags.get("sweep.job_num", "?")
         if len(sweep_dirs) > 1:  # a resumed study: jobs of several invocations
             job = f"{Path(tags.get('sweep.dir', '?')).name}/{job}"
-        rows.append(Row(job=job, status=run.info.status, objective=run.data.metrics.get(metric),
-                        overrides=tags.get("hydra.overrides", ""), run_id=run.info.run_id,
-                        metrics=dict(run.data.metrics), tags=dict(tags), error=tags.get("error.message", "")))
+        rows.append(
+            Row(
+                job=job,
+                status=run.info.status,
+                objective=run.data.metrics.get(metric),
+                overrides=tags.get("hydra.overrides", ""),
+                run_id=run.info.run_id,
+                metrics=dict(run.data.metrics),
+                tags=dict(tags),
+                error=tags.get("error.message", ""),
+            )
+        )
     return rows
 
 
@@ -85,15 +102,28 @@ def rows_from_folders(sweep_dir: Path, metric: str) -> list[Row]:
             overrides = " ".join(OmegaConf.load(overrides_file))
         summary_file = job_dir / "summary.json"
         if not summary_file.is_file():
-            rows.append(Row(job=job_dir.name, status="FAILED" if (job_dir / "error.txt").is_file() else "RUNNING",
-                            objective=None, overrides=overrides))
+            rows.append(
+                Row(
+                    job=job_dir.name,
+                    status="FAILED" if (job_dir / "error.txt").is_file() else "RUNNING",
+                    objective=None,
+                    overrides=overrides,
+                )
+            )
             continue
         summary = json.loads(summary_file.read_text())
         overrides = overrides or " ".join(summary.get("overrides", []))
-        rows.append(Row(job=job_dir.name, status=summary.get("status", "FINISHED"),
-                        objective=summary.get("metrics", {}).get(metric), overrides=overrides,
-                        run_id=summary.get("mlflow_run_id"), metrics=summary.get("metrics", {}),
-                        error=(summary.get("error") or {}).get("message", "")))
+        rows.append(
+            Row(
+                job=job_dir.name,
+                status=summary.get("status", "FINISHED"),
+                objective=summary.get("metrics", {}).get(metric),
+                overrides=overrides,
+                run_id=summary.get("mlflow_run_id"),
+                metrics=summary.get("metrics", {}),
+                error=(summary.get("error") or {}).get("message", ""),
+            )
+        )
     return rows
 
 
@@ -108,8 +138,18 @@ def write_csv(rows: list[Row], metric: str, path: Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(["rank", "job", "status", metric, *extra, "overrides", "run_id", "error"])
         for r in rows:
-            writer.writerow([r.rank or "", r.job, r.status, "" if r.objective is None else r.objective,
-                             *[r.metrics.get(m, "") for m in extra], r.overrides, r.run_id or "", r.error])
+            writer.writerow(
+                [
+                    r.rank or "",
+                    r.job,
+                    r.status,
+                    "" if r.objective is None else r.objective,
+                    *[r.metrics.get(m, "") for m in extra],
+                    r.overrides,
+                    r.run_id or "",
+                    r.error,
+                ]
+            )
     return path
 
 
@@ -118,9 +158,18 @@ def format_table(rows: list[Row], metric: str, direction: str) -> str:
     extra = columns(rows, metric)
     common = set.intersection(*(set(r.overrides.split()) for r in rows)) if len(rows) > 1 else set()
     header = ["rank", "job", "status", metric, *extra, "run_id", "overrides"]
-    body = [[str(r.rank or "-"), r.job, r.status, _num(r.objective), *[_num(r.metrics.get(m)) for m in extra],
-             (r.run_id or "-")[:12], " ".join(o for o in r.overrides.split() if o not in common)
-             + (f"  [{r.error[:80]}]" if r.error else "")] for r in rows]
+    body = [
+        [
+            str(r.rank or "-"),
+            r.job,
+            r.status,
+            _num(r.objective),
+            *[_num(r.metrics.get(m)) for m in extra],
+            (r.run_id or "-")[:12],
+            " ".join(o for o in r.overrides.split() if o not in common) + (f"  [{r.error[:80]}]" if r.error else ""),
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
@@ -135,12 +184,22 @@ def _num(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.5f}"
 
 
-SWEEP_NOT_TESTED = ("a sweep's best job is not compared with the alias holder; compare them with python -m "
-                    "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)")
+SWEEP_NOT_TESTED = (
+    "a sweep's best job is not compared with the alias holder; compare them with python -m "
+    "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)"
+)
 
 
-def register_best(client, best: Row, experiment_id: str, policy: str, metric: str, direction: str,
-                  sweep_tags: dict[str, str], better_if: str = "at_least_as_good") -> dict[str, Any]:
+def register_best(
+    client,
+    best: Row,
+    experiment_id: str,
+    policy: str,
+    metric: str,
+    direction: str,
+    sweep_tags: dict[str, str],
+    better_if: str = "at_least_as_good",
+) -> dict[str, Any]:
     """Register the best job's model under `tracking.register` rules; returns the decision. With
     better_if=significant the version is registered and the alias stays (no paired test runs here)."""
     from xray_exp.mlops.registry import current_holder, logged_model_uri, register_model, registration_target
@@ -150,16 +209,36 @@ def register_best(client, best: Row, experiment_id: str, policy: str, metric: st
         return {"registered": False, "name": name, "alias": alias, "reason": "tracking.register=never"}
     holder = current_holder(client, name, alias)
     if holder is not None and holder.tags.get("source_run_id") == best.run_id:  # a resumed sweep, same best
-        return {"registered": True, "name": name, "alias": alias, "version": holder.version,
-                "reason": f"run {best.run_id} already holds {name}@{alias}"}
+        return {
+            "registered": True,
+            "name": name,
+            "alias": alias,
+            "version": holder.version,
+            "reason": f"run {best.run_id} already holds {name}@{alias}",
+        }
     model_uri = logged_model_uri(client, experiment_id, best.run_id)
     if model_uri is None:
-        return {"registered": False, "name": name, "alias": alias,
-                "reason": f"run {best.run_id} logged no model (post.onnx=false?)"}
+        return {
+            "registered": False,
+            "name": name,
+            "alias": alias,
+            "reason": f"run {best.run_id} logged no model (post.onnx=false?)",
+        }
     lineage = {k: best.tags[k] for k in ("parent_model", "parent_version", "parent_uri") if k in best.tags}
-    event = {"name": name, "alias": alias, "policy": policy, "objective": metric, "value": best.objective,
-             "direction": direction, "tags": {"dataset_fingerprint": best.tags.get("dataset.fingerprint", ""),
-                                              "mode": best.tags.get("mode", ""), **lineage, **sweep_tags},
-             "better_if": better_if,
-             "significance": {"error": SWEEP_NOT_TESTED} if better_if == "significant" else None}
+    event = {
+        "name": name,
+        "alias": alias,
+        "policy": policy,
+        "objective": metric,
+        "value": best.objective,
+        "direction": direction,
+        "tags": {
+            "dataset_fingerprint": best.tags.get("dataset.fingerprint", ""),
+            "mode": best.tags.get("mode", ""),
+            **lineage,
+            **sweep_tags,
+        },
+        "better_if": better_if,
+        "significance": {"error": SWEEP_NOT_TESTED} if better_if == "significant" else None,
+    }
     return register_model(client, model_uri, best.run_id, event)

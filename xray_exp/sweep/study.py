@@ -31,7 +31,7 @@ def study_key(storage: str, study_name: str) -> str:
 
 def ensure_sqlite_dir(storage: str) -> None:
     if storage.startswith("sqlite:///"):
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
 
 
 def resume_study(storage: str, study_name: str, n_trials: int) -> dict[str, Any]:
@@ -93,6 +93,13 @@ def prepare_resume(config: DictConfig) -> dict[str, Any] | None:
         set_hydra_override(config, "hydra.sweeper.sampler.seed", int(seed) + info["existing"])
     info["n_trials"] = n_trials
     if info["existing"]:
-        log.info("Optuna study %r (%s): %d of %d trials done, %d interrupted re-queued; running %d more",
-                 name, storage, info["done"], n_trials, info["requeued"], info["remaining"])
+        log.info(
+            "Optuna study %r (%s): %d of %d trials done, %d interrupted re-queued; running %d more",
+            name,
+            storage,
+            info["done"],
+            n_trials,
+            info["requeued"],
+            info["remaining"],
+        )
     return info

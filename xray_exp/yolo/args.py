@@ -19,12 +19,39 @@ from xray_exp.errors import ConfigError
 # Keys we set from the structured groups; `train.extra` may not override them.
 MANAGED_KEYS = ("data", "project", "name", "exist_ok", "resume", "model", "mode", "task")
 AUGMENTATION_KEYS = (
-    "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
-    "mosaic", "mixup", "cutmix", "copy_paste", "erasing", "auto_augment", "close_mosaic",
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "degrees",
+    "translate",
+    "scale",
+    "shear",
+    "perspective",
+    "flipud",
+    "fliplr",
+    "mosaic",
+    "mixup",
+    "cutmix",
+    "copy_paste",
+    "erasing",
+    "auto_augment",
+    "close_mosaic",
 )
 TRAIN_KEYS = (
-    "epochs", "patience", "imgsz", "optimizer", "lr0", "lrf", "momentum", "weight_decay", "warmup_epochs",
-    "cos_lr", "seed", "deterministic", "fraction", "plots",
+    "epochs",
+    "patience",
+    "imgsz",
+    "optimizer",
+    "lr0",
+    "lrf",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "cos_lr",
+    "seed",
+    "deterministic",
+    "fraction",
+    "plots",
 )
 
 
@@ -67,8 +94,10 @@ def to_train_args(cfg: DictConfig, data_yaml: str | Path, run_dir: str | Path) -
         raise ConfigError(f"train.extra.{clash[0]}: set by xray_exp itself and cannot be overridden here")
     unknown = sorted(set(extra) - ultralytics_train_keys())
     if unknown:
-        raise ConfigError(f"train.extra.{unknown[0]}: not an Ultralytics train argument. "
-                          "See ultralytics/cfg/default.yaml for the valid names.")
+        raise ConfigError(
+            f"train.extra.{unknown[0]}: not an Ultralytics train argument. "
+            "See ultralytics/cfg/default.yaml for the valid names."
+        )
     args.update(extra)
     return args
 

@@ -32,8 +32,9 @@ def build_train_dataset(kwargs: dict[str, Any], batch: int, gray: bool = False):
 
     cfg = get_cfg(overrides=kwargs)
     data = check_det_dataset(cfg.data, autodownload=False)
-    dataset = build_yolo_dataset(cfg, data["train"], batch, {**data, "channels": 1} if gray else data,
-                                 mode="train", rect=False, stride=32)
+    dataset = build_yolo_dataset(
+        cfg, data["train"], batch, {**data, "channels": 1} if gray else data, mode="train", rect=False, stride=32
+    )
     if gray:
         to_gray_pipeline(dataset.transforms)
     return dataset

@@ -1,7 +1,7 @@
 """Ultralytics checkpoint files (.pt): what a finished training keeps of them.
 
-    from xray_exp.yolo.checkpoint import strip_optimizer_state
-    strip_optimizer_state(run_dir / "best" / "weights" / "best.pt")   # in place; weights only, half precision
+from xray_exp.yolo.checkpoint import strip_optimizer_state
+strip_optimizer_state(run_dir / "best" / "weights" / "best.pt")   # in place; weights only, half precision
 """
 
 from __future__ import annotations

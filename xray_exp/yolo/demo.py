@@ -21,8 +21,9 @@ from xray_exp.yolo.export import export_onnx
 ARCH = "yolo12n.yaml"
 
 
-def write_demo_weights(out_dir: str | Path, names: Sequence[str], calibration: Sequence[np.ndarray],
-                       imgsz: int = 160, seed: int = 0) -> tuple[Path, Path]:
+def write_demo_weights(
+    out_dir: str | Path, names: Sequence[str], calibration: Sequence[np.ndarray], imgsz: int = 160, seed: int = 0
+) -> tuple[Path, Path]:
     """Write <out_dir>/best.pt and <out_dir>/best.onnx (static input imgsz x imgsz); return both paths."""
     import cv2
     import torch
@@ -61,10 +62,7 @@ def _spread_class_logits(net, x, scale: float = 1.5, offset: float = -6.0) -> No
 
     convs = [branch[-1] for branch in net.model[-1].cv3]
     outputs: dict[int, torch.Tensor] = {}
-    hooks = [
-        conv.register_forward_hook(lambda m, i, o, k=k: outputs.__setitem__(k, o))
-        for k, conv in enumerate(convs)
-    ]
+    hooks = [conv.register_forward_hook(lambda m, i, o, k=k: outputs.__setitem__(k, o)) for k, conv in enumerate(convs)]
     with torch.no_grad():
         net(x)
         for hook in hooks:

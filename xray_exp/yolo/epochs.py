@@ -35,8 +35,11 @@ ULTRALYTICS_BOX_KEYS = {
 
 def ultralytics_box_metrics(results: dict[str, Any], prefix: str) -> dict[str, float]:
     """Ultralytics' 'metrics/mAP50(B)' style keys -> 'ultralytics/<prefix>/mAP50'."""
-    return {f"{ULTRALYTICS_PREFIX}{prefix}/{name}": float(results[key])
-            for key, name in ULTRALYTICS_BOX_KEYS.items() if key in results}
+    return {
+        f"{ULTRALYTICS_PREFIX}{prefix}/{name}": float(results[key])
+        for key, name in ULTRALYTICS_BOX_KEYS.items()
+        if key in results
+    }
 
 
 def epoch_metrics(trainer) -> dict[str, float]:
@@ -93,7 +96,8 @@ def log_epoch(trainer) -> None:
     if tracker is None:
         from xray_exp.mlops.tracker import Tracker
 
-        tracker = Tracker.for_epochs(Path(spec.dir), spec.tracking_uri, enabled=spec.enabled,
-                                     timeout_s=spec.timeout_s, run_id=spec.run_id)
+        tracker = Tracker.for_epochs(
+            Path(spec.dir), spec.tracking_uri, enabled=spec.enabled, timeout_s=spec.timeout_s, run_id=spec.run_id
+        )
         trainer._epoch_tracker = tracker
     tracker.log_metrics(epoch_metrics(trainer), step=int(trainer.epoch) + 1)

@@ -63,8 +63,15 @@ def match_detections(ref: dict, other: dict, iou_thr: float, conf: float, margin
     return matched, len(boxes)
 
 
-def onnx_parity(pt_path: str | Path, onnx_path: str | Path, images: list[Path], imgsz: int, conf: float,
-                iou_thr: float, out_file: str | Path | None = None) -> dict:
+def onnx_parity(
+    pt_path: str | Path,
+    onnx_path: str | Path,
+    images: list[Path],
+    imgsz: int,
+    conf: float,
+    iou_thr: float,
+    out_file: str | Path | None = None,
+) -> dict:
     """Compare the ONNX file in ONNX Runtime with the PyTorch weights on the same images.
 
     Two figures: the largest raw-output difference (boxes in input pixels, class scores) on identical
@@ -102,8 +109,9 @@ def onnx_parity(pt_path: str | Path, onnx_path: str | Path, images: list[Path], 
         "min_agreement": PARITY_MIN_AGREEMENT,
         "conf": conf,
         "iou": iou_thr,
-        "passed": bool(max_box <= PARITY_ATOL_BOX_PX and max_score <= PARITY_ATOL_SCORE
-                       and agreement >= PARITY_MIN_AGREEMENT),
+        "passed": bool(
+            max_box <= PARITY_ATOL_BOX_PX and max_score <= PARITY_ATOL_SCORE and agreement >= PARITY_MIN_AGREEMENT
+        ),
     }
     if out_file:
         Path(out_file).write_text(json.dumps(report, indent=2))

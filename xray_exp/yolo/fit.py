@@ -1,9 +1,9 @@
 """Model construction and THE Ultralytics training call of every engine (plain arguments, no config objects).
 
-    from xray_exp.yolo.fit import fit
-    result = fit("yolo12n.yaml", train_args, epoch_log=EpochLog(run_dir, tracking_uri))     # new training
-    result = fit("yolo12n.yaml", train_args, resume_from=run_dir / "weights/last.pt")       # continue it
-    result = fit(arch, train_args, device="cpu", on_epoch=report, ray_ranks=True)            # a Ray Train rank
+from xray_exp.yolo.fit import fit
+result = fit("yolo12n.yaml", train_args, epoch_log=EpochLog(run_dir, tracking_uri))     # new training
+result = fit("yolo12n.yaml", train_args, resume_from=run_dir / "weights/last.pt")       # continue it
+result = fit(arch, train_args, device="cpu", on_epoch=report, ray_ranks=True)            # a Ray Train rank
 """
 
 from __future__ import annotations
@@ -50,20 +50,26 @@ def locate_weights(weights: str | Path, offline: bool = True) -> Path:
 
     bare = str(weights) == path.name
     if not (bare and path.name in GITHUB_ASSETS_NAMES):
-        raise ModelError(f"model.weights: file {path} not found. Fix: point model.weights at an existing .pt "
-                         "(or a models:/<name>@<alias> registry URI, or an Ultralytics asset name such as "
-                         "yolo12n.pt), or set model.weights=null.")
+        raise ModelError(
+            f"model.weights: file {path} not found. Fix: point model.weights at an existing .pt "
+            "(or a models:/<name>@<alias> registry URI, or an Ultralytics asset name such as "
+            "yolo12n.pt), or set model.weights=null."
+        )
     stored = Path(SETTINGS["weights_dir"]) / path.name
     if stored.is_file():
         return stored.resolve()
     if offline:
-        raise ModelError(f"model.weights={weights}: pretrained weights not found and offline=true forbids the "
-                         f"download. Fix: put the file at {stored} (from https://github.com/ultralytics/assets/"
-                         f"releases) or pass its path, or set offline=false to let Ultralytics fetch it.")
+        raise ModelError(
+            f"model.weights={weights}: pretrained weights not found and offline=true forbids the "
+            f"download. Fix: put the file at {stored} (from https://github.com/ultralytics/assets/"
+            f"releases) or pass its path, or set offline=false to let Ultralytics fetch it."
+        )
     fetched = Path(attempt_download_asset(stored))
     if not fetched.is_file():
-        raise ModelError(f"model.weights={weights}: Ultralytics could not fetch it into {stored}. Fix: check the "
-                         "network, or download the file there yourself.")
+        raise ModelError(
+            f"model.weights={weights}: Ultralytics could not fetch it into {stored}. Fix: check the "
+            "network, or download the file there yourself."
+        )
     return fetched.resolve()
 
 
@@ -80,8 +86,10 @@ def build_model(arch: str, weights: str | Path | None = None, offline: bool = Tr
     if task == "classify" and arch in [a.replace(".yaml", "-cls.yaml") for a in known_architectures()]:
         return YOLO(arch, task="classify")
     if arch not in known_architectures():
-        raise ModelError(f"model.arch: unknown architecture {arch!r}. Known: {', '.join(known_architectures())} "
-                         "(choose with model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x).")
+        raise ModelError(
+            f"model.arch: unknown architecture {arch!r}. Known: {', '.join(known_architectures())} "
+            "(choose with model=yolo12n|yolo12s|yolo12m|yolo12l|yolo12x)."
+        )
     return YOLO(arch, task="detect")
 
 
@@ -105,15 +113,29 @@ def trim_results_to_checkpoint(run_dir: Path) -> int:
 def resume_args(last: str | Path, train_args: dict[str, Any]) -> dict[str, Any]:
     """Ultralytics' arguments to continue the training in `last` (optimizer, schedule and epoch counter
     included): the checkpoint's own arguments, with the data, device, workers and run folder of now."""
-    return {"resume": str(last), "data": train_args["data"], "device": train_args["device"],
-            "workers": train_args["workers"], "save_dir": str(Path(train_args["project"]) / train_args["name"])}
+    return {
+        "resume": str(last),
+        "data": train_args["data"],
+        "device": train_args["device"],
+        "workers": train_args["workers"],
+        "save_dir": str(Path(train_args["project"]) / train_args["name"]),
+    }
 
 
-def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = None,
-        resume_from: str | Path | None = None, device: str | None = None, offline: bool = True,
-        gray_loader: bool = True, epoch_log: EpochLog | None = None,
-        on_epoch: Callable[[Any, dict[str, float]], None] | None = None, ray_ranks: bool = False,
-        task: str = "detect") -> FitResult:
+def fit(
+    arch: str,
+    train_args: dict[str, Any],
+    *,
+    weights: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    device: str | None = None,
+    offline: bool = True,
+    gray_loader: bool = True,
+    epoch_log: EpochLog | None = None,
+    on_epoch: Callable[[Any, dict[str, float]], None] | None = None,
+    ray_ranks: bool = False,
+    task: str = "detect",
+) -> FitResult:
     """The one Ultralytics training call of every engine: a new training from `arch`/`weights`, or the
     continuation of `resume_from` (a resumable last.pt).
 
@@ -139,6 +161,7 @@ def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = N
 
     model = build_model(arch, resume_from or weights, offline, task)
     if on_epoch is not None:
+
         def report(trainer) -> None:
             if not trainer.in_final_eval:
                 on_epoch(trainer, epoch_metrics(trainer))
@@ -148,6 +171,12 @@ def fit(arch: str, train_args: dict[str, Any], *, weights: str | Path | None = N
         model.train(trainer=trainer_class, **(resume_args(resume_from, args) if resume_from else args))
     trainer = model.trainer
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
-    return FitResult(run_dir=Path(trainer.save_dir), best=best, last=Path(trainer.last),
-                     epochs_run=int(trainer.epoch) + 1, epochs=int(trainer.epochs),
-                     val_metrics=ultralytics_box_metrics(trainer.metrics or {}, prefix="val"), trainer=trainer)
+    return FitResult(
+        run_dir=Path(trainer.save_dir),
+        best=best,
+        last=Path(trainer.last),
+        epochs_run=int(trainer.epoch) + 1,
+        epochs=int(trainer.epochs),
+        val_metrics=ultralytics_box_metrics(trainer.metrics or {}, prefix="val"),
+        trainer=trainer,
+    )

@@ -27,8 +27,10 @@ def load_yolo(weights, settings_dir: str | Path | None = None):
         return weights
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ModelError(f"weights file {path} not found. Fix: point model= at an existing .pt or .onnx file "
-                         "or a models:/<name>@<alias> registry URI.")
+        raise ModelError(
+            f"weights file {path} not found. Fix: point model= at an existing .pt or .onnx file "
+            "or a models:/<name>@<alias> registry URI."
+        )
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise ModelError(f"{path}: expected a .pt or .onnx file")
     if settings_dir is not None:
@@ -87,8 +89,9 @@ def is_pytorch(model) -> bool:
     return not isinstance(getattr(model, "model", None), str | Path)
 
 
-def predict_images(model, images: list[np.ndarray], imgsz: int, conf: float, iou: float,
-                   device: str | None = None, max_det: int = 300) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def predict_images(
+    model, images: list[np.ndarray], imgsz: int, conf: float, iou: float, device: str | None = None, max_det: int = 300
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Grayscale uint8 images -> per image (boxes (N, 4) xyxy pixels float64, scores float64, labels int64)."""
     import cv2
 
@@ -97,8 +100,13 @@ def predict_images(model, images: list[np.ndarray], imgsz: int, conf: float, iou
     out = []
     for r in results:
         b = r.boxes
-        out.append((b.xyxy.cpu().numpy().astype(np.float64), b.conf.cpu().numpy().astype(np.float64),
-                    b.cls.cpu().numpy().astype(np.int64)))
+        out.append(
+            (
+                b.xyxy.cpu().numpy().astype(np.float64),
+                b.conf.cpu().numpy().astype(np.float64),
+                b.cls.cpu().numpy().astype(np.int64),
+            )
+        )
     return out
 
 
@@ -108,8 +116,9 @@ def predict_file(model, image: str | Path, imgsz: int, conf: float, device: str 
     return {"xyxy": r.xyxy.cpu().numpy(), "cls": r.cls.cpu().numpy(), "conf": r.conf.cpu().numpy()}
 
 
-def save_samples(weights: str | Path, images: list[Path], out_dir: str | Path, imgsz: int, conf: float,
-                 device: str | None = None) -> list[Path]:
+def save_samples(
+    weights: str | Path, images: list[Path], out_dir: str | Path, imgsz: int, conf: float, device: str | None = None
+) -> list[Path]:
     """Predict on a few images and save them with boxes and labels drawn (cv2; no font download)."""
     import cv2
 

@@ -66,7 +66,8 @@ class RayDetectionTrainer(XrayDetectionTrainer):
             raise RuntimeError(
                 f"ultralytics was imported with RANK={RANK}, WORLD_SIZE={WORLD_SIZE} but this process is rank "
                 f"{dist.get_rank()} of {dist.get_world_size()}: set RANK/LOCAL_RANK/WORLD_SIZE before importing "
-                "ultralytics (xray_exp.distributed.train_worker does)")
+                "ultralytics (xray_exp.distributed.train_worker does)"
+            )
         self.world_size = dist.get_world_size()
         self.ddp = False  # never re-launch through torch.distributed.run: Ray started the ranks
 
@@ -77,8 +78,9 @@ class RayDetectionTrainer(XrayDetectionTrainer):
         if self.device.type == "cuda":
             self.accelerator = get_torch_device_backend(self.device)
             self.accelerator.set_device(self.device.index or 0)
-        LOGGER.info(f"Ray Train: rank {dist.get_rank()}/{self.world_size} on {self.device} "
-                    f"({dist.get_backend()} process group)")
+        LOGGER.info(
+            f"Ray Train: rank {dist.get_rank()}/{self.world_size} on {self.device} ({dist.get_backend()} process group)"
+        )
 
     def _setup_train(self):
         if not (self.adopted and self.device.type == "cpu"):

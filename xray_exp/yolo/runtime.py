@@ -60,6 +60,7 @@ def disable_telemetry() -> None:
     """Set TELEMETRY_ENV in this process (and so in its children); call before importing those libraries."""
     os.environ.update(TELEMETRY_ENV)
 
+
 # Ultralytics' own integrations: off. We own the one MLflow run per training (xray_exp.mlops.tracker).
 ULTRALYTICS_SETTINGS = {
     "sync": False,
@@ -86,8 +87,10 @@ def configure_offline(settings_dir: str | Path, offline: bool = True) -> Path:
     settings_dir = Path(settings_dir).expanduser().resolve()
     settings_dir.mkdir(parents=True, exist_ok=True)
     if "ultralytics" in sys.modules and os.environ.get("YOLO_CONFIG_DIR") != str(settings_dir):
-        log.warning("ultralytics was imported before configure_offline(); its settings folder stays %s",
-                    os.environ.get("YOLO_CONFIG_DIR", "~/.config/Ultralytics"))
+        log.warning(
+            "ultralytics was imported before configure_offline(); its settings folder stays %s",
+            os.environ.get("YOLO_CONFIG_DIR", "~/.config/Ultralytics"),
+        )
     os.environ["YOLO_CONFIG_DIR"] = str(settings_dir)
     if offline:
         os.environ.update(OFFLINE_ENV)
@@ -130,5 +133,7 @@ def check_rank_environment() -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     expected = int(os.environ.get("RANK", "-1")) if world > 1 else -1
     if RANK != expected:
-        raise RuntimeError(f"ultralytics was imported in this worker before its launcher set RANK={expected} "
-                           f"(it reads RANK={RANK}); import it only inside the training function")
+        raise RuntimeError(
+            f"ultralytics was imported in this worker before its launcher set RANK={expected} "
+            f"(it reads RANK={RANK}); import it only inside the training function"
+        )

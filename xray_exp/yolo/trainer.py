@@ -160,8 +160,10 @@ class XrayDetectionTrainer(_trainer_base()):
         from ultralytics.utils import LOGGER
 
         if importlib.util.find_spec("albumentations") is not None:
-            LOGGER.info("gray loader: off, albumentations is installed (Ultralytics then adds colour transforms "
-                        "that act differently on one channel)")
+            LOGGER.info(
+                "gray loader: off, albumentations is installed (Ultralytics then adds colour transforms "
+                "that act differently on one channel)"
+            )
             return super().build_dataset(img_path, mode, batch)
         files = image_files(img_path)
         offender = first_non_gray(files) if files else "no images listed"
@@ -175,8 +177,10 @@ class XrayDetectionTrainer(_trainer_base()):
             self.data = data
         to_gray_pipeline(dataset.transforms)
         self.gray_loader = True
-        LOGGER.info(f"gray loader: {len(files)} single-channel training images, augmented on one channel "
-                    "(hardware.gray_loader=false turns this off)")
+        LOGGER.info(
+            f"gray loader: {len(files)} single-channel training images, augmented on one channel "
+            "(hardware.gray_loader=false turns this off)"
+        )
         return dataset
 
     def preprocess_batch(self, batch: dict) -> dict:

@@ -44,9 +44,7 @@ def index_images(source: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[s
     rank = {ext.lower(): i for i, ext in enumerate(ds.image_extensions)}
     found: dict[str, Path] = {}
     for pattern in ds.image_dirs:
-        for folder in (
-            sorted(source.glob(pattern)) if any(c in pattern for c in "*?[") else [source / pattern]
-        ):
+        for folder in sorted(source.glob(pattern)) if any(c in pattern for c in "*?[") else [source / pattern]:
             if not folder.is_dir():
                 continue
             with_ext = (entry for entry in _scan(folder) if entry.suffix.lower() in rank)
@@ -103,9 +101,7 @@ def parse_box(
         log.add(Issue(ZERO_AREA, f"{where}: zero-area box {dict(coords)}", image_id))
         return None
     if x2 < x1 or y2 < y1:
-        log.add(
-            Issue(BAD_BOX, f"{where}: inverted box (max < min or negative size) {dict(coords)}", image_id)
-        )
+        log.add(Issue(BAD_BOX, f"{where}: inverted box (max < min or negative size) {dict(coords)}", image_id))
         return None
     return x1, y1, x2, y2
 

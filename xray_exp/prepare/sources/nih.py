@@ -58,9 +58,7 @@ def parse_bbox_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[s
                 continue
             where = f"{path.name} line {line}"
             if len(row) != 6 or not row[0].strip():
-                log.add(
-                    Issue(MALFORMED_ROW, f"{where}: expected 6 fields (image, label, x, y, w, h), got {row}")
-                )
+                log.add(Issue(MALFORMED_ROW, f"{where}: expected 6 fields (image, label, x, y, w, h), got {row}"))
                 continue
             image_id = image_id_of(row[0], ds)
             listing = listings.setdefault(image_id, Listing())
@@ -71,23 +69,15 @@ def parse_bbox_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[s
                 continue
             class_id = class_ids.get(name.casefold())
             if class_id is None:
-                log.add(
-                    Issue(
-                        UNKNOWN_CLASS, f"{where}: Finding Label {name!r} is not in dataset.classes", image_id
-                    )
-                )
+                log.add(Issue(UNKNOWN_CLASS, f"{where}: Finding Label {name!r} is not in dataset.classes", image_id))
                 continue
-            box = parse_box(
-                dict(zip(("x", "y", "w", "h"), row[2:6], strict=True)), where, image_id, log, xywh=True
-            )
+            box = parse_box(dict(zip(("x", "y", "w", "h"), row[2:6], strict=True)), where, image_id, log, xywh=True)
             if box is not None:
                 listing.boxes.append(RawBox(class_id, *box))
     return listings
 
 
-def read_image_labels(
-    path: Path, wanted: set[str], ds: SourceDatasetConfig
-) -> dict[str, tuple[list[str], str]]:
+def read_image_labels(path: Path, wanted: set[str], ds: SourceDatasetConfig) -> dict[str, tuple[list[str], str]]:
     """Data_Entry_2017.csv -> {image id: (finding labels, patient id)} for the `wanted` images only."""
     out: dict[str, tuple[list[str], str]] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:

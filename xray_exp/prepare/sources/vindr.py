@@ -70,9 +70,7 @@ def parse_vindr_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[
                 continue
             class_id = class_ids.get(name.casefold())
             if class_id is None:
-                log.add(
-                    Issue(UNKNOWN_CLASS, f"{where}: class_name {name!r} is not in dataset.classes", image_id)
-                )
+                log.add(Issue(UNKNOWN_CLASS, f"{where}: class_name {name!r} is not in dataset.classes", image_id))
                 continue
             coords = {key: row.get(key) for key in ("x_min", "y_min", "x_max", "y_max")}
             box = parse_box(coords, where, image_id, log)
