@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -101,7 +102,7 @@ def run_comparison(cfg: DictConfig) -> dict:
     data_yaml = offline_data_yaml(cfg)
     from xray_exp.evaluation.comparison import compare_models, write_comparison
 
-    models = []
+    models: list[dict[str, Any]] = []
     for key in ("a", "b"):
         weights, name = resolve_candidate(str(cfg[key]), cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         imgsz, source = evaluation_imgsz(cfg.imgsz, weights)

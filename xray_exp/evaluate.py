@@ -153,7 +153,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     if gate:
         from xray_exp.evaluation.gated import gate_counts
 
-        metrics.update(gate_counts(gate.last, cfg.split))
+        metrics.update(gate_counts(gate.last or [], cfg.split))
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(metrics_table(metrics))
     if cfg.tracking.enabled:
@@ -330,7 +330,8 @@ def log_evaluation(
         target = "report" if (out_dir / name).is_file() else f"report/{name}"
         tracker.log_artifact(out_dir / name, target)
     if gated:
-        register_gated(cfg, tracker, *gated, metrics)
+        pair, gate_used, gated_data = gated
+        register_gated(cfg, tracker, pair, gate_used, gated_data, metrics)
     tracker.end()
     if gated and tracker.outcome().get("registration"):
         from xray_exp.mlops.registry import describe_decision

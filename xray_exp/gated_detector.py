@@ -64,7 +64,12 @@ class GatedOnnxDetector:
         self.last_probability = p
         labels = {d.class_id: d.label for d in detections}
         kept = [
-            Detection(tuple(float(v) for v in box), float(score), int(label), labels[int(label)])
+            Detection(
+                (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                float(score),
+                int(label),
+                labels[int(label)],
+            )
             for box, score, label in zip(gated["boxes"], gated["scores"], gated["labels"], strict=True)
             if score >= conf
         ]

@@ -97,7 +97,8 @@ def prepare_gate(
     imgsz = int(node.imgsz or trained_imgsz(classifier) or 0)
     if not imgsz:
         raise ConfigError(f"{classifier}: the file does not record its image size. Fix: gate.imgsz=<size>")
-    tuned_on, table = None, []
+    tuned_on: str | None = None
+    table: list[dict] = []
     if node.tune:
         if split == "val":
             raise ConfigError("gate.tune=true picks the thresholds on val: score another split (split=test)")

@@ -14,6 +14,7 @@ import numpy as np
 
 from xray_exp.metrics.detection import DetectionMetrics
 from xray_exp.metrics.froc import FrocResult
+from xray_exp.metrics.classification import ClassifierResult
 from xray_exp.metrics.image_level import ImageLevelResult
 
 
@@ -81,7 +82,7 @@ def plot_froc(froc: FrocResult, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_roc(image_level: ImageLevelResult, path: str | Path) -> Path:
+def plot_roc(image_level: ImageLevelResult | ClassifierResult, path: str | Path) -> Path:
     """Image-level ROC of 'any abnormality' (a note instead when one class of image is missing)."""
     fig, ax = _figure(4.8, 4.5)
     if np.isfinite(image_level.auroc):

@@ -182,6 +182,7 @@ def load_predictor(
     from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
     from xray_exp.gated_detector import GatedOnnxDetector
 
+    detector: ImageDetector
     try:
         if onnx.is_dir():
             detector = (EnsembleDetector if is_ensemble_folder(onnx) else GatedOnnxDetector)(onnx, device=device)

@@ -13,9 +13,11 @@ without normal (or abnormal) images has no AUROC and no specificity (sensitivity
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from xray_exp.metrics.bootstrap import percentile_interval
 from xray_exp.metrics.resample import weighted_auroc
@@ -33,7 +35,9 @@ class ClassifierResult:
     sensitivity: float
     specificity: float
     brier: float
-    reliability: list[dict] = field(default_factory=list)  # per bin: low, high, count, mean_prob, abnormal_rate
+    reliability: list[dict[str, float]] = field(
+        default_factory=list
+    )  # per bin: low, high, count, mean_prob, abnormal_rate
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
@@ -57,7 +61,10 @@ def weighted_values(
 
     def rate(hit: np.ndarray, of: np.ndarray) -> np.ndarray:
         den = weights[:, of].sum(axis=1)
-        return np.divide(weights[:, of & hit].sum(axis=1), den, out=np.full(len(weights), np.nan), where=den > 0)
+        out: np.ndarray = np.divide(
+            weights[:, of & hit].sum(axis=1), den, out=np.full(len(weights), np.nan), where=den > 0
+        )
+        return out
 
     sq = (probs - abnormal.astype(np.float64)) ** 2
     total = weights.sum(axis=1)
@@ -69,7 +76,7 @@ def weighted_values(
     }
 
 
-def reliability_bins(probs: np.ndarray, abnormal: np.ndarray, n_bins: int = 10) -> list[dict]:
+def reliability_bins(probs: np.ndarray, abnormal: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
     """Equal-width bins of the predicted probability: how many images, their mean probability and the share
     that is abnormal (a calibrated classifier has both equal). Empty bins are left out."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -98,13 +105,13 @@ def draw(n_images: int, groups: np.ndarray | None, n: int, rng: np.random.Genera
 
 
 def classifier_metrics(
-    image_ids,
-    probs,
-    abnormal,
+    image_ids: Sequence[str],
+    probs: ArrayLike,
+    abnormal: ArrayLike,
     threshold: float = 0.5,
     n_boot: int = 1000,
     seed: int = 0,
-    groups=None,
+    groups: Sequence[str] | None = None,
     level: float = 0.95,
     n_bins: int = 10,
 ) -> ClassifierResult:

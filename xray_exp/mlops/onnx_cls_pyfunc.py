@@ -7,10 +7,11 @@ Decoding (xray_exp/imaging.py) and the torch-free classifier (xray_exp/classifie
 """
 
 import mlflow
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 
 
-class XrayClassifier(mlflow.pyfunc.PythonModel):
+class XrayClassifier(PythonModel):
     def load_context(self, context):
         from xray_exp.classifier import OnnxClassifier
 

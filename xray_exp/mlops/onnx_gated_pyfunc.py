@@ -10,12 +10,13 @@ then the confidence threshold: the same boxes as the evaluator's gated records a
 """
 
 import mlflow
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 
 DEFAULTS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
 
 
-class XrayGatedDetector(mlflow.pyfunc.PythonModel):
+class XrayGatedDetector(PythonModel):
     def load_context(self, context):
         from pathlib import Path
 

@@ -130,7 +130,7 @@ def _classification_trainer_base():
     return ClassificationTrainer
 
 
-class XrayClassificationTrainer(_classification_trainer_base()):
+class XrayClassificationTrainer(_classification_trainer_base()):  # type: ignore[misc]  # Ultralytics, imported late
     """Ultralytics' ClassificationTrainer with the per-epoch MLflow log of every training
     (xray_exp.yolo.epochs), installed by the class itself as XrayDetectionTrainer does."""
 
