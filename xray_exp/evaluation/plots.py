@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.metrics.classification import ClassifierResult
 from xray_exp.metrics.detection import DetectionMetrics
 from xray_exp.metrics.froc import FrocResult
-from xray_exp.metrics.classification import ClassifierResult
 from xray_exp.metrics.image_level import ImageLevelResult
 
 

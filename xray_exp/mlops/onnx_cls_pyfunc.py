@@ -7,8 +7,8 @@ Decoding (xray_exp/imaging.py) and the torch-free classifier (xray_exp/classifie
 """
 
 import mlflow
-from mlflow.pyfunc import PythonModel
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 
 class XrayClassifier(PythonModel):

@@ -10,8 +10,8 @@ then the confidence threshold: the same boxes as the evaluator's gated records a
 """
 
 import mlflow
-from mlflow.pyfunc import PythonModel
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 DEFAULTS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
 
