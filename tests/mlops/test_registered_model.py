@@ -185,3 +185,39 @@ def test_service_and_model_share_one_pipeline():
             text=True,
         ).stderr
     )
+
+
+def test_the_code_shipped_in_the_models_is_all_they_import():
+    """Every module of ours that a logged pyfunc imports, directly or through another, is in its code_paths
+    (the model loads where xray_exp is not installed)."""
+    import ast
+
+    from xray_exp.mlops.ensemble_model import ENSEMBLE_CODE
+    from xray_exp.mlops.gated_model import GATED_CODE
+    from xray_exp.mlops.pyfunc_model import PACKAGE, SHARED_CODE
+
+    def ours(relative: str) -> set[str]:
+        tree = ast.parse((PACKAGE / relative).read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xray_exp."):
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names if a.name.startswith("xray_exp.")}
+        files = set()
+        for module in names:
+            path = module.removeprefix("xray_exp.").replace(".", "/")
+            files.add(f"{path}/__init__.py" if (PACKAGE / path).is_dir() else f"{path}.py")
+        return files
+
+    for entry, shipped in (
+        ("mlops/onnx_pyfunc.py", (*SHARED_CODE, *ENSEMBLE_CODE)),
+        ("mlops/onnx_cls_pyfunc.py", SHARED_CODE),
+        ("mlops/onnx_gated_pyfunc.py", (*SHARED_CODE, *GATED_CODE)),
+    ):
+        needed, todo = set(), [entry]
+        while todo:
+            for name in ours(todo.pop()) - needed:
+                needed.add(name)
+                todo.append(name)
+        assert needed <= set(shipped), f"{entry} imports {sorted(needed - set(shipped))}, not shipped"

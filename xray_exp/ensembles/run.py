@@ -55,7 +55,7 @@ def data_yaml_of(cfg: DictConfig, cvs: list) -> tuple[Path, str]:
     return offline_data_yaml(cfg), f"dataset={cfg.dataset.name}"
 
 
-def registered_name(cfg: DictConfig, members: list) -> str:
+def ensemble_registered_name(cfg: DictConfig, members: list) -> str:
     base = cfg.model_name or next((m.model for m in members if m.model), None) or "yolo12"
     return f"{base}-ensemble"
 
@@ -106,7 +106,7 @@ def run_ensemble(cfg: DictConfig) -> dict:
     from xray_exp.ensembles.predict import update_model_folder, write_model_folder
 
     out_dir = Path(cfg.out_dir)
-    name = registered_name(cfg, members)
+    name = ensemble_registered_name(cfg, members)
     lineage = {
         "model": name,
         "cv": [{"name": cv.name, "path": str(cv.path), "parent_run_id": cv.parent_run_id} for cv in cvs],

@@ -51,8 +51,8 @@ def log_ensemble_model(tracking_uri: str, run_id: str, event: dict[str, Any]) ->
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "code" / "xray_exp"
-        (code / "ensembles").mkdir(parents=True)
         for name in (*SHARED_CODE, *ENSEMBLE_CODE):
+            (code / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(PACKAGE / name, code / name)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(

@@ -63,7 +63,7 @@ def model_arch(cfg: DictConfig) -> str:
     return classify_arch(cfg.model.arch)
 
 
-def registered_name(cfg: DictConfig, name: str) -> str:
+def task_registered_name(cfg: DictConfig, name: str) -> str:
     return name + CLS_SUFFIX if task_of(cfg) == "classify" else name
 
 

@@ -206,7 +206,7 @@ def start(
     fingerprint, the config as params (without `leave_out`)."""
     from xray_exp.mlops.run_tags import flatten, run_tags
     from xray_exp.mlops.tracker import Tracker
-    from xray_exp.runs.classify_run import registered_name, task_of
+    from xray_exp.runs.classify_run import task_of, task_registered_name
 
     tracker = Tracker(
         run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled, timeout_s=cfg.tracking.timeout_s
@@ -220,7 +220,7 @@ def start(
             overrides,
             {
                 "mode": mode,
-                "model": registered_name(cfg, cfg.model.name),
+                "model": task_registered_name(cfg, cfg.model.name),
                 "task": task_of(cfg),
                 "dataset": cfg.dataset.name,
                 "dataset.fingerprint": fingerprint,

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError
-from xray_exp.runs.classify_run import check_task, model_arch, registered_name, task_of, training_data
+from xray_exp.runs.classify_run import check_task, model_arch, task_of, task_registered_name, training_data
 from xray_exp.runs.lifecycle import (
     Parent,
     Registration,
@@ -60,7 +60,7 @@ def train_run(
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"
-    name, alias = registration_target(registered_name(cfg, cfg.model.name), finetune)
+    name, alias = registration_target(task_registered_name(cfg, cfg.model.name), finetune)
     tracker = start(
         cfg,
         run_dir,

@@ -176,7 +176,9 @@ def observed(fn):
 
 
 class ObservationMiddleware:
-    """Pure ASGI middleware: a RequestRecord for each audited request, finished once the response is sent."""
+    """Pure ASGI middleware: a RequestRecord for each audited request, written before the response's last
+    byte leaves (a client that has its answer finds the request in the audit log, even if the service is
+    killed right after)."""
 
     def __init__(self, app, obs: Observability):
         self.app, self.obs = app, obs
@@ -189,21 +191,31 @@ class ObservationMiddleware:
         token = CURRENT.set((self.obs, record))
         status = 500  # unless a response starts: an exception is answered 500 outside this middleware
         t0 = time.perf_counter()
+        written = False
+
+        def write_record() -> None:
+            nonlocal written
+            if written:
+                return
+            written = True
+            try:
+                self.obs.finish(record, status, scope, time.perf_counter() - t0)
+            except Exception:  # observing must never turn an answered request into an error
+                log.exception("cannot record the request to %s", route)
 
         async def send_status(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                write_record()  # before the last byte: the client cannot have its answer without the line
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
             CURRENT.reset(token)
-            try:
-                self.obs.finish(record, status, scope, time.perf_counter() - t0)
-            except Exception:  # observing must never turn an answered request into an error
-                log.exception("cannot record the request to %s", route)
+            write_record()  # no response body sent (an exception): recorded here
 
 
 def install_observability(app, settings, holder, jobs, pool) -> Observability:
