@@ -54,6 +54,16 @@ def keep_tracking_env_per_test():
     _restore_tracking_env(before)
 
 
+@pytest.fixture(autouse=True)
+def keep_sys_path():
+    """mlflow.pyfunc.load_model puts the model's code folder (a partial copy of xray_exp) in front of sys.path
+    for the rest of the process, and Ultralytics' DDP launcher copies sys.path into the child it starts: a later
+    test's DDP child then imported xray_exp.mlops from that copy. Each test gives back the sys.path it found."""
+    before = list(sys.path)
+    yield
+    sys.path[:] = before
+
+
 def run_cli(
     args: list[str], root: Path, timeout: float = 600, env: dict | None = None, check: bool = False
 ) -> subprocess.CompletedProcess:
