@@ -237,9 +237,9 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
             out["finish_error"] = f"{type(exc).__name__}: {exc}"
     out["complete"] = bool(result and result.get("complete"))
     if info.get("parent_run_id"):
-        from xray_exp.sweep.callbacks import sweep_parent_client
+        from xray_exp.mlops.client import tracking_client
 
-        client = sweep_parent_client(info, config.tracking.timeout_s)
+        client = tracking_client(info["tracking_uri"], timeout_s=config.tracking.timeout_s)
         client.set_tag(info["parent_run_id"], "registry.decision", NOT_REGISTERED)
         status = "FINISHED" if out["complete"] else "FAILED"
         if isinstance(aborted, KeyboardInterrupt):

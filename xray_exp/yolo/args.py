@@ -16,6 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError
 
+YOLO12_SCALES = ("n", "s", "m", "l", "x")
+
+
+def known_architectures() -> list[str]:
+    """The YOLO12 detection yamls Ultralytics ships (`-cls` beside each for task=classify)."""
+    return [f"yolo12{s}.yaml" for s in YOLO12_SCALES]
+
+
 # Keys we set from the structured groups; `train.extra` may not override them.
 MANAGED_KEYS = ("data", "project", "name", "exist_ok", "resume", "model", "mode", "task")
 AUGMENTATION_KEYS = (

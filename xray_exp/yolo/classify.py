@@ -25,7 +25,7 @@ PARITY_ATOL_PIPELINE = 0.05
 
 def classify_arch(arch: str) -> str:
     """The classification yaml of a YOLO12 detection scale: yolo12n.yaml -> yolo12n-cls.yaml."""
-    from xray_exp.yolo.fit import known_architectures
+    from xray_exp.yolo.args import known_architectures
 
     if arch.endswith("-cls.yaml"):
         return arch

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
+from xray_exp.yolo.args import known_architectures
 from xray_exp.yolo.epochs import EpochLog, ultralytics_box_metrics
 
 log = logging.getLogger(__name__)
-
-YOLO12_SCALES = ("n", "s", "m", "l", "x")
 
 
 @dataclass
@@ -33,10 +32,6 @@ class FitResult:
     val_metrics: dict[str, float]
     epochs: int = 0  # the planned schedule
     trainer: Any = field(default=None, repr=False)  # the Ultralytics trainer, when it ran in this process
-
-
-def known_architectures() -> list[str]:
-    return [f"yolo12{s}.yaml" for s in YOLO12_SCALES]
 
 
 def locate_weights(weights: str | Path, offline: bool = True) -> Path:
