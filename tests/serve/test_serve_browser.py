@@ -11,7 +11,6 @@ Needs Debian's chromium (/usr/bin/chromium, `apt-get install chromium`) and Play
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -19,18 +18,10 @@ import pytest
 
 try:
     from serve_fixtures import helpers as h
+    from serve_fixtures.viewer_pages import CHROMIUM, CHROMIUM_ARGS
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+    from tests.serve_fixtures.viewer_pages import CHROMIUM, CHROMIUM_ARGS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not Path(CHROMIUM).is_file():
