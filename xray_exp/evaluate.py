@@ -25,9 +25,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.eval_schema import EvaluateConfig
 from xray_exp.config.overrides import normalize_argv
+from xray_exp.config.store import register_configs
 from xray_exp.errors import ConfigError, ModelError, XrayExpError
 
 register_configs()

@@ -27,8 +27,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from xray_exp.config import register_configs
 from xray_exp.config.schema import RayMainConfig
+from xray_exp.config.store import register_configs
 from xray_exp.errors import XrayExpError
 
 log = logging.getLogger("xray_exp.ray")

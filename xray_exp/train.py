@@ -28,9 +28,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import TrainConfig
+from xray_exp.config.store import register_configs
 from xray_exp.errors import XrayExpError
 
 register_configs()

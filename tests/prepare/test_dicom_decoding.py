@@ -27,8 +27,8 @@ except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
 from xray_exp.bench.hostile import small_dicom
-from xray_exp.dicom_reader import first_frame, read_dataset
 from xray_exp.imaging import ImageDecodeError, decode_dicom, decode_xray_bytes
+from xray_exp.imaging.dicom_decode import first_frame, read_dataset
 
 GRAY_FILES = [n for n in sorted(corpus.PYDICOM_FILES) if not n.startswith(("SC_", "examples_"))]
 

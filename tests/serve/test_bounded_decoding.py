@@ -28,9 +28,10 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp import dicom_reader, imaging
+from xray_exp import imaging
 from xray_exp.bench.hostile import small_dicom
 from xray_exp.bench.legal_huge import deflated_dicom_ramp, deflated_private_bomb, png16_ramp
+from xray_exp.imaging import dicom_decode
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
 from xray_exp.serve.model_source import load_detector, public_description
@@ -109,7 +110,7 @@ def test_windowing_through_a_lookup_table_equals_the_frame_arithmetic():
             ds.PixelPaddingRangeLimit = int(arr.flat[0]) + 30
         if trial % 3 == 2:
             ds.PhotometricInterpretation = "MONOCHROME1"
-        image, info = dicom_reader.dicom_to_uint8(ds)
+        image, info = dicom_decode.dicom_to_uint8(ds)
         assert np.array_equal(image, reference_window(ds)), trial
 
 
@@ -146,8 +147,8 @@ def test_deflated_sequences_and_private_elements_decode_like_explicit(huge_input
     ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    deflated, _ = dicom_reader.decode_dicom_bytes(buf.getvalue())
-    explicit, _ = dicom_reader.decode_dicom_bytes(plain)
+    deflated, _ = dicom_decode.decode_dicom_bytes(buf.getvalue())
+    explicit, _ = dicom_decode.decode_dicom_bytes(plain)
     assert np.array_equal(deflated, explicit)
 
 
@@ -318,7 +319,7 @@ def test_gdcm_decodes_12_bit_jpeg_extended_that_libjpeg_refuses(demo, tmp_path):
     import gdcm
 
     path = get_testdata_file("JPEG-lossy.dcm")
-    gray, info = dicom_reader.decode_dicom_bytes(open(path, "rb").read())
+    gray, info = dicom_decode.decode_dicom_bytes(open(path, "rb").read())
     assert gray.shape == (1024, 256) and info["transfer_syntax"] == "1.2.840.10008.1.2.4.51"
     reader = gdcm.ImageReader()  # GDCM's own file reader: an independent path to the same pixels
     reader.SetFileName(path)
@@ -328,7 +329,7 @@ def test_gdcm_decodes_12_bit_jpeg_extended_that_libjpeg_refuses(demo, tmp_path):
     # pylibjpeg stays first where it decodes: GDCM and libjpeg differ by 1 on lossy 12-bit JPEG
     other = get_testdata_file("JPGExtended.dcm")
     assert np.array_equal(
-        dicom_reader.first_frame(pydicom.dcmread(other)), pixel_array(other, decoding_plugin="pylibjpeg")
+        dicom_decode.first_frame(pydicom.dcmread(other)), pixel_array(other, decoding_plugin="pylibjpeg")
     )
     detector, info = demo
     with TestClient(create_app(ServeSettings(job_dir=str(tmp_path / "jobs")), detector, info)) as client:

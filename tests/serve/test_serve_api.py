@@ -21,7 +21,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.serve.onnx_detector import OnnxDetector
+from xray_exp.inference.onnx_detector import OnnxDetector
 
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 

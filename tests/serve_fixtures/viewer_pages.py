@@ -35,7 +35,7 @@ def viewer_inputs(folder: Path) -> dict:
     import pydicom
     from pydicom.data import get_testdata_file
 
-    from xray_exp.serve.onnx_detector import OnnxDetector
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     detector = OnnxDetector(h.demo_model()[1], device="cpu")
     scored = []

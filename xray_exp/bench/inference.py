@@ -147,7 +147,7 @@ class Setup:
         return self.np.concatenate([det.preprocess(self.gray[i % len(self.gray)])[0] for i in range(b)])
 
     def detector(self, size: int, b: int, threads: int = 0):
-        from xray_exp.serve.onnx_detector import OnnxDetector
+        from xray_exp.inference.onnx_detector import OnnxDetector
 
         return OnnxDetector(self.onnx[(size, b)], device="cpu", threads=threads)
 

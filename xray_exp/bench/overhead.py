@@ -90,7 +90,7 @@ def compose_train_config(overrides: list[str], root: Path):
     """Compose xray_exp/conf/train.yaml as the CLI does (paths.root = the benchmark's work folder)."""
     from hydra import compose, initialize_config_dir
 
-    from xray_exp.config import register_configs
+    from xray_exp.config.store import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR)):

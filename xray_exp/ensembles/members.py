@@ -7,7 +7,7 @@
 A CV folder (`cv.json`, `folds.csv`; written by `sweep=cv`) gives its FINISHED fold models (a FAILED or
 MISSING fold is refused unless `allow_missing`); a run folder its weights/best.onnx (or best.pt); a .pt
 file the .onnx beside it; a models:/ URI the registered version's model.onnx (xray_exp.mlops.registry).
-Every member is served through its ONNX file (xray_exp.detector.OnnxDetector): a .pt without one beside it
+Every member is served through its ONNX file (inference.onnx_detector.OnnxDetector): a .pt without one beside it
 is exported through the Ultralytics seam. Everything is checked before any model is exported or run.
 """
 
@@ -252,7 +252,7 @@ def read_onnx_facts(members: list[Member]) -> list[str]:
     different sizes are allowed (each member runs at its own) and said."""
     import onnxruntime as ort
 
-    from xray_exp.detector import parse_metadata
+    from xray_exp.inference.onnx_detector import parse_metadata
 
     for m in members:
         meta = parse_metadata(

@@ -24,7 +24,7 @@ from xray_exp.imaging import decode_xray_bytes, sniff_format
 from xray_exp.inference.sources import Input
 
 if TYPE_CHECKING:
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _finding(det) -> dict:
 
 def _journal_detection(finding: dict) -> Detection:
     """A finding read back from the journal as a Detection (for SR and annotation on resume)."""
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection
 
     x1, y1, x2, y2 = finding["box"]
     return Detection((x1, y1, x2, y2), finding["confidence"], finding["class_id"], finding["label"])

@@ -1,6 +1,6 @@
 """`model=` -> a predictor: `.predict(gray_uint8) -> [Detection]`, `.identity` (name, version), `.classes`.
 
-    predictor = load_predictor("best.onnx")                     # ONNX Runtime (xray_exp.detector)
+    predictor = load_predictor("best.onnx")                     # ONNX Runtime (xray_exp.inference.onnx_detector)
     predictor = load_predictor("models:/yolo12s@development")   # the registered version's model.onnx
     predictor = load_predictor("outputs/runs/yolo12n-20250101")  # a run folder: weights/best.onnx (or best.pt)
     predictor = load_predictor("best.pt")    # exported once to ONNX through xray_exp.yolo.export (cached)
@@ -26,7 +26,7 @@ from xray_exp.sr.writer import ModelIdentity
 if TYPE_CHECKING:
     import numpy as np
 
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def file_sha256(path: Path) -> str:
 
 
 class ImageDetector(Protocol):
-    """What OnnxPredictor needs of its detector: xray_exp.detector.OnnxDetector or an EnsembleDetector."""
+    """What OnnxPredictor needs of its detector: onnx_detector.OnnxDetector or an EnsembleDetector."""
 
     names: dict[int, str]
 
@@ -93,7 +93,7 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
     else:
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
     from xray_exp.ensembles.detector import is_ensemble_folder  # onnxruntime: imported once a model loads
-    from xray_exp.gated_detector import is_gated_folder
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder
 
     folder = Path(folder)
     if is_ensemble_folder(folder) or is_gated_folder(folder):  # <model>-ensemble, <detector>-gated
@@ -139,7 +139,7 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
         )
     name = path.name
     from xray_exp.ensembles.detector import ENSEMBLE_FILE, is_ensemble_folder  # onnxruntime: a model loads next
-    from xray_exp.gated_detector import is_gated_folder
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder
 
     if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)
         return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / ENSEMBLE_FILE)[:12]}")
@@ -178,9 +178,9 @@ def load_predictor(
     else:
         onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
-    from xray_exp.detector import OnnxDetector
     from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
-    from xray_exp.gated_detector import GatedOnnxDetector
+    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     detector: ImageDetector
     try:

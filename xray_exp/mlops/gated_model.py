@@ -19,7 +19,7 @@ from typing import Any
 from xray_exp.mlops.pyfunc_model import PACKAGE, SHARED_CODE, example_png, pip_requirements
 
 GATED_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_gated_pyfunc.py"
-GATED_CODE = ("errors.py", "gated_detector.py", "gating/__init__.py", "gating/gate.py", "gating/tune.py")
+GATED_CODE = ("errors.py", "inference/gated_onnx_detector.py", "gating/__init__.py", "gating/gate.py", "gating/tune.py")
 
 
 def gated_signature():

@@ -20,13 +20,13 @@ class XrayGatedDetector(PythonModel):
     def load_context(self, context):
         from pathlib import Path
 
-        from xray_exp.gated_detector import GatedOnnxDetector
+        from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector
 
         self.detector = GatedOnnxDetector(Path(context.artifacts["gate"]).parent)
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.detector import findings
         from xray_exp.imaging import decode_xray_bytes
+        from xray_exp.inference.onnx_detector import findings
         from xray_exp.mlops.pyfunc_inputs import classifier_inputs
 
         p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}

@@ -12,7 +12,7 @@ Over REST (`mlflow models serve -m models:/yolo12n@development --env-manager loc
     curl -H 'Content-Type: application/json' http://127.0.0.1:5000/invocations \
          -d "{\"dataframe_split\": {\"data\": [[\"$(base64 -w0 chest.png)\"]]}}"
 
-Decoding (xray_exp/imaging.py), letterbox and NMS (xray_exp/detector.py) are the service's own code,
+Decoding (xray_exp/imaging/), letterbox and NMS (xray_exp/inference/onnx_detector.py) are the service's own code,
 shipped inside the model (code_paths): the model loads where xray_exp is not installed, too.
 """
 
@@ -65,13 +65,13 @@ class XrayDetector(mlflow.pyfunc.PythonModel):
 
             self.detector = EnsembleDetector(Path(context.artifacts["ensemble.json"]).parent)
             return
-        from xray_exp.detector import OnnxDetector
+        from xray_exp.inference.onnx_detector import OnnxDetector
 
         self.detector = OnnxDetector(context.artifacts["onnx"])
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.detector import findings
         from xray_exp.imaging import decode_xray_bytes
+        from xray_exp.inference.onnx_detector import findings
 
         p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
         rows = []

@@ -74,7 +74,7 @@ def read_patient_id(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[s
     Placeholders of anonymised data ("", "ANONYMOUS", "0", ...) count as absent. A Deflated file is
     inflated with the decompressed-bytes bound; over it, no id here (convert_image reports the image).
     """
-    from xray_exp.dicom_reader import read_dataset
+    from xray_exp.imaging.dicom_decode import read_dataset
 
     try:
         header = read_dataset(Path(path).read_bytes(), limits, stop_before_pixels=True)

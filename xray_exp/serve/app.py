@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from xray_exp.imaging import DecodeLimits
+from xray_exp.inference.onnx_detector import Detection, OnnxDetector
 from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.dicomweb_routes import dicomweb_router
@@ -30,7 +31,6 @@ from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_holder import ModelHolder
 from xray_exp.serve.model_source import ModelInfo, is_registry_uri
 from xray_exp.serve.observe import install_observability, observed
-from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.render import dicom_pixel_spacing
 from xray_exp.serve.schemas import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from xray_exp.inference.onnx_detector import OnnxDetector
 from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, load_detector
-from xray_exp.serve.onnx_detector import OnnxDetector
 from xray_exp.serve.settings import ServeSettings
 
 log = logging.getLogger("xray_exp.serve.app")

@@ -20,9 +20,9 @@ from pathlib import Path, PurePath
 
 from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector, is_ensemble_folder
 from xray_exp.errors import ModelError
-from xray_exp.gated_detector import GatedOnnxDetector, is_gated_folder
+from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector, is_gated_folder
+from xray_exp.inference.onnx_detector import OnnxDetector
 from xray_exp.mlops.registry import parse_models_uri
-from xray_exp.serve.onnx_detector import OnnxDetector
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
 
 
 def _status_of(exc: ImageDecodeError) -> int:
-    from xray_exp.dicom_reader import DecodeTimeout
+    from xray_exp.imaging.dicom_decode import DecodeTimeout
 
     if isinstance(exc, ImageTooLarge):
         return 413

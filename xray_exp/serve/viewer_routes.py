@@ -32,7 +32,7 @@ RenderUpload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiog
 
 
 def render_status(exc: ImageDecodeError) -> int:
-    from xray_exp.dicom_parse import DecodeTimeout
+    from xray_exp.imaging.dicom_parse import DecodeTimeout
 
     if isinstance(exc, ImageTooLarge):
         return 413

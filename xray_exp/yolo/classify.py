@@ -1,5 +1,5 @@
 """The Ultralytics side of `task=classify`: the YOLO12-cls model, its trainer, its probabilities, its ONNX export
-and the parity of that export (run through xray_exp.classifier, the torch-free path) with PyTorch.
+and the parity of that export (run through xray_exp.inference.onnx_classifier, the torch-free path) with PyTorch.
 
     from xray_exp.yolo.classify import classify_arch, probabilities, export_classifier, classifier_parity
     classify_arch("yolo12n.yaml")                                    # "yolo12n-cls.yaml"
@@ -89,12 +89,12 @@ def classifier_parity(
     pt_path: str | Path, onnx_path: str | Path, images: list[Path], imgsz: int, out_file: str | Path | None = None
 ) -> dict:
     """Two figures: the largest P(abnormal) difference of ONNX Runtime vs PyTorch on identical inputs (the
-    export), and of the torch-free path (xray_exp.classifier: OpenCV decode + resize) vs Ultralytics' predict
+    export), and of the torch-free path (inference.onnx_classifier: OpenCV decode + resize) vs Ultralytics' predict
     (the whole pipeline the service and the gate use)."""
     import torch
 
-    from xray_exp.classifier import OnnxClassifier, classify_input
     from xray_exp.imaging import read_xray
+    from xray_exp.inference.onnx_classifier import OnnxClassifier, classify_input
 
     model = load_classifier(pt_path)
     net = model.model.float().eval()
