@@ -47,7 +47,7 @@ def remove_if_untouched(out_dir: Path) -> None:
 
 @hydra.main(config_path="conf", config_name="ensemble")
 def main(cfg: DictConfig) -> None:
-    from xray_exp.ensembles.run import run_ensemble
+    from xray_exp.ensembles.run import run_ensemble  # lazy: heavy (cv2)
 
     mode = HydraConfig.get().mode
     try:

@@ -40,6 +40,7 @@ from xray_exp.bench.common import (
     verdict,
     write_result,
 )
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 NAME = "overhead"
 SIDES = {"A": "xray_exp.train", "B": "bare Ultralytics"}
@@ -90,7 +91,7 @@ def compose_train_config(overrides: list[str], root: Path):
     """Compose xray_exp/conf/train.yaml as the CLI does (paths.root = the benchmark's work folder)."""
     from hydra import compose, initialize_config_dir
 
-    from xray_exp.config.store import register_configs
+    from xray_exp.config.store import register_configs  # lazy: heavy (hydra, omegaconf, yaml)
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR)):
@@ -220,7 +221,7 @@ def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[
     if side == "A":
         target = [SIDES["A"], *ctx["overrides"], f"run_name={run_name}"]
     else:
-        from xray_exp.yolo.args import to_train_args
+        from xray_exp.yolo.args import to_train_args  # lazy: only on this path
 
         kwargs = to_train_args(ctx["cfg"], ctx["data_yaml"], ctx["root"] / "outputs" / "runs" / run_name)
         kwargs_path = work / "kwargs" / f"{tag}.json"
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         print(f"work folder kept: {root}", file=sys.stderr)
         return 1
-    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
 
     expected = to_train_args(ctx["cfg"], ctx["data_yaml"], root / "outputs" / "runs" / "x")
     diff = kwargs_difference(recorded_kwargs or {}, expected)
@@ -339,11 +340,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare_context(args, root: Path, work: Path) -> dict[str, Any]:
     """Data, composed config, shared Ultralytics settings folder and the children's environment."""
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
-
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)  # the same folder the CLI side uses: both read one settings.json
-    from xray_exp.data.synthetic import ensure_synthetic_dataset
+    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
     data_yaml = ensure_synthetic_dataset(
         root / "outputs" / ".cache" / "datasets",

@@ -15,6 +15,9 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from xray_exp.mlops.run_tags import flatten, run_tags
+from xray_exp.mlops.tracker import Tracker
+
 REPORT_FILES = (
     "report.md",
     "metrics.json",
@@ -48,9 +51,6 @@ def lineage_tags(summary: dict) -> dict[str, str]:
 
 def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, example: Path | None) -> dict:
     """One run in `cfg.ensemble_experiment`; returns {run_id, registration}."""
-    from xray_exp.mlops.run_tags import flatten, run_tags
-    from xray_exp.mlops.tracker import Tracker
-
     tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     tags = lineage_tags(summary)
     try:
@@ -115,7 +115,7 @@ def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, ex
     if tracker.run_id:
         print(f"MLflow run {tracker.run_id} ({cfg.ensemble_experiment}) at {cfg.tracking.tracking_uri}", flush=True)
     if decision:
-        from xray_exp.mlops.registry import describe_decision
+        from xray_exp.mlops.registry import describe_decision  # lazy: only on this path
 
         print(f"registry: {describe_decision(decision)}", flush=True)
     return {"run_id": tracker.run_id, "registration": decision, "problem": tracker.problem}

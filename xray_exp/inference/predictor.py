@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from xray_exp.errors import ModelError
 from xray_exp.sr.writer import ModelIdentity
+from xray_exp.yolo.export import export_onnx
+from xray_exp.yolo.predict import trained_imgsz
+from xray_exp.yolo.runtime import configure_offline
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,7 +87,11 @@ class OnnxPredictor:
 
 
 def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tuple[Path, ModelIdentity]:
-    from xray_exp.mlops.registry import download_version, get_latest_model, parse_models_uri
+    from xray_exp.mlops.registry import (  # lazy: looked up at call time (tests replace it)
+        download_version,
+        get_latest_model,
+        parse_models_uri,
+    )
 
     name, alias, version = parse_models_uri(spec)
     dst = cache_dir / "registry"
@@ -92,8 +99,10 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
         folder = download_version(name, version, tracking_uri, dst)
     else:
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
-    from xray_exp.ensembles.detector import is_ensemble_folder  # onnxruntime: imported once a model loads
-    from xray_exp.inference.gated_onnx_detector import is_gated_folder
+    from xray_exp.ensembles.detector import (
+        is_ensemble_folder,  # onnxruntime: imported once a model loads; lazy: heavy (cv2, onnxruntime)
+    )
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     folder = Path(folder)
     if is_ensemble_folder(folder) or is_gated_folder(folder):  # <model>-ensemble, <detector>-gated
@@ -106,11 +115,8 @@ def export_pt(weights: Path, cache_dir: Path, output_dir: Path, imgsz: int | Non
     target = cache_dir / "predict-onnx" / f"{file_sha256(weights)[:16]}-{imgsz or 'trained'}"
     if (target / "best.onnx").is_file():
         return target / "best.onnx"
-    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(output_dir / ".ultralytics")
-    from xray_exp.yolo.export import export_onnx
-    from xray_exp.yolo.predict import trained_imgsz
 
     imgsz = imgsz or trained_imgsz(weights)
     if imgsz is None:
@@ -138,8 +144,11 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
             "(outputs/runs/<run>) or a models:/<name>@<alias> registry URI."
         )
     name = path.name
-    from xray_exp.ensembles.detector import ENSEMBLE_FILE, is_ensemble_folder  # onnxruntime: a model loads next
-    from xray_exp.inference.gated_onnx_detector import is_gated_folder
+    from xray_exp.ensembles.detector import (  # onnxruntime: a model loads next; lazy: heavy (cv2, onnxruntime)
+        ENSEMBLE_FILE,
+        is_ensemble_folder,
+    )
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)
         return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / ENSEMBLE_FILE)[:12]}")
@@ -178,9 +187,9 @@ def load_predictor(
     else:
         onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
-    from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
-    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector
-    from xray_exp.inference.onnx_detector import OnnxDetector
+    from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.onnx_detector import OnnxDetector  # lazy: heavy (cv2, onnxruntime)
 
     detector: ImageDetector
     try:

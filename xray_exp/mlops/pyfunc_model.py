@@ -80,7 +80,7 @@ def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
 
     gray = np.full((64, 64), 128, np.uint8)
     if image and Path(image).is_file():
-        from xray_exp.imaging import read_xray
+        from xray_exp.imaging import read_xray  # lazy: only on this path
 
         gray = read_xray(image)
         scale = max_side / max(gray.shape)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
-from xray_exp.mlops.client import tracking_client
+from xray_exp.mlops.client import default_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +320,6 @@ def main(argv: list[str] | None = None) -> int:
     pro.add_argument("--alias", required=True, help=f"{BASE_ALIAS} (base models), {FINETUNED_ALIAS} (fine-tunes)")
     args = parser.parse_args(argv)
     from mlflow.exceptions import MlflowException
-
-    from xray_exp.mlops.client import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     try:

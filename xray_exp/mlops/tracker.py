@@ -324,15 +324,15 @@ class Tracker:
             elif path.exists():
                 self.client.log_artifact(self.run_id, str(path), event["artifact_path"])
         elif op == "model" and event.get("task") == "gated":  # a detector + its gate (xray_exp.mlops.gated_model)
-            from xray_exp.mlops.gated_model import log_gated_model
+            from xray_exp.mlops.gated_model import log_gated_model  # lazy: only on this path
 
             self.state["model_uri"] = log_gated_model(self.tracking_uri, self.run_id, event)
         elif op == "model":
-            from xray_exp.mlops.pyfunc_model import log_onnx_model
+            from xray_exp.mlops.pyfunc_model import log_onnx_model  # lazy: only on this path
 
             self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
         elif op == "ensemble_model":
-            from xray_exp.mlops.ensemble_model import log_ensemble_model
+            from xray_exp.mlops.ensemble_model import log_ensemble_model  # lazy: only on this path
 
             self.state["model_uri"] = log_ensemble_model(self.tracking_uri, self.run_id, event)
         elif op == "dataset":
@@ -348,7 +348,7 @@ class Tracker:
             )
             self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
         elif op == "register":
-            from xray_exp.mlops.registry import register_model
+            from xray_exp.mlops.registry import register_model  # lazy: only on this path
 
             decision = register_model(self.client, self.state["model_uri"], self.run_id, event)
             self.state["registration"] = decision

@@ -19,15 +19,15 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.prepare.config import CONF_DIR, register_prepare_configs
+from xray_exp.prepare.records import PrepareError
+from xray_exp.prepare.report import console_summary
 
 register_prepare_configs()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    from xray_exp.prepare.pipeline import run_prepare
-    from xray_exp.prepare.records import PrepareError
-    from xray_exp.prepare.report import console_summary
+    from xray_exp.prepare.pipeline import run_prepare  # lazy: heavy (yaml)
 
     try:
         report = run_prepare(OmegaConf.to_object(cfg))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge
+from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge, decode_bitmap, decode_dicom, is_dicom_bytes
+from xray_exp.imaging.dicom_decode import read_dataset
 from xray_exp.prepare.boxes import clip_box, resized_shape, scale_box, to_yolo_line
 from xray_exp.prepare.fusion import fuse_boxes
 from xray_exp.prepare.readers import keep_min_readers, reader_counts
@@ -59,8 +60,6 @@ class ConvertResult:
 
 def decode_source(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
     """A DICOM or bitmap file -> (uint8 grayscale, DICOM header info or {}), within `limits`."""
-    from xray_exp.imaging import decode_bitmap, decode_dicom, is_dicom_bytes
-
     data = Path(path).read_bytes()
     if is_dicom_bytes(data) or str(path).lower().endswith(DICOM_SUFFIXES):
         image, info = decode_dicom(data, limits)
@@ -74,8 +73,6 @@ def read_patient_id(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[s
     Placeholders of anonymised data ("", "ANONYMOUS", "0", ...) count as absent. A Deflated file is
     inflated with the decompressed-bytes bound; over it, no id here (convert_image reports the image).
     """
-    from xray_exp.imaging.dicom_decode import read_dataset
-
     try:
         header = read_dataset(Path(path).read_bytes(), limits, stop_before_pixels=True)
     except ImageTooLarge:

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError
+from xray_exp.mlops.registry import registration_target
 from xray_exp.runs.classify_run import check_task, model_arch, task_of, task_registered_name, training_data
 from xray_exp.runs.lifecycle import (
     Parent,
@@ -30,6 +31,9 @@ from xray_exp.runs.lifecycle import (
     ultralytics_dir,
     write_run_files,
 )
+from xray_exp.yolo.args import to_train_args
+from xray_exp.yolo.fit import fit, trim_results_to_checkpoint
+from xray_exp.yolo.runtime import apply_ultralytics_settings
 
 
 def train_run(
@@ -53,10 +57,6 @@ def train_run(
             )
     check_task(cfg)
     info = prepare(cfg, run_dir, resume, keep_failed_dir)
-    from xray_exp.mlops.registry import registration_target
-    from xray_exp.yolo.args import to_train_args
-    from xray_exp.yolo.fit import fit, trim_results_to_checkpoint
-    from xray_exp.yolo.runtime import apply_ultralytics_settings
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"

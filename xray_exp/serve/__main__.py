@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from xray_exp.errors import XrayExpError
 from xray_exp.serve.settings import ServeSettings
 
 
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from xray_exp.errors import XrayExpError
-    from xray_exp.serve.app import create_app
+    from xray_exp.serve.app import create_app  # lazy: heavy (PIL, cv2, fastapi, highdicom)
 
     try:
         app = create_app(settings)

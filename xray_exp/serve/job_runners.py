@@ -87,7 +87,7 @@ class RayJobRunner:
         if self._client is None:
             from ray.job_submission import JobSubmissionClient
 
-            from xray_exp.distributed.cluster import auth_headers
+            from xray_exp.distributed.cluster import auth_headers  # lazy: only on this path
 
             self._client = JobSubmissionClient(self.address, headers=auth_headers())
         return self._client

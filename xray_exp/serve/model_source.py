@@ -113,7 +113,7 @@ def load_detector(
         name, alias = served_registry_model(spec)
         alias = alias or default_alias
         try:
-            from xray_exp.mlops.registry import get_latest_model
+            from xray_exp.mlops.registry import get_latest_model  # lazy: optional
         except ImportError as exc:
             raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:

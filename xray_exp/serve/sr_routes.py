@@ -20,6 +20,9 @@ from xray_exp.imaging import DecodeLimits, sniff_format
 from xray_exp.serve.schemas import errors
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited
 from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout
+from xray_exp.sr.codes import FindingCodes
+from xray_exp.sr.files import SrOutput
+from xray_exp.sr.source_header import SourceHeaderError
 from xray_exp.sr.writer import ModelIdentity
 
 
@@ -58,8 +61,6 @@ def limits_of(settings) -> DecodeLimits:
 
 
 def finding_codes(settings):
-    from xray_exp.sr.codes import FindingCodes
-
     return FindingCodes.load(settings.sr_codes)
 
 
@@ -69,9 +70,6 @@ def sr_router(settings, holder, pool) -> APIRouter:
 
     def make_sr(file: UploadFile, conf: float | None, iou: float | None) -> tuple[bytes, dict]:
         from pydicom import dcmread
-
-        from xray_exp.sr.files import SrOutput
-        from xray_exp.sr.source_header import SourceHeaderError
 
         predictor = served_predictor(holder, settings, conf, iou)
         try:

@@ -34,6 +34,7 @@ from xray_exp.imaging import (
     probe_xray_bytes,
     sniff_format,
 )
+from xray_exp.imaging.dicom_decode import DecodeTimeout
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
 
@@ -54,8 +55,6 @@ def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
 
 
 def _status_of(exc: ImageDecodeError) -> int:
-    from xray_exp.imaging.dicom_decode import DecodeTimeout
-
     if isinstance(exc, ImageTooLarge):
         return 413
     return 504 if isinstance(exc, DecodeTimeout) else 422

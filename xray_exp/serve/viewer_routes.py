@@ -22,6 +22,7 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.responses import Response
 
 from xray_exp.imaging import DecodeLimits, ImageDecodeError, ImageTooLarge
+from xray_exp.imaging.dicom_parse import DecodeTimeout
 from xray_exp.serve.render import render_pixels
 from xray_exp.serve.schemas import errors
 from xray_exp.serve.settings import ServeSettings
@@ -32,8 +33,6 @@ RenderUpload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiog
 
 
 def render_status(exc: ImageDecodeError) -> int:
-    from xray_exp.imaging.dicom_parse import DecodeTimeout
-
     if isinstance(exc, ImageTooLarge):
         return 413
     return 504 if isinstance(exc, DecodeTimeout) else 422

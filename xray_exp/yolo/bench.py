@@ -28,7 +28,7 @@ def build_train_dataset(kwargs: dict[str, Any], batch: int, gray: bool = False):
     from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
-    from xray_exp.yolo.trainer import to_gray_pipeline
+    from xray_exp.yolo.trainer import to_gray_pipeline  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     cfg = get_cfg(overrides=kwargs)
     data = check_det_dataset(cfg.data, autodownload=False)

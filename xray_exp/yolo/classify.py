@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from xray_exp.errors import ModelError
+from xray_exp.imaging import read_xray
+from xray_exp.yolo.epochs import log_epoch
 
 # P(abnormal) of the ONNX file vs PyTorch on the same input tensor (rounding only) ...
 PARITY_ATOL_EXPORT = 1e-4
@@ -25,7 +27,7 @@ PARITY_ATOL_PIPELINE = 0.05
 
 def classify_arch(arch: str) -> str:
     """The classification yaml of a YOLO12 detection scale: yolo12n.yaml -> yolo12n-cls.yaml."""
-    from xray_exp.yolo.args import known_architectures
+    from xray_exp.yolo.args import known_architectures  # lazy: heavy (omegaconf)
 
     if arch.endswith("-cls.yaml"):
         return arch
@@ -93,8 +95,7 @@ def classifier_parity(
     (the whole pipeline the service and the gate use)."""
     import torch
 
-    from xray_exp.imaging import read_xray
-    from xray_exp.inference.onnx_classifier import OnnxClassifier, classify_input
+    from xray_exp.inference.onnx_classifier import OnnxClassifier, classify_input  # lazy: heavy (onnxruntime)
 
     model = load_classifier(pt_path)
     net = model.model.float().eval()
@@ -136,8 +137,6 @@ class XrayClassificationTrainer(_classification_trainer_base()):  # type: ignore
 
     def __init__(self, cfg=None, overrides=None, _callbacks=None):
         from ultralytics.utils import DEFAULT_CFG
-
-        from xray_exp.yolo.epochs import log_epoch
 
         super().__init__(DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
         self.in_final_eval = False
