@@ -92,7 +92,7 @@ def first_frame(dataset: Dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.n
     """The stored values of frame 1 (as pydicom's plugins decode it), after the limit checks."""
     from pydicom.pixels import pixel_array
 
-    from xray_exp.imaging.gdcm_plugin import register_gdcm_fallback  # lazy: imports pydicom
+    from xray_exp.imaging.gdcm_plugin import register_gdcm_fallback  # lazy: heavy (pydicom)
 
     header = check_limits(dicom_header(dataset), limits)
     if "PixelData" not in dataset:
