@@ -28,7 +28,7 @@ from xray_exp import CONF_DIR
 from xray_exp.config.eval_schema import CompareConfig
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.store import register_configs
-from xray_exp.errors import ConfigError, ModelError, XrayExpError
+from xray_exp.errors import ConfigError, ModelError, exit_on_user_error
 from xray_exp.evaluate import resolve_model
 from xray_exp.evaluation.comparison import compare_models, write_comparison
 from xray_exp.mlops.run_tags import flatten, run_tags
@@ -206,15 +206,8 @@ def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
 
 @hydra.main(config_path="conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
-    mode = HydraConfig.get().mode
-    try:
+    with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         run_comparison(cfg)
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from xray_exp import CONF_DIR
 from xray_exp.config.eval_schema import EvaluateConfig
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.store import register_configs
-from xray_exp.errors import ConfigError, ModelError, XrayExpError
+from xray_exp.errors import ConfigError, ModelError, exit_on_user_error
 from xray_exp.evaluation import MetricSettings, evaluate_split
 from xray_exp.evaluation.classifier import evaluate_classifier
 from xray_exp.evaluation.dataset import load_split
@@ -337,20 +337,13 @@ def log_evaluation(
 @hydra.main(config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Evaluate once; returns the objective metric (for sweepers)."""
-    mode = HydraConfig.get().mode
-    try:
+    with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         metrics = run_evaluation(cfg)
         if cfg.objective not in metrics and f"{cfg.split}/brier" in metrics:  # a classifier: AUROC
             return metrics[f"{cfg.split}/auroc"]
         if cfg.objective not in metrics:
             raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
         return metrics[cfg.objective]
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

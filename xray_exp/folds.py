@@ -14,7 +14,6 @@ Bad input (folds < 2, more folds than patients, no train/val pool) exits 2 with 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -23,7 +22,7 @@ from omegaconf import DictConfig
 
 from xray_exp.config.schema import FoldsConfig
 from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
-from xray_exp.errors import ConfigError, XrayExpError
+from xray_exp.errors import ConfigError, exit_on_user_error
 
 ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
 
@@ -53,11 +52,8 @@ def run_folds(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path="conf", config_name="folds")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         run_folds(cfg)
-    except XrayExpError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import RayMainConfig
 from xray_exp.config.store import register_configs
 from xray_exp.distributed.cluster import connect
-from xray_exp.errors import XrayExpError
+from xray_exp.errors import XrayExpError, exit_on_user_error
 from xray_exp.runs.lifecycle import load_started_config
 
 log = logging.getLogger("xray_exp.ray")
@@ -106,14 +106,8 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
 @hydra.main(config_path="conf", config_name="ray_main")
 def _main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
-    try:
+    with exit_on_user_error(reraise=hydra_cfg.mode == RunMode.MULTIRUN):
         return run_on_ray(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if hydra_cfg.mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 def main() -> None:

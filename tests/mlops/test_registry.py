@@ -91,7 +91,7 @@ def test_minimize_objective_promotes_lower_values(store, tmp_path):
 
 def registry_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "xray_exp.registry", *args],
+        [sys.executable, "-m", "xray_exp.models", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -142,7 +142,7 @@ def test_one_default_store_for_everything(tmp_path, monkeypatch):
                 env={**env, "XRAY_EXP_ROOT": str(tmp_path)},
             )
             assert proc.stdout.strip() == expected, (module, proc.stdout, proc.stderr)
-    listing = subprocess.run(
+    listing = subprocess.run(  # the former command name still works
         [sys.executable, "-m", "xray_exp.registry", "list"],
         capture_output=True,
         text=True,

@@ -272,7 +272,7 @@ def child_env(settings_dir: str | Path | None = None, **extra: str) -> dict[str,
     switches and YOLO_CONFIG_DIR that xray_exp.yolo.runtime.configure_offline() would set, plus `extra`."""
     env = dict(LAUNCH_ENV)
     if settings_dir is not None:
-        from xray_exp.yolo.runtime import OFFLINE_ENV  # lazy: only on this path
+        from xray_exp.offline import OFFLINE_ENV  # lazy: only on this path
 
         env.update(OFFLINE_ENV)
         env["YOLO_CONFIG_DIR"] = str(Path(settings_dir).resolve())

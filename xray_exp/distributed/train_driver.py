@@ -37,8 +37,8 @@ from xray_exp.runs.lifecycle import (
     ended,
     finish_run,
     post_training_config,
-    prepare,
     resolve_start_weights,
+    set_up,
     start,
     ultralytics_dir,
     write_run_files,
@@ -82,7 +82,7 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
         log.info("Ray Train: %s finished already; its summary:", run_dir)
         print_summary(summary)
         return float(summary["objective"]["value"])
-    info = prepare(cfg, run_dir, resume)
+    info = set_up(cfg, run_dir, resume)
     plan = scaling(cfg)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -232,8 +232,7 @@ def flush_rank0_journal(run_dir: Path, cfg: DictConfig) -> None:
     tracker = Tracker(run_dir / "rank0", cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     if not tracker.flush():
         log.warning(
-            "rank 0's per-epoch MLflow events are journaled in %s (upload later with "
-            "python -m xray_exp.tracking upload %s)",
+            "rank 0's per-epoch MLflow events are journaled in %s (upload later with python -m xray_exp.upload %s)",
             run_dir / "rank0",
             run_dir / "rank0",
         )

@@ -57,8 +57,8 @@ from xray_exp.runs.lifecycle import (
     ended,
     finish_run,
     post_training_config,
-    prepare,
     resolve_start_weights,
+    set_up,
     start,
     ultralytics_dir,
     write_run_files,
@@ -135,7 +135,7 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
             f"tune.name: {run_dir.name} finished already ({run_dir / 'summary.json'}). "
             "Fix: choose another tune.name for a new search"
         )
-    info = prepare(cfg, run_dir, resume)
+    info = set_up(cfg, run_dir, resume)
     flat = flatten_space(settings.space)
     validate_space(cfg, flat)
     metric = str(settings.metric)

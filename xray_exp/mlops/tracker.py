@@ -7,7 +7,7 @@ with a bounded backoff (2 s doubling to 60 s, each try bounded by `tracking.time
 journal once the server answers again, and the end of the run always tries once more. For a server
 that never comes back:
 
-    python -m xray_exp.tracking upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
+    python -m xray_exp.upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
 
 replays whatever was not sent yet (into the same run when it had been created) and brings the run's
 summary.json up to date (MLflow run id, registration).
@@ -220,7 +220,7 @@ class Tracker:
         if self.enabled and self.problem:
             log.warning(
                 "MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
-                "  python -m xray_exp.tracking upload %s",
+                "  python -m xray_exp.upload %s",
                 self.tracking_uri,
                 self.problem,
                 self.dir.parent,

@@ -1,6 +1,6 @@
 """One run lifecycle for every engine: set up -> fit -> post-training -> finish.
 
-    info = prepare(cfg, run_dir, resume=False)                 # offline set-up, objective, dataset validated
+    info = set_up(cfg, run_dir, resume=False)                  # offline set-up, objective, dataset validated
     tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode="train", ...)
     with ended(tracker):                                       # FINISHED / FAILED / KILLED, always closed
         result = fit(...)                                      # xray_exp.yolo.fit (or Ray Train / Ray Tune)
@@ -131,7 +131,7 @@ def check_objective(cfg: DictConfig) -> None:
         significance_objective(cfg)
 
 
-def prepare(cfg: DictConfig, run_dir: Path, resume: bool, keep_failed_dir: bool = False):
+def set_up(cfg: DictConfig, run_dir: Path, resume: bool, keep_failed_dir: bool = False):
     """Set up: offline Ultralytics, the objective checked, the dataset resolved and validated.
 
     A fresh run folder is removed when this fails (nothing half-written), unless `keep_failed_dir` (a sweep
@@ -341,7 +341,7 @@ def close_run(summary: dict[str, Any], tracker, run_dir: Path, show=None) -> flo
     """Add the MLflow outcome to summary.json, print the one-screen summary (`show`), return the objective.
 
     `ended()` has replayed what an outage held back; what is still unsent is counted
-    (`mlflow_unsent_events`) and `python -m xray_exp.tracking upload` updates this file once it is sent.
+    (`mlflow_unsent_events`) and `python -m xray_exp.upload` updates this file once it is sent.
     """
     summary.update(tracker.outcome())
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

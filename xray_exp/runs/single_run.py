@@ -25,8 +25,8 @@ from xray_exp.runs.lifecycle import (
     epoch_log_of,
     finish_run,
     load_started_config,
-    prepare,
     resolve_start_weights,
+    set_up,
     start,
     ultralytics_dir,
     write_run_files,
@@ -56,7 +56,7 @@ def train_run(
                 f"resume: {run_dir / 'weights' / 'last.pt'} not found: the run never finished an epoch; start it again."
             )
     check_task(cfg)
-    info = prepare(cfg, run_dir, resume, keep_failed_dir)
+    info = set_up(cfg, run_dir, resume, keep_failed_dir)
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"

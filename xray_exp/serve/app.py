@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from xray_exp.imaging import DecodeLimits
 from xray_exp.inference.onnx_detector import Detection, OnnxDetector
-from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
+from xray_exp.mlops.model_versions import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.dicomweb_routes import dicomweb_router
 from xray_exp.serve.job_routes import job_router, make_job_manager

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
+from xray_exp.mlops.model_versions import TrackingUnavailable, list_model_versions
 from xray_exp.serve.job_runners import LocalRunner, RayJobRunner, preset_resources
 from xray_exp.serve.jobs import JobManager, QueueFull
 from xray_exp.serve.schemas import JobInfo, TriggerRequest, errors

@@ -187,7 +187,7 @@ def _num(value: float | None) -> str:
 
 SWEEP_NOT_TESTED = (
     "a sweep's best job is not compared with the alias holder; compare them with python -m "
-    "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)"
+    "xray_exp.compare and promote by hand (python -m xray_exp.models promote)"
 )
 
 

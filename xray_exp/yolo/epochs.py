@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from xray_exp.yolo.runtime import environment_variable
+from xray_exp.offline import environment_variable
 
 EPOCH_LOG_ENV = "XRAY_EXP_EPOCH_LOG"
 ULTRALYTICS_PREFIX = "ultralytics/"  # Ultralytics' validator figures; ours are val/* and test/*

@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xray_exp.offline import environment_variable
 from xray_exp.yolo.epochs import log_epoch
-from xray_exp.yolo.runtime import environment_variable
 
 ENV = "XRAY_EXP_GRAY_LOADER"
 # PIL modes of single-channel images (8-bit, 16-bit, 32-bit integer, 1-bit).
