@@ -199,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     image = ordinary_png()
     results: dict = {"side": side, "limits": limits}
     if not args.skip_single:
-        from xray_exp.bench.hostile import small_dicom
+        from xray_exp.data.synthetic_dicom import chest_xray_bytes
 
         gray = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
-        controls = {"control: ordinary PNG": image, "control: ordinary DICOM (first: loads pydicom)": small_dicom(gray)}
+        controls = {
+            "control: ordinary PNG": image,
+            "control: ordinary DICOM (first: loads pydicom)": chest_xray_bytes(gray),
+        }
         rows = measure_inputs(url, inputs, args.pid, controls)
         print(table(rows))
         results["single"] = rows
