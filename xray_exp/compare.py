@@ -31,8 +31,8 @@ from xray_exp.config.store import register_configs
 from xray_exp.errors import ConfigError, ModelError, exit_on_user_error
 from xray_exp.evaluate import resolve_model
 from xray_exp.evaluation.comparison import compare_models, write_comparison
-from xray_exp.mlops.run_tags import flatten, run_tags
-from xray_exp.mlops.tracker import Tracker
+from xray_exp.mlops.report_run import end_report_run, evaluation_params, log_report_files, start_report_run
+from xray_exp.mlops.run_tags import flatten
 
 register_configs()
 log = logging.getLogger("xray_exp.compare")
@@ -156,52 +156,17 @@ def run_comparison(cfg: DictConfig) -> dict:
 
 def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
     """One MLflow run in the comparison experiment: both models, every difference, the report."""
-    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     a, b = comparison.models
-    tracker.start(
-        cfg.comparison_experiment,
-        f"compare-{cfg.split}-{out_dir.name}",
-        run_tags(
-            cfg.paths.root,
-            list(HydraConfig.get().overrides.task),
-            {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name},
-        ),
-    )
+    tags = {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name}
+    tracker = start_report_run(cfg, cfg.comparison_experiment, "compare", out_dir, tags)
     keys = (
-        "split",
-        "conf",
-        "iou",
-        "match_iou",
-        "decision_conf",
-        "map40_method",
-        "froc_hit",
-        "no_finding_class",
-        "n_boot",
-        "ci_seed",
-        "ci_level",
-        "max_det",
+        "split conf iou match_iou decision_conf map40_method froc_hit no_finding_class n_boot ci_seed ci_level max_det"
     )
-    tracker.log_params(
-        flatten(
-            {
-                "a": a["spec"],
-                "b": b["spec"],
-                "a.imgsz": a["imgsz"],
-                "b.imgsz": b["imgsz"],
-                **{k: cfg[k] for k in keys},
-                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
-            }
-        )
-    )
+    models = {"a": a["spec"], "b": b["spec"], "a.imgsz": a["imgsz"], "b.imgsz": b["imgsz"]}
+    tracker.log_params(flatten({**models, **evaluation_params(cfg, keys.split())}))
     tracker.log_metrics(comparison.flat())
-    tracker.log_artifact(out_dir / "report.md", "report")
-    tracker.log_artifact(out_dir / "comparison.json", "report")
-    tracker.log_artifact(out_dir / "comparison.csv", "report")
-    tracker.log_artifact(out_dir / "plots", "report/plots")
-    tracker.end()
-    if tracker.run_id:
-        print(f"MLflow run {tracker.run_id} ({cfg.comparison_experiment}) at {cfg.tracking.tracking_uri}")
+    log_report_files(tracker, out_dir, ("report.md", "comparison.json", "comparison.csv", "plots"))
+    end_report_run(tracker, cfg.comparison_experiment, cfg.tracking.tracking_uri)
 
 
 @hydra.main(config_path="conf", config_name="compare")

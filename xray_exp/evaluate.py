@@ -33,8 +33,14 @@ from xray_exp.evaluation import MetricSettings, evaluate_split
 from xray_exp.evaluation.classifier import evaluate_classifier
 from xray_exp.evaluation.dataset import load_split
 from xray_exp.evaluation.report import metrics_table
-from xray_exp.mlops.run_tags import flatten, run_tags
-from xray_exp.mlops.tracker import Tracker
+from xray_exp.mlops.report_run import (
+    REPORT_FILES,
+    end_report_run,
+    evaluation_params,
+    log_report_files,
+    start_report_run,
+)
+from xray_exp.mlops.run_tags import flatten
 from xray_exp.runs.lifecycle import resolve_data_yaml
 from xray_exp.yolo.predict import class_names, load_yolo, trained_imgsz
 from xray_exp.yolo.runtime import configure_offline
@@ -259,79 +265,21 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
     return metrics
 
 
-REPORT_FILES = (
-    "report.md",
-    "metrics.json",
-    "predictions.csv",
-    "images.csv",
-    "submission.csv",
-    "plots",
-    "galleries",
-    "probabilities.csv",
-    "gate.json",
-)
-
-
 def log_evaluation(
     cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path, gated=None
 ) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots;
     `gated` (pair, gate, data.yaml): also the detector + gate as one registered model."""
-    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
-    overrides = list(HydraConfig.get().overrides.task)
-    tracker.start(
-        cfg.evaluation_experiment,
-        f"eval-{cfg.split}-{out_dir.name}",
-        run_tags(
-            cfg.paths.root,
-            overrides,
-            {
-                "weights": str(cfg.weights),
-                "weights.path": str(weights),
-                "split": cfg.split,
-                "dataset": cfg.dataset.name,
-            },
-        ),
-    )
-    keys = (
-        "split",
-        "conf",
-        "iou",
-        "tta",
-        "match_iou",
-        "decision_conf",
-        "map40_method",
-        "froc_hit",
-        "no_finding_class",
-        "n_boot",
-        "ci_seed",
-        "max_det",
-    )
-    tracker.log_params(
-        flatten(
-            {
-                "weights": str(cfg.weights),
-                "imgsz": imgsz,
-                **{k: cfg[k] for k in keys},
-                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
-            }
-        )
-    )
+    tags = {"weights": str(cfg.weights), "weights.path": str(weights), "split": cfg.split, "dataset": cfg.dataset.name}
+    tracker = start_report_run(cfg, cfg.evaluation_experiment, "eval", out_dir, tags)
+    keys = "split conf iou tta match_iou decision_conf map40_method froc_hit no_finding_class n_boot ci_seed max_det"
+    tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **evaluation_params(cfg, keys.split())}))
     tracker.log_metrics(metrics)
-    for name in REPORT_FILES:
-        target = "report" if (out_dir / name).is_file() else f"report/{name}"
-        tracker.log_artifact(out_dir / name, target)
+    log_report_files(tracker, out_dir, (*REPORT_FILES, "probabilities.csv", "gate.json"))
     if gated:
         pair, gate_used, gated_data = gated
         register_gated(cfg, tracker, pair, gate_used, gated_data, metrics)
-    tracker.end()
-    if gated and tracker.outcome().get("registration"):
-        from xray_exp.mlops.registry import describe_decision  # lazy: only on this path
-
-        print(f"registry: {describe_decision(tracker.outcome()['registration'])}", flush=True)
-    if tracker.run_id:
-        print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
+    end_report_run(tracker, cfg.evaluation_experiment, cfg.tracking.tracking_uri)
 
 
 @hydra.main(config_path="conf", config_name="evaluate")

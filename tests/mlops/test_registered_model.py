@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, free_port
 from mlflow.tracking import MlflowClient
 
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 from xray_exp.imaging import decode_xray_bytes, read_xray
 from xray_exp.inference.onnx_detector import OnnxDetector, findings
 from xray_exp.mlops.client import ensure_experiment
@@ -88,7 +89,7 @@ def test_pyfunc_takes_images_and_returns_findings(registered, tmp_path, monkeypa
 
     (name, gray), (_, gray2) = h.sample_images(2)
     png, jpeg = h.png_bytes(gray), h.jpeg_bytes(gray2)
-    dicom = h.dicom_bytes((gray.astype(np.uint16) * 16), window=(2048, 4096))
+    dicom = chest_xray_bytes((gray.astype(np.uint16) * 16), window=(2048, 4096))
     path = tmp_path / "chest.png"
     path.write_bytes(png)
     out = model.predict([str(path), png, jpeg, dicom], params={"conf": CONF})

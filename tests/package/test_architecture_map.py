@@ -55,7 +55,8 @@ def read_map(doc: Path) -> list[tuple[list[str], set[str]]]:
 
 def covers(listed: str, name: str) -> bool:
     """`mlops/` covers mlops/registry and mlops/; `imaging` covers imaging/; `mlops/registry` only itself."""
-    return name == listed or name.rstrip("/") == listed.rstrip("/") or (listed.endswith("/") and name.startswith(listed))
+    same = name == listed or name.rstrip("/") == listed.rstrip("/")
+    return same or (listed.endswith("/") and name.startswith(listed))
 
 
 def map_errors(package: Path, doc: Path) -> list[str]:
@@ -85,7 +86,7 @@ def map_errors(package: Path, doc: Path) -> list[str]:
 
 def test_the_architecture_table_matches_the_imports():
     rows = read_map(DOC)
-    assert len(rows) > 15 and (["metrics/", "gating/", "data/"], {"errors"}) in rows
+    assert len(rows) > 15 and (["metrics/", "gating/"], {"errors"}) in rows
     errors = map_errors(PACKAGE, DOC)
     assert not errors, "docs/architecture.md 'Who may import what' is out of date:\n" + "\n".join(errors)
 

@@ -25,7 +25,9 @@ HEAVY = ("torch", "ultralytics", "mlflow", "ray", "onnxruntime")
 def test_the_package_root_is_entry_points_and_shared_bases():
     root_modules = {p.stem for p in (REPO / "xray_exp").glob("*.py")}
     packages_run_with_m = {module for module, _ in COMMANDS.values() if (REPO / module.replace(".", "/")).is_dir()}
-    assert packages_run_with_m and all((REPO / m.replace(".", "/") / "__main__.py").is_file() for m in packages_run_with_m)
+    assert packages_run_with_m and all(
+        (REPO / m.replace(".", "/") / "__main__.py").is_file() for m in packages_run_with_m
+    )
     entry_points = {module.split(".")[1] for module, _ in COMMANDS.values() if module not in packages_run_with_m}
     unexpected = root_modules - entry_points - SHARED_BASES - set(FORMER_NAMES)
     assert not unexpected, f"library modules at the package root (move them into a package): {sorted(unexpected)}"

@@ -62,7 +62,7 @@ class DatasetTables:
 
 
 def default_data_yaml(root: str | Path | None = None) -> Path:
-    """The training default: the embedded synthetic dataset (160/40/40 images, 320 px) under
+    """The training default: the embedded synthetic dataset with the schema's defaults (SyntheticConfig) under
     <root>/outputs/.cache/datasets, generated on first use (seconds)."""
     from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = sorted(set(args.workers or default_worker_counts(cores)))
     from xray_exp.bench.prepare_workload import (
         measure_prepare_throughput,  # imports the preparation pipeline; lazy: heavy (omegaconf, yaml)
-    )
+    )  # lazy: heavy (PIL, omegaconf, pydicom, requests)
 
     per_round = []
     for r, order in enumerate(round_orders(workers, args.rounds)):

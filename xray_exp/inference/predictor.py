@@ -101,7 +101,7 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
     from xray_exp.ensembles.detector import (
         is_ensemble_folder,  # onnxruntime: imported once a model loads; lazy: heavy (cv2, onnxruntime)
-    )
+    )  # lazy: heavy (cv2, onnxruntime)
     from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     folder = Path(folder)
@@ -147,7 +147,7 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
     from xray_exp.ensembles.detector import (  # onnxruntime: a model loads next; lazy: heavy (cv2, onnxruntime)
         ENSEMBLE_FILE,
         is_ensemble_folder,
-    )
+    )  # lazy: heavy (cv2, onnxruntime)
     from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)

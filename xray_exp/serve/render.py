@@ -6,7 +6,7 @@ few non-identifying DICOM tags.
     pixels, info = render_pixels(data, DecodeLimits())   # np.ndarray uint8/uint16/int16 (H, W), dict
     # curl -F file=@chest.dcm http://127.0.0.1:8000/render -D - -o pixels.raw   (X-Render-Info: the dict)
 
-Decoding is the service's own (xray_exp.imaging / dicom_reader: header limits first, bounded inflation,
+Decoding is the service's own (xray_exp.imaging: header limits first, bounded inflation,
 first frame only). DICOM values are the stored ones: display value = stored * slope + intercept, then the
 window. Only the tags in DICOM_TAGS ever leave the server: never a patient's name, id, birth date or an
 accession number.
