@@ -16,9 +16,9 @@ Exit status 1 with a message naming the file/field when preparation fails (any p
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from xray_exp.prepare.config import CONF_DIR, register_prepare_configs
+from xray_exp.prepare.config import CONF_DIR, prepare_config_object, register_prepare_configs
 
 register_prepare_configs()
 
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     from xray_exp.prepare.report import console_summary
 
     try:
-        report = run_prepare(OmegaConf.to_object(cfg))
+        report = run_prepare(prepare_config_object(cfg))
     except PrepareError as exc:
         raise SystemExit(f"prepare failed: {exc}") from None
     print(console_summary(report), flush=True)
