@@ -16,6 +16,7 @@ import struct
 import time
 import zlib
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -50,13 +51,13 @@ def png_rgba16(width: int = 10000, height: int = 10000) -> bytes:
 def small_dicom(pixels: np.ndarray | None = None, syntax: str = "1.2.840.10008.1.2.1", **attrs) -> bytes:
     """A DX DICOM (Part 10) of a 2-D uint8/uint16 image in an uncompressed syntax; attrs override elements."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
+    from pydicom.uid import UID, DigitalXRayImageStorageForPresentation, generate_uid
 
     pixels = np.zeros((64, 64), np.uint16) if pixels is None else pixels
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
@@ -123,7 +124,10 @@ def j2k_frame_larger_than_header() -> bytes:
     """pydicom's MR_small_jp2klossless.dcm with the codestream's SIZ patched to 30000x30000."""
     from pydicom.data import get_testdata_file
 
-    data = bytearray(open(get_testdata_file("MR_small_jp2klossless.dcm"), "rb").read())
+    path = get_testdata_file("MR_small_jp2klossless.dcm")
+    if not isinstance(path, str):
+        raise FileNotFoundError("pydicom's test file MR_small_jp2klossless.dcm is missing (pydicom.data)")
+    data = bytearray(Path(path).read_bytes())
     siz = data.index(b"\xff\x4f\xff\x51") + 4
     data[siz + 4 : siz + 12] = struct.pack(">II", 30000, 30000)
     return bytes(data)

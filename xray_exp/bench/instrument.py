@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 PATCHED_MODULE = "ultralytics.engine.model"
 
@@ -233,13 +233,19 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+class _CallbackHost(Protocol):
+    """What the wrapped train uses of an Ultralytics Model (not imported here: the hook patches it on import)."""
+
+    def add_callback(self, event: str, func: Callable[[Any], None]) -> None: ...
+
+
 def wrap_train(model_cls, record_path: Path) -> None:
     """Replace `model_cls.train` with a timed version that writes `record_path` when the call returns."""
     original = model_cls.train
     if getattr(original, "_xray_bench_wrapped", False):
         return
 
-    def train(self, trainer=None, **kwargs):
+    def train(self: _CallbackHost, trainer: object = None, **kwargs: object) -> object:
         recorder = TrainRecorder()
         for event, fn in recorder.callbacks().items():
             self.add_callback(event, fn)

@@ -47,7 +47,7 @@ from xray_exp.bench.common import (
 )
 
 NAME = "loader"
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, ...] | None] = {
     "bare": None,
     "preset": ("hardware=gpu", "augmentation=default"),
     "xray": ("hardware=gpu", "augmentation=xray"),
@@ -88,12 +88,13 @@ def loader_variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path)
     """Ultralytics kwargs of a variant's pipeline: from the seam for a composed config, or bare defaults."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    if VARIANTS[variant] is None:
+    preset = VARIANTS[variant]
+    if preset is None:
         return {"data": str(data_yaml), "imgsz": imgsz}
     from xray_exp.bench.overhead import compose_train_config
     from xray_exp.yolo.args import to_train_args
 
-    overrides = [*VARIANTS[variant], "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
+    overrides = [*preset, "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
     kwargs = to_train_args(compose_train_config(overrides, root), data_yaml, root / "outputs" / "runs" / "loader")
     return {"data": str(data_yaml), **{k: kwargs[k] for k in PIPELINE_KEYS if k in kwargs}}
 
