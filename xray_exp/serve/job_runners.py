@@ -51,9 +51,15 @@ class LocalRunner:
                 start_new_session=True,
             )
             self._procs[job.id] = proc
-            timer = threading.Timer(self.timeout_s, lambda: (job.note_timeout(self.timeout_s), stop_process(proc)))
+
+            def on_timeout() -> None:
+                job.note_timeout(self.timeout_s)
+                stop_process(proc)
+
+            timer = threading.Timer(self.timeout_s, on_timeout)
             timer.daemon = True
             timer.start()
+            assert proc.stdout is not None  # stdout=PIPE
             try:
                 for line in proc.stdout:
                     logf.write(line)
