@@ -25,8 +25,10 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 PATCHED_MODULE = "ultralytics.engine.model"
@@ -283,7 +285,9 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
     def __init__(self, name: str, patch: Callable[[Any], None]):
         self.name, self.patch = name, patch
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)  # one shot; also keeps find_spec below from recursing
@@ -293,11 +297,11 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         loader, patch = spec.loader, self.patch
         exec_module = loader.exec_module
 
-        def exec_and_patch(module):
+        def exec_and_patch(module: ModuleType) -> None:
             exec_module(module)
             patch(module)
 
-        loader.exec_module = exec_and_patch
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]  # the hook's point: patch after loading
         return spec
 
 

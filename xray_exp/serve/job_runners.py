@@ -21,6 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
 
 log = logging.getLogger(__name__)
 SECRET_ENV = ("XRAY_SERVE_TOKEN",)
@@ -87,9 +91,9 @@ class RayJobRunner:
         if "://" not in address:
             address = f"http://{address}"
         self.address, self.cwd, self.timeout_s = address, str(cwd or os.getcwd()), timeout_s
-        self._client = None
+        self._client: JobSubmissionClient | None = None
 
-    def client(self):
+    def client(self) -> JobSubmissionClient:
         if self._client is None:
             from ray.job_submission import JobSubmissionClient
 
