@@ -275,7 +275,7 @@ def wrap_train(model_cls, record_path: Path) -> None:
             record.update(recorder.to_dict(origin=started))
             write_json_atomic(record_path, record)
 
-    train._xray_bench_wrapped = True  # type: ignore[attr-defined]
+    train._xray_bench_wrapped = True  # type: ignore[attr-defined]  # a marker on the function object
     model_cls.train = train
 
 
