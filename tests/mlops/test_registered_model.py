@@ -174,9 +174,9 @@ def test_mlflow_models_serve_answers_findings(registered, tmp_path):
 
 
 def test_service_and_model_share_one_pipeline():
-    from xray_exp.serve import app, model_source
+    from xray_exp.serve import model_source
 
-    assert app.OnnxDetector is OnnxDetector and model_source.OnnxDetector is OnnxDetector
+    assert model_source.OnnxDetector is OnnxDetector
     assert (
         "fastapi"
         not in subprocess.run(

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     preds, gts = synthetic_split(args.images, args.detections, seed=0)
     loads = [load_average()]
     result, evaluate_s = timed(evaluate_records, preds, gts, names)
-    boot_s, ci = [], {}
+    boot_s: list[float] = []
+    ci: dict[str, tuple[float, float]] = {}
     for rep in range(args.reps):
         ci, seconds = timed(bootstrap_ci, result, n_boot=args.n_boot, seed=rep)
         boot_s.append(seconds)

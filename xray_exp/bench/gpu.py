@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +117,13 @@ def skipped_payload(reason: str, cuda: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- device mapping and sampling
 
 
-def nvml_target(cuda_index: int, env: dict[str, str] | None = None) -> tuple[str, int | str]:
+def nvml_target(cuda_index: int, env: Mapping[str, str] | None = None) -> tuple[str, int | str]:
     """Which NVML device a CUDA index means: ("index", n) or ("uuid", "GPU-..."), honouring CUDA_VISIBLE_DEVICES.
 
     The children run with CUDA_DEVICE_ORDER=PCI_BUS_ID, NVML's own order, so an unmasked index maps 1:1.
     """
-    env = os.environ if env is None else env
-    visible = [v.strip() for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    variables = os.environ if env is None else env
+    visible = [v.strip() for v in variables.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     if not visible:
         return "index", cuda_index
     if cuda_index >= len(visible):
@@ -158,12 +158,11 @@ class GpuSampler:
 
     def start(self) -> None:
         if self.target is not None:
-            self._open_device()
+            self._open_device(*self.target)
         self._thread = threading.Thread(target=self._loop, name="gpu-sampler", daemon=True)
         self._thread.start()
 
-    def _open_device(self) -> None:
-        kind, value = self.target
+    def _open_device(self, kind: str, value: int | str) -> None:
         try:
             import pynvml
 
@@ -188,7 +187,7 @@ class GpuSampler:
         except Exception as exc:  # pynvml missing or NVML unusable: try nvidia-smi
             self.device["nvml_error"] = f"{type(exc).__name__}: {exc}"
         if shutil.which("nvidia-smi"):
-            self._smi = subprocess.Popen(
+            self._smi = smi = subprocess.Popen(
                 [
                     "nvidia-smi",
                     "--query-gpu=utilization.gpu,memory.used",
@@ -205,7 +204,8 @@ class GpuSampler:
             latest: dict[str, tuple[float, float]] = {}
 
             def pump() -> None:
-                for line in self._smi.stdout:
+                assert smi.stdout is not None  # stdout=PIPE
+                for line in smi.stdout:
                     parsed = parse_smi_line(line)
                     if parsed:
                         latest["v"] = parsed

@@ -16,6 +16,7 @@ import struct
 import time
 import zlib
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -99,7 +100,10 @@ def j2k_frame_larger_than_header() -> bytes:
     """pydicom's MR_small_jp2klossless.dcm with the codestream's SIZ patched to 30000x30000."""
     from pydicom.data import get_testdata_file
 
-    data = bytearray(open(get_testdata_file("MR_small_jp2klossless.dcm"), "rb").read())
+    path = get_testdata_file("MR_small_jp2klossless.dcm")
+    if not isinstance(path, str):
+        raise FileNotFoundError("pydicom's test file MR_small_jp2klossless.dcm is missing (pydicom.data)")
+    data = bytearray(Path(path).read_bytes())
     siz = data.index(b"\xff\x4f\xff\x51") + 4
     data[siz + 4 : siz + 12] = struct.pack(">II", 30000, 30000)
     return bytes(data)

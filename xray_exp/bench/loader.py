@@ -51,7 +51,7 @@ from xray_exp.yolo.bench import build_train_dataset, build_train_loader
 from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 NAME = "loader"
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, ...] | None] = {
     "bare": None,
     "preset": ("hardware=gpu", "augmentation=default"),
     "xray": ("hardware=gpu", "augmentation=xray"),
@@ -92,11 +92,12 @@ def loader_variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path)
     """Ultralytics kwargs of a variant's pipeline: from the seam for a composed config, or bare defaults."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    if VARIANTS[variant] is None:
+    preset = VARIANTS[variant]
+    if preset is None:
         return {"data": str(data_yaml), "imgsz": imgsz}
     from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
 
-    overrides = [*VARIANTS[variant], "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
+    overrides = [*preset, "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
     kwargs = to_train_args(compose_train_config(overrides, root), data_yaml, root / "outputs" / "runs" / "loader")
     return {"data": str(data_yaml), **{k: kwargs[k] for k in PIPELINE_KEYS if k in kwargs}}
 

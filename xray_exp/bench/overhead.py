@@ -27,6 +27,7 @@ from typing import Any
 from xray_exp import CONF_DIR
 from xray_exp.bench.common import (
     REPO,
+    ProcessTiming,
     child_env,
     envelope,
     format_text_table,
@@ -110,7 +111,9 @@ def kwargs_difference(
     }
 
 
-def sample_from(side: str, rep: int, timing, record: dict[str, Any] | None, load_before: float | None) -> dict:
+def sample_from(
+    side: str, rep: int, timing: ProcessTiming, record: dict[str, Any] | None, load_before: float | None
+) -> dict:
     """One measured run: the parent's process timing plus what the instrumented child recorded."""
     call = (record or {}).get("train_call_s")
     call_cpu = (record or {}).get("train_call_cpu_s")
@@ -139,9 +142,10 @@ def analyse(samples: list[dict[str, Any]], target: float) -> dict[str, Any]:
     a = {x["rep"]: x for x in by_side["A"]}
     b = {x["rep"]: x for x in by_side["B"]}
     summary = {
-        s: {m: summarize([x.get(m) for x in by_side[s] if x.get(m) is not None]) for m in MEASURES} for s in SIDES
+        s: {m: summarize([v for x in by_side[s] if (v := x.get(m)) is not None]) for m in MEASURES} for s in SIDES
     }
-    ratios, extra_seconds = {}, {}
+    ratios: dict[str, dict[str, Any]] = {}  # summary, the pairs and the ratio of medians
+    extra_seconds: dict[str, dict[str, float]] = {}
     for m in MEASURES:
         if m.startswith("outside_"):
             continue
@@ -211,7 +215,7 @@ def overhead_report_tables(analysis: dict[str, Any]) -> str:
     return f"{sides}\n\n{ratios}\n\n{note}"
 
 
-def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[ProcessTiming, dict[str, Any]]:
     """Run one side once; returns (ProcessTiming, the instrument record)."""
     work: Path = ctx["work"]
     tag = f"{side.lower()}-{rep}"
@@ -229,7 +233,7 @@ def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[
         target = ["xray_exp.bench.bare_train", "--arch", ctx["arch"], "--kwargs", str(kwargs_path)]
     cmd = [sys.executable, "-m", "xray_exp.bench.instrument", str(record_path), *target]
     timing = run_process(cmd, env=ctx["env"], cwd=REPO, log_path=log_path, timeout=ctx["timeout"])
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    record: dict[str, Any] | None = json.loads(record_path.read_text()) if record_path.is_file() else None
     if timing.returncode != 0 or record is None or not record.get("ok"):
         raise RuntimeError(
             f"side {side} ({SIDES[side]}) run {rep} failed (exit {timing.returncode}"

@@ -104,18 +104,19 @@ def _enable_token_auth_for_cluster() -> None:
         return
     os.environ["RAY_AUTH_MODE"] = "token"
     if "ray._raylet" in sys.modules:  # Ray already imported: refresh its cached config
-        from ray._raylet import Config
+        from ray._raylet import Config  # type: ignore[attr-defined]  # compiled; ray's _raylet.pyi omits Config
 
         Config.initialize("")
 
 
 def _reason(exc: BaseException) -> str:
     """The first line of the error and of its cause (Ray hides an auth failure behind ConnectionError)."""
-    parts = []
-    while exc is not None and len(parts) < 2:
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 2:
+        line = str(current).splitlines()[0] if str(current) else type(current).__name__
         parts.append(line[:240])
-        exc = exc.__cause__
+        current = current.__cause__
     return " <- ".join(parts)
 
 

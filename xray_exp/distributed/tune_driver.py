@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray import tune
@@ -159,7 +159,7 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
     weights, lineage = resolve_start_weights(cfg)
-    base = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    base = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # DictConfig: a dict
     base["model"]["weights"] = str(weights) if weights else None
     tracker = start(
         cfg,

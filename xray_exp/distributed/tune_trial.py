@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from xray_exp.distributed import checkpoints
 from xray_exp.mlops.parent_runs import child_run_tags
@@ -34,7 +34,7 @@ def trial_dirname(trial) -> str:
 def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     configure_offline(setup["settings_dir"], offline=setup["offline"])
     import torch
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from ray import tune
 
     from xray_exp.config.schema import RayMainConfig  # lazy: heavy (omegaconf, yaml)
@@ -46,7 +46,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
     torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
-    cfg = apply_params(OmegaConf.merge(OmegaConf.structured(RayMainConfig), setup["cfg"]), params)
+    # merge() returns the type of its first config: the structured schema's DictConfig
+    merged = cast(DictConfig, OmegaConf.merge(OmegaConf.structured(RayMainConfig), setup["cfg"]))
+    cfg = apply_params(merged, params)
     run_dir = trial_run_dir(setup["tune_dir"], trial_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")

@@ -23,6 +23,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 DEFAULTS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
 
@@ -58,7 +59,7 @@ def image_bytes(item) -> bytes:
         raise ValueError(f"image {text[:80]!r}: neither a readable file nor base64-encoded image bytes") from None
 
 
-class XrayDetector(mlflow.pyfunc.PythonModel):
+class XrayDetector(PythonModel):
     def load_context(self, context):
         if "ensemble.json" in context.artifacts:  # an ensemble (xray_exp.mlops.ensemble_model): answers the same
             from xray_exp.ensembles.detector import (

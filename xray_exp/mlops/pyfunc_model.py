@@ -78,7 +78,7 @@ def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
     """A small PNG for the input example: the given radiograph scaled down, else a plain grey square."""
     import cv2
 
-    gray = np.full((64, 64), 128, np.uint8)
+    gray: np.ndarray = np.full((64, 64), 128, np.uint8)
     if image and Path(image).is_file():
         from xray_exp.imaging import read_xray  # lazy: only on this path
 

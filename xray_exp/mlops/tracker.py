@@ -302,6 +302,12 @@ class Tracker:
             self._client = tracking_client(self.tracking_uri)
         return self._client
 
+    def _open_run(self) -> tuple[str, str]:
+        """(tracking URI, run id) of the run the replay sends into: known once the journal's `start` is applied."""
+        if not self.tracking_uri or not self.run_id:
+            raise RuntimeError(f"{self.dir / JOURNAL}: a model event before the run was opened (no 'start' applied)")
+        return self.tracking_uri, self.run_id
+
     def _apply(self, event: dict[str, Any]) -> None:
         op = event["op"]
         if op == "start":
@@ -326,15 +332,15 @@ class Tracker:
         elif op == "model" and event.get("task") == "gated":  # a detector + its gate (xray_exp.mlops.gated_model)
             from xray_exp.mlops.gated_model import log_gated_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_gated_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_gated_model(*self._open_run(), event)
         elif op == "model":
             from xray_exp.mlops.pyfunc_model import log_onnx_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_onnx_model(*self._open_run(), event)
         elif op == "ensemble_model":
             from xray_exp.mlops.ensemble_model import log_ensemble_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_ensemble_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_ensemble_model(*self._open_run(), event)
         elif op == "dataset":
             from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -350,7 +356,7 @@ class Tracker:
         elif op == "register":
             from xray_exp.mlops.registry import register_model  # lazy: only on this path
 
-            decision = register_model(self.client, self.state["model_uri"], self.run_id, event)
+            decision = register_model(self.client, self.state["model_uri"], self._open_run()[1], event)
             self.state["registration"] = decision
         elif op == "end":
             self.client.set_terminated(self.run_id, status=event["status"])

@@ -16,10 +16,10 @@ Exit status 2 with `ERROR: <message>` naming the file/field when preparation fai
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from xray_exp.errors import exit_on_user_error
-from xray_exp.prepare.config import CONF_DIR, register_prepare_configs
+from xray_exp.prepare.config import CONF_DIR, prepare_config_object, register_prepare_configs
 from xray_exp.prepare.report import console_summary
 
 register_prepare_configs()
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     from xray_exp.prepare.pipeline import run_prepare  # lazy: heavy (yaml)
 
     with exit_on_user_error():
-        report = run_prepare(OmegaConf.to_object(cfg))
+        report = run_prepare(prepare_config_object(cfg))
     print(console_summary(report), flush=True)
 
 

@@ -21,14 +21,14 @@ from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from xray_exp.inference.onnx_detector import Detection, OnnxDetector
+from xray_exp.inference.onnx_detector import Detection
 from xray_exp.mlops.model_versions import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.dicomweb_routes import dicomweb_router
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_holder import ModelHolder
-from xray_exp.serve.model_source import ModelInfo, is_registry_uri
+from xray_exp.serve.model_source import ModelInfo, ServedDetector, is_registry_uri
 from xray_exp.serve.observe import install_observability, observed
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.render import dicom_pixel_spacing
@@ -68,7 +68,7 @@ def summarize_detections(detections: list[Detection]) -> str:
 
 def create_app(
     settings: ServeSettings | None = None,
-    detector: OnnxDetector | None = None,
+    detector: ServedDetector | None = None,
     model_info: ModelInfo | None = None,
 ) -> FastAPI:
     """Build the app. Without an injected detector the model named by settings.model is loaded now."""
