@@ -195,9 +195,9 @@ def generate_image(rng: np.random.Generator, size: int, normal_fraction: float):
             boxes.append((0, nx - r, ny - r, nx + r, ny + r))
 
     # Film: blur, grain, exposure.
-    img = cv2.GaussianBlur(img, (0, 0), max(0.6, s / 400))
-    img = img * rng.uniform(0.85, 1.15) + rng.normal(0, 4, (s, s))
-    return np.clip(img, 0, 255).astype(np.uint8), boxes
+    film: np.ndarray = cv2.GaussianBlur(img, (0, 0), max(0.6, s / 400))
+    film = film * rng.uniform(0.85, 1.15) + rng.normal(0, 4, (s, s))
+    return np.clip(film, 0, 255).astype(np.uint8), boxes
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -195,7 +195,7 @@ class OnnxDetector:
         else:
             image = image[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
         tensor = np.ascontiguousarray(image[None], dtype=self.input_dtype)
-        tensor /= self.input_dtype(255.0)
+        np.divide(tensor, self.input_dtype(255.0), out=tensor)
         return tensor, box
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
@@ -228,7 +228,12 @@ class OnnxDetector:
             xyxy, scores, classes = xyxy[kept], scores[kept], classes[kept]
         xyxy = self.scale_boxes(xyxy, box)
         return [
-            Detection(tuple(float(v) for v in b), float(s), int(c), self.names.get(int(c), str(int(c))))
+            Detection(
+                (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                float(s),
+                int(c),
+                self.names.get(int(c), str(int(c))),
+            )
             for b, s, c in zip(xyxy, scores, classes, strict=True)
         ]
 

@@ -89,9 +89,7 @@ def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
         raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
     from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
-    return ensure_synthetic_dataset(
-        Path(cache_dir) / "datasets", **OmegaConf.to_container(dataset.synthetic, resolve=True)
-    )
+    return ensure_synthetic_dataset(Path(cache_dir) / "datasets", **config_dict(dataset.synthetic))
 
 
 def load_started_config(run_dir: Path) -> DictConfig:
@@ -106,6 +104,10 @@ def load_started_config(run_dir: Path) -> DictConfig:
             f"resume: {saved} not found. Fix: pass a run folder made by xray_exp.train (outputs/runs/<name>)."
         )
     cfg = OmegaConf.load(saved)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(
+            f"resume: {saved} is not a run's config (a mapping). Fix: pass a run folder of xray_exp.train."
+        )
     resolved = run_dir / "config.resolved.yaml"
     if resolved.is_file():
         started = OmegaConf.load(resolved)
@@ -167,10 +169,18 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
     return weights, lineage
 
 
+def config_dict(node: DictConfig) -> dict[str, Any]:
+    """A config node as plain dict (resolved, enums as names)."""
+    value = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
 def config_params(cfg: DictConfig, leave_out: tuple[str, ...] = ("paths",)) -> dict[str, Any]:
     """The resolved config for MLflow params, without machine-specific `paths` (and what else is named); the
     `cv` settings only in a cross-validation's fold (sweep=cv: `cv.fold` and the rest)."""
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    resolved = config_dict(cfg)
     if not (resolved.get("cv") or {}).get("enabled"):
         leave_out = (*leave_out, "cv")
     return {k: v for k, v in resolved.items() if k not in leave_out}
