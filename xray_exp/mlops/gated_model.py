@@ -21,7 +21,15 @@ from xray_exp.mlops.ensemble_model import ENSEMBLE_CODE, ensemble_metadata, ense
 from xray_exp.mlops.pyfunc_model import SHARED_CODE, log_pyfunc, pip_requirements
 
 GATED_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_gated_pyfunc.py"
-GATED_CODE = ("errors.py", "gated_detector.py", "gating/__init__.py", "gating/gate.py", "gating/tune.py")
+# the ensemble's files too: gated_detector loads an ensemble behind the gate (ensemble-boxes required only then)
+GATED_CODE = (
+    "errors.py",
+    "gated_detector.py",
+    "gating/__init__.py",
+    "gating/gate.py",
+    "gating/tune.py",
+    *ENSEMBLE_CODE,
+)
 
 
 def gated_signature():
@@ -51,7 +59,7 @@ def log_gated_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> st
             "classifier": ("classifier.onnx", Path(event["classifier"])),
             "gate": ("gate.json", dict(event["gate"])),
         },
-        (*SHARED_CODE, *GATED_CODE, *(ENSEMBLE_CODE if ensemble else ())),
+        (*SHARED_CODE, *GATED_CODE),
         gated_signature(),
         event.get("example"),
         {
