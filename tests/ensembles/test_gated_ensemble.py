@@ -11,6 +11,8 @@ rises with the image's mean grey level), registered the way xray_exp logs models
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -50,20 +52,22 @@ def register_classifier(root: Path, onnx: Path, uri: str) -> None:
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory, synthetic_tiny):
+    """One gated ensemble run, in this process (the command line's own path is run by the refusal test)."""
+    from xray_exp.ensembles.run import run_ensemble
+
     root = tmp_path_factory.mktemp("gated-ensemble")
     tiny = tiny_cv(root, synthetic_tiny)
     images = [i.path for s in ("val", "test") for i in load_split(tiny["data_yaml"], s).images]
     uri = f"sqlite:///{root / 'outputs' / 'mlflow.db'}"
     (root / "outputs").mkdir(exist_ok=True)
     register_classifier(root, tiny_classifier(root / "cls.onnx", images), uri)
-    proc = run_cli(
-        ["xray_exp.ensemble", f"cv={tiny['cv']}", f"gate={CLS}", "gate.tune=true", "n_boot=100", "progress=false"],
-        root,
-        env={"XRAY_EXP_MODEL_CACHE": str(root / "model-cache")},
-        check=True,
-    )
-    out = Path(re.search(r"^ENSEMBLE_DIR=(.+)$", proc.stdout, re.M)[1])
-    return {**tiny, "root": root, "uri": uri, "proc": proc, "out": out}
+    project = {**tiny, "root": root, "uri": uri, "out": root / "outputs" / "ensemble" / "gated"}
+    cfg = compose_ensemble(project, f"gate={CLS}", "gate.tune=true", "n_boot=50", f"out_dir={project['out']}")
+    cfg.tracking.enabled, cfg.register = True, "if_better"  # logged and registered (the first version)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run_ensemble(cfg)
+    return {**project, "stdout": printed.getvalue()}
 
 
 def test_gate_tuned_on_out_of_fold_val_images_and_saved_on_the_classifier(gated):
@@ -71,7 +75,7 @@ def test_gate_tuned_on_out_of_fold_val_images_and_saved_on_the_classifier(gated)
 
     from xray_exp.ensembles.gate import ensemble_digest
 
-    out, stdout = gated["out"], gated["proc"].stdout
+    out, stdout = gated["out"], gated["stdout"]
     gate = json.loads((out / "model" / "gate.json").read_text())
     assert gate["tuned_on"] == "4 out-of-fold val images (oof/map40)" and len(gate["tuning"]) > 10
     assert gate["classifier_uri"] == "models:/tiny-cls/1" and gate["tuned_for"] == "yolo12n-ensemble"
@@ -92,7 +96,7 @@ def test_gate_tuned_on_out_of_fold_val_images_and_saved_on_the_classifier(gated)
 
 
 def test_paired_verdict_gated_against_plain_on_the_same_images(gated):
-    out, stdout = gated["out"], gated["proc"].stdout
+    out, stdout = gated["out"], gated["stdout"]
     summary = json.loads((out / "ensemble_summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     first = summary["gate_verdicts"][0]
@@ -141,7 +145,7 @@ def test_registered_once_and_answers_through_pyfunc_service_and_predict(gated, t
     from xray_exp.serve.model_source import load_detector
 
     uri, spec = gated["uri"], "models:/yolo12n-ensemble-gated@development"
-    assert "registry: registered yolo12n-ensemble-gated v1 @development" in gated["proc"].stdout
+    assert "registry: registered yolo12n-ensemble-gated v1 @development" in gated["stdout"]
     version = MlflowClient(uri).get_model_version_by_alias("yolo12n-ensemble-gated", "development")
     assert version.tags["gate.classifier"] == "models:/tiny-cls/1" and version.tags["ensemble.members"] == "3"
     assert (
@@ -183,7 +187,7 @@ def compose_ensemble(gated, *overrides: str):
                 [
                     *([] if any(o.startswith("models=") for o in overrides) else [f"cv={gated['cv']}"]),
                     f"paths.root={gated['root']}",
-                    f"out_dir={gated['root'] / 'again'}",
+                    f"out_dir={gated['root'] / 'again'}",  # the fixture's run gives its own
                     f"tracking.tracking_uri={gated['uri']}",
                     "tracking.enabled=false",
                     "register=never",
