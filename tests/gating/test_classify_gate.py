@@ -237,23 +237,37 @@ def test_predict_loads_the_registered_gated_pair(trained, gated_eval, tmp_path):
 
 
 def test_compare_gated_against_plain_on_the_same_images(trained):
+    """gate=models:/...-cls with gate.tune=true: thresholds chosen on val, saved as tags on the classifier's
+    version for this detector; B gated, A plain, on the same test images."""
+    from mlflow.tracking import MlflowClient
+
+    from xray_exp.evaluation.gated import weights_digest
+
     det = trained["det"] / "weights" / "best.pt"
     proc = run_cli(
         [
             "xray_exp.compare",
             str(det),
-            f"gate={trained['cls'] / 'weights' / 'best.pt'}",
-            "gate.low=0.5",
-            "gate.high=0.5",
+            "gate=models:/yolo12n-cls@development",
+            "gate.tune=true",
             *DATA[2:5],
-            "tracking=disabled",
             "n_boot=200",
             "progress=false",
         ],
         trained["root"],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "gate applied to B: classifier best.pt (imgsz 64): low 0.5, high 0.5, mode multiply" in proc.stdout
+    tags = (
+        MlflowClient(f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}")
+        .get_model_version("yolo12n-cls", "1")
+        .tags
+    )
+    shown = f"low {float(tags['gate.low']):g}, high {float(tags['gate.high']):g}, mode multiply"
+    assert f"gate tuned on val: {shown.rsplit(',', 1)[0]}" in proc.stdout
+    assert "tuned thresholds saved on yolo12n-cls v1" in proc.stdout
+    assert f"gate applied to B: classifier best.pt (imgsz 64): {shown}, tuned on val (mAP@0.4)" in proc.stdout
+    assert (tags["gate.tuned_for"], tags["gate.tuned_for_digest"]) == (str(det), weights_digest(det))
+    assert tags["gate.objective"] == "val/map40"
     report = Path(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT=")).split("=", 1)[1])
     comparison = json.loads((report.parent / "comparison.json").read_text())
     assert comparison["b"]["name"].endswith("gated") and not comparison["a"]["name"].endswith("gated")
