@@ -115,7 +115,7 @@ def run_comparison(cfg: DictConfig) -> dict:
         print(f"{key.upper()}: {name}  ({weights}, imgsz {imgsz}: {source})", flush=True)
         models.append({"name": name, "weights": weights, "imgsz": imgsz, "spec": str(cfg[key])})
     if gated:
-        from xray_exp.evaluation.gated import prepare_gate  # lazy: only on this path
+        from xray_exp.evaluation.gated import gate_origin, prepare_gate  # lazy: only on this path
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         b = models[1]
@@ -129,6 +129,7 @@ def run_comparison(cfg: DictConfig) -> dict:
             evaluation_metric_settings(cfg),
             device=cfg.device,
             out_dir=Path(cfg.out_dir),
+            origin=gate_origin(cfg.gate.model, cfg.tracking, b["spec"], b["weights"]),
         )
         b["transform"], b["name"] = gate.apply, f"{b['name']} gated"
         print(f"gate applied to B: {gate.describe()}", flush=True)

@@ -4,11 +4,14 @@
     python -m xray_exp.ensemble cv=outputs/cv/<name> tune=true n_trials=50 tta=true
     python -m xray_exp.ensemble models=[outputs/runs/a,models:/yolo12s@development,b.onnx] weights=[2,1,1] tta=true
     python -m xray_exp.ensemble cv=outputs/cv/<name> fusion.method=soft_nms fusion.iou_thr=0.5 register=never
+    python -m xray_exp.ensemble cv=outputs/cv/<name> gate=models:/yolo12n-cls@development gate.tune=true
     python -m xray_exp.ensemble --help
 
 Writes report.md, metrics.json, submission.csv, comparison/ and model/ (ensemble.json + members/*.onnx)
 under out_dir (outputs/ensemble/<time>), prints the paired verdict ("ensemble better on map40: +0.030
-[0.010, 0.050], p=0.004"), logs an MLflow run (YOLO12-Ensemble) and registers `<model>-ensemble`.
+[0.010, 0.050], p=0.004"), logs an MLflow run (YOLO12-Ensemble) and registers `<model>-ensemble`. With
+gate=<classifier> the fused boxes are gated (gate.low, gate.high, gate.mode, gate.tune as in evaluate), the
+gated ensemble is compared with the plain one on the same images and registered as `<model>-ensemble-gated`.
 torch/ultralytics are not imported (only to export a .pt member that has no ONNX beside it).
 """
 
@@ -29,14 +32,16 @@ from xray_exp import CONF_DIR
 from xray_exp.config.overrides import unknown_key_errors
 from xray_exp.config.schema import EnsembleConfig
 from xray_exp.errors import exit_on_user_error, exit_with_errors
+from xray_exp.evaluate import alias_gate_override
 
 log = logging.getLogger("xray_exp.ensemble")
 ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
 
 
 def alias_tune_override(args: list[str]) -> list[str]:
-    """`tune=X` -> `tuning=X` (xray_exp/conf/tune/ is Ray Tune's config group: Hydra would read it as its choice)."""
-    return [f"tuning={a[len('tune=') :]}" if a.startswith("tune=") else a for a in args]
+    """`tune=X` -> `tuning=X` (xray_exp/conf/tune/ is Ray Tune's config group: Hydra would read it as its choice);
+    `gate=X` -> `gate.model=X` (as evaluate and compare)."""
+    return [f"tuning={a[len('tune=') :]}" if a.startswith("tune=") else alias_gate_override(a) for a in args]
 
 
 def remove_if_untouched(out_dir: Path) -> None:

@@ -124,7 +124,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         return evaluate_classifier_model(cfg, weights, data_yaml, imgsz, out_dir)
     gate, report_settings = None, {"imgsz from": imgsz_source}
     if cfg.gate.model:
-        from xray_exp.evaluation.gated import prepare_gate  # lazy: only on this path
+        from xray_exp.evaluation.gated import gate_origin, prepare_gate  # lazy: only on this path
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         pair = gated_pair(cfg, weights, classifier) if cfg.gate.register else None
@@ -138,6 +138,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
             evaluation_metric_settings(cfg),
             device=cfg.device,
             out_dir=out_dir,
+            origin=gate_origin(cfg.gate.model, cfg.tracking, str(cfg.weights), weights),
         )
         report_settings["gate"] = f"applied: {gate.describe()}"
         print(f"gate applied: {gate.describe()}", flush=True)

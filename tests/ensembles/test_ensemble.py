@@ -3,10 +3,8 @@ the paired verdict, the registered pyfunc and the service answering from it; bad
 
     .venv/bin/pytest tests/ensembles/test_ensemble.py -q       # one ensemble run (~30 s on 2 cores)
 
-The members are the service tests' demo detector (random-init YOLO12n, static batch 1, imgsz 160; built once
-and cached) and two copies with perturbed weights, so the three disagree like fold models; the CV folder
-(cv.json, folds.csv) is written by hand per the CV folder contract over the tiny synthetic set, relabelled
-with the demo model's class names.
+The members and the CV folder: tests/ensemble_cv.py (the demo detector and two perturbed copies as fold
+models, cv.json and folds.csv written by hand over the tiny synthetic set).
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from conftest import run_cli
+from ensemble_cv import perturbed_copy, tiny_cv, write_cv
 
 try:
     from serve_fixtures import helpers as h
@@ -32,88 +30,14 @@ from xray_exp.errors import ConfigError
 from xray_exp.evaluation.dataset import load_split
 from xray_exp.imaging import read_xray
 
-FOLDS = 3
 CONF = 0.01  # the demo models are random-init: a low threshold gives every image findings to compare
-
-
-def perturbed_copy(src: Path, dst: Path, seed: int, names: list[str] | None = None) -> Path:
-    """The ONNX file with its weights jittered by 3% (seed 0: unchanged); `names` rewrites the class names."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(src))
-    rng = np.random.default_rng(seed)
-    if seed:
-        for init in model.graph.initializer:
-            array = numpy_helper.to_array(init)
-            if array.dtype == np.float32 and array.size > 16:
-                noisy = (array * (1 + 0.03 * rng.standard_normal(array.shape))).astype(np.float32)
-                init.CopyFrom(numpy_helper.from_array(noisy, init.name))
-    if names is not None:
-        for prop in model.metadata_props:
-            if prop.key == "names":
-                prop.value = repr(dict(enumerate(names)))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dst))
-    return dst
-
-
-def write_cv(folder: Path, data_yaml: Path, onnx_files: list[Path], statuses: list[str] | None = None) -> Path:
-    """A CV folder per the contract: folds.csv over train + val, cv.json with one fold run per model."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pool = [i.image_id for split in ("train", "val") for i in load_split(data_yaml, split).images]
-    with (folder / "folds.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "patient", "fold"])
-        writer.writerows([image, f"p-{image}", k % FOLDS] for k, image in enumerate(pool))
-    statuses = statuses or ["FINISHED"] * FOLDS
-    runs = [
-        {
-            "fold": k,
-            "status": s,
-            "run_dir": str(onnx.parent.parent),
-            "weights": None,
-            "onnx": str(onnx) if s == "FINISHED" else None,
-            "data_yaml": str(data_yaml),
-            "mlflow_run_id": None,
-        }
-        for k, (onnx, s) in enumerate(zip(onnx_files, statuses, strict=True))
-    ]
-    names = yaml.safe_load(data_yaml.read_text())["names"]
-    (folder / "cv.json").write_text(
-        json.dumps(
-            {
-                "name": folder.name,
-                "data_yaml": str(data_yaml),
-                "folds": FOLDS,
-                "seed": 0,
-                "names": names,
-                "imgsz": 160,
-                "model": "yolo12n",
-                "parent_run_id": None,
-                "fold_runs": runs,
-            }
-        )
-    )
-    return folder
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, synthetic_tiny):
-    from xray_exp.serve.demo_model import NIH_CLASSES
-
     root = tmp_path_factory.mktemp("ensemble")
-    spec = yaml.safe_load(Path(synthetic_tiny).read_text())
-    data_yaml = root / "data" / "data.yaml"  # the tiny synthetic images under the demo model's class names
-    data_yaml.parent.mkdir()
-    data_yaml.write_text(
-        yaml.safe_dump(
-            {**{k: spec[k] for k in ("path", "train", "val", "test")}, "names": dict(enumerate(NIH_CLASSES))}
-        )
-    )
-    _, onnx = h.demo_model()
-    members = [perturbed_copy(onnx, root / "runs" / f"fold{k}" / "weights" / "best.onnx", seed=k) for k in range(FOLDS)]
-    cv = write_cv(root / "outputs" / "cv" / "demo3", data_yaml, members)
+    tiny = tiny_cv(root, synthetic_tiny)
+    data_yaml, members, cv = tiny["data_yaml"], tiny["members"], tiny["cv"]
     proc = run_cli(
         ["xray_exp.ensemble", f"cv={cv}", "tta=true", "tune=true", "n_trials=3", "n_boot=100", "progress=false"],
         root,
@@ -128,7 +52,7 @@ def project(tmp_path_factory, synthetic_tiny):
         "proc": proc,
         "out": out,
         "uri": f"sqlite:///{root / 'outputs' / 'mlflow.db'}",
-        "names": list(NIH_CLASSES),
+        "names": tiny["names"],
     }
 
 

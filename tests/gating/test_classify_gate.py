@@ -145,9 +145,10 @@ def test_evaluate_with_gate_says_so_and_gates(gated_eval):
 
 
 def test_gated_pair_registered_and_answers_like_a_detector(trained, gated_eval):
+    """Every test image: the pair's pyfunc = the detector's own boxes (ONNX Runtime) after the low/high rule
+    applied by hand. Not vacuous: the detector alone finds boxes, and the gate changes some of them."""
     import mlflow
 
-    from xray_exp.gating import GateSettings, gate_record
     from xray_exp.imaging import read_xray
     from xray_exp.inference.onnx_classifier import OnnxClassifier
     from xray_exp.inference.onnx_detector import OnnxDetector
@@ -156,24 +157,26 @@ def test_gated_pair_registered_and_answers_like_a_detector(trained, gated_eval):
     assert "registry: registered det-gated v1 @development" in gated_eval.stdout
     mlflow.set_tracking_uri(f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/det-gated@development")
-    image = sorted((trained["root"] / "outputs" / ".cache").rglob("images/test/*.png"))[0]
-    row = model.predict([str(image)], params={"conf": 0.001}).iloc[0]
-    gray = read_xray(image)
-    p = OnnxClassifier(cls / "best.onnx").abnormal_probability(gray)
-    dets, _ = OnnxDetector(det / "best.onnx").predict(gray, conf=0.001)
-    gated = gate_record(
-        {
-            "image_id": "x",
-            "boxes": [d.box for d in dets],
-            "scores": [d.confidence for d in dets],
-            "labels": [d.class_id for d in dets],
-        },
-        p,
-        GateSettings(low=0.3, high=0.7),
-    )
-    expected = sorted(round(float(v), 6) for v in gated["scores"] if v >= 0.001)
-    assert row["abnormal"] == pytest.approx(p, abs=1e-6)
-    assert sorted(f["confidence"] for f in row["findings"]) == pytest.approx(expected, abs=1e-6)
+    detector, classifier = OnnxDetector(det / "best.onnx"), OnnxClassifier(cls / "best.onnx")
+    low, high, conf = 0.3, 0.7, 0.001  # the pair's thresholds (gated_eval)
+    ungated = changed = 0
+    for image in sorted((trained["root"] / "outputs" / ".cache").rglob("images/test/*.png")):
+        row = model.predict([str(image)], params={"conf": conf}).iloc[0]
+        gray = read_xray(image)
+        p = classifier.abnormal_probability(gray)
+        plain = sorted(d.confidence for d in detector.predict(gray, conf=conf)[0])
+        if p < low:  # "No findings"
+            expected = []
+        elif p < high:  # scores x P, then the confidence threshold
+            expected = sorted(s * p for s in plain if s * p >= conf)
+        else:  # kept as the detector gave them
+            expected = plain
+        assert row["abnormal"] == pytest.approx(p, abs=1e-6)
+        assert sorted(f["confidence"] for f in row["findings"]) == pytest.approx(expected, abs=1e-6)
+        ungated += len(plain)
+        changed += bool(plain) and p < high
+    assert ungated > 0, "the detector alone found no box on the test images: nothing for the gate to act on"
+    assert changed > 0, "every P(abnormal) >= high on images with boxes: the gate kept everything"
 
 
 def test_service_serves_the_gated_pair_like_its_pyfunc(trained, gated_eval):
@@ -234,23 +237,37 @@ def test_predict_loads_the_registered_gated_pair(trained, gated_eval, tmp_path):
 
 
 def test_compare_gated_against_plain_on_the_same_images(trained):
+    """gate=models:/...-cls with gate.tune=true: thresholds chosen on val, saved as tags on the classifier's
+    version for this detector; B gated, A plain, on the same test images."""
+    from mlflow.tracking import MlflowClient
+
+    from xray_exp.evaluation.gated import weights_digest
+
     det = trained["det"] / "weights" / "best.pt"
     proc = run_cli(
         [
             "xray_exp.compare",
             str(det),
-            f"gate={trained['cls'] / 'weights' / 'best.pt'}",
-            "gate.low=0.5",
-            "gate.high=0.5",
+            "gate=models:/yolo12n-cls@development",
+            "gate.tune=true",
             *DATA[2:5],
-            "tracking=disabled",
             "n_boot=200",
             "progress=false",
         ],
         trained["root"],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "gate applied to B: classifier best.pt (imgsz 64): low 0.5, high 0.5, mode multiply" in proc.stdout
+    tags = (
+        MlflowClient(f"sqlite:///{trained['root'] / 'outputs' / 'mlflow.db'}")
+        .get_model_version("yolo12n-cls", "1")
+        .tags
+    )
+    shown = f"low {float(tags['gate.low']):g}, high {float(tags['gate.high']):g}, mode multiply"
+    assert f"gate tuned on val: {shown.rsplit(',', 1)[0]}" in proc.stdout
+    assert "tuned thresholds saved on yolo12n-cls v1" in proc.stdout
+    assert f"gate applied to B: classifier best.pt (imgsz 64): {shown}, tuned on val (mAP@0.4)" in proc.stdout
+    assert (tags["gate.tuned_for"], tags["gate.tuned_for_digest"]) == (str(det), weights_digest(det))
+    assert tags["gate.objective"] == "val/map40"
     report = Path(next(line for line in proc.stdout.splitlines() if line.startswith("REPORT=")).split("=", 1)[1])
     comparison = json.loads((report.parent / "comparison.json").read_text())
     assert comparison["b"]["name"].endswith("gated") and not comparison["a"]["name"].endswith("gated")

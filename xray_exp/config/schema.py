@@ -224,15 +224,22 @@ class TaskConfig:
 
 
 @dataclass
-class GateConfig:
-    """`gate=<classifier>` on evaluate and compare (xray_exp/conf/evaluate.yaml explains each key; the
-    evaluate/compare schemas in config/eval_schema.py hold it as `gate`)."""
+class GateParams:
+    """`gate=<classifier>` (a task=classify model) and its thresholds, on evaluate, compare and ensemble.
+    low/high/mode null: the thresholds tuned for the same detector and saved on the classifier's registered
+    version (tags gate.*), else 0.1 / 0.9 / multiply (xray_exp/conf/evaluate.yaml explains each key)."""
 
     model: str | None = None
-    low: float = 0.1
-    high: float = 0.9
-    mode: str = "multiply"  # multiply | suppress
+    low: float | None = None
+    high: float | None = None
+    mode: str | None = None  # multiply | suppress
     tune: bool = False
+
+
+@dataclass
+class GateConfig(GateParams):
+    """The gate of evaluate and compare (the schemas in config/eval_schema.py hold it as `gate`)."""
+
     imgsz: int | None = None
     register: bool = False
     name: str | None = None
@@ -330,6 +337,7 @@ class EnsembleConfig:
     map40_method: str = "voc2010"
     froc_hit: str = "iou"
     no_finding_class: int | None = None
+    gate: GateParams = field(default_factory=GateParams)  # gate=<classifier>: the fused boxes gated (-ensemble-gated)
     n_boot: int = 1000
     ci_seed: int = 0
     ci_level: float = 0.95

@@ -4,9 +4,11 @@
     result["metrics"]["test/map40"], result["verdicts"], result["model_dir"]
 
 Every problem a user can fix (unknown member, a failed fold, different class lists, bad fusion settings,
-tune=true without CV folders, a missing split) is raised before anything is written or predicted. The
-model folder (`<out_dir>/model`: ensemble.json + members/*.onnx) is what is evaluated, logged to MLflow
-as one pyfunc and served (xray_exp.ensembles.detector.EnsembleDetector).
+tune=true without CV folders, a missing split, gate.low > gate.high, a detector given as gate=) is raised
+before anything is written or predicted. The model folder (`<out_dir>/model`: ensemble.json +
+members/*.onnx; with gate=: detector/ holding those, classifier.onnx and gate.json) is what is evaluated,
+logged to MLflow as one pyfunc and served (xray_exp.ensembles.detector.EnsembleDetector,
+xray_exp.inference.gated_onnx_detector.GatedOnnxDetector).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.data.validate import load_data_yaml, parse_names
 from xray_exp.ensembles.fusion import FusionSettings, tta_views
+from xray_exp.ensembles.gate import check_gate
 from xray_exp.ensembles.members import export_missing, parse_specs, read_onnx_facts
 from xray_exp.errors import ConfigError, DatasetError
 from xray_exp.evaluation.dataset import load_split
@@ -74,6 +77,8 @@ def check_inputs(cfg: DictConfig):
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     settings = evaluation_metric_settings(cfg)
+
+    chosen = check_gate(cfg)  # gate.low > gate.high, a detector as gate=: refused before the members load
     weights = [float(w) for w in cfg.weights] if cfg.weights else None
     members, cvs, notes = parse_specs(specs, weights, cfg.allow_missing, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
     if cfg.tuning and (not cvs or any(m.fold is None for m in members)):
@@ -89,11 +94,11 @@ def check_inputs(cfg: DictConfig):
     if not data_yaml.is_file():
         raise DatasetError(f"{data_yaml}: no such data.yaml ({data_source}). Fix: data_yaml=/abs/path/data.yaml")
     images = load_split(data_yaml, cfg.split).images
-    return members, cvs, notes, fusion, views, settings, data_yaml, data_source, images
+    return members, cvs, notes, fusion, views, settings, data_yaml, data_source, images, chosen
 
 
 def run_ensemble(cfg: DictConfig) -> dict:
-    members, cvs, notes, fusion, views, settings, data_yaml, data_source, images = check_inputs(cfg)
+    members, cvs, notes, fusion, views, settings, data_yaml, data_source, images, chosen = check_inputs(cfg)
 
     notes += export_missing(members, Path(cfg.paths.output_dir) / ".ultralytics")
     notes += read_onnx_facts(members)
@@ -107,12 +112,13 @@ def run_ensemble(cfg: DictConfig) -> dict:
 
     out_dir = Path(cfg.out_dir)
     name = ensemble_registered_name(cfg, members)
+    model_dir = out_dir / "model"  # with a gate: the ensemble in model/detector/, the gate beside it
     lineage = {
         "model": name,
         "cv": [{"name": cv.name, "path": str(cv.path), "parent_run_id": cv.parent_run_id} for cv in cvs],
         "data_yaml": str(data_yaml),
     }
-    folder = write_model_folder(members, fusion, views, out_dir / "model", extra=lineage)
+    folder = write_model_folder(members, fusion, views, model_dir / "detector" if chosen else model_dir, extra=lineage)
     detector = EnsembleDetector(folder, device=cfg.device, threads=cfg.threads)
     print(
         f"{len(members)} members x {len(views)} views ({', '.join(v.name for v in views)}); data {data_yaml} "
@@ -123,17 +129,26 @@ def run_ensemble(cfg: DictConfig) -> dict:
         print(f"  {m.name}: {m.onnx} (imgsz {m.imgsz}, weight {m.weight:g}, {batching(batched, len(views))})")
     for note in notes:
         print(f"  note: {note}", flush=True)
-    tuned = None
+    tuned, oof = None, None
     if cfg.tuning:
-        tuned = tune(cfg, detector, cvs, members, settings)
+        tuned, oof = tune(cfg, detector, cvs, members, settings)
         update_model_folder(folder, tuned.fusion, tuned.member_weights, {"tuning": tuned.as_dict()})
         detector = EnsembleDetector(folder, device=cfg.device, threads=cfg.threads)
+    gate, gate_info = None, None
+    if chosen is not None:
+        from xray_exp.ensembles.gate import prepare_ensemble_gate, write_gated_folder  # lazy: only on this path
+
+        gate, table = prepare_ensemble_gate(cfg, chosen, detector, name, images, data_yaml, settings, cvs, members, oof)
+        gate_json = write_gated_folder(model_dir, chosen, gate, table, tuned_for=name)
+        gate_info = {k: v for k, v in json.loads(gate_json.read_text()).items() if k != "tuning"}
+        print(f"gate applied: {gate.describe()}", flush=True)
+        name = f"{name}-gated"
     from xray_exp.ensembles.scoring import evaluate_ensemble  # lazy: heavy (onnxruntime)
 
-    outcome = evaluate_ensemble(cfg, detector, members, images, data_yaml, settings, out_dir)
+    outcome = evaluate_ensemble(cfg, detector, members, images, data_yaml, settings, out_dir, gate=gate)
     summary = {
         "name": name,
-        "model_dir": str(folder),
+        "model_dir": str(model_dir),
         "out_dir": str(out_dir),
         "split": cfg.split,
         "data_yaml": str(data_yaml),
@@ -141,13 +156,14 @@ def run_ensemble(cfg: DictConfig) -> dict:
         "fusion": detector.fusion.as_dict(),
         "views": [v.name for v in detector.views],
         "tuning": tuned.as_dict() if tuned else None,
+        "gate": gate_info,
         "notes": notes,
         **outcome,
     }
     if cfg.tracking.enabled:
         from xray_exp.ensembles.tracking import log_ensemble  # lazy: only on this path
 
-        summary["mlflow"] = log_ensemble(cfg, summary, folder, out_dir, images[0].path if images else None)
+        summary["mlflow"] = log_ensemble(cfg, summary, model_dir, out_dir, images[0].path if images else None)
     (out_dir / "ensemble_summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     print(f"ENSEMBLE_DIR={out_dir}\nREPORT={out_dir / 'report.md'}", flush=True)
     return summary
@@ -169,6 +185,7 @@ def load_names(data_yaml: Path) -> list[str]:
 
 
 def tune(cfg: DictConfig, detector, cvs: list, members: list, settings):
+    """The fusion tuned on out-of-fold predictions; returns (Tuned, the OOF predictions, for the gate)."""
     from xray_exp.ensembles.tune import oof_predictions, tune_fusion  # lazy: heavy (onnxruntime)
 
     conf = min(cfg.conf, 1e-3)
@@ -193,4 +210,4 @@ def tune(cfg: DictConfig, detector, cvs: list, members: list, settings):
         f"member weights {[round(w, 3) for w in tuned.member_weights]}",
         flush=True,
     )
-    return tuned
+    return tuned, raw

@@ -5,7 +5,10 @@
 Registered as `<model>-ensemble` with alias `development` under the promotion rules of every model
 (xray_exp.mlops.registry.register_model: `register=if_better|always|never`; the first version registers and
 takes the alias; if_better moves it only when the objective is at least as good). Lineage (members' run ids
-and registry URIs, the CV name) goes into the version's tags. debug-sized runs: register=never.
+and registry URIs, the CV name) goes into the version's tags. debug-sized runs: register=never. With a
+gate (`gate=<classifier>`) the gated ensemble is the one model: logged by the gated pair's logger
+(xray_exp.mlops.gated_model, the ensemble as its detector/) and registered as `<model>-ensemble-gated`,
+with the thresholds and the gated-vs-plain verdict in the version's tags.
 """
 
 from __future__ import annotations
@@ -34,12 +37,19 @@ def lineage_tags(summary: dict) -> dict[str, str]:
     cvs = sorted({str(Path(m["spec"]).name) for m in members if m.get("fold") is not None})
     if cvs:
         tags["ensemble.cv"] = ", ".join(cvs)
+    gate = summary.get("gate")
+    if gate:
+        tags["gate.classifier"] = str(gate.get("classifier_uri") or gate["classifier"])
+        tags.update({f"gate.{k}": str(gate[k]) for k in ("low", "high", "mode", "tuned_on") if gate.get(k) is not None})
+        tags["ensemble.gate_verdict"] = summary["gate_verdicts"][0]
     return tags
 
 
 def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, example: Path | None) -> dict:
     """One run in `cfg.ensemble_experiment`; returns {run_id, registration}."""
     tags = lineage_tags(summary)
+    gate = summary.get("gate")
+    detector = folder / "detector" if gate else folder  # the ensemble folder (behind the gate)
     labels = {"split": cfg.split, "data_yaml": summary["data_yaml"], **tags}
     tracker = start_report_run(cfg, cfg.ensemble_experiment, "ensemble", out_dir, labels)
     tracker.log_params(
@@ -56,12 +66,14 @@ def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, ex
                 "weights": [m["weight"] for m in summary["members"]],
                 "n_boot": cfg.n_boot,
                 "map40_method": cfg.map40_method,
+                **({"gate": {k: gate[k] for k in ("classifier", "low", "high", "mode")}} if gate else {}),
             }
         )
     )
     comparison = {
-        f"compare/{d['metric']}/{k}": d[k]
-        for d in summary["comparison"]["differences"]
+        f"{prefix}/{d['metric']}/{k}": d[k]
+        for prefix, compared in (("compare", summary["comparison"]), ("compare_gate", summary.get("gate_comparison")))
+        for d in (compared or {}).get("differences", [])
         for k in ("diff", "ci_low", "ci_high", "p_value")
         if d.get(k) is not None
     }
@@ -73,10 +85,16 @@ def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, ex
             **({"oof/tuned": tuning["best_value"], "oof/default": tuning["default_value"]} if tuning else {}),
         }
     )
-    log_report_files(tracker, out_dir, (*REPORT_FILES, "comparison"))
-    tracker.log_artifact(folder / "ensemble.json", "report")
-    names = dict(enumerate(summary_names(folder)))
-    tracker.log_ensemble_model(folder, names, example)
+    log_report_files(tracker, out_dir, (*REPORT_FILES, "comparison", "comparison-gate"))
+    tracker.log_artifact(detector / "ensemble.json", "report")
+    names = dict(enumerate(summary_names(detector)))
+    if gate:
+        tracker.log_artifact(folder / "gate.json", "report")
+        thresholds = {k: gate[k] for k in ("low", "high", "mode", "no_finding_class", "tuned_on")}
+        imgsz = summary["members"][0].get("imgsz") or 0
+        tracker.log_gated_model(detector, folder / "classifier.onnx", thresholds, names, imgsz, example)
+    else:
+        tracker.log_ensemble_model(folder, names, example)
     objective = cfg.objective or f"{cfg.split}/map40"
     value = summary["metrics"].get(objective)
     tracker.register(

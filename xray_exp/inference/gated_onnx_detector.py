@@ -4,6 +4,7 @@ inference.onnx_detector.OnnxDetector (predict, names, imgsz, providers, metadata
 
     from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector, is_gated_folder
     detector = GatedOnnxDetector("model/artifacts")      # detector.onnx, classifier.onnx, gate.json
+    # an ensemble behind the gate (<model>-ensemble-gated): detector/ (ensemble.json + members/) for detector.onnx
     detections, timings = detector.predict(gray_uint8, conf=0.25)   # timings["gate"]: the classifier's pass
     detector.last_probability                                       # P(abnormal) of that image
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,19 +22,37 @@ from xray_exp.gating import GateSettings, gate_record
 from xray_exp.inference.onnx_classifier import OnnxClassifier
 from xray_exp.inference.onnx_detector import Detection, OnnxDetector
 
-FILES = ("detector.onnx", "classifier.onnx", "gate.json")
+if TYPE_CHECKING:
+    from xray_exp.ensembles.detector import EnsembleDetector
+
+FILES = ("classifier.onnx", "gate.json")
+ENSEMBLE_DETECTOR = "detector/ensemble.json"  # an ensemble's model folder in place of detector.onnx
 
 
 def is_gated_folder(path: str | Path) -> bool:
-    return Path(path).is_dir() and all((Path(path) / name).is_file() for name in FILES)
+    folder = Path(path)
+    return (
+        folder.is_dir()
+        and all((folder / name).is_file() for name in FILES)
+        and ((folder / "detector.onnx").is_file() or (folder / ENSEMBLE_DETECTOR).is_file())
+    )
 
 
 class GatedOnnxDetector:
-    """detector.onnx's boxes after the gate of classifier.onnx's P(abnormal) (thresholds in gate.json)."""
+    """detector.onnx's (or the ensemble detector/'s) boxes after the gate of classifier.onnx's P(abnormal)
+    (thresholds in gate.json)."""
 
     def __init__(self, folder: str | Path, device: str = "auto", threads: int = 0):
         folder = Path(folder)
-        self.detector = OnnxDetector(folder / "detector.onnx", device=device, threads=threads)
+        self.detector: OnnxDetector | EnsembleDetector
+        if (folder / ENSEMBLE_DETECTOR).is_file():
+            from xray_exp.ensembles.detector import (
+                EnsembleDetector,  # ensemble-boxes: only for an ensemble; lazy: only on this path
+            )
+
+            self.detector = EnsembleDetector(folder / "detector", device=device, threads=threads)
+        else:
+            self.detector = OnnxDetector(folder / "detector.onnx", device=device, threads=threads)
         self.classifier = OnnxClassifier(folder / "classifier.onnx", device=device)
         gate = json.loads((folder / "gate.json").read_text())
         self.gate = GateSettings(
@@ -40,7 +60,7 @@ class GatedOnnxDetector:
         )
         self.path, self.names, self.imgsz = folder, self.detector.names, self.detector.imgsz
         self.providers = self.detector.providers
-        description = self.detector.metadata.get("description", "").strip()
+        description = str(self.detector.metadata.get("description", "")).strip()
         self.metadata = {**self.detector.metadata, "description": f"{description} gated ({self.gate.describe()})"}
         self.last_probability: float | None = None
 

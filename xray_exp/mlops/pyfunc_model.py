@@ -7,12 +7,17 @@ conf, iou, max_det), an input example (a radiograph of the training data) and me
 
     uri = log_onnx_model(tracking_uri, run_id, {"onnx": ..., "pt": ..., "names": {...}, "imgsz": 320,
                                                 "example": "val/image.png"})
+
+`log_pyfunc` is the one logging step that this model, the ensemble (mlops/ensemble_model.py) and the gated
+detector (mlops/gated_model.py) share: artifacts staged under their names, the shipped code, the signature,
+an input example, metadata, pinned requirements.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -105,43 +110,81 @@ def pip_requirements() -> list[str]:
     return out
 
 
-def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str:
-    """Log the pyfunc model into run `run_id`; return its model URI (for registration)."""
+def log_pyfunc(
+    tracking_uri: str,
+    run_id: str,
+    python_model: Path,
+    artifacts: dict[str, tuple[str, Path | dict]],
+    code: Sequence[str],
+    signature,
+    example: str | Path | None,
+    metadata: dict[str, Any],
+    requirements: list[str],
+) -> str:
+    """Log one "model from code" pyfunc into run `run_id`; return its model URI (for registration). The one
+    logging step of every model xray_exp registers (detector, classifier, ensemble, gated pair).
+
+    artifacts: key -> (name in the model, source): a file or folder (copied under that name) or a dict
+    (written as JSON); code: files of xray_exp shipped with the model (paths under xray_exp/)."""
+    import json
+
     import mlflow
     import pandas as pd
 
-    imgsz, names = int(event["imgsz"]), event["names"]
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx, pt = Path(tmp) / "model.onnx", Path(tmp) / "best.pt"
-        shutil.copyfile(event["onnx"], onnx)
-        shutil.copyfile(event["pt"], pt)
-        code = Path(tmp) / "code" / "xray_exp"
-        code.mkdir(parents=True)
-        for name in SHARED_CODE:
-            (code / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(PACKAGE / name, code / name)
-        classify = event.get("task") == "classify"
-        output = (
-            "abnormal: probability that the image shows any finding"
-            if classify
-            else "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels"
-        )
+        staged: dict[str, str] = {}
+        for key, (name, source) in artifacts.items():
+            target = Path(tmp) / "artifacts" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(source, dict):
+                target.write_text(json.dumps(source, indent=2))
+            elif Path(source).is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copyfile(source, target)
+            staged[key] = str(target)
+        code_dir = Path(tmp) / "code" / "xray_exp"
+        code_dir.mkdir(parents=True)
+        for name in dict.fromkeys(code):  # in order, once each
+            (code_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PACKAGE / name, code_dir / name)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(CLS_PYFUNC_CODE if classify else PYFUNC_CODE),
-                artifacts={"onnx": str(onnx), "pt": str(pt)},
-                code_paths=[str(code)],
-                signature=classifier_signature() if classify else model_signature(),
-                input_example=pd.DataFrame({"image": [example_png(event.get("example"))]}),
-                metadata={
-                    "names": names,
-                    "imgsz": imgsz,
-                    "task": "classify" if classify else "detect",
-                    "framework": "ultralytics-yolo12",
-                    "output": output,
-                },
-                pip_requirements=pip_requirements(),
+                python_model=str(python_model),
+                artifacts=staged,
+                code_paths=[str(code_dir)],
+                signature=signature,
+                input_example=pd.DataFrame({"image": [example_png(example)]}),
+                metadata=metadata,
+                pip_requirements=requirements,
             )
     return info.model_uri
+
+
+def log_onnx_model(tracking_uri: str, run_id: str, event: dict[str, Any]) -> str:
+    """Log the pyfunc model into run `run_id`; return its model URI (for registration)."""
+    classify = event.get("task") == "classify"
+    output = (
+        "abnormal: probability that the image shows any finding"
+        if classify
+        else "findings: label, class_id, confidence, box [x1, y1, x2, y2] in original pixels"
+    )
+    return log_pyfunc(
+        tracking_uri,
+        run_id,
+        CLS_PYFUNC_CODE if classify else PYFUNC_CODE,
+        {"onnx": ("model.onnx", Path(event["onnx"])), "pt": ("best.pt", Path(event["pt"]))},
+        SHARED_CODE,
+        classifier_signature() if classify else model_signature(),
+        event.get("example"),
+        {
+            "names": event["names"],
+            "imgsz": int(event["imgsz"]),
+            "task": "classify" if classify else "detect",
+            "framework": "ultralytics-yolo12",
+            "output": output,
+        },
+        pip_requirements(),
+    )

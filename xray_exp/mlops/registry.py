@@ -186,7 +186,7 @@ def download_version(
     model_name: str, version: str, tracking_uri: str | None = None, dst: str | Path | None = None
 ) -> Path:
     """Download one registered version; return its folder holding model.onnx and best.pt (a gated pair:
-    detector.onnx, classifier.onnx and gate.json)."""
+    detector.onnx or an ensemble's detector/, classifier.onnx and gate.json)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
@@ -203,7 +203,8 @@ def download_version(
     if (folder / "ensemble.json").is_file():  # an ensemble (xray_exp.mlops.ensemble_model): members/*.onnx
         return folder
     gated = (folder / "gate.json").exists()  # a detector + gate (<detector>-gated, xray_exp.mlops.gated_model)
-    for needed in ("detector.onnx", "classifier.onnx") if gated else ("model.onnx", "best.pt"):
+    detector = "detector/ensemble.json" if (folder / "detector").is_dir() else "detector.onnx"  # -ensemble-gated
+    for needed in (detector, "classifier.onnx") if gated else ("model.onnx", "best.pt"):
         if not (folder / needed).exists():
             raise ModelError(f"registry: {model_name} v{version} has no {needed} (not logged by xray_exp?)")
     return folder

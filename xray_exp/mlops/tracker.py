@@ -149,13 +149,14 @@ class Tracker:
         imgsz: int,
         example: str | Path | None = None,
     ) -> None:
-        """A detector and its gate as one pyfunc (xray_exp.mlops.gated_model), registered like any model."""
+        """A detector and its gate as one pyfunc (xray_exp.mlops.gated_model), registered like any model;
+        `detector_onnx` may be an ensemble's model folder (ensemble.json + members/: <model>-ensemble-gated)."""
         self._emit(
             {
                 "op": "model",
                 "task": "gated",
-                "detector": str(detector_onnx),
-                "classifier": str(classifier_onnx),
+                "detector": str(Path(detector_onnx).resolve()),
+                "classifier": str(Path(classifier_onnx).resolve()),
                 "gate": gate,
                 "names": {str(k): v for k, v in names.items()},
                 "imgsz": imgsz,
