@@ -29,19 +29,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from xray_exp import CONF_DIR
+from xray_exp.config.argv_aliases import alias_tune_override
 from xray_exp.config.overrides import unknown_key_errors
 from xray_exp.config.schema import EnsembleConfig
 from xray_exp.errors import exit_on_user_error, exit_with_errors
-from xray_exp.evaluate import alias_gate_override
 
 log = logging.getLogger("xray_exp.ensemble")
 ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
-
-
-def alias_tune_override(args: list[str]) -> list[str]:
-    """`tune=X` -> `tuning=X` (xray_exp/conf/tune/ is Ray Tune's config group: Hydra would read it as its choice);
-    `gate=X` -> `gate.model=X` (as evaluate and compare)."""
-    return [f"tuning={a[len('tune=') :]}" if a.startswith("tune=") else alias_gate_override(a) for a in args]
 
 
 def remove_if_untouched(out_dir: Path) -> None:

@@ -178,7 +178,7 @@ def test_registered_once_and_answers_through_pyfunc_service_and_predict(gated, t
 def compose_ensemble(gated, *overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from xray_exp.ensemble import alias_tune_override
+    from xray_exp.config.argv_aliases import alias_tune_override
 
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         return compose(
@@ -202,7 +202,7 @@ def compose_ensemble(gated, *overrides: str):
 def test_saved_thresholds_reused_for_the_same_ensemble_only(gated, capsys, monkeypatch):
     from xray_exp.ensembles.detector import EnsembleDetector
     from xray_exp.ensembles.gate import check_gate, prepare_ensemble_gate
-    from xray_exp.evaluate import evaluation_metric_settings
+    from xray_exp.evaluation.evaluate_command import evaluation_metric_settings
     from xray_exp.evaluation.gated import GateOrigin, registered_thresholds
 
     monkeypatch.setenv("XRAY_EXP_MODEL_CACHE", str(gated["root"] / "model-cache"))

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, run_dir_of
 
-from xray_exp.compare import positional_to_overrides, resolve_candidate
+from xray_exp.config.argv_aliases import positional_to_overrides
+from xray_exp.evaluation.compare_command import resolve_candidate
 
 pytestmark = pytest.mark.slow
 DATA = ["debug=smoke", "dataset.synthetic.num_train=32", "dataset.synthetic.num_test=12"]

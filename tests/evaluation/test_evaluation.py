@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from xray_exp import CONF_DIR
+from xray_exp.config.argv_aliases import alias_model_override
 from xray_exp.errors import DatasetError
-from xray_exp.evaluate import alias_model_override
 from xray_exp.evaluation.dataset import load_split, parse_label_text, read_ground_truth
 from xray_exp.evaluation.exports import prediction_string, write_submission_csv
 from xray_exp.evaluation.tta import hflip_boxes, merge_flip

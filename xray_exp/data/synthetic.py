@@ -26,8 +26,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.config.schema import SyntheticConfig
+from xray_exp.errors import ConfigError
 
 CLASS_NAMES = ("nodule", "effusion", "cardiomegaly", "pneumothorax")
 GENERATOR_VERSION = 1
@@ -213,3 +215,15 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def resolve_data_yaml(dataset: DictConfig, cache_dir: str | Path) -> Path:
+    """The dataset's data.yaml: the configured file, or the synthetic one (generated on first use)."""
+    if dataset.data_yaml:
+        return Path(dataset.data_yaml).expanduser().resolve()
+    if dataset.name != "synthetic":
+        raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
+    settings = OmegaConf.to_container(dataset.synthetic, resolve=True)
+    if not isinstance(settings, dict):
+        raise ConfigError(f"dataset.synthetic: expected the synthetic set's settings, got {settings!r}")
+    return ensure_synthetic_dataset(Path(cache_dir) / "datasets", **{str(k): v for k, v in settings.items()})

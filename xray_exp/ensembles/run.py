@@ -28,6 +28,7 @@ from xray_exp.ensembles.gate import check_gate
 from xray_exp.ensembles.members import export_missing, parse_specs, read_onnx_facts
 from xray_exp.errors import ConfigError, DatasetError
 from xray_exp.evaluation.dataset import load_split
+from xray_exp.evaluation.evaluate_command import evaluation_metric_settings, offline_data_yaml
 
 log = logging.getLogger("xray_exp.ensemble")
 
@@ -56,7 +57,6 @@ def data_yaml_of(cfg: DictConfig, cvs: list) -> tuple[Path, str]:
         return Path(cfg.data_yaml).expanduser().resolve(), "data_yaml="
     if cvs:
         return cvs[0].data_yaml, f"the dataset of cv {cvs[0].name}"
-    from xray_exp.evaluate import offline_data_yaml  # lazy: heavy (hydra)
 
     return offline_data_yaml(cfg), f"dataset={cfg.dataset.name}"
 
@@ -68,8 +68,6 @@ def ensemble_registered_name(cfg: DictConfig, members: list) -> str:
 
 def check_inputs(cfg: DictConfig):
     """Everything that can be refused without running a model: members, fusion, views, data, split."""
-    from xray_exp.evaluate import evaluation_metric_settings  # lazy: heavy (hydra)
-
     specs = member_specs(cfg)
     fusion = fusion_settings(cfg)
     try:

@@ -48,7 +48,7 @@ class GatedOnnxDetector:
         if (folder / ENSEMBLE_DETECTOR).is_file():
             from xray_exp.ensembles.detector import (
                 EnsembleDetector,  # ensemble-boxes: only for an ensemble; lazy: only on this path
-            )
+            )  # lazy: only on this path
 
             self.detector = EnsembleDetector(folder / "detector", device=device, threads=threads)
         else:

@@ -27,6 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from xray_exp.data.synthetic import resolve_data_yaml
 from xray_exp.errors import ConfigError, DatasetError, ModelError
 from xray_exp.mlops.run_tags import flatten, run_tags
 from xray_exp.mlops.tracker import Tracker
@@ -79,17 +80,6 @@ class Run:
 def ultralytics_dir(cfg: DictConfig) -> Path:
     """Ultralytics' settings and font folder of this project (`<output_dir>/.ultralytics`)."""
     return Path(cfg.paths.output_dir) / ".ultralytics"
-
-
-def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
-    """The dataset's data.yaml: the configured file, or the synthetic one (generated on first use)."""
-    if dataset.data_yaml:
-        return Path(dataset.data_yaml).expanduser().resolve()
-    if dataset.name != "synthetic":
-        raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
-    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
-
-    return ensure_synthetic_dataset(Path(cache_dir) / "datasets", **config_dict(dataset.synthetic))
 
 
 def load_started_config(run_dir: Path) -> DictConfig:

@@ -29,9 +29,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from xray_exp.cv.finish import finish_cv
 from xray_exp.cv.plan import FOLDS_CSV, fold_data_yaml, fold_table, make_fold_plan, read_folds_csv, write_fold_plan
 from xray_exp.cv.record import CV_FILE, fold_run_dir, fold_state, refresh_cv_record
+from xray_exp.data.synthetic import resolve_data_yaml
 from xray_exp.errors import ConfigError, XrayExpError
 from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
-from xray_exp.runs.lifecycle import is_fresh_run_dir, resolve_data_yaml, ultralytics_dir
+from xray_exp.runs.lifecycle import is_fresh_run_dir, ultralytics_dir
 from xray_exp.runs.post_training import metric_settings
 from xray_exp.runs.single_run import train_run
 from xray_exp.sweep.job import record_failure
