@@ -41,10 +41,13 @@ def cv_settings(config: DictConfig) -> dict[str, Any]:
     from dataclasses import asdict
 
     from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+    from xray_exp.runs.classify_run import task_of
     from xray_exp.runs.lifecycle import ultralytics_dir
     from xray_exp.runs.post_training import metric_settings
 
     return {
+        "task": task_of(config),  # classify: the folds are classifiers, OOF = P(abnormal) per image
+        "threshold": float(OmegaConf.select(config, "task.threshold", default=0.5)),
         "predict": {
             "conf": PREDICT_CONF,
             "iou": PREDICT_NMS_IOU,
@@ -75,7 +78,7 @@ def _same_plan(cv_dir: Path, plan) -> str | None:
     return None
 
 
-TRAINING_KEYS = ("model", "train", "augmentation")  # what a fold's training depends on (beside the plan)
+TRAINING_KEYS = ("model", "train", "augmentation", "task")  # what a fold's training depends on (beside the plan)
 
 
 def _flat(node: Any, prefix: str) -> dict[str, Any]:
@@ -103,6 +106,8 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
         kept = {}
         for key in TRAINING_KEYS:
             kept.update(_flat(kept_cfg.get(key, {}), key))
+        if "task" not in kept_cfg:  # a fold trained before `task` existed: a detector with today's defaults
+            kept.update({k: v for k, v in now.items() if k.startswith("task.")}, **{"task.name": "detect"})
         for key in sorted(set(kept) | set(now)):
             if kept.get(key) != now.get(key):
                 changed.setdefault(key, f"{key}: {kept.get(key)} -> {now.get(key)}")
@@ -151,7 +156,7 @@ def start_cv(config: DictConfig) -> Path:
         seed=plan.seed,
         names=plan.names,
         imgsz=int(config.train.imgsz),
-        model=str(config.model.name),
+        model=str(config.model.name) + str(OmegaConf.select(config, "task.suffix", default="")),
         dataset=str(config.dataset.name),
         patients_known=plan.patients_known,
         folds_csv=str(cv_dir / "folds.csv"),

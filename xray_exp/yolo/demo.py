@@ -2,6 +2,7 @@
 
     from xray_exp.yolo.demo import write_demo_weights
     pt, onnx = write_demo_weights("/tmp/demo-model", names, calibration_images, imgsz=160)
+    pt, onnx = write_demo_classifier("/tmp/demo-cls", calibration_images, imgsz=224)   # the gate's timing
     python -m xray_exp.serve.demo_model /tmp/demo-model --imgsz 160   # the command that uses it
 
 Weights are random (never downloaded); BatchNorm statistics are calibrated on the given grey images and
@@ -71,3 +72,45 @@ def _spread_class_logits(net, x, scale: float = 1.5, offset: float = -6.0) -> No
             mean, std = outputs[k].mean(), outputs[k].std().clamp_min(1e-6)
             conv.weight.mul_(scale / std)
             conv.bias.sub_(mean).mul_(scale / std).add_(offset)
+
+
+CLASSIFY_ARCH = "yolo12n-cls.yaml"
+
+
+def write_demo_classifier(
+    out_dir: str | Path, calibration: Sequence[np.ndarray], imgsz: int = 224, seed: int = 0
+) -> tuple[Path, Path]:
+    """A random-init YOLO12n-cls normal/abnormal classifier (BatchNorm calibrated on the grey images): writes
+    <out_dir>/best.pt and <out_dir>/best.onnx (static imgsz x imgsz, what xray_exp.classifier reads). For
+    timing the gate (python -m xray_exp.bench inference): its probabilities mean nothing."""
+    import cv2
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import ClassificationModel
+
+    from xray_exp.yolo.classify import export_classifier
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = ClassificationModel(CLASSIFY_ARCH, nc=2, verbose=False)
+    net.names = {0: "abnormal", 1: "normal"}  # the folder order of xray_exp.data.classify
+    net.task = "classify"
+    batch = np.stack([cv2.resize(img, (imgsz, imgsz), interpolation=cv2.INTER_AREA) for img in calibration])
+    x = torch.from_numpy(batch).float().div(255).unsqueeze(1).repeat(1, 3, 1, 1)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(x)
+        head = net.model[-1].linear  # small logits: P(abnormal) near 0.5, between the gate's low and high
+        head.weight.mul_(0.05)
+        head.bias.zero_()
+    net.eval()
+    model = YOLO(CLASSIFY_ARCH, task="classify")
+    model.model = net
+    pt_path = out_dir / "best.pt"
+    model.save(pt_path)
+    return pt_path, export_classifier(pt_path, imgsz)
