@@ -179,3 +179,31 @@ def test_a_pool_without_normal_images_says_so():
     )
     assert "OOF auroc       n/a (no normal images" in text and "OOF specificity n/a (no normal images" in text
     assert "OOF sensitivity 0.6667" in text
+
+
+def test_bench_times_a_fold_classifier_as_the_gate(cls_cv, tmp_path, capsys):
+    """`python -m xray_exp.bench inference --gate-only` on a detector and a fold classifier: the pair side by side
+    through the service's ONNX classes, the classifier at its own (smaller) size."""
+    try:
+        from serve_fixtures import helpers as h
+    except ImportError:  # pragma: no cover
+        from tests.serve_fixtures import helpers as h
+    from xray_exp.bench import inference
+
+    detector, classifier = h.demo_model()[1], cls_cv["record"]["fold_runs"][0]["onnx"]
+    args = ["--gate-only", "--detector-onnx", str(detector), "--classifier-onnx", classifier]
+    assert (
+        inference.main([*args, "--rounds", "1", "--gate-iters", "2", "--images", "2", "--out-dir", str(tmp_path)]) == 0
+    )
+    (path,) = tmp_path.glob("inference-*.json")
+    gate = json.loads(path.read_text())["results"]["gate"]
+    assert (gate["detector_imgsz"], gate["classifier_imgsz"]) == (h.IMGSZ, 64)
+    c = gate["candidates"]
+    assert set(c) == {"detector alone", "detector + gate", "classifier alone"} and all(v["n"] == 2 for v in c.values())
+    low, high = gate["probabilities_seen"]  # the classifier ran inside the pair, on every call
+    assert 0 <= low <= high <= 1 and gate["gate_ms_inside_gated_p50"] > 0
+    assert gate["ratios"]["gated_over_alone_p50"] == pytest.approx(
+        c["detector + gate"]["p50_ms"] / c["detector alone"]["p50_ms"]
+    )
+    out = capsys.readouterr().out
+    assert "detector + gate / detector alone: p50 x" in out and "| detector + gate" in out

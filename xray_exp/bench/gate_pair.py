@@ -2,14 +2,16 @@
 
     python -m xray_exp.bench inference --gate-only --imgsz 640 --gate-imgsz 224    # the pair only (~1-2 min)
     python -m xray_exp.bench inference                                               # every section + the pair
+    python -m xray_exp.bench inference --gate-only --detector-onnx det/best.onnx --classifier-onnx cls/best.onnx
 
 Both run in ONNX Runtime as the service runs them: `xray_exp.detector.OnnxDetector` (the detector alone) and
 `xray_exp.gated_detector.GatedOnnxDetector` (the same detector.onnx + classifier.onnx + gate.json: what the
 registered `<detector>-gated` pair serves), and the classifier's pass alone (`OnnxClassifier`). Each call is one
 ~1024 px synthetic film, end to end (pre-processing, network, NMS, gate). The classifier runs at its own image
-size (`--gate-imgsz`, smaller than the detector's). Demo weights (random, BatchNorm calibrated): the cost
-depends on the architectures and image sizes, not on what the weights learned. Interleaved rounds (ABBA order);
-p50/p99 over all calls; ratios gated / alone of the p50s, of the p99s and the median of the per-round ratios.
+size (`--gate-imgsz`, smaller than the detector's; a given classifier's own size). Demo weights (random,
+BatchNorm calibrated) unless ONNX files are given: the cost depends on the architectures and image sizes, not
+on what the weights learned. Interleaved rounds (ABBA order); p50/p99 over all calls; ratios gated / alone of
+the p50s, of the p99s and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -29,14 +31,18 @@ ALONE, GATED, CLASSIFIER = "detector alone", "detector + gate", "classifier alon
 CONF, IOU = 0.25, 0.7
 
 
-def gate_pair_folder(work: Path, detector_onnx: Path, gray: list[np.ndarray], gate_imgsz: int) -> Path:
-    """<work>/gated: detector.onnx (a copy), classifier.onnx (a demo YOLO12n-cls at gate_imgsz), gate.json."""
-    from xray_exp.yolo.demo import write_demo_classifier
-
+def gate_pair_folder(
+    work: Path, detector_onnx: Path, gray: list[np.ndarray], gate_imgsz: int, classifier_onnx: Path | None = None
+) -> Path:
+    """<work>/gated: detector.onnx (a copy), classifier.onnx (`classifier_onnx`, else a demo YOLO12n-cls at
+    gate_imgsz), gate.json."""
     folder = work / "gated"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(detector_onnx, folder / "detector.onnx")
-    _, classifier_onnx = write_demo_classifier(work / f"classifier-{gate_imgsz}", gray, imgsz=gate_imgsz)
+    if classifier_onnx is None:
+        from xray_exp.yolo.demo import write_demo_classifier
+
+        _, classifier_onnx = write_demo_classifier(work / f"classifier-{gate_imgsz}", gray, imgsz=gate_imgsz)
     shutil.copyfile(classifier_onnx, folder / "classifier.onnx")
     (folder / "gate.json").write_text(json.dumps(GATE))
     return folder
@@ -112,24 +118,38 @@ def pair_summary(timed: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_gate_pair(
-    work: Path, detector_onnx: Path, gray: list[np.ndarray], gate_imgsz: int, rounds: int, iters: int
+    work: Path,
+    detector_onnx: Path,
+    gray: list[np.ndarray],
+    gate_imgsz: int,
+    rounds: int,
+    iters: int,
+    classifier_onnx: Path | None = None,
 ) -> dict[str, Any]:
-    print(f"gate pair: classifier at {gate_imgsz} px ...", flush=True)
+    print(f"gate pair: classifier {classifier_onnx or f'demo at {gate_imgsz} px'} ...", flush=True)
     started = time.perf_counter()
-    folder = gate_pair_folder(work, detector_onnx, gray, gate_imgsz)
+    folder = gate_pair_folder(work, detector_onnx, gray, gate_imgsz, classifier_onnx)
     return {**measure_gate_pair(folder, gray, rounds, iters), "build_s": time.perf_counter() - started}
 
 
 def measure_gate_only(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`--gate-only`: one demo detector at the first --imgsz, then the pair."""
+    """`--gate-only`: the pair alone: --detector-onnx (else a demo detector at the first --imgsz) and
+    --classifier-onnx (else a demo classifier at --gate-imgsz)."""
     from xray_exp.bench.common import load_average
     from xray_exp.serve.demo_model import build_demo_model, synthetic_images
 
     load_before, size = load_average(), args.imgsz[0]
-    _, onnx = build_demo_model(work / f"model-{size}", imgsz=size)
+    onnx = args.detector_onnx or build_demo_model(work / f"model-{size}", imgsz=size)[1]
     gray = synthetic_images(args.images, size=1024, seed=1)
-    gate = run_gate_pair(work, onnx, gray, args.gate_imgsz, args.rounds, args.gate_iters)
-    settings = {"imgsz": size, "gate_imgsz": args.gate_imgsz, "rounds": args.rounds, "iters": args.gate_iters}
+    gate = run_gate_pair(work, onnx, gray, args.gate_imgsz, args.rounds, args.gate_iters, args.classifier_onnx)
+    settings = {
+        "imgsz": size,
+        "gate_imgsz": args.gate_imgsz,
+        "rounds": args.rounds,
+        "iters": args.gate_iters,
+        "detector_onnx": str(args.detector_onnx or "demo"),
+        "classifier_onnx": str(args.classifier_onnx or "demo"),
+    }
     return {"gate": gate, "load_average_before_after": [load_before, load_average()]}, settings
 
 

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-iters", type=int, default=25, help="calls per candidate per round, gate pair")
     parser.add_argument("--no-gate", action="store_true", help="skip the detector vs detector + gate pair")
     parser.add_argument("--gate-only", action="store_true", help="only the gate pair, at the first --imgsz")
+    parser.add_argument("--detector-onnx", type=Path, help="--gate-only: this detector instead of the demo one")
+    parser.add_argument("--classifier-onnx", type=Path, help="the gate: this classifier instead of the demo one")
     args = parser.parse_args(argv)
     started = time.time()
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="xray_bench_inference_"))).resolve()
@@ -349,7 +351,9 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
     if not args.no_gate:
         from xray_exp.bench.gate_pair import run_gate_pair
 
-        results["gate"] = run_gate_pair(work, s.onnx[(size, 1)], s.gray, args.gate_imgsz, args.rounds, args.gate_iters)
+        results["gate"] = run_gate_pair(
+            work, s.onnx[(size, 1)], s.gray, args.gate_imgsz, args.rounds, args.gate_iters, args.classifier_onnx
+        )
     results["load_average_before_after"] = [load_before, load_average()]
     return results, settings
 

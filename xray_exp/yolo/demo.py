@@ -105,12 +105,27 @@ def write_demo_classifier(
     net.train()
     with torch.no_grad():
         net(x)
-        head = net.model[-1].linear  # small logits: P(abnormal) near 0.5, between the gate's low and high
-        head.weight.mul_(0.05)
-        head.bias.zero_()
     net.eval()
+    _spread_classify_logits(net, x)
     model = YOLO(CLASSIFY_ARCH, task="classify")
     model.model = net
     pt_path = out_dir / "best.pt"
     model.save(pt_path)
     return pt_path, export_classifier(pt_path, imgsz)
+
+
+def _spread_classify_logits(net, x, scale: float = 0.5) -> None:
+    """Fold an affine map into the classify head's linear layer so that each logit has mean 0 and std `scale`
+    on the calibration images: P(abnormal) varies around 0.5 (between a gate's low and high) instead of the
+    saturated 0 or 1 of a random head."""
+    import torch
+
+    head = net.model[-1].linear
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        net(x)
+        hook.remove()
+        mean, std = seen[0].mean(0), seen[0].std(0).clamp_min(1e-6)
+        head.weight.mul_((scale / std)[:, None])
+        head.bias.sub_(mean).mul_(scale / std)
