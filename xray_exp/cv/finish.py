@@ -4,7 +4,8 @@
     finish_cv("outputs/cv/yolo12s-nih_cxr14-k5-s0")          # also: python -m xray_exp.folds cv_dir=outputs/cv/<name>
 
 Writes into the CV folder (and logs on the CV's MLflow parent run, under cv/):
-    oof_predictions.csv   image,fold,label,class_id,confidence,x1,y1,x2,y2 (each pool image by its fold's model)
+    oof_predictions.csv   image,fold,label,class_id,confidence,x1,y1,x2,y2 (each pool image by its fold's model;
+                          task=classify: image,patient,fold,label,p_abnormal, xray_exp.cv.classify_oof)
     cv_metrics.json       per fold: every headline val/* and test/* metric; their mean and std; `oof`: the pooled
                           OOF metrics with bootstrap intervals (patients resampled)
     report.md             per-fold table, OOF metrics, PR / FROC / ROC curves (plots/), the fold plan

@@ -3,6 +3,7 @@ job per fold, OOF scoring after the last.
 
     python -m xray_exp.train --multirun sweep=cv cv.folds=5 model=yolo12s dataset=nih_cxr14
     python -m xray_exp.train --multirun sweep=cv cv.folds=3 debug=smoke     # a 3-fold smoke CV in minutes
+    python -m xray_exp.train --multirun sweep=cv cv.folds=5 task=classify   # classifiers (OOF P(abnormal))
 
 start_cv (the sweep callback, before any job): bad input fails here (cv.folds < 2, more folds than patients,
 no train/val pool) with nothing written; the plan (folds.csv, plan/fold<f>.yaml) and cv.json are written
