@@ -199,11 +199,14 @@ def test_bench_times_a_fold_classifier_as_the_gate(cls_cv, tmp_path, capsys):
     gate = json.loads(path.read_text())["results"]["gate"]
     assert (gate["detector_imgsz"], gate["classifier_imgsz"]) == (h.IMGSZ, 64)
     c = gate["candidates"]
-    assert set(c) == {"detector alone", "detector + gate", "classifier alone"} and all(v["n"] == 2 for v in c.values())
+    alone, pair = "detector alone", "detector + gate"
+    assert set(c) == {alone, pair, "classifier alone", f"{alone}, no spinning", f"{pair}, no spinning"}
+    assert all(v["n"] == 2 for v in c.values())
     low, high = gate["probabilities_seen"]  # the classifier ran inside the pair, on every call
     assert 0 <= low <= high <= 1 and gate["gate_ms_inside_gated_p50"] > 0
-    assert gate["ratios"]["gated_over_alone_p50"] == pytest.approx(
-        c["detector + gate"]["p50_ms"] / c["detector alone"]["p50_ms"]
+    assert gate["ratios"]["gated_over_alone_p50"] == pytest.approx(c[pair]["p50_ms"] / c[alone]["p50_ms"])
+    assert gate["ratios"]["no_spinning_gated_over_alone_p99"] == pytest.approx(
+        c[f"{pair}, no spinning"]["p99_ms"] / c[f"{alone}, no spinning"]["p99_ms"]
     )
     out = capsys.readouterr().out
     assert "detector + gate / detector alone: p50 x" in out and "| detector + gate" in out

@@ -6,12 +6,13 @@
 
 Both run in ONNX Runtime as the service runs them: `xray_exp.detector.OnnxDetector` (the detector alone) and
 `xray_exp.gated_detector.GatedOnnxDetector` (the same detector.onnx + classifier.onnx + gate.json: what the
-registered `<detector>-gated` pair serves), and the classifier's pass alone (`OnnxClassifier`). Each call is one
-~1024 px synthetic film, end to end (pre-processing, network, NMS, gate). The classifier runs at its own image
-size (`--gate-imgsz`, smaller than the detector's; a given classifier's own size). Demo weights (random,
-BatchNorm calibrated) unless ONNX files are given: the cost depends on the architectures and image sizes, not
-on what the weights learned. Interleaved rounds (ABBA order); p50/p99 over all calls; ratios gated / alone of
-the p50s, of the p99s and the median of the per-round ratios.
+registered `<detector>-gated` pair serves), and the classifier's pass alone (`OnnxClassifier`); the detector
+alone and the pair once more with every session's spin-waiting off (two sessions' spinning pools share the
+cores). Each call is one ~1024 px synthetic film, end to end (pre-processing, network, NMS, gate). The
+classifier runs at its own image size (`--gate-imgsz`, smaller than the detector's; a given classifier's own
+size). Demo weights (random, BatchNorm calibrated) unless ONNX files are given: the cost depends on the
+architectures and image sizes, not on what the weights learned. Interleaved rounds (ABBA order); p50/p99
+over all calls; ratios gated / alone of the p50s, of the p99s and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from xray_exp.bench.common import format_text_table, paired_ratios, summarize
 
 GATE = {"low": 0.1, "high": 0.9, "mode": "multiply", "no_finding_class": None}
 ALONE, GATED, CLASSIFIER = "detector alone", "detector + gate", "classifier alone"
+# The same two, every ONNX Runtime session without spin-waiting: two sessions' spinning thread pools take turns
+# on the same cores in the pair (one session's workers still spin while the next session runs).
+ALONE_NO_SPIN, GATED_NO_SPIN = "detector alone, no spinning", "detector + gate, no spinning"
 CONF, IOU = 0.25, 0.7
 
 
@@ -62,7 +66,10 @@ def measure_gate_pair(folder: Path, gray: list[np.ndarray], rounds: int, iters: 
     alone = OnnxDetector(folder / "detector.onnx", device="cpu")
     gated = GatedOnnxDetector(folder, device="cpu")
     classifier = OnnxClassifier(folder / "classifier.onnx", device="cpu")
-    seen: dict[str, int] = dict.fromkeys((ALONE, GATED, CLASSIFIER), 0)
+    alone_ns, gated_ns = OnnxDetector(folder / "detector.onnx", device="cpu"), GatedOnnxDetector(folder, device="cpu")
+    alone_ns.session = gated_ns.detector.session = no_spinning_session(folder / "detector.onnx")
+    gated_ns.classifier.session = no_spinning_session(folder / "classifier.onnx")
+    seen: dict[str, int] = dict.fromkeys((ALONE, GATED, CLASSIFIER, ALONE_NO_SPIN, GATED_NO_SPIN), 0)
     gate_ms: list[float] = []
     probs: list[float] = []
 
@@ -80,6 +87,8 @@ def measure_gate_pair(folder: Path, gray: list[np.ndarray], rounds: int, iters: 
             ALONE: lambda: alone.predict(film(ALONE), conf=CONF, iou=IOU),
             GATED: run_gated,
             CLASSIFIER: lambda: classifier.abnormal_probability(film(CLASSIFIER)),
+            ALONE_NO_SPIN: lambda: alone_ns.predict(film(ALONE_NO_SPIN), conf=CONF, iou=IOU),
+            GATED_NO_SPIN: lambda: gated_ns.predict(film(GATED_NO_SPIN), conf=CONF, iou=IOU),
         },
         rounds,
         iters,
@@ -94,8 +103,18 @@ def measure_gate_pair(folder: Path, gray: list[np.ndarray], rounds: int, iters: 
     }
 
 
+def no_spinning_session(path: Path):
+    """A default CPU session of `path` whose intra-op threads do not spin-wait between operators."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def pair_summary(timed: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """From time_candidates' output (ALONE, GATED, CLASSIFIER): p50/p99 per candidate and the ratios."""
+    """From time_candidates' output (ALONE, GATED, CLASSIFIER; ALONE_NO_SPIN, GATED_NO_SPIN when timed): p50/p99
+    per candidate and the ratios."""
     c = {
         name: {
             "p50_ms": percentile_ms(t["times_s"], 50),
@@ -114,6 +133,10 @@ def pair_summary(timed: dict[str, dict[str, Any]]) -> dict[str, Any]:
         )["median"],
         "classifier_over_alone_p50": c[CLASSIFIER]["p50_ms"] / c[ALONE]["p50_ms"],
     }
+    if GATED_NO_SPIN in c:
+        ratios["no_spinning_gated_over_alone_p50"] = c[GATED_NO_SPIN]["p50_ms"] / c[ALONE_NO_SPIN]["p50_ms"]
+        ratios["no_spinning_gated_over_alone_p99"] = c[GATED_NO_SPIN]["p99_ms"] / c[ALONE_NO_SPIN]["p99_ms"]
+        ratios["no_spinning_gated_over_spinning_gated_p50"] = c[GATED_NO_SPIN]["p50_ms"] / c[GATED]["p50_ms"]
     return {"candidates": c, "ratios": ratios}
 
 
@@ -167,4 +190,11 @@ def gate_pair_table(result: dict[str, Any]) -> str:
         f"x{r['gated_over_alone_p99']:.2f}, per-round median x{r['gated_over_alone_per_round_median']:.2f}; "
         f"classifier alone / detector alone p50 x{r['classifier_over_alone_p50']:.2f}; the gate inside the "
         f"pair p50 {result['gate_ms_inside_gated_p50']:.1f} ms"
+        + (
+            f"\nwithout spinning: detector + gate / detector alone p50 x{r['no_spinning_gated_over_alone_p50']:.2f}, "
+            f"p99 x{r['no_spinning_gated_over_alone_p99']:.2f}; pair without / with spinning p50 "
+            f"x{r['no_spinning_gated_over_spinning_gated_p50']:.2f}"
+            if "no_spinning_gated_over_alone_p50" in r
+            else ""
+        )
     )
