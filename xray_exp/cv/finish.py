@@ -179,7 +179,7 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
     return out
 
 
-def _number(value, digits: int = 4) -> str:
+def _cv_number(value, digits: int = 4) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
@@ -193,17 +193,17 @@ def cv_summary_text(out: dict) -> str:
     )
     lines = ["=" * 72, f" cross-validation {out['name']}: {len(out['finished_folds'])}/{out['folds']} folds finished"]
     for row in out["per_fold"]:
-        shown = "  ".join(f"{k} {_number(row[k])}" for k in fold_keys if k in row)
+        shown = "  ".join(f"{k} {_cv_number(row[k])}" for k in fold_keys if k in row)
         lines.append(f"  fold {row['fold']}  {row['status']:<8} {shown}")
     for k in fold_keys:
         if k in out["mean"]:
-            lines.append(f"  {k:<12} mean {_number(out['mean'][k])}  std {_number(out['std'][k])}")
+            lines.append(f"  {k:<12} mean {_cv_number(out['mean'][k])}  std {_cv_number(out['std'][k])}")
     oof = out.get("oof")
     if oof:
         for k in oof_keys:
             low, high = oof.get(f"{k}_ci_low"), oof.get(f"{k}_ci_high")
             ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None and math.isfinite(low) else ""
-            shown = oof_undefined(oof, k) or f"{_number(oof[k])}{ci}"
+            shown = oof_undefined(oof, k) or f"{_cv_number(oof[k])}{ci}"
             lines.append(f"  OOF {k:<11} {shown}   ({out.get('oof_images')} images)")
     else:
         lines.append(f"  OOF: {out.get('oof_note', 'not computed')}")
