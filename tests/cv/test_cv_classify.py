@@ -142,7 +142,7 @@ def test_a_classifier_cv_is_no_ensemble_and_its_settings_are_kept(cls_cv, monkey
     from xray_exp.config import register_configs
     from xray_exp.ensembles.members import read_cv
     from xray_exp.errors import ConfigError
-    from xray_exp.sweep.cv_sweep import _changed_settings
+    from xray_exp.sweep.cv_sweep import _changed_settings, not_registered_note
 
     with pytest.raises(ConfigError, match="fold classifiers are gates"):
         read_cv(cls_cv["cv_dir"], 0, 1.0, allow_missing=False)
@@ -151,7 +151,11 @@ def test_a_classifier_cv_is_no_ensemble_and_its_settings_are_kept(cls_cv, monkey
     overrides = [o for o in CV[1:] if o != "task=classify"]
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         as_detector = compose(config_name="train", overrides=[*overrides, "cv.fold=0"])
+        as_classifier = compose(config_name="train", overrides=[*overrides, "cv.fold=0", "task=classify"])
     assert "task.name: classify -> detect" in _changed_settings(cls_cv["cv_dir"], as_detector)
+    assert _changed_settings(cls_cv["cv_dir"], as_classifier) == []
+    assert "a fold classifier is a gate as it is" in not_registered_note(as_classifier)  # the runs' MLflow tag
+    assert "the ensemble of the folds registers" in not_registered_note(as_detector)
 
 
 def test_a_pool_without_normal_images_says_so():

@@ -30,6 +30,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 log = logging.getLogger("xray_exp.sweep")
 
 NOT_REGISTERED = "cross-validation fold: not registered (the ensemble of the folds registers: xray_exp.ensemble)"
+NOT_REGISTERED_CLASSIFY = (
+    "cross-validation fold: not registered (a fold classifier is a gate as it is: "
+    "gate=<cv folder>/fold<f>/weights/best.onnx; python -m xray_exp.train task=classify registers one)"
+)
+
+
+def not_registered_note(config: DictConfig) -> str:
+    from xray_exp.runs.classify_run import task_of
+
+    return NOT_REGISTERED_CLASSIFY if task_of(config) == "classify" else NOT_REGISTERED
 
 
 def cv_enabled(config: DictConfig) -> bool:
@@ -186,7 +196,7 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
     if parent is not None:
         parent = dataclasses.replace(
             parent,
-            registration_note=NOT_REGISTERED,
+            registration_note=not_registered_note(cfg),
             tags={**parent.tags, "cv.name": str(cfg.cv.name), "cv.fold": str(fold)},
         )
     try:
@@ -246,7 +256,7 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
         from xray_exp.mlops.client import tracking_client
 
         client = tracking_client(info["tracking_uri"], timeout_s=config.tracking.timeout_s)
-        client.set_tag(info["parent_run_id"], "registry.decision", NOT_REGISTERED)
+        client.set_tag(info["parent_run_id"], "registry.decision", not_registered_note(config))
         status = "FINISHED" if out["complete"] else "FAILED"
         if isinstance(aborted, KeyboardInterrupt):
             status = "KILLED"
