@@ -214,3 +214,42 @@ def test_bench_times_a_fold_classifier_as_the_gate(cls_cv, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "detector + gate / detector alone: p50 x" in out and "| detector + gate" in out
+
+
+def test_pooling_keeps_each_image_with_its_probability(tmp_path):
+    """Varied probabilities (the smoke folds' are nearly constant): two folds' cached passes pooled, written and
+    scored, each image keeping its own P and fold; the metrics against scikit-learn, patients as the unit."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import roc_auc_score
+
+    from xray_exp.cv.classify_oof import pooled_probabilities, score_probabilities, write_probabilities_csv
+    from xray_exp.cv.oof import oof_cache_key
+
+    truth = {"a": (0.91, True), "b": (0.15, False), "c": (0.62, False), "d": (0.40, True), "e": (0.05, False)}
+    folds = {0: ["c", "a"], 1: ["e", "b", "d"]}
+    runs = []
+    for fold, images in folds.items():
+        weights = tmp_path / f"w{fold}.pt"
+        weights.write_bytes(b"x" * (fold + 1))
+        (tmp_path / "oof").mkdir(exist_ok=True)
+        cache = {"key": oof_cache_key(str(weights)), "images": images}
+        cache |= {"probs": [truth[i][0] for i in images], "abnormal": [truth[i][1] for i in images]}
+        (tmp_path / "oof" / f"fold{fold}.json").write_text(json.dumps(cache))
+        runs.append({"fold": fold, "weights": str(weights)})
+    oof = pooled_probabilities({"cv_dir": str(tmp_path), "fold_runs": runs}, [1, 0])
+    patients = {"a": "p1", "b": "p1", "c": "p2", "d": "p3", "e": "p4"}
+    with open(write_probabilities_csv(oof, patients, tmp_path / "oof.csv")) as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    for image, (p, abnormal) in truth.items():
+        row = rows[image]
+        assert float(row["p_abnormal"]) == pytest.approx(p) and row["patient"] == patients[image]
+        assert int(row["fold"]) == next(f for f, images in folds.items() if image in images)
+        assert row["label"] == ("abnormal" if abnormal else "normal")
+    settings = SimpleNamespace(n_boot=200, ci_seed=0, ci_level=0.95)
+    metrics, result = score_probabilities(oof, patients, settings, threshold=0.5)
+    y = [truth[i][1] for i in oof.images]
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(y, [truth[i][0] for i in oof.images]))
+    assert metrics["sensitivity"] == pytest.approx(0.5) and metrics["specificity"] == pytest.approx(2 / 3)
+    assert metrics["auroc_ci_low"] <= metrics["auroc"] <= metrics["auroc_ci_high"]
+    assert result.image_ids == oof.images == ["e", "b", "d", "c", "a"]
