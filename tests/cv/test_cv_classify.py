@@ -154,6 +154,13 @@ def test_a_classifier_cv_is_no_ensemble_and_its_settings_are_kept(cls_cv, monkey
         as_classifier = compose(config_name="train", overrides=[*overrides, "cv.fold=0", "task=classify"])
     assert "task.name: classify -> detect" in _changed_settings(cls_cv["cv_dir"], as_detector)
     assert _changed_settings(cls_cv["cv_dir"], as_classifier) == []
+    saved = cls_cv["cv_dir"] / "fold0" / "config.resolved.yaml"
+    before = saved.read_text()
+    try:  # a fold trained before `task.suffix` existed: the suffix names the folder, it is no training setting
+        saved.write_text(before.replace("  suffix: -cls\n", ""))
+        assert saved.read_text() != before and _changed_settings(cls_cv["cv_dir"], as_classifier) == []
+    finally:
+        saved.write_text(before)
     assert "a fold classifier is a gate as it is" in not_registered_note(as_classifier)  # the runs' MLflow tag
     assert "the ensemble of the folds registers" in not_registered_note(as_detector)
 

@@ -90,6 +90,7 @@ def _same_plan(cv_dir: Path, plan) -> str | None:
 
 
 TRAINING_KEYS = ("model", "train", "augmentation", "task")  # what a fold's training depends on (beside the plan)
+NAMING_KEYS = ("task.suffix",)  # part of the folder's name, not of the training
 
 
 def _flat(node: Any, prefix: str) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
         if "task" not in kept_cfg:  # a fold trained before `task` existed: a detector with today's defaults
             kept.update({k: v for k, v in now.items() if k.startswith("task.")}, **{"task.name": "detect"})
         for key in sorted(set(kept) | set(now)):
+            if key in NAMING_KEYS:
+                continue
             if kept.get(key) != now.get(key):
                 changed.setdefault(key, f"{key}: {kept.get(key)} -> {now.get(key)}")
     return list(changed.values())
