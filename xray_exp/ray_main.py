@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import RayMainConfig
 from xray_exp.config.store import register_configs
 from xray_exp.distributed.cluster import connect
-from xray_exp.errors import XrayExpError, exit_on_user_error
+from xray_exp.errors import ConfigError, XrayExpError, exit_on_user_error
+from xray_exp.runs.classify_run import task_of
 from xray_exp.runs.lifecycle import load_started_config
 
 log = logging.getLogger("xray_exp.ray")
@@ -72,11 +74,31 @@ def load_started(run_dir: Path) -> DictConfig:
     return cfg
 
 
+CLASSIFY_ON_RAY = (
+    "task=classify is not supported by ray_main mode={mode}: Tune trials and Ray Train run the detection "
+    "trainer, search space and per-epoch metric. Fix: python -m xray_exp.train task=classify (one classifier "
+    "through the run lifecycle), python -m xray_exp.train --multirun sweep=cv task=classify "
+    "hydra/launcher=ray (its folds as Ray tasks), or python -m xray_exp.train --multirun task=classify "
+    "hydra/launcher=ray <key>=<a>,<b> (a grid of classifiers on Ray)"
+)
+
+
+def refuse_classify(cfg: DictConfig, run_dir: Path) -> None:
+    """Before Ray starts: a classifier is refused (ConfigError naming the fix); Hydra's fresh folder removed."""
+    if task_of(cfg) != "classify":
+        return
+    fresh = run_dir.is_dir() and all(p.name in (".hydra", "ray_main.log") for p in run_dir.iterdir())
+    if not cfg.resume and fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    raise ConfigError(CLASSIFY_ON_RAY.format(mode=cfg.mode))
+
+
 def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
     """Connect to Ray, then tune or train; returns the objective (best trial's, for tune)."""
     run_dir = Path(run_dir).resolve()
     if cfg.resume:
         cfg = load_started(run_dir)
+    refuse_classify(cfg, run_dir)
 
     cluster = connect(
         cfg.ray.address,

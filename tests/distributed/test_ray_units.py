@@ -297,3 +297,26 @@ def test_experiment_yaml_composes(compose_ray, tmp_path):
         )
     assert out.train.lr0 == 0.0123 and out.augmentation.mosaic == 0.5 and out.model.name == "yolo12s"
     assert out.augmentation.name == "xray" and "tuned" in out.tags
+
+
+# ---- task=classify -------------------------------------------------------------------------------------
+
+
+def test_classify_is_refused_before_ray_starts(tmp_path):
+    """ray_main mode=train task=classify: exit 2 naming the commands that train classifiers; no Ray started, no
+    run folder left behind."""
+    proc = run_cli(["xray_exp.ray_main", "mode=train", "task=classify", "debug=smoke", "run_name=cls"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "task=classify is not supported by ray_main mode=train" in proc.stderr
+    assert "python -m xray_exp.train --multirun sweep=cv task=classify hydra/launcher=ray" in proc.stderr
+    assert "started a local Ray" not in proc.stdout + proc.stderr and "Ray: " not in proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs" / "runs" / "cls").exists()
+
+
+@pytest.mark.parametrize("mode", ["tune", "retrain"])
+def test_classify_refused_in_every_mode(compose_ray, tmp_path, mode):
+    from xray_exp.ray_main import refuse_classify
+
+    with pytest.raises(ConfigError, match=f"task=classify is not supported by ray_main mode={mode}"):
+        refuse_classify(compose_ray([f"mode={mode}", "task=classify"]), tmp_path / "run")
+    refuse_classify(compose_ray([f"mode={mode}"]), tmp_path / "run")  # a detector goes on

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xray_exp.bench.common import envelope, format_text_table, load_average, summarize, verdict, write_result
-from xray_exp.bench.inference import compare, time_candidates
+from xray_exp.bench.timing import compare, time_candidates
 from xray_exp.ensembles.members import Member, read_onnx_facts
 from xray_exp.serve.demo_model import build_demo_model, synthetic_images
 from xray_exp.yolo.runtime import configure_offline

@@ -2,6 +2,7 @@
 
     python -m xray_exp.bench inference                          # 640 and 320 px, batch 1 and 8 (~7 min on 2 busy cores)
     python -m xray_exp.bench inference --imgsz 640 --batch 4 --rounds 5 --iters 5 --threads 1 2 4
+    python -m xray_exp.bench inference --gate-only --imgsz 640 --gate-imgsz 224   # detector vs detector + gate
 
 Model: the service's demo yolo12n (xray_exp.serve.demo_model: random init, BatchNorm calibrated, class logits
 spread so a few boxes pass conf 0.25 -- post-processing does real work), one per size (calibrated at that
@@ -15,6 +16,8 @@ the per-round ratios):
             OnnxDetector.predict, and Ultralytics' YOLO(best.onnx).predict for reference
   threads   both at the same thread counts (--threads), forward at batch 1
   options   ONNX Runtime session options at batch 1: graph optimisation level, intra-op threads, spinning
+  gate      the detector alone vs detector + normal/abnormal gate (classifier at --gate-imgsz), p50/p99 and
+            their ratios, at the first size (xray_exp.bench.gate_pair; --gate-only: this section alone)
 
 Target: ONNX Runtime >= 1.5x faster than PyTorch at batch 1 (checked for forward and predict at each size).
 """
@@ -33,15 +36,12 @@ from typing import Any
 from xray_exp.bench.common import (
     envelope,
     format_text_table,
-    interleave,
     load_average,
-    paired_ratios,
-    ratio,
-    summarize,
     usable_cpus,
     verdict,
     write_result,
 )
+from xray_exp.bench.timing import compare, time_candidates
 from xray_exp.serve.demo_model import build_demo_model, synthetic_images
 from xray_exp.yolo.export import export_onnx
 from xray_exp.yolo.predict import load_yolo, pytorch_net
@@ -50,42 +50,6 @@ from xray_exp.yolo.runtime import configure_offline
 NAME = "inference"
 TARGET_SPEEDUP = 1.5
 CONF, IOU = 0.25, 0.7
-
-
-def time_candidates(
-    candidates: dict[str, Callable[[], Any]],
-    rounds: int,
-    iters: int,
-    warmup: int = 2,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, dict[str, Any]]:
-    """Interleaved timing: every candidate runs `iters` calls per round, rounds in ABBA order.
-
-    Returns per candidate: all latencies (s), the per-round medians, and their summary.
-    """
-    for fn in candidates.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in candidates}
-    per_round: dict[str, list[float]] = {k: [0.0] * rounds for k in candidates}
-    for name, rnd in interleave(list(candidates), rounds, order="abba"):
-        fn, block = candidates[name], []
-        for _ in range(iters):
-            t0 = clock()
-            fn()
-            block.append(clock() - t0)
-        times[name] += block
-        per_round[name][rnd] = summarize(block)["median"]
-    return {k: {"latency_s": summarize(v), "times_s": v, "round_medians_s": per_round[k]} for k, v in times.items()}
-
-
-def compare(timed: dict[str, dict[str, Any]], slow: str, fast: str) -> dict[str, float]:
-    """How many times faster `fast` is than `slow`: median of per-round ratios, and ratio of medians."""
-    rounds = paired_ratios(timed[slow]["round_medians_s"], timed[fast]["round_medians_s"])
-    return {
-        **summarize(rounds),
-        "ratio_of_medians": ratio(timed[slow]["latency_s"]["median"], timed[fast]["latency_s"]["median"]),
-    }
 
 
 def ultralytics_cpu_threads(cores: int) -> int:
@@ -231,20 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="keep models here (default: a temporary folder, removed)")
     parser.add_argument("--out-dir", type=Path, help="JSON folder (default outputs/bench)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--gate-imgsz", type=int, default=224, help="the gate classifier's size (xray_exp.bench.gate_pair)"
+    )
+    parser.add_argument("--gate-iters", type=int, default=25, help="calls per candidate per round, gate pair")
+    parser.add_argument("--no-gate", action="store_true", help="skip the detector vs detector + gate pair")
+    parser.add_argument("--gate-only", action="store_true", help="only the gate pair, at the first --imgsz")
+    parser.add_argument("--detector-onnx", type=Path, help="--gate-only: this detector instead of the demo one")
+    parser.add_argument("--classifier-onnx", type=Path, help="the gate: this classifier instead of the demo one")
     args = parser.parse_args(argv)
     started = time.time()
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="xray_bench_inference_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     thread_counts = sorted(set(args.threads or [1, cores]))
     try:
-        results, settings = measure_inference(args, work, cores, thread_counts)
+        if args.gate_only:
+            from xray_exp.bench.gate_pair import measure_gate_only  # lazy: only on this path
+
+            results, settings = measure_gate_only(args, work)
+        else:
+            results, settings = measure_inference(args, work, cores, thread_counts)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     print(inference_report_tables(results))
     path = write_result(NAME, envelope(NAME, argv, settings, results, started), args.out_dir)
     print(f"wrote {path}")
-    missed = any(v["verdict"] != "PASS" for v in results["targets"])
+    missed = any(v["verdict"] != "PASS" for v in results.get("targets", []))
     return 1 if args.check and missed else 0
 
 
@@ -330,12 +307,25 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
             k: {**v["latency_s"], "speedup_vs_pytorch": compare(timed, "pytorch", k)["median"]}
             for k, v in timed.items()
         }
+    if not args.no_gate:
+        from xray_exp.bench.gate_pair import run_gate_pair  # lazy: only on this path
+
+        results["gate"] = run_gate_pair(
+            work, s.onnx[(size, 1)], s.gray, args.gate_imgsz, args.rounds, args.gate_iters, args.classifier_onnx
+        )
     results["load_average_before_after"] = [load_before, load_average()]
     return results, settings
 
 
 def inference_report_tables(results: dict[str, Any]) -> str:
     parts = []
+    if "gate" in results:
+        from xray_exp.bench.gate_pair import gate_pair_table  # lazy: only on this path
+
+        parts.append(gate_pair_table(results["gate"]))
+    if "forward" not in results:  # --gate-only
+        loads = results.get("load_average_before_after")
+        return "\n\n".join([*parts, f"load average (1 min) before/after: {loads[0]} / {loads[1]}" if loads else ""])
     for kind in ("forward", "predict"):
         rows = []
         for key, entry in results[kind].items():

@@ -216,11 +216,13 @@ class ClassifyLabels(StrEnum):
 @dataclass
 class TaskConfig:
     """What is trained (`task=detect|classify`). `labels`, `threshold`: the classifier's labels and operating
-    point (probability >= threshold -> abnormal: sensitivity/specificity)."""
+    point (probability >= threshold -> abnormal: sensitivity/specificity). `suffix`: what the task adds to
+    the model's name in a cross-validation's folder name (`-cls`: outputs/cv/yolo12n-cls-<dataset>-k5-s0)."""
 
     name: Task = Task.detect
     labels: ClassifyLabels = ClassifyLabels.binary
     threshold: float = 0.5
+    suffix: str = ""
 
 
 @dataclass
@@ -267,7 +269,7 @@ class CvConfig:
     folds: int = 5
     seed: int = 0
     fold: int | None = None
-    name: str = "${model.name}-${dataset.name}-k${cv.folds}-s${cv.seed}"
+    name: str = "${model.name}${task.suffix}-${dataset.name}-k${cv.folds}-s${cv.seed}"
     allow_missing: bool = False
 
 

@@ -4,7 +4,8 @@
     finish_cv("outputs/cv/yolo12s-nih_cxr14-k5-s0")          # also: python -m xray_exp.folds cv_dir=outputs/cv/<name>
 
 Writes into the CV folder (and logs on the CV's MLflow parent run, under cv/):
-    oof_predictions.csv   image,fold,label,class_id,confidence,x1,y1,x2,y2 (each pool image by its fold's model)
+    oof_predictions.csv   image,fold,label,class_id,confidence,x1,y1,x2,y2 (each pool image by its fold's model;
+                          task=classify: image,patient,fold,label,p_abnormal, xray_exp.cv.classify_oof)
     cv_metrics.json       per fold: every headline val/* and test/* metric; their mean and std; `oof`: the pooled
                           OOF metrics with bootstrap intervals (patients resampled)
     report.md             per-fold table, OOF metrics, PR / FROC / ROC curves (plots/), the fold plan
@@ -26,7 +27,7 @@ import numpy as np
 from xray_exp.cv.oof import OOF_CSV, pooled_oof, score_oof, write_oof_csv
 from xray_exp.cv.plan import FOLDS_CSV, read_folds_csv
 from xray_exp.cv.record import refresh_cv_record
-from xray_exp.cv.report import write_cv_report
+from xray_exp.cv.report import oof_undefined, write_cv_report
 from xray_exp.errors import ConfigError
 from xray_exp.evaluation import MetricSettings
 from xray_exp.metrics.resample import HEADLINE_METRICS
@@ -38,14 +39,25 @@ REPORT = "report.md"
 SPLITS = ("val", "test")
 
 
-def _headline_metrics() -> tuple[str, ...]:
+def is_classify_cv(record: dict) -> bool:
+    """A CV of normal/abnormal classifiers (`sweep=cv task=classify`); a record without `task` is a detector's."""
+    return record.get("task", "detect") == "classify"
+
+
+def headline_metrics(record: dict) -> tuple[str, ...]:
+    """The metrics a fold reports: the detection headline, or a classifier's image-level metrics."""
+    if is_classify_cv(record):
+        from xray_exp.metrics.classification import CI_METRICS  # lazy: only on this path
+
+        return CI_METRICS
+
     return HEADLINE_METRICS
 
 
 def fold_metric_table(record: dict) -> tuple[list[dict], dict[str, float], dict[str, float]]:
     """Per-fold headline metrics (from each fold's summary.json), their mean and sample std (ddof=1) over the
     finished folds (std NaN with one fold)."""
-    names = [f"{split}/{m}" for split in SPLITS for m in _headline_metrics()]
+    names = [f"{split}/{m}" for split in SPLITS for m in headline_metrics(record)]
     rows = []
     for run in record["fold_runs"]:
         row: dict[str, Any] = {"fold": run["fold"], "status": run["status"]}
@@ -103,6 +115,7 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
     settings = metric_settings_of(record, n_boot)
     out: dict[str, Any] = {
         "name": record["name"],
+        "task": record.get("task", "detect"),
         "folds": record["folds"],
         "complete": not not_done,
         "finished_folds": finished,
@@ -114,7 +127,12 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
         "std_note": "sample standard deviation (ddof=1) over the finished folds",
         "oof": None,
         "oof_folds": [],
-        "settings": {"metrics": record.get("metrics"), "predict": record.get("predict"), "n_boot": settings.n_boot},
+        "settings": {
+            "metrics": record.get("metrics"),
+            "predict": record.get("predict"),
+            "n_boot": settings.n_boot,
+            **({"threshold": record.get("threshold", 0.5)} if is_classify_cv(record) else {}),
+        },
     }
     result = None
     if not_done and not allow_missing:
@@ -128,9 +146,21 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
 
         if record.get("ultralytics_dir"):
             configure_offline(Path(record["ultralytics_dir"]))
-        pooled, fold_of = pooled_oof(record, finished)
-        write_oof_csv(pooled, fold_of, cv_dir / OOF_CSV)
-        oof, result = score_oof(pooled, patients, settings)
+        if is_classify_cv(record):
+            from xray_exp.cv.classify_oof import (  # lazy: only on this path
+                pooled_probabilities,
+                score_probabilities,
+                write_probabilities_csv,
+            )
+
+            probabilities = pooled_probabilities(record, finished)
+            fold_of = probabilities.fold_of
+            write_probabilities_csv(probabilities, patients, cv_dir / OOF_CSV)
+            oof, result = score_probabilities(probabilities, patients, settings, float(record.get("threshold", 0.5)))
+        else:
+            pooled, fold_of = pooled_oof(record, finished)
+            write_oof_csv(pooled, fold_of, cv_dir / OOF_CSV)
+            oof, result = score_oof(pooled, patients, settings)
         expected = {row["image"] for row in plan_rows if row["fold"] in finished}
         if set(fold_of) != expected:
             raise ConfigError(
@@ -150,21 +180,32 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
     return out
 
 
+def _cv_number(value, digits: int = 4) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
 def cv_summary_text(out: dict) -> str:
-    """The console lines: per-fold val/test map40 and mAP50, mean +- std, OOF with intervals."""
+    """The console lines: per-fold val/test headline metrics, mean +- std, OOF with intervals (detection:
+    map40, mAP50, FROC, AUROC; classifiers: AUROC, sensitivity, specificity, Brier)."""
+    classify = out.get("task") == "classify"
+    fold_keys = ("val/auroc", "val/brier", "test/auroc") if classify else ("val/map40", "val/mAP50", "test/map40")
+    oof_keys = (
+        ("auroc", "sensitivity", "specificity", "brier") if classify else ("map40", "mAP50", "froc_mean", "auroc")
+    )
     lines = ["=" * 72, f" cross-validation {out['name']}: {len(out['finished_folds'])}/{out['folds']} folds finished"]
     for row in out["per_fold"]:
-        shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("val/map40", "val/mAP50", "test/map40") if k in row)
+        shown = "  ".join(f"{k} {_cv_number(row[k])}" for k in fold_keys if k in row)
         lines.append(f"  fold {row['fold']}  {row['status']:<8} {shown}")
-    for k in ("val/map40", "val/mAP50", "test/map40"):
+    for k in fold_keys:
         if k in out["mean"]:
-            lines.append(f"  {k:<12} mean {out['mean'][k]:.4f}  std {out['std'][k]:.4f}")
+            lines.append(f"  {k:<12} mean {_cv_number(out['mean'][k])}  std {_cv_number(out['std'][k])}")
     oof = out.get("oof")
     if oof:
-        for k in ("map40", "mAP50", "froc_mean", "auroc"):
+        for k in oof_keys:
             low, high = oof.get(f"{k}_ci_low"), oof.get(f"{k}_ci_high")
-            ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
-            lines.append(f"  OOF {k:<10} {oof[k]:.4f}{ci}   ({out.get('oof_images')} images)")
+            ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None and math.isfinite(low) else ""
+            shown = oof_undefined(oof, k) or f"{_cv_number(oof[k])}{ci}"
+            lines.append(f"  OOF {k:<11} {shown}   ({out.get('oof_images')} images)")
     else:
         lines.append(f"  OOF: {out.get('oof_note', 'not computed')}")
     return "\n".join([*lines, "=" * 72])

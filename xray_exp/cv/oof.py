@@ -29,7 +29,7 @@ OOF_CSV = "oof_predictions.csv"
 OOF_COLUMNS = ["image", "fold", "label", "class_id", "confidence", "x1", "y1", "x2", "y2"]
 
 
-def _oof_cache_key(weights: str) -> dict[str, Any]:
+def oof_cache_key(weights: str) -> dict[str, Any]:
     stat = Path(weights).stat()
     return {"weights": str(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
@@ -56,7 +56,7 @@ GT_ARRAYS = {"boxes": (np.float64, (-1, 4)), "labels": (np.int64, (-1,))}
 def fold_oof_predictions(record: dict, run: dict) -> SplitPredictions:
     """Predictions of fold `run['fold']`'s model on its own validation images (cached per weights file)."""
     cache = Path(record["cv_dir"]) / "oof" / f"fold{run['fold']}.json"
-    key = _oof_cache_key(run["weights"])
+    key = oof_cache_key(run["weights"])
     if cache.is_file():
         kept = json.loads(cache.read_text())
         if kept.get("key") == key:

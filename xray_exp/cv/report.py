@@ -10,7 +10,14 @@ import json
 import math
 from pathlib import Path
 
+from xray_exp.metrics.image_level import undefined_note
+
 SHOWN = ("map40", "mAP50", "mAP50-95", "froc_mean", "auroc", "sensitivity", "specificity")
+SHOWN_CLASSIFY = ("auroc", "sensitivity", "specificity", "brier")  # a CV of classifiers (task=classify)
+
+
+def shown_metrics(out: dict) -> tuple[str, ...]:
+    return SHOWN_CLASSIFY if out.get("task") == "classify" else SHOWN
 
 
 def _report_cell(value) -> str:
@@ -31,7 +38,8 @@ def _report_table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def _fold_section(out: dict, split: str) -> list[str]:
-    keys = [f"{split}/{m}" for m in SHOWN]
+    shown = shown_metrics(out)
+    keys = [f"{split}/{m}" for m in shown]
     rows = [[row["fold"], row["status"], *[row.get(k) for k in keys]] for row in out["per_fold"]]
     rows.append(["mean", "", *[out["mean"].get(k) for k in keys]])
     rows.append(["std", "", *[out["std"].get(k) for k in keys]])
@@ -40,7 +48,7 @@ def _fold_section(out: dict, split: str) -> list[str]:
         if split == "val"
         else "test = the dataset's held-out test split"
     )
-    return [f"### {split}: {title}", "", *_report_table(["fold", "status", *SHOWN], rows)]
+    return [f"### {split}: {title}", "", *_report_table(["fold", "status", *shown], rows)]
 
 
 def _plan_section(cv_dir: Path) -> list[str]:
@@ -66,13 +74,44 @@ def _plan_section(cv_dir: Path) -> list[str]:
     ]
 
 
+def oof_undefined(oof: dict, metric: str) -> str | None:
+    """ "n/a (no normal images in this split)" where a classifier CV's pool cannot define the metric."""
+    if "normal_images" not in oof or "images" not in oof:
+        return None
+    normal = int(oof["normal_images"])
+    return undefined_note(metric, normal, int(oof["images"]) - normal)
+
+
+def _classifier_oof_plots(cv_dir: Path, result) -> list[str]:
+    """OOF ROC and reliability curve of a classifier CV (the classifier evaluator's plots) and the bins."""
+    from xray_exp.evaluation.classifier import plot_reliability  # lazy: heavy (yaml)
+    from xray_exp.evaluation.plots import plot_roc  # lazy: heavy (yaml)
+
+    plot_roc(result, cv_dir / "plots" / "oof_roc.png")
+    plot_reliability(result, cv_dir / "plots" / "oof_reliability.png")
+    bins = [
+        [f"{b['low']:.1f}-{b['high']:.1f}", b["count"], f"{b['mean_prob']:.3f}", f"{b['abnormal_rate']:.3f}"]
+        for b in result.reliability
+    ]
+    return [
+        "![OOF ROC](plots/oof_roc.png)",
+        "",
+        "### Calibration (OOF)",
+        "",
+        *_report_table(["P(abnormal) bin", "images", "mean P", "share abnormal"], bins),
+        "![OOF reliability](plots/oof_reliability.png)",
+        "",
+    ]
+
+
 def write_cv_report(cv_dir: str | Path, record: dict, out: dict, result=None) -> Path:
     """report.md (+ plots/ when the OOF predictions were scored)."""
     cv_dir = Path(cv_dir)
+    kind = " (normal/abnormal classifiers, task=classify)" if out.get("task") == "classify" else ""
     lines = [
         f"# Cross-validation {record['name']}",
         "",
-        f"Model {record['model']}, dataset {record.get('dataset', '')} ({record['data_yaml']}), "
+        f"Model {record['model']}{kind}, dataset {record.get('dataset', '')} ({record['data_yaml']}), "
         f"{record['folds']} folds, seed {record['seed']}, imgsz {record['imgsz']}. "
         f"{len(out['finished_folds'])}/{record['folds']} folds finished.",
         "",
@@ -89,24 +128,31 @@ def write_cv_report(cv_dir: str | Path, record: dict, out: dict, result=None) ->
         ci_rows = [
             [
                 m,
-                oof.get(m),
+                oof_undefined(oof, m) or oof.get(m),
                 f"[{_report_cell(oof.get(f'{m}_ci_low'))}, {_report_cell(oof.get(f'{m}_ci_high'))}]"
-                if oof.get(f"{m}_ci_low") is not None
+                if oof.get(f"{m}_ci_low") is not None and not oof_undefined(oof, m)
                 else "",
             ]
-            for m in SHOWN
+            for m in shown_metrics(out)
         ]
+        what = (
+            "P(abnormal) of every pool image by the fold classifier that never saw it (`oof_predictions.csv`: "
+            f"image, patient, fold, label, p_abnormal; operating point P >= {out['settings'].get('threshold')})"
+            if out.get("task") == "classify"
+            else "Predictions: `oof_predictions.csv`"
+        )
         lines += [
             f"Every pool image ({out['oof_images']}) predicted by the fold model that never saw it (folds "
             f"{out['oof_folds']}), pooled and scored once; 95% bootstrap intervals resample "
-            f"{out['bootstrap_unit']} ({out['settings']['n_boot']} resamples). Predictions: "
-            "`oof_predictions.csv`.",
+            f"{out['bootstrap_unit']} ({out['settings']['n_boot']} resamples). {what}.",
             "",
             *_report_table(["metric", "value", "95% CI"], ci_rows),
         ]
     else:
         lines += [out.get("oof_note", "not computed"), ""]
-    if result is not None:
+    if result is not None and out.get("task") == "classify":
+        lines += _classifier_oof_plots(cv_dir, result)
+    elif result is not None:
         from xray_exp.evaluation.plots import plot_froc, plot_pr_curves, plot_roc  # lazy: only on this path
 
         plots = cv_dir / "plots"
@@ -127,7 +173,8 @@ def write_cv_report(cv_dir: str | Path, record: dict, out: dict, result=None) ->
         "",
         "- `folds.csv`: image, patient, fold; `plan/fold<f>.yaml`: each fold's data.yaml",
         "- `cv.json`: the folds' runs, weights and ONNX files (what `python -m xray_exp.ensemble cv=...` reads)",
-        "- `cv_metrics.json`: the tables above; `oof_predictions.csv`: the OOF boxes",
+        "- `cv_metrics.json`: the tables above; `oof_predictions.csv`: the OOF "
+        + ("probabilities" if out.get("task") == "classify" else "boxes"),
         "",
     ]
     path = cv_dir / "report.md"

@@ -77,6 +77,12 @@ def read_cv(path: Path, group: int, weight: float, allow_missing: bool) -> tuple
             f"{path / CV_FILE}: not a readable CV record ({exc}). Fix: point at a folder written by "
             "python -m xray_exp.train --multirun sweep=cv"
         ) from exc
+    if cv.get("task", "detect") != "detect":
+        raise ConfigError(
+            f"cv={path}: a cross-validation of {cv['task']} models (task={cv['task']}), not of detectors: its "
+            "fold classifiers are gates, not ensemble members. Fix: gate=<cv>/fold<f>/weights/best.onnx on a "
+            "detector, or cv=<a detection CV folder>"
+        )
     if not (path / FOLDS_FILE).is_file():
         raise ConfigError(f"{path}: no {FOLDS_FILE}. Fix: point at a complete CV folder (outputs/cv/<name>)")
     with (path / FOLDS_FILE).open(newline="") as handle:

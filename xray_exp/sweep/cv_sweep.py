@@ -3,6 +3,7 @@ job per fold, OOF scoring after the last.
 
     python -m xray_exp.train --multirun sweep=cv cv.folds=5 model=yolo12s dataset=nih_cxr14
     python -m xray_exp.train --multirun sweep=cv cv.folds=3 debug=smoke     # a 3-fold smoke CV in minutes
+    python -m xray_exp.train --multirun sweep=cv cv.folds=5 task=classify   # classifiers (OOF P(abnormal))
 
 start_cv (the sweep callback, before any job): bad input fails here (cv.folds < 2, more folds than patients,
 no train/val pool) with nothing written; the plan (folds.csv, plan/fold<f>.yaml) and cv.json are written
@@ -32,6 +33,7 @@ from xray_exp.cv.record import CV_FILE, fold_run_dir, fold_state, refresh_cv_rec
 from xray_exp.data.synthetic import resolve_data_yaml
 from xray_exp.errors import ConfigError, XrayExpError
 from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+from xray_exp.runs.classify_run import task_of
 from xray_exp.runs.lifecycle import is_fresh_run_dir, ultralytics_dir
 from xray_exp.runs.post_training import metric_settings
 from xray_exp.runs.single_run import train_run
@@ -40,6 +42,14 @@ from xray_exp.sweep.job import record_failure
 log = logging.getLogger("xray_exp.sweep")
 
 NOT_REGISTERED = "cross-validation fold: not registered (the ensemble of the folds registers: xray_exp.ensemble)"
+NOT_REGISTERED_CLASSIFY = (
+    "cross-validation fold: not registered (a fold classifier is a gate as it is: "
+    "gate=<cv folder>/fold<f>/weights/best.onnx; python -m xray_exp.train task=classify registers one)"
+)
+
+
+def not_registered_note(config: DictConfig) -> str:
+    return NOT_REGISTERED_CLASSIFY if task_of(config) == "classify" else NOT_REGISTERED
 
 
 def cv_enabled(config: DictConfig) -> bool:
@@ -52,6 +62,8 @@ def cv_settings(config: DictConfig) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {
+        "task": task_of(config),  # classify: the folds are classifiers, OOF = P(abnormal) per image
+        "threshold": float(OmegaConf.select(config, "task.threshold", default=0.5)),
         "predict": {
             "conf": PREDICT_CONF,
             "iou": PREDICT_NMS_IOU,
@@ -79,7 +91,8 @@ def _same_plan(cv_dir: Path, plan) -> str | None:
     return None
 
 
-TRAINING_KEYS = ("model", "train", "augmentation")  # what a fold's training depends on (beside the plan)
+TRAINING_KEYS = ("model", "train", "augmentation", "task")  # what a fold's training depends on (beside the plan)
+NAMING_KEYS = ("task.suffix",)  # part of the folder's name, not of the training
 
 
 def _flat(node: Any, prefix: str) -> dict[str, Any]:
@@ -105,7 +118,11 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
         kept = {}
         for key in TRAINING_KEYS:
             kept.update(_flat(kept_cfg.get(key, {}), key))
+        if "task" not in kept_cfg:  # a fold trained before `task` existed: a detector with today's defaults
+            kept.update({k: v for k, v in now.items() if k.startswith("task.")}, **{"task.name": "detect"})
         for key in sorted(set(kept) | set(now)):
+            if key in NAMING_KEYS:
+                continue
             if kept.get(key) != now.get(key):
                 changed.setdefault(key, f"{key}: {kept.get(key)} -> {now.get(key)}")
     return list(changed.values())
@@ -154,7 +171,7 @@ def start_cv(config: DictConfig) -> Path:
         seed=plan.seed,
         names=plan.names,
         imgsz=int(config.train.imgsz),
-        model=str(config.model.name),
+        model=str(config.model.name) + str(OmegaConf.select(config, "task.suffix", default="")),
         dataset=str(config.dataset.name),
         patients_known=plan.patients_known,
         folds_csv=str(cv_dir / "folds.csv"),
@@ -180,7 +197,7 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
     if parent is not None:
         parent = dataclasses.replace(
             parent,
-            registration_note=NOT_REGISTERED,
+            registration_note=not_registered_note(cfg),
             tags={**parent.tags, "cv.name": str(cfg.cv.name), "cv.fold": str(fold)},
         )
     try:
@@ -236,7 +253,7 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
         from xray_exp.mlops.client import tracking_client  # lazy: only on this path
 
         client = tracking_client(info["tracking_uri"], timeout_s=config.tracking.timeout_s)
-        client.set_tag(info["parent_run_id"], "registry.decision", NOT_REGISTERED)
+        client.set_tag(info["parent_run_id"], "registry.decision", not_registered_note(config))
         status = "FINISHED" if out["complete"] else "FAILED"
         if isinstance(aborted, KeyboardInterrupt):
             status = "KILLED"

@@ -2,6 +2,7 @@
 
     from xray_exp.yolo.demo import write_demo_weights
     pt, onnx = write_demo_weights("/tmp/demo-model", names, calibration_images, imgsz=160)
+    pt, onnx = write_demo_classifier("/tmp/demo-cls", calibration_images, imgsz=224)   # the gate's timing
     python -m xray_exp.serve.demo_model /tmp/demo-model --imgsz 160   # the command that uses it
 
 Weights are random (never downloaded); BatchNorm statistics are calibrated on the given grey images and
@@ -71,3 +72,60 @@ def _spread_class_logits(net, x, scale: float = 1.5, offset: float = -6.0) -> No
             mean, std = outputs[k].mean(), outputs[k].std().clamp_min(1e-6)
             conv.weight.mul_(scale / std)
             conv.bias.sub_(mean).mul_(scale / std).add_(offset)
+
+
+CLASSIFY_ARCH = "yolo12n-cls.yaml"
+
+
+def write_demo_classifier(
+    out_dir: str | Path, calibration: Sequence[np.ndarray], imgsz: int = 224, seed: int = 0
+) -> tuple[Path, Path]:
+    """A random-init YOLO12n-cls normal/abnormal classifier (BatchNorm calibrated on the grey images): writes
+    <out_dir>/best.pt and <out_dir>/best.onnx (static imgsz x imgsz, what xray_exp.inference.onnx_classifier reads). For
+    timing the gate (python -m xray_exp.bench inference): its probabilities mean nothing."""
+    import cv2
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import ClassificationModel
+
+    from xray_exp.yolo.classify import export_classifier  # lazy: heavy (PIL, cv2, torch, tqdm)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = ClassificationModel(CLASSIFY_ARCH, nc=2, verbose=False)
+    net.names = {0: "abnormal", 1: "normal"}  # the folder order of xray_exp.data.classify
+    net.task = "classify"  # type: ignore[assignment]  # an nn.Module attribute Ultralytics reads
+    batch = np.stack([cv2.resize(img, (imgsz, imgsz), interpolation=cv2.INTER_AREA) for img in calibration])
+    x = torch.from_numpy(batch).float().div(255).unsqueeze(1).repeat(1, 3, 1, 1)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+    _spread_classify_logits(net, x)
+    model = YOLO(CLASSIFY_ARCH, task="classify")
+    model.model = net  # type: ignore[assignment]  # YOLO() types .model as its yaml path before loading
+    pt_path = out_dir / "best.pt"
+    model.save(pt_path)
+    return pt_path, export_classifier(pt_path, imgsz)
+
+
+def _spread_classify_logits(net, x, scale: float = 0.5) -> None:
+    """Fold an affine map into the classify head's linear layer so that each logit has mean 0 and std `scale`
+    on the calibration images: P(abnormal) varies around 0.5 (between a gate's low and high) instead of the
+    saturated 0 or 1 of a random head."""
+    import torch
+
+    head = net.model[-1].linear
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        net(x)
+        hook.remove()
+        mean, std = seen[0].mean(0), seen[0].std(0).clamp_min(1e-6)
+        head.weight.mul_((scale / std)[:, None])
+        head.bias.sub_(mean).mul_(scale / std)
