@@ -112,9 +112,9 @@ def to_gray_pipeline(transforms):
 
 
 def _trainer_base():
-    from ultralytics.models.yolo.detect import DetectionTrainer
+    from xray_exp.yolo.ultralytics_compat import HookedDetectionTrainer
 
-    return DetectionTrainer
+    return HookedDetectionTrainer
 
 
 class XrayDetectionTrainer(_trainer_base()):
@@ -137,13 +137,10 @@ class XrayDetectionTrainer(_trainer_base()):
     def train(self):
         """Ultralytics deletes `save_dir` before a DDP launch of a new training; here it is the run folder
         (config, logs, the MLflow journal), so it is kept (Ultralytics writes its files over it)."""
-        if not (self.ddp and not self.resume):
+        from xray_exp.yolo.ultralytics_compat import keep_save_dir_on_ddp_launch
+
+        with keep_save_dir_on_ddp_launch(self):
             return super().train()
-        self.resume = True  # read only by that deletion: the child trains from the pickled arguments
-        try:
-            return super().train()
-        finally:
-            self.resume = False
 
     def final_eval(self):
         self.in_final_eval = True
@@ -190,7 +187,7 @@ class XrayDetectionTrainer(_trainer_base()):
             batch["img"] = batch["img"].expand(-1, 3, -1, -1).contiguous()
         return batch
 
-    def _close_dataloader_mosaic(self):
-        super()._close_dataloader_mosaic()  # rebuilds the dataset's transforms
+    def close_dataloader_mosaic(self):
+        super().close_dataloader_mosaic()  # rebuilds the dataset's transforms
         if self.gray_loader:
             to_gray_pipeline(self.train_loader.dataset.transforms)
