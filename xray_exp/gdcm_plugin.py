@@ -17,6 +17,8 @@ import threading
 
 from pydicom import uid
 
+from xray_exp.pydicom_compat import gdcm_decoder_plugin
+
 LABEL = "xray_exp-gdcm"
 DECODER_DEPENDENCIES = {uid.JPEGExtended12Bit: ("python-gdcm>=3.0.10",)}
 _lock = threading.Lock()
@@ -80,7 +82,7 @@ def register_gdcm_fallback() -> bool:
             for decoder in vars(base).values():
                 if isinstance(decoder, base.Decoder) and "gdcm" in decoder.available_plugins:
                     decoder.remove_plugin("gdcm")
-                    decoder.add_plugin("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+                    decoder.add_plugin("gdcm", gdcm_decoder_plugin())
             base.JPEGExtended12BitDecoder.add_plugin(LABEL, (__name__, "decode_gdcm_frame"))
             _registered = True
     return True

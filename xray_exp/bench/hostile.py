@@ -74,11 +74,13 @@ def small_dicom(pixels: np.ndarray | None = None, syntax: str = "1.2.840.10008.1
 
 
 def _meta_end(data: bytes) -> int:
-    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.filereader import read_preamble
+
+    from xray_exp.pydicom_compat import read_file_meta
 
     fp = io.BytesIO(data)
     read_preamble(fp, False)
-    _read_file_meta_info(fp)
+    read_file_meta(fp)
     return fp.tell()
 
 

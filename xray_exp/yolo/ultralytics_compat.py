@@ -24,6 +24,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 CHECKED_VERSION = "8.4.190"
 # Ultralytics' private names used here, and only here (tests/package/test_compat_scan.py).
 PRIVATE_NAMES = frozenset({"_setup_ddp", "_setup_train", "_close_dataloader_mosaic"})
+# The modules those names live in: pytest fails on a DeprecationWarning raised there (pyproject.toml).
+INTERNAL_MODULES = ("ultralytics.engine.trainer", "ultralytics.utils.dist")
 
 _TorchDDP = torch.nn.parallel.DistributedDataParallel
 
