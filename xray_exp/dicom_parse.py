@@ -38,6 +38,7 @@ class GuardedBuffer(io.BytesIO):
     def stop_when(self, stop_before_pixels: bool):
         """pydicom's per-element callback: refuse a run of elements out of tag order (a flood of empty
         (0000,0000) elements is one), stop at the pixel data when asked."""
+        at_pixels = at_pixel_data()
 
         def check(tag, vr, length) -> bool:
             if tag <= self.last_tag:
@@ -49,7 +50,7 @@ class GuardedBuffer(io.BytesIO):
                     )
                     raise self.refusal
             self.last_tag = max(self.last_tag, int(tag))
-            return stop_before_pixels and at_pixel_data(tag, vr, length)
+            return stop_before_pixels and at_pixels(tag, vr, length)
 
         return check
 

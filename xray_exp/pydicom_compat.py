@@ -2,7 +2,7 @@
 
     from xray_exp.pydicom_compat import at_pixel_data, read_file_meta
     read_preamble(fp, False); meta = read_file_meta(fp)       # the (0002,eeee) group of a Part 10 stream
-    read_partial(fp, stop_when=at_pixel_data)                  # stop_before_pixels, with our own callback
+    read_partial(fp, stop_when=at_pixel_data())                # stop_before_pixels, with our own callback
 
 Checked against pydicom 3.0.2 (pyproject.toml bounds it to 3.0.x). tests/package/test_compat_pydicom.py
 fails, naming what changed, when an upgrade renames these functions or changes their signatures or
@@ -12,6 +12,7 @@ name of pydicom (PRIVATE_NAMES).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 CHECKED_VERSION = "3.0.2"
@@ -33,16 +34,17 @@ def read_file_meta(fp: BinaryIO) -> Any:
     return _read_file_meta_info(fp)
 
 
-def at_pixel_data(tag: Any, vr: str | None, length: int) -> bool:
-    """pydicom's `stop_when` test of `stop_before_pixels`: True at (7FE0,0010) Pixel Data, (7FE0,0008) Float
-    and (7FE0,0009) Double Float Pixel Data.
+def at_pixel_data() -> Callable[[Any, str | None, int], bool]:
+    """pydicom's `stop_when` test of `stop_before_pixels`, `(tag, vr, length) -> bool`: True at (7FE0,0010)
+    Pixel Data, (7FE0,0008) Float and (7FE0,0009) Double Float Pixel Data. Returned (not wrapped) so that a
+    per-element callback calls it directly.
 
     Checked against pydicom 3.0.2: `pydicom.filereader._at_pixel_data(tag, vr, length) -> bool`, the callback
     `read_partial`/`read_dataset` use for `stop_before_pixels=True`; ours combines it with other checks.
     """
     from pydicom.filereader import _at_pixel_data
 
-    return bool(_at_pixel_data(tag, vr, length))
+    return _at_pixel_data
 
 
 def gdcm_decoder_plugin() -> tuple[str, str]:

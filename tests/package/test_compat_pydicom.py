@@ -46,12 +46,12 @@ def test_read_file_meta_reads_the_meta_group_of_a_real_file(name, syntax):
 
 def test_at_pixel_data_stops_where_stop_before_pixels_does():
     path = get_testdata_file("CT_small.dcm")
-    ours = read_partial(open(path, "rb"), stop_when=at_pixel_data)
+    ours = read_partial(open(path, "rb"), stop_when=at_pixel_data())
     reference = pydicom.dcmread(path, stop_before_pixels=True)
     assert "PixelData" not in ours and list(ours.keys()) == list(reference.keys())
-    assert at_pixel_data(pydicom.tag.Tag(0x7FE00010), "OW", 100) is True
-    assert at_pixel_data(pydicom.tag.Tag(0x7FE00008), "OF", 4) is True  # Float Pixel Data
-    assert at_pixel_data(pydicom.tag.Tag(0x00280010), "US", 2) is False
+    assert at_pixel_data()(pydicom.tag.Tag(0x7FE00010), "OW", 100) is True
+    assert at_pixel_data()(pydicom.tag.Tag(0x7FE00008), "OF", 4) is True  # Float Pixel Data
+    assert at_pixel_data()(pydicom.tag.Tag(0x00280010), "US", 2) is False
 
 
 def test_gdcm_decoder_plugin_is_what_pydicom_registers():
