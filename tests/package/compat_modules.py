@@ -53,9 +53,7 @@ def private(owner: Any, name: str, expected: str, compat: str) -> Any:
     library = COMPAT[compat]
     installed = importlib.metadata.version(library)
     checked = declared(compat, "CHECKED_VERSION")
-    where = f"{getattr(owner, '__module__', owner.__name__)}.{getattr(owner, '__qualname__', '')}".rstrip(".")
-    if inspect.ismodule(owner):
-        where = owner.__name__
+    where = owner.__name__ if inspect.ismodule(owner) else f"{owner.__module__}.{owner.__qualname__}"
     fix = f"Fix: adapt xray_exp/{compat} to {library} {installed}, re-check its docstrings, set CHECKED_VERSION"
     value = getattr(owner, name, None)
     assert value is not None, (
