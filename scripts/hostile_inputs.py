@@ -26,7 +26,7 @@ def control_images() -> dict[str, bytes]:
     """A normal radiograph as PNG and as a DICOM (the NIH sample when present, else a synthetic film)."""
     import cv2
 
-    from xray_exp.bench.hostile import small_dicom
+    from xray_exp.data.synthetic_dicom import chest_xray_bytes
 
     pngs = sorted(NIH_IMAGES.glob("*.png")) if NIH_IMAGES.is_dir() else []
     if pngs:
@@ -36,7 +36,7 @@ def control_images() -> dict[str, bytes]:
 
         gray = synthetic_images(1, size=1024, seed=1)[0]
     png = cv2.imencode(".png", gray)[1].tobytes()
-    return {"control: chest X-ray PNG": png, "control: chest X-ray DICOM": small_dicom(gray)}
+    return {"control: chest X-ray PNG": png, "control: chest X-ray DICOM": chest_xray_bytes(gray)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,7 +181,7 @@ def compare_backends(onnx: Path, pt: Path, images, repeats: int, conf: float, th
     import torch
     from ultralytics import YOLO
 
-    from xray_exp.serve.onnx_detector import OnnxDetector
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     torch.set_num_threads(threads)
     detector = OnnxDetector(onnx, device="cpu", threads=threads)

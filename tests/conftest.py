@@ -88,10 +88,14 @@ def run_dir_of(proc: subprocess.CompletedProcess) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_tiny(session_dir) -> Path:
-    """A tiny synthetic dataset (data.yaml), generated once per session."""
+    """The debug=smoke synthetic dataset (data.yaml; its sizes are smoke.yaml's), generated once per session."""
+    from omegaconf import OmegaConf
+
+    from xray_exp import CONF_DIR
     from xray_exp.data.synthetic import ensure_synthetic_dataset
 
-    return ensure_synthetic_dataset(session_dir / "datasets", num_train=8, num_val=4, num_test=4, image_size=128)
+    smoke = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "debug" / "smoke.yaml").dataset.synthetic)
+    return ensure_synthetic_dataset(session_dir / "datasets", **smoke)
 
 
 def free_port() -> int:

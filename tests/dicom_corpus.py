@@ -1,12 +1,16 @@
-"""Real DICOMs for the decoding tests: pydicom's own test files and NIH chest X-rays re-encoded per syntax.
+"""Real DICOMs for the decoding, SR, predict and PACS tests: pydicom's own test files, and NIH chest X-rays made
+into DICOMs by the package's one builder (xray_exp.data.synthetic_dicom), per transfer syntax.
 
-pydicom's files ship inside its wheel (get_testdata_file resolves them offline). The NIH DICOMs are made
-here from one PNG of ../shared/data/nih-cxr14-bbox (a synthetic film when it is absent).
+    pydicom_file("CT_small.dcm")   # a path inside pydicom's wheel (get_testdata_file resolves it offline)
+    nih_pixels(3, size=256)        # (name, uint8 grey) of an NIH radiograph of ../shared (a synthetic film without it)
+    nih_dicom("j2k-lossless")      # that radiograph as DICOM bytes in one syntax (LOSSLESS_NIH, LOSSY_NIH)
+    dciodvfy_errors(path)          # dciodvfy's "Error" lines (None when dicom3tools is not installed)
 """
 
 from __future__ import annotations
 
-import io
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from xray_exp.bench.hostile import small_dicom
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 
 NIH_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-cxr14-bbox" / "images"
 
@@ -69,60 +73,56 @@ def pydicom_file(name: str) -> Path:
     return Path(path)
 
 
-def synthetic_film(size: int = 512, seed: int = 5) -> np.ndarray:
+def synthetic_film(size: int = 512, seed: int = 0) -> np.ndarray:
     """A synthetic chest film as smooth as a radiograph: xray_exp.data.synthetic's film without its grain
     (Gaussian blur, sigma 1 px). Its noise-like grain is what a lossy codec cannot keep: JPEG 2000 at ratio 20
-    gives PSNR 36.8 dB on the grainy film, 50.1 dB on this one (50.5 dB on the NIH radiograph)."""
+    gives PSNR 36.8 dB on the grainy film, 50 dB on this one (50.5 dB on the NIH radiograph)."""
     from xray_exp.serve.demo_model import synthetic_images
 
     return cv2.GaussianBlur(synthetic_images(1, size=size, seed=seed)[0], (0, 0), 1.0)
 
 
-@cache
-def nih_png() -> tuple[str, np.ndarray]:
-    """(name, uint8 grey) of one NIH radiograph, or a synthetic film when ../shared is absent."""
+def nih_pixels(index: int = 0, size: int | None = 512) -> tuple[str, np.ndarray]:
+    """(name, uint8 grey) of a real NIH radiograph (downscaled to `size`), or a synthetic film without ../shared."""
     paths = sorted(NIH_IMAGES.glob("*.png")) if NIH_IMAGES.is_dir() else []
     if paths:
-        return paths[0].name, cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)
-    return "synthetic", synthetic_film()
+        path = paths[index % len(paths)]
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if size:
+            gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+        return path.name, gray
+    return f"synthetic-{index}", synthetic_film(size or 512, seed=index)
+
+
+# the NIH radiograph's syntaxes: kind -> (transfer syntax, encoder options)
+NIH_SYNTAXES = {
+    "explicit": (ExplicitVRLittleEndian, {}),
+    "implicit": (ImplicitVRLittleEndian, {}),
+    "big-endian": (ExplicitVRBigEndian, {}),
+    "deflated": (DeflatedExplicitVRLittleEndian, {}),
+    "rle": (RLELossless, {}),
+    "jpeg-ls": (JPEGLSLossless, {}),
+    "j2k-lossless": (JPEG2000Lossless, {}),
+    "j2k-lossy": (JPEG2000, {"j2k_cr": [20]}),
+    "jpeg-baseline": (JPEGBaseline8Bit, {"quality": 95}),  # libjpeg's (OpenCV's) codestream, encapsulated as it is
+}
 
 
 @cache
 def nih_dicom(kind: str) -> bytes:
-    """The NIH radiograph as a DX DICOM in the syntax `kind` (LOSSLESS_NIH or LOSSY_NIH)."""
-    return encode_as(nih_png()[1], kind)
+    """The first NIH radiograph, full size, as a DX DICOM in the syntax `kind` (LOSSLESS_NIH or LOSSY_NIH)."""
+    return encode_as(nih_pixels(0, size=None)[1], kind)
 
 
 def encode_as(pixels: np.ndarray, kind: str) -> bytes:
     """uint8 grey `pixels` as a DX DICOM in the syntax `kind` (LOSSLESS_NIH or LOSSY_NIH)."""
-    import pydicom
-    from pydicom.encaps import encapsulate
+    syntax, options = NIH_SYNTAXES[kind]
+    return chest_xray_bytes(pixels, syntax=syntax, compression=options)
 
-    ds = pydicom.dcmread(io.BytesIO(small_dicom(pixels)))
-    plain = {
-        "explicit": ExplicitVRLittleEndian,
-        "implicit": ImplicitVRLittleEndian,
-        "big-endian": ExplicitVRBigEndian,
-        "deflated": DeflatedExplicitVRLittleEndian,
-    }
-    if kind in plain:
-        return small_dicom(pixels, syntax=plain[kind])
-    if kind == "jpeg-baseline":  # libjpeg's (OpenCV's) codestream, encapsulated as it is
-        ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        ds.PixelData = encapsulate([jpeg.tobytes()])
-        ds["PixelData"].VR = "OB"
-        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        return buf.getvalue()
-    compress = {
-        "rle": (RLELossless, {}),
-        "jpeg-ls": (JPEGLSLossless, {}),
-        "j2k-lossless": (JPEG2000Lossless, {}),
-        "j2k-lossy": (JPEG2000, {"j2k_cr": [20]}),
-    }
-    syntax, options = compress[kind]
-    ds.compress(syntax, **options)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+
+def dciodvfy_errors(path: Path) -> list[str] | None:
+    """dciodvfy's error lines for a file (None when dicom3tools is not installed)."""
+    if shutil.which("dciodvfy") is None:
+        return None
+    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]

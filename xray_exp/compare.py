@@ -25,10 +25,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.eval_schema import CompareConfig
 from xray_exp.config.overrides import normalize_argv
-from xray_exp.errors import ConfigError, ModelError, XrayExpError
+from xray_exp.config.store import register_configs
+from xray_exp.errors import ConfigError, ModelError, exit_on_user_error
+from xray_exp.evaluate import resolve_model
+from xray_exp.evaluation.comparison import compare_models, write_comparison
+from xray_exp.mlops.report_run import end_report_run, evaluation_params, log_report_files, start_report_run
+from xray_exp.mlops.run_tags import flatten
 
 register_configs()
 log = logging.getLogger("xray_exp.compare")
@@ -65,8 +69,6 @@ def positional_to_overrides(args: list[str]) -> list[str]:
 
 def resolve_candidate(spec: str, tracking_uri: str | None, cache_dir: str | Path) -> tuple[Path, str]:
     """A run folder, weight file or models:/ URI -> (weights path, display name)."""
-    from xray_exp.evaluate import resolve_model
-
     if str(spec).startswith("models:/"):
         return resolve_model(spec, tracking_uri, cache_dir), str(spec)
     path = Path(str(spec)).expanduser().resolve()
@@ -86,7 +88,7 @@ def run_comparison(cfg: DictConfig) -> dict:
     """Predict with both models, compare, print the verdicts, write and log the report."""
     gated = bool(cfg.gate.model)
     if gated:  # the gate's settings are checked before any work; without B, B is A gated
-        from xray_exp.evaluation.gated import gate_settings
+        from xray_exp.evaluation.gated import gate_settings  # lazy: only on this path
 
         gate_settings(cfg.gate, cfg.no_finding_class)
         if OmegaConf.is_missing(cfg, "b") and not OmegaConf.is_missing(cfg, "a"):
@@ -97,10 +99,14 @@ def run_comparison(cfg: DictConfig) -> dict:
                 "two models needed. Fix: python -m xray_exp.compare <A> <B> (run folders, weight "
                 "files or models:/ URIs)"
             )
-    from xray_exp.evaluate import evaluation_imgsz, evaluation_metric_settings, offline_data_yaml, resolve_model
+    from xray_exp.evaluate import (  # lazy: a second module's name of the same spelling
+        evaluation_imgsz,
+        evaluation_metric_settings,
+        offline_data_yaml,
+        resolve_model,
+    )
 
     data_yaml = offline_data_yaml(cfg)
-    from xray_exp.evaluation.comparison import compare_models, write_comparison
 
     models: list[dict[str, Any]] = []
     for key in ("a", "b"):
@@ -109,7 +115,7 @@ def run_comparison(cfg: DictConfig) -> dict:
         print(f"{key.upper()}: {name}  ({weights}, imgsz {imgsz}: {source})", flush=True)
         models.append({"name": name, "weights": weights, "imgsz": imgsz, "spec": str(cfg[key])})
     if gated:
-        from xray_exp.evaluation.gated import prepare_gate
+        from xray_exp.evaluation.gated import prepare_gate  # lazy: only on this path
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         b = models[1]
@@ -150,68 +156,23 @@ def run_comparison(cfg: DictConfig) -> dict:
 
 def log_comparison(cfg: DictConfig, comparison, out_dir: Path) -> None:
     """One MLflow run in the comparison experiment: both models, every difference, the report."""
-    from xray_exp.mlops.run_tags import flatten, run_tags
-    from xray_exp.mlops.tracker import Tracker
-
-    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     a, b = comparison.models
-    tracker.start(
-        cfg.comparison_experiment,
-        f"compare-{cfg.split}-{out_dir.name}",
-        run_tags(
-            cfg.paths.root,
-            list(HydraConfig.get().overrides.task),
-            {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name},
-        ),
-    )
+    tags = {"a": a["spec"], "b": b["spec"], "split": cfg.split, "dataset": cfg.dataset.name}
+    tracker = start_report_run(cfg, cfg.comparison_experiment, "compare", out_dir, tags)
     keys = (
-        "split",
-        "conf",
-        "iou",
-        "match_iou",
-        "decision_conf",
-        "map40_method",
-        "froc_hit",
-        "no_finding_class",
-        "n_boot",
-        "ci_seed",
-        "ci_level",
-        "max_det",
+        "split conf iou match_iou decision_conf map40_method froc_hit no_finding_class n_boot ci_seed ci_level max_det"
     )
-    tracker.log_params(
-        flatten(
-            {
-                "a": a["spec"],
-                "b": b["spec"],
-                "a.imgsz": a["imgsz"],
-                "b.imgsz": b["imgsz"],
-                **{k: cfg[k] for k in keys},
-                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
-            }
-        )
-    )
+    models = {"a": a["spec"], "b": b["spec"], "a.imgsz": a["imgsz"], "b.imgsz": b["imgsz"]}
+    tracker.log_params(flatten({**models, **evaluation_params(cfg, keys.split())}))
     tracker.log_metrics(comparison.flat())
-    tracker.log_artifact(out_dir / "report.md", "report")
-    tracker.log_artifact(out_dir / "comparison.json", "report")
-    tracker.log_artifact(out_dir / "comparison.csv", "report")
-    tracker.log_artifact(out_dir / "plots", "report/plots")
-    tracker.end()
-    if tracker.run_id:
-        print(f"MLflow run {tracker.run_id} ({cfg.comparison_experiment}) at {cfg.tracking.tracking_uri}")
+    log_report_files(tracker, out_dir, ("report.md", "comparison.json", "comparison.csv", "plots"))
+    end_report_run(tracker, cfg.comparison_experiment, cfg.tracking.tracking_uri)
 
 
 @hydra.main(config_path="conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
-    mode = HydraConfig.get().mode
-    try:
+    with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         run_comparison(cfg)
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from xray_exp import CONF_DIR
 from xray_exp.config.overrides import unknown_key_errors
 from xray_exp.config.schema import EnsembleConfig
-from xray_exp.errors import XrayExpError
+from xray_exp.errors import exit_on_user_error, exit_with_errors
 
 log = logging.getLogger("xray_exp.ensemble")
 ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
@@ -47,24 +47,16 @@ def remove_if_untouched(out_dir: Path) -> None:
 
 @hydra.main(config_path="conf", config_name="ensemble")
 def main(cfg: DictConfig) -> None:
-    from xray_exp.ensembles.run import run_ensemble
+    from xray_exp.ensembles.run import run_ensemble  # lazy: heavy (cv2)
 
-    mode = HydraConfig.get().mode
-    try:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    with exit_on_user_error(reraise=multirun, clean_up=lambda: remove_if_untouched(Path(cfg.out_dir))):
         run_ensemble(cfg)
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        remove_if_untouched(Path(cfg.out_dir))
-        if mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
     sys.argv[1:] = alias_tune_override(sys.argv[1:])
     errors = unknown_key_errors(sys.argv[1:], EnsembleConfig, CONF_DIR)
     if errors:
-        print("\n".join(f"ERROR: {e}" for e in errors), file=sys.stderr)
-        sys.exit(2)
+        exit_with_errors(errors)
     main()

@@ -25,10 +25,25 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.eval_schema import EvaluateConfig
 from xray_exp.config.overrides import normalize_argv
-from xray_exp.errors import ConfigError, ModelError, XrayExpError
+from xray_exp.config.store import register_configs
+from xray_exp.errors import ConfigError, ModelError, exit_on_user_error
+from xray_exp.evaluation import MetricSettings, evaluate_split
+from xray_exp.evaluation.classifier import evaluate_classifier
+from xray_exp.evaluation.dataset import load_split
+from xray_exp.evaluation.report import metrics_table
+from xray_exp.mlops.report_run import (
+    REPORT_FILES,
+    end_report_run,
+    evaluation_params,
+    log_report_files,
+    start_report_run,
+)
+from xray_exp.mlops.run_tags import flatten
+from xray_exp.runs.lifecycle import resolve_data_yaml
+from xray_exp.yolo.predict import class_names, load_yolo, trained_imgsz
+from xray_exp.yolo.runtime import configure_offline
 
 register_configs()
 log = logging.getLogger("xray_exp.evaluate")
@@ -47,7 +62,7 @@ def alias_gate_override(arg: str) -> str:
 def resolve_model(weights: str, tracking_uri: str | None, cache_dir: str | Path) -> Path:
     """A weights path, or the best.pt of a `models:/<name>@<alias>` (or `/<version>`) registry URI."""
     if str(weights).startswith("models:/"):
-        from xray_exp.mlops.registry import resolve_weights
+        from xray_exp.mlops.registry import resolve_weights  # lazy: only on this path
 
         return Path(resolve_weights(str(weights), tracking_uri, Path(cache_dir) / "registry")[0])
     path = Path(str(weights)).expanduser().resolve()
@@ -63,7 +78,6 @@ def evaluation_imgsz(requested: int | None, weights: Path) -> tuple[int, str]:
     """`imgsz=` when given, else the size the checkpoint was trained (.pt) or exported (ONNX) at."""
     if requested:
         return int(requested), "imgsz= given"
-    from xray_exp.yolo.predict import trained_imgsz
 
     size = trained_imgsz(weights)
     if size is None:
@@ -73,8 +87,6 @@ def evaluation_imgsz(requested: int | None, weights: Path) -> tuple[int, str]:
 
 def evaluation_metric_settings(cfg: DictConfig):
     """The scoring keys of this config (the same as post-training's `post.*`)."""
-    from xray_exp.evaluation import MetricSettings
-
     try:
         return MetricSettings.from_config(cfg)
     except ValueError as exc:
@@ -86,10 +98,8 @@ def offline_data_yaml(cfg: DictConfig) -> Path:
     must come before Ultralytics is imported (evaluate and compare)."""
     if OmegaConf.is_missing(cfg.dataset, "data_yaml"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.data_yaml=/path/to/data.yaml")
-    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(Path(cfg.paths.output_dir) / ".ultralytics", offline=cfg.offline)
-    from xray_exp.runs.lifecycle import resolve_data_yaml
 
     return resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
 
@@ -101,13 +111,11 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
             "no model given. Fix: python -m xray_exp.evaluate model=<best.pt | best.onnx | models:/<name>@<alias>>"
         )
     if cfg.gate.model:  # the gate's settings are checked before any work
-        from xray_exp.evaluation.gated import gate_settings
+        from xray_exp.evaluation.gated import gate_settings  # lazy: only on this path
 
         gate_settings(cfg.gate, cfg.no_finding_class)
     data_yaml = offline_data_yaml(cfg)
     weights = resolve_model(cfg.weights, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
-    from xray_exp.evaluation import evaluate_split
-    from xray_exp.evaluation.report import metrics_table
 
     imgsz, imgsz_source = evaluation_imgsz(cfg.imgsz, weights)
     print(f"imgsz {imgsz} ({imgsz_source})", flush=True)
@@ -116,7 +124,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         return evaluate_classifier_model(cfg, weights, data_yaml, imgsz, out_dir)
     gate, report_settings = None, {"imgsz from": imgsz_source}
     if cfg.gate.model:
-        from xray_exp.evaluation.gated import prepare_gate
+        from xray_exp.evaluation.gated import prepare_gate  # lazy: only on this path
 
         classifier = resolve_model(cfg.gate.model, cfg.tracking.tracking_uri, cfg.paths.cache_dir)
         pair = gated_pair(cfg, weights, classifier) if cfg.gate.register else None
@@ -151,7 +159,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, float]:
         transform=gate.apply if gate else None,
     )
     if gate:
-        from xray_exp.evaluation.gated import gate_counts
+        from xray_exp.evaluation.gated import gate_counts  # lazy: only on this path
 
         metrics.update(gate_counts(gate.last or [], cfg.split))
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -191,7 +199,7 @@ def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, P
                 "gate.register=true: give gate.name=<name> (or model=models:/<detector>@<alias>, "
                 "registered as <detector>-gated)"
             )
-        from xray_exp.mlops.registry import parse_models_uri
+        from xray_exp.mlops.registry import parse_models_uri  # lazy: only on this path
 
         name = parse_models_uri(str(cfg.weights))[0] + "-gated"
     return str(name), onnx_beside(weights), onnx_beside(classifier)
@@ -199,9 +207,6 @@ def gated_pair(cfg: DictConfig, weights: Path, classifier: Path) -> tuple[str, P
 
 def register_gated(cfg: DictConfig, tracker, pair, gate, data_yaml: Path, metrics: dict[str, float]) -> None:
     """Log the detector + gate as one model and register it (the promotion rule on `<split>/map40`)."""
-    from xray_exp.evaluation.dataset import load_split
-    from xray_exp.yolo.predict import class_names, load_yolo
-
     name, detector_onnx, classifier_onnx = pair
     s = gate.settings
     tracker.log_gated_model(
@@ -232,16 +237,13 @@ def register_gated(cfg: DictConfig, tracker, pair, gate, data_yaml: Path, metric
 
 def classifier_task(weights: Path) -> bool:
     """Whether `weights` is a normal/abnormal classifier (task=classify) rather than a detector."""
-    from xray_exp.yolo.classify import model_task
+    from xray_exp.yolo.classify import model_task  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     return model_task(weights) == "classify"
 
 
 def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, imgsz: int, out_dir: Path):
     """`model=<classifier>`: image-level metrics with intervals, calibration, report (no gate, no boxes)."""
-    from xray_exp.evaluation.classifier import evaluate_classifier
-    from xray_exp.evaluation.report import metrics_table
-
     if cfg.gate.model:
         raise ConfigError("gate= gates a detector's boxes; model= is a classifier. Fix: model=<detector>")
     metrics = evaluate_classifier(
@@ -263,101 +265,33 @@ def evaluate_classifier_model(cfg: DictConfig, weights: Path, data_yaml: Path, i
     return metrics
 
 
-REPORT_FILES = (
-    "report.md",
-    "metrics.json",
-    "predictions.csv",
-    "images.csv",
-    "submission.csv",
-    "plots",
-    "galleries",
-    "probabilities.csv",
-    "gate.json",
-)
-
-
 def log_evaluation(
     cfg: DictConfig, weights: Path, imgsz: int, metrics: dict[str, float], out_dir: Path, gated=None
 ) -> None:
     """One MLflow run in the evaluation experiment: settings, every metric, the report with its plots;
     `gated` (pair, gate, data.yaml): also the detector + gate as one registered model."""
-    from xray_exp.mlops.run_tags import flatten, run_tags
-    from xray_exp.mlops.tracker import Tracker
-
-    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
-    overrides = list(HydraConfig.get().overrides.task)
-    tracker.start(
-        cfg.evaluation_experiment,
-        f"eval-{cfg.split}-{out_dir.name}",
-        run_tags(
-            cfg.paths.root,
-            overrides,
-            {
-                "weights": str(cfg.weights),
-                "weights.path": str(weights),
-                "split": cfg.split,
-                "dataset": cfg.dataset.name,
-            },
-        ),
-    )
-    keys = (
-        "split",
-        "conf",
-        "iou",
-        "tta",
-        "match_iou",
-        "decision_conf",
-        "map40_method",
-        "froc_hit",
-        "no_finding_class",
-        "n_boot",
-        "ci_seed",
-        "max_det",
-    )
-    tracker.log_params(
-        flatten(
-            {
-                "weights": str(cfg.weights),
-                "imgsz": imgsz,
-                **{k: cfg[k] for k in keys},
-                "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                **({"gate": OmegaConf.to_container(cfg.gate)} if cfg.gate.model else {}),
-            }
-        )
-    )
+    tags = {"weights": str(cfg.weights), "weights.path": str(weights), "split": cfg.split, "dataset": cfg.dataset.name}
+    tracker = start_report_run(cfg, cfg.evaluation_experiment, "eval", out_dir, tags)
+    keys = "split conf iou tta match_iou decision_conf map40_method froc_hit no_finding_class n_boot ci_seed max_det"
+    tracker.log_params(flatten({"weights": str(cfg.weights), "imgsz": imgsz, **evaluation_params(cfg, keys.split())}))
     tracker.log_metrics(metrics)
-    for name in REPORT_FILES:
-        target = "report" if (out_dir / name).is_file() else f"report/{name}"
-        tracker.log_artifact(out_dir / name, target)
+    log_report_files(tracker, out_dir, (*REPORT_FILES, "probabilities.csv", "gate.json"))
     if gated:
         pair, gate_used, gated_data = gated
         register_gated(cfg, tracker, pair, gate_used, gated_data, metrics)
-    tracker.end()
-    if gated and tracker.outcome().get("registration"):
-        from xray_exp.mlops.registry import describe_decision
-
-        print(f"registry: {describe_decision(tracker.outcome()['registration'])}", flush=True)
-    if tracker.run_id:
-        print(f"MLflow run {tracker.run_id} ({cfg.evaluation_experiment}) at {cfg.tracking.tracking_uri}")
+    end_report_run(tracker, cfg.evaluation_experiment, cfg.tracking.tracking_uri)
 
 
 @hydra.main(config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Evaluate once; returns the objective metric (for sweepers)."""
-    mode = HydraConfig.get().mode
-    try:
+    with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         metrics = run_evaluation(cfg)
         if cfg.objective not in metrics and f"{cfg.split}/brier" in metrics:  # a classifier: AUROC
             return metrics[f"{cfg.split}/auroc"]
         if cfg.objective not in metrics:
             raise ConfigError(f"objective: {cfg.objective!r} was not computed; available: {', '.join(metrics)}")
         return metrics[cfg.objective]
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

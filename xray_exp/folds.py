@@ -14,7 +14,6 @@ Bad input (folds < 2, more folds than patients, no train/val pool) exits 2 with 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -22,7 +21,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from xray_exp.config.schema import FoldsConfig
-from xray_exp.errors import ConfigError, XrayExpError
+from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
+from xray_exp.errors import ConfigError, exit_on_user_error
 
 ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
 
@@ -30,7 +30,7 @@ ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
 def run_folds(cfg: DictConfig) -> Path:
     """Plan (data=...) or finish (cv_dir=...); returns the folder written."""
     if cfg.cv_dir:
-        from xray_exp.cv.finish import finish_cv
+        from xray_exp.cv.finish import finish_cv  # lazy: only on this path
 
         finish_cv(cfg.cv_dir, allow_missing=bool(cfg.allow_missing), n_boot=int(cfg.n_boot))
         return Path(cfg.cv_dir).resolve()
@@ -39,7 +39,6 @@ def run_folds(cfg: DictConfig) -> Path:
             "no dataset given. Fix: python -m xray_exp.folds data=/path/to/data.yaml folds=5 (or "
             "cv_dir=outputs/cv/<name> to finish a cross-validation)"
         )
-    from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
 
     plan = make_fold_plan(cfg.data, int(cfg.folds), int(cfg.seed), key="folds")
     out_dir = Path(
@@ -53,11 +52,8 @@ def run_folds(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path="conf", config_name="folds")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         run_folds(cfg)
-    except XrayExpError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

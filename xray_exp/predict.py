@@ -20,8 +20,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from xray_exp import CONF_DIR
+from xray_exp.config.overrides import schema_key_paths, split_override, suggest
 from xray_exp.config.schema import PredictConfig
-from xray_exp.errors import XrayExpError
+from xray_exp.errors import exit_on_user_error, exit_with_errors
+from xray_exp.inference.run import predict_from_config
 
 log = logging.getLogger("xray_exp.predict")
 PREDICT_CONF_DIR = CONF_DIR / "predict"
@@ -30,20 +32,12 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 
 @hydra.main(config_path=str(PREDICT_CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from xray_exp.inference.run import predict_from_config
-
-    try:
+    with exit_on_user_error():
         predict_from_config(cfg)
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
 
 
 def unknown_key_messages(args: list[str]) -> list[str]:
     """One message per override whose key PredictConfig does not have, with the closest keys."""
-    from xray_exp.config.overrides import schema_key_paths, split_override, suggest
-
     paths, _ = schema_key_paths(PredictConfig)
     messages = []
     for arg in args:
@@ -61,10 +55,8 @@ def unknown_key_messages(args: list[str]) -> list[str]:
 def cli() -> None:
     """Unknown keys caught with a did-you-mean before Hydra composes anything."""
     errors = unknown_key_messages(sys.argv[1:])
-    for message in errors:
-        print(f"ERROR: {message}", file=sys.stderr)
     if errors:
-        sys.exit(2)
+        exit_with_errors(errors)
     main()
 
 

@@ -27,9 +27,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from xray_exp.config import register_configs
+from xray_exp import CONF_DIR
+from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import RayMainConfig
-from xray_exp.errors import XrayExpError
+from xray_exp.config.store import register_configs
+from xray_exp.distributed.cluster import connect
+from xray_exp.errors import XrayExpError, exit_on_user_error
+from xray_exp.runs.lifecycle import load_started_config
 
 log = logging.getLogger("xray_exp.ray")
 
@@ -59,8 +63,6 @@ def register_ray_configs() -> None:
 
 def load_started(run_dir: Path) -> DictConfig:
     """The config a tune/train run was started with (`resume=<folder>`), its generated names pinned."""
-    from xray_exp.runs.lifecycle import load_started_config
-
     cfg = load_started_config(run_dir)
     with open_dict(cfg):
         cfg.resume = str(run_dir)
@@ -75,7 +77,6 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
     run_dir = Path(run_dir).resolve()
     if cfg.resume:
         cfg = load_started(run_dir)
-    from xray_exp.distributed.cluster import connect
 
     cluster = connect(
         cfg.ray.address,
@@ -86,10 +87,10 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
     )
     try:
         if str(cfg.mode) == "tune":
-            from xray_exp.distributed.tune_driver import run_tune
+            from xray_exp.distributed.tune_driver import run_tune  # lazy: only on this path
 
             return run_tune(cfg, run_dir, overrides, cluster)
-        from xray_exp.distributed.train_driver import run_train
+        from xray_exp.distributed.train_driver import run_train  # lazy: only on this path
 
         try:
             return run_train(cfg, run_dir, overrides, cluster)
@@ -105,22 +106,12 @@ def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> fl
 @hydra.main(config_path="conf", config_name="ray_main")
 def _main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
-    try:
+    with exit_on_user_error(reraise=hydra_cfg.mode == RunMode.MULTIRUN):
         return run_on_ray(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
-    except XrayExpError as exc:
-        log.error("%s", exc)
-        if hydra_cfg.mode == RunMode.RUN:
-            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-            sys.exit(exc.exit_code)
-        raise
 
 
 def main() -> None:
     """Shortcuts expanded and unknown keys caught (xray_exp/config/overrides.py), then Hydra."""
-    from xray_exp import CONF_DIR
-    from xray_exp.config.overrides import normalize_argv
-    from xray_exp.config.schema import RayMainConfig
-
     sys.argv = normalize_argv(RayMainConfig, CONF_DIR)
     register_ray_configs()
     _main()

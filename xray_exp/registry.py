@@ -1,11 +1,9 @@
-"""Registered models from the command line (the registry logic lives in xray_exp/mlops/registry.py):
+"""The former name of `python -m xray_exp.models`, kept so that existing scripts keep working:
 
-python -m xray_exp.registry list [yolo12n]              # versions, aliases, objectives
-python -m xray_exp.registry show yolo12n development    # one version's tags (number or alias)
-python -m xray_exp.registry promote yolo12n 3 --alias production
+python -m xray_exp.registry list yolo12n        # = python -m xray_exp.models list yolo12n
 """
 
-from xray_exp.mlops.registry import main
+from xray_exp.mlops.models_command import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="python -m xray_exp.registry"))

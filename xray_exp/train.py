@@ -28,10 +28,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import TrainConfig
-from xray_exp.errors import XrayExpError
+from xray_exp.config.store import register_configs
+from xray_exp.errors import exit_on_user_error
+from xray_exp.runs.single_run import train_run
 
 register_configs()
 log = logging.getLogger("xray_exp.train")
@@ -41,36 +42,33 @@ log = logging.getLogger("xray_exp.train")
 @hydra.main(config_path="conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
-    from xray_exp.runs.single_run import train_run
-
     hydra_cfg = HydraConfig.get()
-    try:
-        parent, sweep_job = None, hydra_cfg.mode == RunMode.MULTIRUN
-        if sweep_job:  # a child of the sweep's MLflow run
-            from xray_exp.sweep.job import sweep_parent
+    sweep_job = hydra_cfg.mode == RunMode.MULTIRUN
+    with exit_on_user_error():
+        try:
+            parent = None
+            if sweep_job:  # a child of the sweep's MLflow run
+                from xray_exp.sweep.job import sweep_parent  # lazy: only on this path
 
-            parent = sweep_parent(cfg.model.name)
-            if cfg.cv.fold is not None:  # sweep=cv: one fold of a cross-validation
-                from xray_exp.sweep.cv_sweep import fold_job
+                parent = sweep_parent(cfg.model.name)
+                if cfg.cv.fold is not None:  # sweep=cv: one fold of a cross-validation
+                    from xray_exp.sweep.cv_sweep import fold_job  # lazy: only on this path
 
-                return fold_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent)
-        if cfg.cv.fold is not None:  # a fold alone: refused (its folder removed), it needs the CV's plan
-            from xray_exp.sweep.cv_sweep import refuse_single_fold
+                    return fold_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent)
+            if cfg.cv.fold is not None:  # a fold alone: refused (its folder removed), it needs the CV's plan
+                from xray_exp.sweep.cv_sweep import refuse_single_fold  # lazy: only on this path
 
-            refuse_single_fold(cfg, hydra_cfg.runtime.output_dir)
-        return train_run(
-            cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent, keep_failed_dir=sweep_job
-        )
-    except Exception as exc:
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # record it (FAILED child run), NaN to the sweeper, sweep goes on
-            from xray_exp.sweep.job import record_failure
+                refuse_single_fold(cfg, hydra_cfg.runtime.output_dir)
+            return train_run(
+                cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), parent, keep_failed_dir=sweep_job
+            )
+        except Exception as exc:
+            if not sweep_job:
+                raise
+            # a sweep job: record it (FAILED child run), NaN to the sweeper, the sweep goes on
+            from xray_exp.sweep.job import record_failure  # lazy: only on this path
 
             return record_failure(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task), exc)
-        if not isinstance(exc, XrayExpError):
-            raise
-        log.error("%s", exc)
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
 
 
 def cli() -> None:

@@ -572,4 +572,4 @@ def test_default_data_yaml_is_the_training_default(tmp_path, monkeypatch):
 
     monkeypatch.setattr("xray_exp.data.synthetic.ensure_synthetic_dataset", fake)
     assert D.default_data_yaml(tmp_path) == tmp_path / "outputs" / ".cache" / "datasets" / "data.yaml"
-    assert seen == {"cache_dir": tmp_path / "outputs" / ".cache" / "datasets", "spec": {}}  # SyntheticSpec defaults
+    assert seen == {"cache_dir": tmp_path / "outputs" / ".cache" / "datasets", "spec": {}}  # the schema's defaults

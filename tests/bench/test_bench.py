@@ -604,3 +604,19 @@ def test_loader_measures_stages_and_workers_on_a_tiny_set(tmp_path, capsys, monk
     assert ms["Mosaic"] > 0 and ms["Format"] > 0
     assert [m["workers"] for m in xray["loaders"]] == [0, 1]
     assert all(m["images"] == 8 and m["images_per_s"] > 0 for m in xray["loaders"])
+
+
+# ---------------------------------------------------------------- hostile inputs
+
+
+def test_hostile_j2k_input_closes_the_file_it_reads():
+    """The patched JPEG 2000 DICOM is read from pydicom's test file without leaving its handle to the GC."""
+    import warnings
+
+    from xray_exp.bench.hostile import j2k_frame_larger_than_header
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = j2k_frame_larger_than_header()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert b"\xff\x4f\xff\x51" in data  # the codestream (SOC, SIZ) is still there, patched

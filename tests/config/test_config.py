@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
+from xray_exp.config.store import register_configs
 
 CONF = CONF_DIR
 GROUPS = ("model", "dataset", "augmentation", "hardware", "tracking", "experiment", "debug")

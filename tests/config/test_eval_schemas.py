@@ -15,8 +15,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.eval_schema import CompareConfig, EvaluateConfig
+from xray_exp.config.store import register_configs
 
 register_configs()
 

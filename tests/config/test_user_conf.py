@@ -16,9 +16,9 @@ from hydra._internal.utils import create_config_search_path
 from omegaconf import OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
 from xray_exp.config.overrides import unknown_key_errors, user_trees
 from xray_exp.config.schema import TrainConfig
+from xray_exp.config.store import register_configs
 
 register_configs()
 

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
+from xray_exp.config.store import register_configs
 
 register_configs()
 

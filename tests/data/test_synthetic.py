@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from xray_exp.data.synthetic import CLASS_NAMES, SyntheticSpec, ensure_synthetic_dataset, generate_image
+from xray_exp.config.schema import SyntheticConfig
+from xray_exp.data.synthetic import CLASS_NAMES, ensure_synthetic_dataset, generate_image
 from xray_exp.data.validate import validate_dataset
 
 
@@ -70,4 +72,28 @@ def test_nodule_is_brighter_than_its_surroundings():
 @pytest.mark.parametrize("bad", [{"num_val": 0}, {"image_size": 32}])
 def test_bad_spec_is_refused(tmp_path, bad):
     with pytest.raises(ValueError, match="dataset.synthetic"):
-        ensure_synthetic_dataset(tmp_path, **{**SyntheticSpec().__dict__, **bad})
+        ensure_synthetic_dataset(tmp_path, **{**SyntheticConfig().__dict__, **bad})
+
+
+def test_the_schema_is_the_one_home_of_the_defaults(tmp_path, monkeypatch):
+    """`dataset=synthetic` composes to the schema's defaults, the generator's CLI takes them, no config file
+    repeats them, and the default and smoke datasets keep the cache folders they had (their fingerprints)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from xray_exp import CONF_DIR
+    from xray_exp.config.store import register_configs
+    from xray_exp.data import synthetic
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="train", overrides=[])
+        smoke = compose(config_name="train", overrides=["debug=smoke"])
+    assert OmegaConf.to_container(cfg.dataset.synthetic) == asdict(SyntheticConfig())
+    assert "synthetic" not in OmegaConf.load(CONF_DIR / "dataset" / "synthetic.yaml")
+    seen = {}
+    monkeypatch.setattr(synthetic, "ensure_synthetic_dataset", lambda cache_dir, **spec: seen.update(spec))
+    synthetic.main([str(tmp_path)])
+    assert seen == asdict(SyntheticConfig())
+    assert synthetic.spec_fingerprint(SyntheticConfig()) == "dc9a06d29b8f"
+    assert synthetic.spec_fingerprint(SyntheticConfig(**smoke.dataset.synthetic)) == "68393b273983"

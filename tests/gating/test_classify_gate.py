@@ -87,8 +87,8 @@ def test_classify_data_derived_by_links_same_splits(trained):
 def test_classifier_pyfunc_answers_abnormal_probability(trained):
     import mlflow
 
-    from xray_exp.classifier import OnnxClassifier
     from xray_exp.imaging import read_xray
+    from xray_exp.inference.onnx_classifier import OnnxClassifier
 
     summary = json.loads((trained["cls"] / "summary.json").read_text())
     mlflow.set_tracking_uri(summary["tracking_uri"])
@@ -147,10 +147,10 @@ def test_evaluate_with_gate_says_so_and_gates(gated_eval):
 def test_gated_pair_registered_and_answers_like_a_detector(trained, gated_eval):
     import mlflow
 
-    from xray_exp.classifier import OnnxClassifier
-    from xray_exp.detector import OnnxDetector
     from xray_exp.gating import GateSettings, gate_record
     from xray_exp.imaging import read_xray
+    from xray_exp.inference.onnx_classifier import OnnxClassifier
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     det, cls = trained["det"] / "weights", trained["cls"] / "weights"
     assert "registry: registered det-gated v1 @development" in gated_eval.stdout

@@ -18,8 +18,9 @@ import pytest
 from conftest import REPO, free_port
 from mlflow.tracking import MlflowClient
 
-from xray_exp.detector import OnnxDetector, findings
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 from xray_exp.imaging import decode_xray_bytes, read_xray
+from xray_exp.inference.onnx_detector import OnnxDetector, findings
 from xray_exp.mlops.client import ensure_experiment
 from xray_exp.mlops.pyfunc_model import log_onnx_model
 from xray_exp.mlops.registry import register_model
@@ -88,7 +89,7 @@ def test_pyfunc_takes_images_and_returns_findings(registered, tmp_path, monkeypa
 
     (name, gray), (_, gray2) = h.sample_images(2)
     png, jpeg = h.png_bytes(gray), h.jpeg_bytes(gray2)
-    dicom = h.dicom_bytes((gray.astype(np.uint16) * 16), window=(2048, 4096))
+    dicom = chest_xray_bytes((gray.astype(np.uint16) * 16), window=(2048, 4096))
     path = tmp_path / "chest.png"
     path.write_bytes(png)
     out = model.predict([str(path), png, jpeg, dicom], params={"conf": CONF})
@@ -173,13 +174,13 @@ def test_mlflow_models_serve_answers_findings(registered, tmp_path):
 
 
 def test_service_and_model_share_one_pipeline():
-    from xray_exp.serve import onnx_detector
+    from xray_exp.serve import model_source
 
-    assert onnx_detector.OnnxDetector is OnnxDetector and onnx_detector.findings is findings
+    assert model_source.OnnxDetector is OnnxDetector
     assert (
         "fastapi"
         not in subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import xray_exp.detector, xray_exp.imaging"],
+            [sys.executable, "-X", "importtime", "-c", "import xray_exp.inference.onnx_detector, xray_exp.imaging"],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -91,7 +91,7 @@ def test_minimize_objective_promotes_lower_values(store, tmp_path):
 
 def registry_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "xray_exp.registry", *args],
+        [sys.executable, "-m", "xray_exp.models", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -117,7 +117,7 @@ def test_registry_cli_promotes_lists_and_shows(store, tmp_path):
     assert shown["version"] == 2 and shown["aliases"] == [ALIAS] and shown["tags"]["objective_value"] == "0.4"
 
     missing = registry_cli("--tracking-uri", uri, "promote", NAME, "9", "--alias", ALIAS)
-    assert missing.returncode == 2 and f"{NAME} v9 not found" in missing.stdout
+    assert missing.returncode == 2 and f"ERROR: {NAME} v9 not found" in missing.stderr
 
 
 def test_one_default_store_for_everything(tmp_path, monkeypatch):
@@ -142,7 +142,7 @@ def test_one_default_store_for_everything(tmp_path, monkeypatch):
                 env={**env, "XRAY_EXP_ROOT": str(tmp_path)},
             )
             assert proc.stdout.strip() == expected, (module, proc.stdout, proc.stderr)
-    listing = subprocess.run(
+    listing = subprocess.run(  # the former command name still works
         [sys.executable, "-m", "xray_exp.registry", "list"],
         capture_output=True,
         text=True,

@@ -34,7 +34,7 @@ def test_journal_then_upload_when_tracking_was_unreachable(tmp_path):
     tracker.end()
     assert tracker.problem and tracker.run_id is None and len(tracker.events()) == 5
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    proc = subprocess.run(
+    proc = subprocess.run(  # the former command name (xray_exp.tracking upload) still works
         [sys.executable, "-m", "xray_exp.tracking", "upload", str(tmp_path / "run"), "--tracking-uri", uri],
         capture_output=True,
         text=True,
@@ -183,7 +183,7 @@ def test_server_killed_mid_run_then_upload(tmp_path):
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         logs = out + err  # Hydra's job logging writes to stdout
-        assert "MLflow logging paused" in logs and "python -m xray_exp.tracking upload" in logs
+        assert "MLflow logging paused" in logs and "python -m xray_exp.upload" in logs
         run_dir = run_dir_of(subprocess.CompletedProcess([], 0, out, err))
         assert (run_dir / "weights" / "best.onnx").is_file() and (run_dir / "summary.json").is_file()
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -193,7 +193,7 @@ def test_server_killed_mid_run_then_upload(tmp_path):
     server = MlflowServer(tmp_path / "server", port=server.port).start()  # back, same store
     try:
         up = subprocess.run(
-            [sys.executable, "-m", "xray_exp.tracking", "upload", str(run_dir)],
+            [sys.executable, "-m", "xray_exp.upload", str(run_dir)],
             cwd=REPO,
             capture_output=True,
             text=True,

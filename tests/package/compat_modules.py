@@ -20,7 +20,7 @@ COMPAT = {
     "yolo/ultralytics_compat.py": "ultralytics",
     "config/omegaconf_compat.py": "omegaconf",
     "distributed/ray_compat.py": "ray",
-    "pydicom_compat.py": "pydicom",
+    "imaging/pydicom_compat.py": "pydicom",
 }
 
 

@@ -1,4 +1,4 @@
-"""What xray_exp/pydicom_compat.py relies on in pydicom is still there: a changed internal fails here, by
+"""What xray_exp/imaging/pydicom_compat.py relies on in pydicom is still there: a changed internal fails here, by
 name, instead of as uploads that no longer parse.
 
     PYTHONPATH=$PWD .venv/bin/python -m pytest tests/package/test_compat_pydicom.py -q
@@ -19,9 +19,9 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.package.compat_modules import private
 
-from xray_exp.pydicom_compat import at_pixel_data, gdcm_decoder_plugin, read_file_meta
+from xray_exp.imaging.pydicom_compat import at_pixel_data, gdcm_decoder_plugin, read_file_meta
 
-COMPAT = "pydicom_compat.py"
+COMPAT = "imaging/pydicom_compat.py"
 
 
 def test_private_reader_functions_exist_with_their_signatures():
@@ -63,7 +63,7 @@ def test_gdcm_decoder_plugin_is_what_pydicom_registers():
     module, function = gdcm_decoder_plugin()
     private(importlib.import_module(module), function, "(src, runner)", COMPAT)
     assert f'("gdcm", ("{module}", "{function}"))' in inspect.getsource(base), "pydicom registers GDCM otherwise"
-    from xray_exp.gdcm_plugin import register_gdcm_fallback
+    from xray_exp.imaging.gdcm_plugin import register_gdcm_fallback
 
     assert register_gdcm_fallback()
     assert [d for d in vars(base).values() if isinstance(d, base.Decoder) and "gdcm" in d.available_plugins]

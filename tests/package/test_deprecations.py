@@ -75,7 +75,7 @@ def private_function(module: str, stacklevel: int):
 def test_a_deprecation_inside_a_compat_call(monkeypatch, module, stacklevel, fails):
     from pydicom import filereader
 
-    from xray_exp.pydicom_compat import read_file_meta
+    from xray_exp.imaging.pydicom_compat import read_file_meta
 
     monkeypatch.setattr(filereader, "_read_file_meta_info", private_function(module, stacklevel))
     if fails:

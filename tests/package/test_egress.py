@@ -30,7 +30,7 @@ except ImportError:  # tests/ imported as a package
     from tests.polling import wait_until
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.yolo.runtime import TELEMETRY_ENV
+from xray_exp.offline import TELEMETRY_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 STRACE = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg"]

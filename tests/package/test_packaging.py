@@ -27,20 +27,19 @@ SERVE_FILES = (
     "serve/",
     "sr/",
     "pacs/",
-    "imaging.py",
-    "dicom_",
-    "pixel_scaling.py",
-    "gdcm_plugin.py",
-    "override_shortcuts.py",
-    "detector.py",
+    "imaging/",
+    "config/__init__.py",
+    "config/override_shortcuts.py",
+    "inference/__init__.py",
+    "inference/onnx_detector.py",
     "registry.py",
     "errors.py",
     "__init__.py",
     "ensembles/__init__.py",
     "ensembles/fusion.py",
     "ensembles/detector.py",
-    "classifier.py",
-    "gated_detector.py",
+    "inference/onnx_classifier.py",
+    "inference/gated_onnx_detector.py",
     "gating/",
 )
 # Declared but never imported: loaded by another package at run time.
@@ -218,7 +217,7 @@ def test_serve_extra_is_the_service_alone(tmp_path):
         from serve_fixtures import helpers as h
     except ImportError:  # pragma: no cover
         from tests.serve_fixtures import helpers as h
-    from xray_exp.detector import OnnxDetector
+    from xray_exp.inference.onnx_detector import OnnxDetector
     from xray_exp.mlops.client import ensure_experiment
     from xray_exp.mlops.pyfunc_model import log_onnx_model
     from xray_exp.mlops.registry import register_model

@@ -16,13 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from chest_dicoms import chest_dx, dicom_bytes, nih_pixels
 from conftest import run_cli
+from dicom_corpus import nih_pixels
 from orthanc import OrthancServer
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from serve_fixtures import helpers as h
 
+from xray_exp.data.synthetic_dicom import chest_xray_dicom, dicom_file_bytes
 from xray_exp.pacs.dicomweb import DicomWeb, DicomWebError
 from xray_exp.sr import FindingCodes, ModelIdentity, build_sr, read_sr_findings
 
@@ -60,7 +61,7 @@ def flat(boxes) -> list[float]:
 def upload_study(pacs, *datasets) -> list[str]:
     """Store DICOMs in Orthanc through its REST API (POST /instances); their SOP Instance UIDs."""
     for ds in datasets:
-        response = httpx.post(f"{pacs.url}/instances", content=dicom_bytes(ds), auth=pacs_auth(), timeout=30)
+        response = httpx.post(f"{pacs.url}/instances", content=dicom_file_bytes(ds), auth=pacs_auth(), timeout=30)
         assert response.status_code == 200, response.text
     return [str(ds.SOPInstanceUID) for ds in datasets]
 
@@ -102,8 +103,8 @@ def wait_for(client, study_uid: str, timeout: float = 90) -> dict:
 def test_analyze_round_trip_is_idempotent(client, pacs):
     study = generate_uid()
     images = [
-        chest_dx(nih_pixels(1, size=256)[1], study_uid=study),
-        chest_dx(nih_pixels(0, size=256)[1], messy=True, study_uid=study, instance=2),
+        chest_xray_dicom(nih_pixels(1, size=256)[1], header="complete", study_uid=study),
+        chest_xray_dicom(nih_pixels(0, size=256)[1], header="messy", study_uid=study, instance=2),
     ]
     image_uids = upload_study(pacs, *images)
     assert client.post(f"/studies/{study}/analyze").status_code == 401
@@ -134,7 +135,7 @@ def test_analyze_round_trip_is_idempotent(client, pacs):
 
 def test_studies_that_cannot_be_analysed(client, pacs):
     # a study holding only an SR: nothing to analyse
-    lonely = chest_dx(nih_pixels(2, size=64)[1])
+    lonely = chest_xray_dicom(nih_pixels(2, size=64)[1], header="complete")
     upload_study(pacs, build_sr(lonely, [], ModelIdentity("other", "1"), FindingCodes.load()))
     client.post(f"/studies/{lonely.StudyInstanceUID}/analyze", headers=AUTH)
     record = wait_for(client, lonely.StudyInstanceUID)
@@ -146,9 +147,9 @@ def test_studies_that_cannot_be_analysed(client, pacs):
     assert record["status"] == "failed" and "not found" in record["error"]
     # a study whose second image cannot be decoded: no SR at all is stored, not even the first image's
     study = generate_uid()
-    broken = chest_dx(nih_pixels(3, size=128)[1], study_uid=study, instance=2)
+    broken = chest_xray_dicom(nih_pixels(3, size=128)[1], header="complete", study_uid=study, instance=2)
     broken.PixelData = broken.PixelData[:100]
-    upload_study(pacs, chest_dx(nih_pixels(1, size=256)[1], study_uid=study), broken)
+    upload_study(pacs, chest_xray_dicom(nih_pixels(1, size=256)[1], header="complete", study_uid=study), broken)
     client.post(f"/studies/{study}/analyze", headers=AUTH)
     record = wait_for(client, study)
     assert record["status"] == "failed" and "cannot be decoded" in record["error"]
@@ -157,7 +158,7 @@ def test_studies_that_cannot_be_analysed(client, pacs):
 
 def test_predict_cli_from_dicomweb(pacs, tmp_path):
     study = generate_uid()
-    (uid,) = upload_study(pacs, chest_dx(nih_pixels(1, size=256)[1], study_uid=study))
+    (uid,) = upload_study(pacs, chest_xray_dicom(nih_pixels(1, size=256)[1], header="complete", study_uid=study))
     proc = run_cli(
         [
             "xray_exp.predict",
@@ -204,7 +205,16 @@ def test_down_or_failing_server_bounded_retries(tmp_path):
         url = f"http://xray:topsecret-81@127.0.0.1:{server.server_port}/dicom-web"
         failing = DicomWeb(url, secret, timeout_s=5, retries=3, backoff_s=0.01)
         with pytest.raises(DicomWebError, match=r"failed 3 times \(last: HTTP 500\); nothing was stored") as caught:
-            failing.store([build_sr(chest_dx(nih_pixels(0, 64)[1]), [], ModelIdentity("m", "1"), FindingCodes.load())])
+            failing.store(
+                [
+                    build_sr(
+                        chest_xray_dicom(nih_pixels(0, 64)[1], header="complete"),
+                        [],
+                        ModelIdentity("m", "1"),
+                        FindingCodes.load(),
+                    )
+                ]
+            )
         assert Answer500.hits == 3 and "topsecret" not in str(caught.value)
     finally:
         server.shutdown()

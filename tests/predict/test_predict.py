@@ -15,11 +15,12 @@ from pathlib import Path
 
 import cv2
 import pytest
-from chest_dicoms import chest_dx, nih_pixels
 from conftest import run_cli
+from dicom_corpus import nih_pixels
 from pydicom.data import get_testdata_file
 from serve_fixtures.helpers import demo_model
 
+from xray_exp.data.synthetic_dicom import chest_xray_dicom
 from xray_exp.errors import DatasetError, ModelError
 from xray_exp.imaging import read_xray
 from xray_exp.inference.predictor import load_predictor
@@ -43,10 +44,12 @@ def mixed(tmp_path_factory) -> Path:
     for i in (0, 1, 6):
         cv2.imwrite(str(root / f"nih-{i}.png"), nih_pixels(i, size=256)[1])
     cv2.imwrite(str(root / "nih-2.jpg"), nih_pixels(2, size=256)[1])
-    chest_dx(nih_pixels(1, size=256)[1], messy=True).save_as(
+    chest_xray_dicom(nih_pixels(1, size=256)[1], header="messy").save_as(
         str(root / "dicom" / "messy.dcm"), enforce_file_format=True
     )
-    chest_dx(nih_pixels(7, size=256)[1]).save_as(str(root / "dicom" / "IM0001"), enforce_file_format=True)
+    chest_xray_dicom(nih_pixels(7, size=256)[1], header="complete").save_as(
+        str(root / "dicom" / "IM0001"), enforce_file_format=True
+    )
     shutil.copy(get_testdata_file("CT_small.dcm"), root / "dicom" / "ct.dcm")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "notes.txt").write_text("not an image")

@@ -26,9 +26,9 @@ except ImportError:  # tests/ imported as a package
     from tests import dicom_corpus as corpus
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.bench.hostile import small_dicom
-from xray_exp.dicom_reader import first_frame, read_dataset
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 from xray_exp.imaging import ImageDecodeError, decode_dicom, decode_xray_bytes
+from xray_exp.imaging.dicom_decode import first_frame, read_dataset
 
 GRAY_FILES = [n for n in sorted(corpus.PYDICOM_FILES) if not n.startswith(("SC_", "examples_"))]
 
@@ -61,7 +61,7 @@ def test_lossless_syntaxes_of_one_slice_agree_pixel_for_pixel():
 
 @pytest.mark.parametrize("kind", corpus.LOSSLESS_NIH + corpus.LOSSY_NIH)
 def test_nih_radiograph_in_every_syntax_decodes_to_the_png(kind):
-    png = corpus.nih_png()[1]
+    png = corpus.nih_pixels(0, size=None)[1]
     data = corpus.nih_dicom(kind)
     stored = first_frame(read_dataset(data))
     reference = pydicom.dcmread(io.BytesIO(data)).pixel_array
@@ -95,11 +95,11 @@ RAMP = np.tile(np.linspace(0, 4095, 256).astype(np.uint16), (32, 1))
 
 
 def test_presentation_lut_inverse_inverts_once():
-    plain = decode_xray_bytes(small_dicom(RAMP))
-    inverse = decode_xray_bytes(small_dicom(RAMP, PresentationLUTShape="INVERSE"))
-    mono1 = decode_xray_bytes(small_dicom(RAMP, PhotometricInterpretation="MONOCHROME1"))
+    plain = decode_xray_bytes(chest_xray_bytes(RAMP))
+    inverse = decode_xray_bytes(chest_xray_bytes(RAMP, PresentationLUTShape="INVERSE"))
+    mono1 = decode_xray_bytes(chest_xray_bytes(RAMP, PhotometricInterpretation="MONOCHROME1"))
     mono1_inverse = decode_xray_bytes(
-        small_dicom(RAMP, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="INVERSE")
+        chest_xray_bytes(RAMP, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="INVERSE")
     )
     assert plain[0, 0] < plain[0, -1]
     assert np.array_equal(inverse, 255 - plain) and np.array_equal(mono1_inverse, mono1)
@@ -107,11 +107,11 @@ def test_presentation_lut_inverse_inverts_once():
 
 def test_voi_lut_function_sigmoid_follows_the_standard():
     center, width = 1500.0, 800.0
-    gray = decode_xray_bytes(small_dicom(RAMP, WindowCenter=center, WindowWidth=width, VOILUTFunction="SIGMOID"))
+    gray = decode_xray_bytes(chest_xray_bytes(RAMP, WindowCenter=center, WindowWidth=width, VOILUTFunction="SIGMOID"))
     sigmoid = 1.0 / (1.0 + np.exp(-4.0 * (RAMP[0].astype(np.float64) - center) / width))  # PS3.3 C.11.2.1.3.1
     expected = (sigmoid - sigmoid.min()) / (sigmoid.max() - sigmoid.min()) * 255.0
     assert np.abs(gray[0].astype(float) - expected).max() <= 1.0
-    linear = decode_xray_bytes(small_dicom(RAMP, WindowCenter=center, WindowWidth=width))
+    linear = decode_xray_bytes(chest_xray_bytes(RAMP, WindowCenter=center, WindowWidth=width))
     assert np.abs(linear[0].astype(int) - gray[0]).max() > 10
 
 
@@ -124,14 +124,14 @@ def test_voi_lut_function_sigmoid_follows_the_standard():
 )
 def test_unsupported_display_functions_are_refused_by_name(attrs, message):
     with pytest.raises(ImageDecodeError, match=message):
-        decode_xray_bytes(small_dicom(RAMP, WindowCenter=2048, WindowWidth=4096, **attrs))
+        decode_xray_bytes(chest_xray_bytes(RAMP, WindowCenter=2048, WindowWidth=4096, **attrs))
 
 
 def test_pixel_padding_is_left_out_of_the_scaling_and_shown_black():
     pixels = np.full((40, 60), 4095, np.uint16)  # padding: a white frame around the film
     pixels[5:35, 5:55] = np.linspace(100, 3000, 50).astype(np.uint16)
     for photometric in ("MONOCHROME2", "MONOCHROME1"):
-        data = small_dicom(pixels, PixelPaddingValue=4095, PhotometricInterpretation=photometric)
+        data = chest_xray_bytes(pixels, PixelPaddingValue=4095, PhotometricInterpretation=photometric)
         gray, info = decode_dicom(data)
         assert info["padding_pixels"] == 40 * 60 - 30 * 50
         assert (gray[:5] == 0).all() and (gray[:, :5] == 0).all()
@@ -223,6 +223,6 @@ def test_predict_serves_every_syntax_like_the_decoder(client, name):
 
 
 def test_predict_refuses_an_unsupported_voi_function_with_422(client):
-    data = small_dicom(RAMP, WindowCenter=2048, WindowWidth=4096, VOILUTFunction="CUBIC")
+    data = chest_xray_bytes(RAMP, WindowCenter=2048, WindowWidth=4096, VOILUTFunction="CUBIC")
     response = client.post("/predict", files={"file": ("x.dcm", data)})
     assert response.status_code == 422 and "VOI LUT Function 'CUBIC'" in response.json()["detail"]

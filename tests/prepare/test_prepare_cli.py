@@ -70,8 +70,8 @@ def test_cli_strict_exits_non_zero_naming_the_file(tmp_path):
         "summary.enabled=false",
     )
     proc = prepare(*args, "strict=true", root=tmp_path)
-    assert proc.returncode == 1
-    assert f"prepare failed: strict: missing_image: train.csv lists {source.missing_ids[0]}" in proc.stderr
+    assert proc.returncode == 2
+    assert f"ERROR: strict: missing_image: train.csv lists {source.missing_ids[0]}" in proc.stderr
     lenient = prepare(*args, root=tmp_path)
     assert lenient.returncode == 0 and "missing_image 1" in lenient.stdout
 
@@ -82,8 +82,8 @@ def test_cli_coco_that_does_not_parse_exits_non_zero_naming_the_file_and_line(tm
     (source / "annotations.json").write_text('{"images": [],\n "categories": [}')
     out = tmp_path / "out"
     proc = prepare("dataset=coco", f"source={source}", f"out_dir={out}", root=tmp_path)
-    assert proc.returncode == 1
-    assert f"prepare failed: {source / 'annotations.json'}: not valid JSON: " in proc.stderr
+    assert proc.returncode == 2
+    assert f"ERROR: {source / 'annotations.json'}: not valid JSON: " in proc.stderr
     assert "at line 2 column 17" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [".prepare"]  # Hydra's run folder only: no data written
     assert sorted(p.name for p in (out / ".prepare").iterdir()) == ["runs"]

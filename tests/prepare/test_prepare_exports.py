@@ -22,9 +22,9 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.prepare.export_formats import Labelled, voc_xml, write_coco, write_csv, write_patients, write_voc
 
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 from xray_exp.prepare.boxes import from_yolo_line
 from xray_exp.prepare.config import compose_prepare_config
-from xray_exp.prepare.fake_sources import write_dicom
 from xray_exp.prepare.pipeline import run_prepare
 from xray_exp.prepare.records import IssueLog, PrepareError
 from xray_exp.prepare.sources import load_source
@@ -67,7 +67,7 @@ def images(tmp_path_factory) -> dict[str, Labelled]:
     for name, (boxes, patient) in spec.items():
         path = folder / name
         if name.endswith(".dcm"):
-            write_dicom(path, picture(boxes).astype(np.uint16) * 16, 12, patient_id="PDCM")
+            path.write_bytes(chest_xray_bytes(picture(boxes).astype(np.uint16) * 16, bits_stored=12, patient_id="PDCM"))
         else:
             assert cv2.imwrite(str(path), picture(boxes))
         items[Path(name).stem] = Labelled(path, boxes, patient)

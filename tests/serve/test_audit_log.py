@@ -2,16 +2,15 @@
 
     .venv/bin/pytest tests/serve/test_audit_log.py
 
-A real `python -m xray_exp.serve` (log level debug, its output captured to a file) gets DICOMs built from pydicom's
-CT_small.dcm carrying a patient name, id, birth date and accession number; neither the audit log nor the service
-log may contain them, and the UIDs appear only as salted hashes (recomputed here with hmac).
+A real `python -m xray_exp.serve` (log level debug, its output captured to a file) gets chest X-ray DICOMs
+(xray_exp.data.synthetic_dicom) carrying a patient name, id, birth date and accession number; neither the audit
+log nor the service log may contain them, and the UIDs appear only as salted hashes (recomputed here with hmac).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import logging
 import os
@@ -20,10 +19,10 @@ import subprocess
 import sys
 
 import httpx
+import numpy as np
 import pydicom
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydicom.data import get_testdata_file
 
 try:
     from serve_fixtures import helpers as h
@@ -32,6 +31,7 @@ except ImportError:  # tests/ imported as a package
 
 from fastapi.testclient import TestClient
 
+from xray_exp.data.synthetic_dicom import chest_xray_dicom, dicom_file_bytes
 from xray_exp.serve.app import create_app
 from xray_exp.serve.audit import AuditLog, open_audit_log
 from xray_exp.serve.model_source import load_detector
@@ -53,12 +53,9 @@ def expected_hash(value: str) -> str:
 
 
 def phi_dicom(truncated: bool = False) -> tuple[bytes, pydicom.Dataset]:
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    for key, val in PHI.items():
-        setattr(ds, key, val)
-    buf = io.BytesIO()
-    ds.save_as(buf)
-    data = buf.getvalue()
+    """A 128x128 16-bit DX with the PHI; truncated: the last 20000 bytes (of its 32 KiB of pixels) cut off."""
+    ds = chest_xray_dicom(np.tile(np.arange(0, 4096, 32, dtype=np.uint16), (128, 1)), header="complete", **PHI)
+    data = dicom_file_bytes(ds)
     return (data[: len(data) - 20000] if truncated else data), ds
 
 

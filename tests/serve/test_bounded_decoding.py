@@ -28,9 +28,10 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp import dicom_reader, imaging
-from xray_exp.bench.hostile import small_dicom
+from xray_exp import imaging
 from xray_exp.bench.legal_huge import deflated_dicom_ramp, deflated_private_bomb, png16_ramp
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
+from xray_exp.imaging import dicom_decode
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
 from xray_exp.serve.model_source import load_detector, public_description
@@ -48,7 +49,7 @@ def huge_inputs() -> dict[str, bytes]:
     return {
         "png16": png16_ramp(SIDE, SIDE),
         "deflated": deflated_dicom_ramp(SIDE, SIDE),
-        "explicit": small_dicom(ramp),
+        "explicit": chest_xray_bytes(ramp),
         "ramp": ramp,
     }
 
@@ -57,7 +58,7 @@ def huge_inputs() -> dict[str, bytes]:
 def test_decoding_stays_within_2_5x_the_pixel_bytes(kind, huge_inputs):
     """Before: float32/float64 copies of the frame, 7x the pixel bytes for a 16-bit PNG."""
     data = huge_inputs[kind]
-    imaging.decode_xray_bytes(small_dicom())  # imports and plugin set-up outside the measurement
+    imaging.decode_xray_bytes(chest_xray_bytes())  # imports and plugin set-up outside the measurement
     tracemalloc.start()
     try:
         gray = imaging.decode_xray_bytes(data)
@@ -90,7 +91,7 @@ def test_windowing_through_a_lookup_table_equals_the_frame_arithmetic():
     for trial in range(40):
         bits = int(rng.choice([8, 12, 16]))
         arr = rng.integers(0, 2**bits, size=(37, 53)).astype(np.uint16 if bits > 8 else np.uint8)
-        ds = pydicom.dcmread(io.BytesIO(small_dicom(arr)))
+        ds = pydicom.dcmread(io.BytesIO(chest_xray_bytes(arr)))
         ds.BitsStored, ds.HighBit = bits, bits - 1
         if bits > 8 and trial % 4 == 0:
             ds.PixelRepresentation = 1
@@ -109,7 +110,7 @@ def test_windowing_through_a_lookup_table_equals_the_frame_arithmetic():
             ds.PixelPaddingRangeLimit = int(arr.flat[0]) + 30
         if trial % 3 == 2:
             ds.PhotometricInterpretation = "MONOCHROME1"
-        image, info = dicom_reader.dicom_to_uint8(ds)
+        image, info = dicom_decode.dicom_to_uint8(ds)
         assert np.array_equal(image, reference_window(ds)), trial
 
 
@@ -140,14 +141,14 @@ def test_deflated_sequences_and_private_elements_decode_like_explicit(huge_input
     inner = Dataset()
     inner.CodeValue, inner.CodingSchemeDesignator = "123", "99TEST"
     item.ConceptNameCodeSequence = Sequence([inner])
-    plain = small_dicom(arr, VOILUTSequence=Sequence([item]))
+    plain = chest_xray_bytes(arr, VOILUTSequence=Sequence([item]))
     ds = pydicom.dcmread(io.BytesIO(plain))
     ds.private_block(0x0029, "TESTVENDOR", create=True).add_new(0x10, "OB", b"\x01" * 300_000)
     ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    deflated, _ = dicom_reader.decode_dicom_bytes(buf.getvalue())
-    explicit, _ = dicom_reader.decode_dicom_bytes(plain)
+    deflated, _ = dicom_decode.decode_dicom_bytes(buf.getvalue())
+    explicit, _ = dicom_decode.decode_dicom_bytes(plain)
     assert np.array_equal(deflated, explicit)
 
 
@@ -318,7 +319,7 @@ def test_gdcm_decodes_12_bit_jpeg_extended_that_libjpeg_refuses(demo, tmp_path):
     import gdcm
 
     path = get_testdata_file("JPEG-lossy.dcm")
-    gray, info = dicom_reader.decode_dicom_bytes(open(path, "rb").read())
+    gray, info = dicom_decode.decode_dicom_bytes(open(path, "rb").read())
     assert gray.shape == (1024, 256) and info["transfer_syntax"] == "1.2.840.10008.1.2.4.51"
     reader = gdcm.ImageReader()  # GDCM's own file reader: an independent path to the same pixels
     reader.SetFileName(path)
@@ -328,7 +329,7 @@ def test_gdcm_decodes_12_bit_jpeg_extended_that_libjpeg_refuses(demo, tmp_path):
     # pylibjpeg stays first where it decodes: GDCM and libjpeg differ by 1 on lossy 12-bit JPEG
     other = get_testdata_file("JPGExtended.dcm")
     assert np.array_equal(
-        dicom_reader.first_frame(pydicom.dcmread(other)), pixel_array(other, decoding_plugin="pylibjpeg")
+        dicom_decode.first_frame(pydicom.dcmread(other)), pixel_array(other, decoding_plugin="pylibjpeg")
     )
     detector, info = demo
     with TestClient(create_app(ServeSettings(job_dir=str(tmp_path / "jobs")), detector, info)) as client:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import pytest
-from chest_dicoms import chest_dx, dciodvfy_errors, dicom_bytes, nih_pixels
+from dicom_corpus import dciodvfy_errors, nih_pixels
 from fastapi.testclient import TestClient
 from pydicom import dcmread
 from serve_fixtures import helpers as h
 
+from xray_exp.data.synthetic_dicom import chest_xray_dicom, dicom_file_bytes
 from xray_exp.serve.app import create_app
 from xray_exp.serve.settings import ServeSettings
 from xray_exp.sr import read_sr_findings
@@ -28,8 +29,8 @@ def flat(boxes) -> list[float]:
 
 
 def test_predict_sr_route(client, tmp_path):
-    messy = chest_dx(nih_pixels(1, size=256)[1], messy=True)
-    data = dicom_bytes(messy)
+    messy = chest_xray_dicom(nih_pixels(1, size=256)[1], header="messy")
+    data = dicom_file_bytes(messy)
     files = {"file": ("chest.dcm", data, "application/dicom")}
     response = client.post("/predict/sr", files=files)
     assert response.status_code == 200, response.text
@@ -49,5 +50,5 @@ def test_predict_sr_route(client, tmp_path):
     png = client.post("/predict/sr", files={"file": ("chest.png", h.png_bytes(nih_pixels(1, 64)[1]), "image/png")})
     assert png.status_code == 415 and "POST /predict" in png.json()["detail"]
     del messy.StudyInstanceUID
-    no_uid = client.post("/predict/sr", files={"file": ("x.dcm", dicom_bytes(messy), "application/dicom")})
+    no_uid = client.post("/predict/sr", files={"file": ("x.dcm", dicom_file_bytes(messy), "application/dicom")})
     assert no_uid.status_code == 422 and "StudyInstanceUID" in no_uid.json()["detail"]

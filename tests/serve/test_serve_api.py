@@ -21,7 +21,8 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.serve.onnx_detector import OnnxDetector
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
+from xray_exp.inference.onnx_detector import OnnxDetector
 
 AUTH = {"Authorization": f"Bearer {h.TOKEN}"}
 
@@ -123,7 +124,7 @@ def test_annotated_png(client, detector):
 def test_dicom_upload(client, detector):
     gray = h.sample_images(3)[2][1]
     deep = gray.astype(np.uint16) * 16  # 12-bit
-    body = upload(client, h.dicom_bytes(65535 - deep, photometric="MONOCHROME1"), name="x.dcm", conf=0.05).json()
+    body = upload(client, chest_xray_bytes(65535 - deep, photometric="MONOCHROME1"), name="x.dcm", conf=0.05).json()
     assert body["image"]["format"] == "dicom" and body["image"]["width"] == gray.shape[1]
 
 

@@ -59,7 +59,7 @@ def page(server):
 @pytest.fixture(scope="module")
 def chosen(tmp_path_factory):
     """A radiograph with a few findings at the default threshold, and one with none."""
-    from xray_exp.serve.onnx_detector import OnnxDetector
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     detector = OnnxDetector(h.demo_model()[1], device="cpu")
     folder = tmp_path_factory.mktemp("browser-images")

@@ -25,7 +25,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
-from xray_exp.serve.onnx_detector import Letterbox, OnnxDetector, letterbox, nms, parse_metadata
+from xray_exp.inference.onnx_detector import Letterbox, OnnxDetector, letterbox, nms, parse_metadata
 
 h.prepare_ultralytics()
 PRED_CONF = 0.005

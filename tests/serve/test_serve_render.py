@@ -17,6 +17,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
+
 try:
     from serve_fixtures import helpers as h
 except ImportError:  # tests/ imported as a package
@@ -96,7 +98,7 @@ def test_dicom_pixels_are_the_stored_values_with_the_file_window_and_no_phi(clie
 def test_monochrome1_radiograph_is_inverted_and_presets_follow_its_brightness(client):
     gray = dict(h.sample_images(2))[h.sample_images(2)[0][0]]
     stored = (4095 - gray.astype(np.uint16) * 16).astype(np.uint16)  # MONOCHROME1: high values are dark
-    data = h.dicom_bytes(stored, photometric="MONOCHROME1")
+    data = chest_xray_bytes(stored, photometric="MONOCHROME1")
     response, pixels, info = render(client, data)
     assert response.status_code == 200, response.text
     assert info["dtype"] == "uint16" and np.array_equal(pixels, stored) and info["invert"] is True

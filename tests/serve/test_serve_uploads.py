@@ -20,6 +20,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.serve_fixtures import helpers as h
 
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 from xray_exp.imaging import ImageDecodeError, decode_xray_bytes, probe_xray_bytes, to_uint8
 from xray_exp.serve import uploads
 from xray_exp.serve.app import create_app
@@ -93,7 +94,7 @@ def test_probe_matches_pil_on_real_files(gray):
     for data in samples:
         header = probe_xray_bytes(data)
         assert (header.width, header.height) == Image.open(io.BytesIO(data)).size
-    dicom = probe_xray_bytes(h.dicom_bytes(np.zeros((30, 40), np.uint16)))
+    dicom = probe_xray_bytes(chest_xray_bytes(np.zeros((30, 40), np.uint16)))
     assert (dicom.format, dicom.width, dicom.height, dicom.frames) == ("dicom", 40, 30, 1)
 
 
@@ -114,7 +115,7 @@ def test_pixel_limit_is_checked_before_decoding(monkeypatch):
     for data in (
         png_claiming(20000, 20000),
         jpeg_claiming(30000, 30000),
-        h.dicom_bytes(np.zeros((4, 4), np.uint16))[:0] or _dicom_claiming(20000, 20000),
+        _dicom_claiming(20000, 20000),
     ):
         with pytest.raises(uploads.UploadError) as err:
             uploads.decode_upload(data, MAX_PIXELS)
@@ -123,16 +124,7 @@ def test_pixel_limit_is_checked_before_decoding(monkeypatch):
 
 def _dicom_claiming(rows: int, columns: int) -> bytes:
     """A DICOM header announcing rows x columns with only a few bytes of pixel data."""
-    import io
-
-    import pydicom
-
-    data = h.dicom_bytes(np.zeros((2, 2), np.uint16))
-    ds = pydicom.dcmread(io.BytesIO(data))
-    ds.Rows, ds.Columns = rows, columns
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return chest_xray_bytes(np.zeros((2, 2), np.uint16), Rows=rows, Columns=columns)
 
 
 # --- through the API ---
@@ -143,19 +135,11 @@ def _malformed_dicom() -> bytes:
 
 
 def _dicom_without_pixels() -> bytes:
-    import io
-
-    import pydicom
-
-    ds = pydicom.dcmread(io.BytesIO(h.dicom_bytes(np.zeros((16, 16), np.uint16))))
-    del ds.PixelData
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return chest_xray_bytes(np.zeros((16, 16), np.uint16), without=("PixelData",))
 
 
 def _truncated_dicom() -> bytes:
-    data = h.dicom_bytes(np.full((64, 64), 1000, np.uint16))
+    data = chest_xray_bytes(np.full((64, 64), 1000, np.uint16))
     return data[: len(data) - 3000]
 
 
@@ -229,8 +213,8 @@ def test_formats_decode_like_training(client, gray):
         "png-rgba": h.png_bytes(rgba),
         "jpeg": h.jpeg_bytes(gray),
         "png-16bit": h.png_bytes(deep),
-        "dicom-mono1": h.dicom_bytes(65535 - deep, photometric="MONOCHROME1"),
-        "dicom-8bit": h.dicom_bytes(gray),
+        "dicom-mono1": chest_xray_bytes(65535 - deep, photometric="MONOCHROME1"),
+        "dicom-8bit": chest_xray_bytes(gray),
     }
     for name, data in uploads_by_format.items():
         body = _findings(client, data, conf=0.01)
@@ -247,8 +231,8 @@ def test_16bit_png_is_scaled_not_clipped(gray):
 
 def test_monochrome1_dicom_is_inverted():
     ramp = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (8, 1))
-    mono2 = decode_xray_bytes(h.dicom_bytes(ramp))
-    mono1 = decode_xray_bytes(h.dicom_bytes(ramp, photometric="MONOCHROME1"))
+    mono2 = decode_xray_bytes(chest_xray_bytes(ramp))
+    mono1 = decode_xray_bytes(chest_xray_bytes(ramp, photometric="MONOCHROME1"))
     assert np.array_equal(mono1, 255 - mono2) and mono2[0, 0] < mono2[0, -1]
 
 

@@ -1,12 +1,11 @@
 """Pieces of the viewer's browser tests (tests/serve/test_serve_viewer.py): the inputs (an NIH radiograph as
-PNG and inside a DICOM built from pydicom's CT_small.dcm, with a patient's name, id, birth date and accession
+PNG and as a 12-bit DX DICOM (xray_exp.data.synthetic_dicom), with a patient's name, id, birth date and accession
 number), opening or dropping a file on the page, and reading the viewer's state and pixels.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import re
 import shutil
 from pathlib import Path
@@ -32,10 +31,8 @@ FLOOR, DEFAULT_CONF = 0.05, 0.25  # the page asks /predict at FLOOR; the slider 
 
 def viewer_inputs(folder: Path) -> dict:
     """An NIH PNG whose findings straddle the default threshold, and the same film as a 12-bit DICOM."""
-    import pydicom
-    from pydicom.data import get_testdata_file
-
-    from xray_exp.serve.onnx_detector import OnnxDetector
+    from xray_exp.data.synthetic_dicom import chest_xray_bytes
+    from xray_exp.inference.onnx_detector import OnnxDetector
 
     detector = OnnxDetector(h.demo_model()[1], device="cpu")
     scored = []
@@ -47,22 +44,21 @@ def viewer_inputs(folder: Path) -> dict:
     assert ok, "no sample image with findings on both sides of the default threshold"
     png = folder / name
     png.write_bytes(h.png_bytes(gray))
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.AccessionNumber = PHI
-    ds.Modality, ds.ViewPosition, ds.PhotometricInterpretation = "DX", "PA", "MONOCHROME2"
-    ds.Rows, ds.Columns = gray.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-    ds.WindowCenter, ds.WindowWidth = 2200, 3000
-    ds.PixelSpacing = [SPACING, SPACING]
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue"):
-        if keyword in ds:
-            delattr(ds, keyword)
-    ds.PixelData = (gray.astype(np.uint16) * 16).tobytes()
+    name, patient_id, birth_date, accession = PHI
     dcm = folder / "chest.dcm"
-    buf = io.BytesIO()
-    ds.save_as(buf)
-    dcm.write_bytes(buf.getvalue())
+    dcm.write_bytes(
+        chest_xray_bytes(
+            gray.astype(np.uint16) * 16,
+            header="complete",
+            bits_stored=12,
+            window=(2200, 3000),
+            patient_id=patient_id,
+            PatientName=name,
+            PatientBirthDate=birth_date,
+            AccessionNumber=accession,
+            PixelSpacing=[SPACING, SPACING],
+        )
+    )
     return {"png": png, "dicom": dcm, "above": above, "total": total}
 
 

@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass
 
 import pytest
-from chest_dicoms import chest_dx, dciodvfy_errors, nih_pixels
+from dicom_corpus import dciodvfy_errors, nih_pixels
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
+from xray_exp.data.synthetic_dicom import chest_xray_dicom
 from xray_exp.errors import ConfigError
 from xray_exp.sr import FindingCodes, ModelIdentity, build_sr, read_sr_findings
 from xray_exp.sr.codes import LOCAL_SCHEME
@@ -90,7 +91,7 @@ def test_image_without_findings_says_so(tmp_path, codes):
 
 def test_messy_chest_dx_gives_a_valid_sr_and_says_what_it_repaired(tmp_path, codes, caplog):
     _, pixels = nih_pixels(0)
-    messy = chest_dx(pixels, messy=True)
+    messy = chest_xray_dicom(pixels, header="messy")
     source_path = tmp_path / "messy.dcm"
     messy.save_as(str(source_path), enforce_file_format=True)
     assert "PatientBirthDate" not in messy and "StudyDate" not in messy and messy.PatientAge == "81"
@@ -111,20 +112,20 @@ def test_messy_chest_dx_gives_a_valid_sr_and_says_what_it_repaired(tmp_path, cod
 
 
 def test_clean_chest_dx_keeps_its_values(codes):
-    clean = chest_dx(nih_pixels(1)[1])
+    clean = chest_xray_dicom(nih_pixels(1)[1], header="complete")
     header, notes = evidence_header(clean)
     assert notes == [] and header.PatientAge == "081Y" and header.StudyDate == "20240102"
 
 
 @pytest.mark.parametrize(("vr_value", "expected"), [("81", "081Y"), ("7 M", "007M"), ("abc", "")])
 def test_age_repairs(vr_value, expected):
-    ds = chest_dx(nih_pixels(0, size=64)[1])
+    ds = chest_xray_dicom(nih_pixels(0, size=64)[1], header="complete")
     ds.PatientAge = vr_value
     assert evidence_header(ds)[0].PatientAge == expected
 
 
 def test_a_source_without_uids_is_refused():
-    ds = chest_dx(nih_pixels(0, size=64)[1])
+    ds = chest_xray_dicom(nih_pixels(0, size=64)[1], header="complete")
     del ds.StudyInstanceUID
     with pytest.raises(SourceHeaderError, match="StudyInstanceUID"):
         evidence_header(ds)

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from xray_exp import CONF_DIR
-from xray_exp.config import register_configs
+from xray_exp.config.store import register_configs
 from xray_exp.sweep.leaderboard import Row, format_table, rank, rows_from_folders, write_csv
 from xray_exp.sweep.study import INTERRUPTED, RETRY_OF, prepare_resume, resume_study
 

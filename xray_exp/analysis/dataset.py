@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from xray_exp.analysis.common import GT_COLOR, draw_boxes, hide_unused, message_figure, new_figure
+from xray_exp.data.validate import load_data_yaml
 from xray_exp.evaluation.dataset import load_split, parse_label_text
+from xray_exp.imaging import read_xray
 from xray_exp.project import project_root
 
 SPLITS = ("train", "val", "test")
@@ -60,9 +62,9 @@ class DatasetTables:
 
 
 def default_data_yaml(root: str | Path | None = None) -> Path:
-    """The training default: the embedded synthetic dataset (160/40/40 images, 320 px) under
+    """The training default: the embedded synthetic dataset with the schema's defaults (SyntheticConfig) under
     <root>/outputs/.cache/datasets, generated on first use (seconds)."""
-    from xray_exp.data.synthetic import ensure_synthetic_dataset
+    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
     return ensure_synthetic_dataset(Path(root or project_root()) / "outputs" / ".cache" / "datasets")
 
@@ -76,8 +78,6 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def load_dataset(data_yaml: str | Path, splits: tuple[str, ...] | None = None) -> DatasetTables:
     """Read every label (and image header) of the splits the data.yaml defines (or `splits`)."""
-    from xray_exp.data.validate import load_data_yaml
-
     data, _ = load_data_yaml(data_yaml)
     splits = tuple(splits or [s for s in SPLITS if data.get(s) not in (None, "")])
     images, boxes, names = [], [], None
@@ -328,8 +328,6 @@ def example_images(t: DatasetTables, split: str, n: int) -> list[str]:
 
 def plot_examples(data: str | Path | DatasetTables, split: str | None = None, n: int = 8, cols: int = 4):
     """Example images of `split` (default: the first split) with their boxes and class names."""
-    from xray_exp.imaging import read_xray
-
     t = _tables(data)
     split = split or t.splits[0]
     if split not in t.splits:

@@ -33,8 +33,12 @@ from xray_exp.analysis.common import (
     new_figure,
     show_gray,
 )
-from xray_exp.evaluation.predict import SplitPredictions
+from xray_exp.evaluation.predict import SplitPredictions, predict_split
+from xray_exp.imaging import read_xray
+from xray_exp.metrics import flat_metrics
+from xray_exp.metrics.image_level import undefined_note
 from xray_exp.metrics.summary import EvaluationResult
+from xray_exp.mlops.client import default_tracking_uri
 from xray_exp.mlops.query import open_store, run_artifact_text
 from xray_exp.project import project_root
 
@@ -96,8 +100,7 @@ def load_registered_model(
     registry's cache)."""
     import yaml
 
-    from xray_exp.mlops.client import default_tracking_uri
-    from xray_exp.mlops.registry import get_latest_model
+    from xray_exp.mlops.registry import get_latest_model  # lazy: looked up at call time (tests replace it)
 
     tracking_uri = tracking_uri or default_tracking_uri()
     client = open_store(tracking_uri)
@@ -132,8 +135,6 @@ def predict(
 ) -> SplitPredictions:
     """Predictions and ground truth for every image of `split` at the model's input size. Keep `conf` low:
     AP needs the low-score detections; figures filter by their own threshold."""
-    from xray_exp.evaluation.predict import predict_split
-
     if data_yaml is None:
         raise ValueError(
             f"{model.name} v{model.version}: its training data.yaml is not on this machine; "
@@ -180,8 +181,6 @@ def plot_predictions(
 ):
     """Per image two panels: the ground truth (green) and the predictions with score >= conf (red; at most
     `max_boxes`, the highest scores)."""
-    from xray_exp.imaging import read_xray
-
     gts = {g["image_id"]: g for g in split.gts}
     preds = {p["image_id"]: p for p in split.preds}
     image_ids = list(image_ids or pick_images(split, n))
@@ -215,8 +214,6 @@ def plot_errors(result: EvaluationResult, split: SplitPredictions, kind: str = "
     """A gallery of the worst errors of `result` (computed on `split`): kind "FP", the most confident false
     positives (red), or "FN", the most missed lesions (orange; score = best same-class detection on it).
     Ground-truth boxes in green."""
-    from xray_exp.imaging import read_xray
-
     if kind not in ("FP", "FN"):
         raise ValueError(f"kind must be 'FP' or 'FN', got {kind!r}")
     items = (result.false_positives if kind == "FP" else result.false_negatives)[:k]
@@ -291,9 +288,6 @@ def plot_per_class(table: pd.DataFrame, columns: tuple[str, ...] = ("AP@0.4", "A
 def metrics_frame(result, split: str) -> pd.DataFrame:
     """flat_metrics of an evaluation as a one-column table; an image-level metric the split cannot define
     (AUROC, specificity without normal images) reads "n/a (no normal images in this split)", not NaN."""
-    from xray_exp.metrics import flat_metrics
-    from xray_exp.metrics.image_level import undefined_note
-
     img = result.image_level
     values: dict[str, object] = {}
     for key, value in flat_metrics(result, split).items():

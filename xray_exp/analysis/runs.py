@@ -423,11 +423,11 @@ def plot_sweep(sweep: Sweep, cols: int = 3):
             marker="o",
             markersize=3,
         )
-    for x, (_, ticks, _) in zip(xs, placed, strict=True):
-        ax.axvline(x, color="grey", linewidth=0.8)
+    for axis_x, (_, ticks, _) in zip(xs, placed, strict=True):
+        ax.axvline(axis_x, color="grey", linewidth=0.8)
         for y, text in ticks:
             ax.text(
-                x + 0.03,
+                axis_x + 0.03,
                 y,
                 text,
                 fontsize=7,

@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from xray_exp.yolo.bench import train_bare
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,8 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     kwargs = json.loads(args.kwargs.read_text())
     if not isinstance(kwargs, dict):
         raise SystemExit(f"{args.kwargs}: expected a JSON object of train arguments")
-
-    from xray_exp.yolo.bench import train_bare
 
     train_bare(args.arch, kwargs)
 

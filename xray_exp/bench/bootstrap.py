@@ -28,6 +28,7 @@ from xray_exp.bench.common import (
     verdict,
     write_result,
 )
+from xray_exp.metrics import bootstrap_ci, evaluate_records, paired_comparison
 
 NAME = "bootstrap"
 TARGET_S = 10.0
@@ -92,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, help="JSON folder (default outputs/bench)")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
-    from xray_exp.metrics import bootstrap_ci, evaluate_records, paired_comparison
 
     started = time.time()
     names = [f"class{c}" for c in range(NUM_CLASSES)]
     preds, gts = synthetic_split(args.images, args.detections, seed=0)
     loads = [load_average()]
     result, evaluate_s = timed(evaluate_records, preds, gts, names)
-    boot_s, ci = [], {}
+    boot_s: list[float] = []
+    ci: dict[str, tuple[float, float]] = {}
     for rep in range(args.reps):
         ci, seconds = timed(bootstrap_ci, result, n_boot=args.n_boot, seed=rep)
         boot_s.append(seconds)

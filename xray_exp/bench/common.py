@@ -272,7 +272,7 @@ def child_env(settings_dir: str | Path | None = None, **extra: str) -> dict[str,
     switches and YOLO_CONFIG_DIR that xray_exp.yolo.runtime.configure_offline() would set, plus `extra`."""
     env = dict(LAUNCH_ENV)
     if settings_dir is not None:
-        from xray_exp.yolo.runtime import OFFLINE_ENV
+        from xray_exp.offline import OFFLINE_ENV  # lazy: only on this path
 
         env.update(OFFLINE_ENV)
         env["YOLO_CONFIG_DIR"] = str(Path(settings_dir).resolve())
@@ -304,7 +304,7 @@ def run_process(
     machine: both are reported. The child gets its own process group; on timeout the whole group
     (data-loader workers included) is killed.
     """
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    out = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
     timer = None
     timed_out = threading.Event()
     try:
@@ -313,7 +313,7 @@ def run_process(
             list(cmd),
             env=env,
             cwd=cwd,
-            stdout=out,
+            stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
@@ -336,7 +336,7 @@ def run_process(
     finally:
         if timer is not None:
             timer.cancel()
-        if log_path:
+        if out is not None:
             out.close()
     rss_kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
     return ProcessTiming(

@@ -25,6 +25,9 @@ from typing import Any
 
 from xray_exp.bench.common import envelope, format_text_table, load_average, summarize, verdict, write_result
 from xray_exp.bench.inference import compare, time_candidates
+from xray_exp.ensembles.members import Member, read_onnx_facts
+from xray_exp.serve.demo_model import build_demo_model, synthetic_images
+from xray_exp.yolo.runtime import configure_offline
 
 NAME = "ensemble"
 TARGET_OVERHEAD = 1.05
@@ -51,10 +54,8 @@ def jittered(src: Path, dst: Path, seed: int) -> Path:
 
 def build_ensembles(work: Path, n_members: int, imgsz: int, threads: int) -> dict[str, Path]:
     """Two ensemble folders of the same members: no TTA and flip TTA (WBF defaults)."""
-    from xray_exp.ensembles.fusion import FusionSettings, tta_views
-    from xray_exp.ensembles.members import Member, read_onnx_facts
-    from xray_exp.ensembles.predict import write_model_folder
-    from xray_exp.serve.demo_model import build_demo_model
+    from xray_exp.ensembles.fusion import FusionSettings, tta_views  # lazy: heavy (cv2)
+    from xray_exp.ensembles.predict import write_model_folder  # lazy: heavy (cv2, onnxruntime, yaml)
 
     _, onnx = build_demo_model(work / "demo", imgsz=imgsz)
     members = [
@@ -71,9 +72,8 @@ def build_ensembles(work: Path, n_members: int, imgsz: int, threads: int) -> dic
 def measure_ensemble(args, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     import numpy as np
 
-    from xray_exp.ensembles.detector import EnsembleDetector
-    from xray_exp.ensembles.fusion import view_image
-    from xray_exp.serve.demo_model import synthetic_images
+    from xray_exp.ensembles.detector import EnsembleDetector  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.ensembles.fusion import view_image  # lazy: heavy (cv2)
 
     folders = build_ensembles(work, args.members, args.imgsz, args.threads)
     films = synthetic_images(args.images, size=1024, seed=1)
@@ -138,7 +138,7 @@ def fusion_by_boxes(n_sets: int, totals: tuple[int, ...] = (25, 50, 100, 200, 40
     (what fold models agreeing look like), on a 1024 px image. The fusion's cost grows with the boxes it gets."""
     import numpy as np
 
-    from xray_exp.ensembles.fusion import FusionSettings, fuse
+    from xray_exp.ensembles.fusion import FusionSettings, fuse  # lazy: heavy (cv2)
 
     rng = np.random.default_rng(0)
     rows = []
@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="xray_bench_ensemble_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(work / ".ultralytics")
     try:

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ from xray_exp.bench.common import (
     tail,
     write_result,
 )
+from xray_exp.bench.overhead import compose_train_config
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 NAME = "gpu"
 VARIANTS = ("preset", "bare", "reference", "seam")
@@ -115,13 +117,13 @@ def skipped_payload(reason: str, cuda: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- device mapping and sampling
 
 
-def nvml_target(cuda_index: int, env: dict[str, str] | None = None) -> tuple[str, int | str]:
+def nvml_target(cuda_index: int, env: Mapping[str, str] | None = None) -> tuple[str, int | str]:
     """Which NVML device a CUDA index means: ("index", n) or ("uuid", "GPU-..."), honouring CUDA_VISIBLE_DEVICES.
 
     The children run with CUDA_DEVICE_ORDER=PCI_BUS_ID, NVML's own order, so an unmasked index maps 1:1.
     """
-    env = os.environ if env is None else env
-    visible = [v.strip() for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    variables = os.environ if env is None else env
+    visible = [v.strip() for v in variables.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     if not visible:
         return "index", cuda_index
     if cuda_index >= len(visible):
@@ -156,12 +158,11 @@ class GpuSampler:
 
     def start(self) -> None:
         if self.target is not None:
-            self._open_device()
+            self._open_device(*self.target)
         self._thread = threading.Thread(target=self._loop, name="gpu-sampler", daemon=True)
         self._thread.start()
 
-    def _open_device(self) -> None:
-        kind, value = self.target
+    def _open_device(self, kind: str, value: int | str) -> None:
         try:
             import pynvml
 
@@ -186,7 +187,7 @@ class GpuSampler:
         except Exception as exc:  # pynvml missing or NVML unusable: try nvidia-smi
             self.device["nvml_error"] = f"{type(exc).__name__}: {exc}"
         if shutil.which("nvidia-smi"):
-            self._smi = subprocess.Popen(
+            self._smi = smi = subprocess.Popen(
                 [
                     "nvidia-smi",
                     "--query-gpu=utilization.gpu,memory.used",
@@ -203,7 +204,8 @@ class GpuSampler:
             latest: dict[str, tuple[float, float]] = {}
 
             def pump() -> None:
-                for line in self._smi.stdout:
+                assert smi.stdout is not None  # stdout=PIPE
+                for line in smi.stdout:
                     parsed = parse_smi_line(line)
                     if parsed:
                         latest["v"] = parsed
@@ -274,7 +276,7 @@ def repeat_to(items: Sequence[Any], total: int) -> list[Any]:
 
 def ensure_bench_dataset(cache_dir: Path, images: int, unique: int, imgsz: int, val: int) -> Path:
     """A data.yaml whose train split lists `images` entries cycling over `unique` synthetic radiographs."""
-    from xray_exp.data.synthetic import ensure_synthetic_dataset
+    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
     unique = min(unique, images)
     base = ensure_synthetic_dataset(cache_dir, num_train=unique, num_val=val, num_test=1, image_size=imgsz)
@@ -370,8 +372,7 @@ def preset_overrides(
 
 def compose_preset_kwargs(overrides: list[str], root: Path, data_yaml: Path, run_dir: Path) -> dict[str, Any]:
     """The preset's Ultralytics kwargs, from the seam (for the JSON and the `seam` variant)."""
-    from xray_exp.bench.overhead import compose_train_config
-    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
 
     return to_train_args(compose_train_config(overrides, root), data_yaml, run_dir)
 
@@ -461,7 +462,7 @@ def run_variant(model: str, variant: str, rep: int, ctx: dict[str, Any]) -> dict
         "log": str(log_path),
     }
     if variant == "preset" and record.get("train_kwargs"):  # what the CLI passed vs what the seam gives
-        from xray_exp.bench.overhead import kwargs_difference
+        from xray_exp.bench.overhead import kwargs_difference  # lazy: only on this path
 
         out["kwargs_difference_from_seam"] = kwargs_difference(record["train_kwargs"], kwargs)
     if timing.returncode != 0 or not record.get("ok"):
@@ -602,7 +603,6 @@ def main(argv: list[str] | None = None, probe: Callable[[], dict[str, Any]] = pr
     work = root / "bench"
     for sub in ("records", "logs", "kwargs"):
         (work / sub).mkdir(parents=True, exist_ok=True)
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)

@@ -16,8 +16,11 @@ import struct
 import time
 import zlib
 from functools import cache
+from pathlib import Path
 
 import numpy as np
+
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 
 # name -> what it is; the builders below make the bytes
 DESCRIPTIONS = {
@@ -47,36 +50,10 @@ def png_rgba16(width: int = 10000, height: int = 10000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
-def small_dicom(pixels: np.ndarray | None = None, syntax: str = "1.2.840.10008.1.2.1", **attrs) -> bytes:
-    """A DX DICOM (Part 10) of a 2-D uint8/uint16 image in an uncompressed syntax; attrs override elements."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
-
-    pixels = np.zeros((64, 64), np.uint16) if pixels is None else pixels
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "DX", "HOSTILE"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    bits = 8 * pixels.dtype.itemsize
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    for key, value in attrs.items():
-        setattr(ds, key, value)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
 def _meta_end(data: bytes) -> int:
     from pydicom.filereader import read_preamble
 
-    from xray_exp.pydicom_compat import read_file_meta
+    from xray_exp.imaging.pydicom_compat import read_file_meta
 
     fp = io.BytesIO(data)
     read_preamble(fp, False)
@@ -87,7 +64,7 @@ def _meta_end(data: bytes) -> int:
 def deflated_zeros(size: int, header: bool = False) -> bytes:
     """A Deflated DICOM whose data set is `size` zero bytes (header=True: a real 64x64 image header first,
     and the zeros as its pixel data's value, which claims `size` bytes)."""
-    head = small_dicom(syntax="1.2.840.10008.1.2.1.99")
+    head = chest_xray_bytes(syntax="1.2.840.10008.1.2.1.99")
     meta_end = _meta_end(head)
     packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     chunk = b"\x00" * (1 << 20)
@@ -101,13 +78,13 @@ def deflated_zeros(size: int, header: bool = False) -> bytes:
 
 
 def element_flood(size: int) -> bytes:
-    head = small_dicom()
+    head = chest_xray_bytes()
     return head[: _meta_end(head)] + b"\x00" * size
 
 
 def sorted_element_flood(count: int = 200_000) -> bytes:
     """Empty LO elements with ascending tags (private groups 0009, 000B, ...), explicit VR little endian."""
-    head = small_dicom()
+    head = chest_xray_bytes()
     tags = ((0x0009 + 2 * (i // 0xF000), 0x1000 + i % 0xF000) for i in range(count))
     return head[: _meta_end(head)] + b"".join(struct.pack("<HH2sH", g, e, b"LO", 0) for g, e in tags)
 
@@ -125,7 +102,10 @@ def j2k_frame_larger_than_header() -> bytes:
     """pydicom's MR_small_jp2klossless.dcm with the codestream's SIZ patched to 30000x30000."""
     from pydicom.data import get_testdata_file
 
-    data = bytearray(open(get_testdata_file("MR_small_jp2klossless.dcm"), "rb").read())
+    path = get_testdata_file("MR_small_jp2klossless.dcm")
+    if not isinstance(path, str):
+        raise FileNotFoundError("pydicom's test file MR_small_jp2klossless.dcm is missing (pydicom.data)")
+    data = bytearray(Path(path).read_bytes())
     siz = data.index(b"\xff\x4f\xff\x51") + 4
     data[siz + 4 : siz + 12] = struct.pack(">II", 30000, 30000)
     return bytes(data)
@@ -141,8 +121,8 @@ def hostile_inputs() -> dict[str, bytes]:
         "element-flood-sorted": sorted_element_flood(),
         "png-10000x10000-rgba16": png_rgba16(),
         "jpeg-claims-65535x65535": jpeg_claiming(65535, 65535),
-        "dicom-claims-65535x65535": small_dicom(Rows=65535, Columns=65535),
-        "dicom-100000-frames": small_dicom(np.zeros((512, 512), np.uint16), NumberOfFrames=100000),
+        "dicom-claims-65535x65535": chest_xray_bytes(Rows=65535, Columns=65535),
+        "dicom-100000-frames": chest_xray_bytes(np.zeros((512, 512), np.uint16), NumberOfFrames=100000),
         "j2k-frame-larger-than-header": j2k_frame_larger_than_header(),
     }
 

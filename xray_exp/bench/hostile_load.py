@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.bench.common import envelope, format_text_table, write_result
+
 ATTACKER = """
 import sys, time, httpx
 url, data, honor = sys.argv[1], open(sys.argv[2], "rb").read(), sys.argv[3] == "1"
@@ -44,7 +46,7 @@ with httpx.Client(timeout=120) as client:
 def ordinary_png() -> bytes:
     import cv2
 
-    from xray_exp.serve.demo_model import synthetic_images
+    from xray_exp.serve.demo_model import synthetic_images  # lazy: heavy (omegaconf, yaml)
 
     return cv2.imencode(".png", synthetic_images(1, size=1024, seed=1)[0])[1].tobytes()
 
@@ -129,7 +131,7 @@ def drain(url: str, image: bytes, huge: bytes, fast_s: float, timeout_s: float =
 
 def under_attack(url: str, pid: int | None, image: bytes, data: bytes, args, seconds: float) -> dict:
     """time_ordinary while args.clients attacker processes send `data` in a loop; attackers' status counts."""
-    from xray_exp.bench.hostile import _cpu_ms, _reset_peak, _status_kb
+    from xray_exp.bench.hostile import _cpu_ms, _reset_peak, _status_kb  # lazy: heavy (PIL, pydicom, requests, tqdm)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "upload"
@@ -187,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import httpx
 
-    from xray_exp.bench.common import envelope, write_result
-    from xray_exp.bench.hostile import measure_inputs, table
-    from xray_exp.bench.legal_huge import largest_legal_side, legal_huge_inputs
+    from xray_exp.bench.hostile import measure_inputs, table  # lazy: heavy (PIL, pydicom, requests, tqdm)
+    from xray_exp.bench.legal_huge import (  # lazy: heavy (PIL, pydicom, requests, tqdm)
+        largest_legal_side,
+        legal_huge_inputs,
+    )
 
     started_at = time.time()
     url = args.url.rstrip("/")
@@ -199,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     image = ordinary_png()
     results: dict = {"side": side, "limits": limits}
     if not args.skip_single:
-        from xray_exp.bench.hostile import small_dicom
+        from xray_exp.data.synthetic_dicom import chest_xray_bytes  # lazy: only on this path
 
         gray = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
-        controls = {"control: ordinary PNG": image, "control: ordinary DICOM (first: loads pydicom)": small_dicom(gray)}
+        controls = {
+            "control: ordinary PNG": image,
+            "control: ordinary DICOM (first: loads pydicom)": chest_xray_bytes(gray),
+        }
         rows = measure_inputs(url, inputs, args.pid, controls)
         print(table(rows))
         results["single"] = rows
@@ -215,8 +222,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def concurrent_phases(url: str, image: bytes, inputs: dict[str, bytes], args) -> list[dict]:
     """Per input: ordinary traffic alone, then under attack (paired: the machine's other load hits both)."""
-    from xray_exp.bench.common import format_text_table
-
     time_ordinary(url, image, args.ordinary, 2.0)  # warm-up
     rows, table_rows = [], []
     share = args.seconds / args.rounds

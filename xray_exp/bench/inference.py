@@ -42,6 +42,10 @@ from xray_exp.bench.common import (
     verdict,
     write_result,
 )
+from xray_exp.serve.demo_model import build_demo_model, synthetic_images
+from xray_exp.yolo.export import export_onnx
+from xray_exp.yolo.predict import load_yolo, pytorch_net
+from xray_exp.yolo.runtime import configure_offline
 
 NAME = "inference"
 TARGET_SPEEDUP = 1.5
@@ -93,16 +97,10 @@ class Setup:
     """Models, exports, sessions and inputs for one run of the benchmark (heavy imports live here)."""
 
     def __init__(self, work: Path, sizes: list[int], batch: int, n_images: int):
-        from xray_exp.yolo.runtime import configure_offline
-
         configure_offline(work / ".ultralytics")
         import cv2
         import numpy as np
         import torch
-
-        from xray_exp.serve.demo_model import build_demo_model, synthetic_images
-        from xray_exp.yolo.export import export_onnx
-        from xray_exp.yolo.predict import load_yolo, pytorch_net
 
         self.np, self.torch, self.cv2 = np, torch, cv2
         self.work, self.batch = work, batch
@@ -147,7 +145,7 @@ class Setup:
         return self.np.concatenate([det.preprocess(self.gray[i % len(self.gray)])[0] for i in range(b)])
 
     def detector(self, size: int, b: int, threads: int = 0):
-        from xray_exp.serve.onnx_detector import OnnxDetector
+        from xray_exp.inference.onnx_detector import OnnxDetector  # lazy: heavy (cv2, onnxruntime)
 
         return OnnxDetector(self.onnx[(size, b)], device="cpu", threads=threads)
 

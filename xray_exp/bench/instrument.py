@@ -25,9 +25,11 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 PATCHED_MODULE = "ultralytics.engine.model"
 
@@ -233,13 +235,19 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+class _CallbackHost(Protocol):
+    """What the wrapped train uses of an Ultralytics Model (not imported here: the hook patches it on import)."""
+
+    def add_callback(self, event: str, func: Callable[[Any], None]) -> None: ...
+
+
 def wrap_train(model_cls, record_path: Path) -> None:
     """Replace `model_cls.train` with a timed version that writes `record_path` when the call returns."""
     original = model_cls.train
     if getattr(original, "_xray_bench_wrapped", False):
         return
 
-    def train(self, trainer=None, **kwargs):
+    def train(self: _CallbackHost, trainer: object = None, **kwargs: object) -> object:
         recorder = TrainRecorder()
         for event, fn in recorder.callbacks().items():
             self.add_callback(event, fn)
@@ -267,7 +275,7 @@ def wrap_train(model_cls, record_path: Path) -> None:
             record.update(recorder.to_dict(origin=started))
             write_json_atomic(record_path, record)
 
-    train._xray_bench_wrapped = True  # type: ignore[attr-defined]
+    train._xray_bench_wrapped = True  # type: ignore[attr-defined]  # a marker on the function object
     model_cls.train = train
 
 
@@ -277,7 +285,9 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
     def __init__(self, name: str, patch: Callable[[Any], None]):
         self.name, self.patch = name, patch
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)  # one shot; also keeps find_spec below from recursing
@@ -287,11 +297,11 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         loader, patch = spec.loader, self.patch
         exec_module = loader.exec_module
 
-        def exec_and_patch(module):
+        def exec_and_patch(module: ModuleType) -> None:
             exec_module(module)
             patch(module)
 
-        loader.exec_module = exec_and_patch
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]  # the hook's point: patch after loading
         return spec
 
 

@@ -15,7 +15,8 @@ import zlib
 
 import numpy as np
 
-from xray_exp.bench.hostile import _meta_end, _png_chunk, small_dicom
+from xray_exp.bench.hostile import _meta_end, _png_chunk
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
 
 ROW_BLOCK = 256  # rows compressed per call (bounded memory while building)
 
@@ -42,7 +43,7 @@ def png16_ramp(width: int, height: int) -> bytes:
 
 def _deflated_parts() -> tuple[bytes, bytes]:
     """(file meta of a Deflated 64x64 16-bit DX, its inflated data set)."""
-    head = small_dicom(syntax="1.2.840.10008.1.2.1.99")
+    head = chest_xray_bytes(syntax="1.2.840.10008.1.2.1.99")
     meta_end = _meta_end(head)
     return head[:meta_end], zlib.decompress(head[meta_end:], -zlib.MAX_WBITS)
 

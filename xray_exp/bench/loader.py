@@ -45,9 +45,13 @@ from xray_exp.bench.common import (
     usable_cpus,
     write_result,
 )
+from xray_exp.bench.gpu import ensure_bench_dataset
+from xray_exp.bench.overhead import compose_train_config
+from xray_exp.yolo.bench import build_train_dataset, build_train_loader
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 NAME = "loader"
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, ...] | None] = {
     "bare": None,
     "preset": ("hardware=gpu", "augmentation=default"),
     "xray": ("hardware=gpu", "augmentation=xray"),
@@ -88,12 +92,12 @@ def loader_variant_kwargs(variant: str, data_yaml: Path, imgsz: int, root: Path)
     """Ultralytics kwargs of a variant's pipeline: from the seam for a composed config, or bare defaults."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    if VARIANTS[variant] is None:
+    preset = VARIANTS[variant]
+    if preset is None:
         return {"data": str(data_yaml), "imgsz": imgsz}
-    from xray_exp.bench.overhead import compose_train_config
-    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
 
-    overrides = [*VARIANTS[variant], "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
+    overrides = [*preset, "dataset=yolo", f"dataset.data_yaml={data_yaml}", f"train.imgsz={imgsz}"]
     kwargs = to_train_args(compose_train_config(overrides, root), data_yaml, root / "outputs" / "runs" / "loader")
     return {"data": str(data_yaml), **{k: kwargs[k] for k in PIPELINE_KEYS if k in kwargs}}
 
@@ -173,8 +177,6 @@ def stage_costs(dataset, samples: int, seed: int = 0) -> dict[str, Any]:
 
 def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[str, Any]:
     """Images/s the training loader delivers with `workers` processes (first batch per worker not timed)."""
-    from xray_exp.yolo.bench import build_train_loader
-
     loader = build_train_loader(dataset, batch, workers)
     actual = loader.num_workers
     # An epoch iterator stops after len(loader) batches; chaining epochs reuses the same persistent workers.
@@ -204,8 +206,6 @@ def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[s
 
 
 def measure_variant(variant: str, data_yaml: Path, args, root: Path) -> dict[str, Any]:
-    from xray_exp.yolo.bench import build_train_dataset
-
     kwargs = loader_variant_kwargs(variant, data_yaml, args.imgsz, root)
     t = time.perf_counter()
     dataset = build_train_dataset(kwargs, args.batch, gray=variant == "gray")
@@ -285,8 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     cores = usable_cpus()
     args.workers = args.workers if args.workers is not None else [0, *range(1, cores + 1)]
     root = output_root()
-    from xray_exp.bench.gpu import ensure_bench_dataset
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
     configure_offline(root / "outputs" / ".ultralytics")
     apply_ultralytics_settings(root / "outputs" / ".ultralytics" / "runs")

@@ -31,6 +31,7 @@ from xray_exp.bench.common import (
     verdict,
     write_result,
 )
+from xray_exp.serve.settings import ServeSettings
 
 NAME = "observability"
 TARGET_RATIO = 1.05
@@ -39,9 +40,8 @@ TARGET_RATIO = 1.05
 def _apps(model: Path, folder: Path):
     from fastapi.testclient import TestClient
 
-    from xray_exp.serve.app import create_app
-    from xray_exp.serve.model_source import load_detector
-    from xray_exp.serve.settings import ServeSettings
+    from xray_exp.serve.app import create_app  # lazy: heavy (PIL, cv2, fastapi, highdicom)
+    from xray_exp.serve.model_source import load_detector  # lazy: heavy (cv2, onnxruntime)
 
     detector, info = load_detector(str(model), device="cpu", threads=1)
     off = ServeSettings(job_dir=str(folder / "jobs-a"), metrics=False)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = args.model
         if model is None:
-            from xray_exp.serve.demo_model import build_demo_model
+            from xray_exp.serve.demo_model import build_demo_model  # lazy: only on this path
 
             model = build_demo_model(folder / "model", imgsz=320)[1]
         if args.image:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import cv2
 
-            from xray_exp.serve.demo_model import synthetic_images
+            from xray_exp.serve.demo_model import synthetic_images  # lazy: only on this path
 
             image = cv2.imencode(".png", synthetic_images(1, size=1024, seed=7)[0])[1].tobytes()
         load_before = load_average()

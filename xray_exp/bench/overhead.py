@@ -27,6 +27,7 @@ from typing import Any
 from xray_exp import CONF_DIR
 from xray_exp.bench.common import (
     REPO,
+    ProcessTiming,
     child_env,
     envelope,
     format_text_table,
@@ -40,6 +41,7 @@ from xray_exp.bench.common import (
     verdict,
     write_result,
 )
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 NAME = "overhead"
 SIDES = {"A": "xray_exp.train", "B": "bare Ultralytics"}
@@ -90,7 +92,7 @@ def compose_train_config(overrides: list[str], root: Path):
     """Compose xray_exp/conf/train.yaml as the CLI does (paths.root = the benchmark's work folder)."""
     from hydra import compose, initialize_config_dir
 
-    from xray_exp.config import register_configs
+    from xray_exp.config.store import register_configs  # lazy: heavy (hydra, omegaconf, yaml)
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR)):
@@ -109,7 +111,9 @@ def kwargs_difference(
     }
 
 
-def sample_from(side: str, rep: int, timing, record: dict[str, Any] | None, load_before: float | None) -> dict:
+def sample_from(
+    side: str, rep: int, timing: ProcessTiming, record: dict[str, Any] | None, load_before: float | None
+) -> dict:
     """One measured run: the parent's process timing plus what the instrumented child recorded."""
     call = (record or {}).get("train_call_s")
     call_cpu = (record or {}).get("train_call_cpu_s")
@@ -138,9 +142,10 @@ def analyse(samples: list[dict[str, Any]], target: float) -> dict[str, Any]:
     a = {x["rep"]: x for x in by_side["A"]}
     b = {x["rep"]: x for x in by_side["B"]}
     summary = {
-        s: {m: summarize([x.get(m) for x in by_side[s] if x.get(m) is not None]) for m in MEASURES} for s in SIDES
+        s: {m: summarize([v for x in by_side[s] if (v := x.get(m)) is not None]) for m in MEASURES} for s in SIDES
     }
-    ratios, extra_seconds = {}, {}
+    ratios: dict[str, dict[str, Any]] = {}  # summary, the pairs and the ratio of medians
+    extra_seconds: dict[str, dict[str, float]] = {}
     for m in MEASURES:
         if m.startswith("outside_"):
             continue
@@ -210,7 +215,7 @@ def overhead_report_tables(analysis: dict[str, Any]) -> str:
     return f"{sides}\n\n{ratios}\n\n{note}"
 
 
-def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[ProcessTiming, dict[str, Any]]:
     """Run one side once; returns (ProcessTiming, the instrument record)."""
     work: Path = ctx["work"]
     tag = f"{side.lower()}-{rep}"
@@ -220,7 +225,7 @@ def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[
     if side == "A":
         target = [SIDES["A"], *ctx["overrides"], f"run_name={run_name}"]
     else:
-        from xray_exp.yolo.args import to_train_args
+        from xray_exp.yolo.args import to_train_args  # lazy: only on this path
 
         kwargs = to_train_args(ctx["cfg"], ctx["data_yaml"], ctx["root"] / "outputs" / "runs" / run_name)
         kwargs_path = work / "kwargs" / f"{tag}.json"
@@ -228,7 +233,7 @@ def run_side(side: str, rep: int | str, ctx: dict[str, Any]) -> tuple[Any, dict[
         target = ["xray_exp.bench.bare_train", "--arch", ctx["arch"], "--kwargs", str(kwargs_path)]
     cmd = [sys.executable, "-m", "xray_exp.bench.instrument", str(record_path), *target]
     timing = run_process(cmd, env=ctx["env"], cwd=REPO, log_path=log_path, timeout=ctx["timeout"])
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    record: dict[str, Any] | None = json.loads(record_path.read_text()) if record_path.is_file() else None
     if timing.returncode != 0 or record is None or not record.get("ok"):
         raise RuntimeError(
             f"side {side} ({SIDES[side]}) run {rep} failed (exit {timing.returncode}"
@@ -298,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         print(f"work folder kept: {root}", file=sys.stderr)
         return 1
-    from xray_exp.yolo.args import to_train_args
+    from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
 
     expected = to_train_args(ctx["cfg"], ctx["data_yaml"], root / "outputs" / "runs" / "x")
     diff = kwargs_difference(recorded_kwargs or {}, expected)
@@ -339,11 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare_context(args, root: Path, work: Path) -> dict[str, Any]:
     """Data, composed config, shared Ultralytics settings folder and the children's environment."""
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
-
     settings_dir = root / "outputs" / ".ultralytics"
     configure_offline(settings_dir)  # the same folder the CLI side uses: both read one settings.json
-    from xray_exp.data.synthetic import ensure_synthetic_dataset
+    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
     data_yaml = ensure_synthetic_dataset(
         root / "outputs" / ".cache" / "datasets",

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     workers = sorted(set(args.workers or default_worker_counts(cores)))
-    from xray_exp.bench.prepare_workload import measure_prepare_throughput  # imports the preparation pipeline
+    from xray_exp.bench.prepare_workload import (
+        measure_prepare_throughput,  # imports the preparation pipeline; lazy: heavy (omegaconf, yaml)
+    )  # lazy: heavy (PIL, omegaconf, pydicom, requests)
 
     per_round = []
     for r, order in enumerate(round_orders(workers, args.rounds)):

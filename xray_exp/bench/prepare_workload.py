@@ -51,12 +51,12 @@ def _convert_once(source_root: Path, out_dir: Path, workers: int, longest_side: 
 
 
 def measure_prepare_throughput(
-    images: int, size: Sequence[int], workers: Sequence[int], longest_side: int, repeat: int = 1
+    images: int, size: tuple[int, int], workers: Sequence[int], longest_side: int, repeat: int = 1
 ) -> dict[str, Any]:
     """Convert `images` synthetic DICOMs of `size` (width, height) once per worker count (best of `repeat`)."""
     with tempfile.TemporaryDirectory(prefix="xray_exp_prepare_workload_") as tmp:
         started = time.perf_counter()
-        source = make_vindr_source(Path(tmp) / "source", images=images, size=tuple(size), seed=1)
+        source = make_vindr_source(Path(tmp) / "source", images=images, size=size, seed=1)
         megabytes = sum(p.stat().st_size for p in (source.root / "train").iterdir()) / 2**20
         print(
             f"wrote {images} DICOMs ({size[0]}x{size[1]}, 12/16-bit, {megabytes:.0f} MiB) "

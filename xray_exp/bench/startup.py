@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from xray_exp.bench.common import (
     REPO,
@@ -40,6 +40,14 @@ TARGET_S = 1.5
 HEAVY = ("torch", "ultralytics", "ray", "mlflow")
 BASELINE = "python -c pass"
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
+
+
+class ImportProfile(TypedDict):
+    """What -X importtime says about one command."""
+
+    modules_imported: int
+    heavy: list[str]
+    top_level_ms: list[tuple[str, float]]
 
 
 def parse_importtime(stderr: str) -> list[dict[str, Any]]:
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             times[label].append(timing.wall_s)
             cpu[label].append(timing.cpu_s)
         loads.append(load_average())
-        imports = {}
+        imports: dict[str, ImportProfile] = {}
         for label, cmd in cmds.items():
             if label == BASELINE:
                 continue
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             "target_s": TARGET_S if is_train else None,
             "verdict": v or None,
         }
-        heavy = imports.get(label, {}).get("heavy")
+        profile = imports.get(label)  # none for the baseline
+        heavy = profile["heavy"] if profile else None
         rows.append(
             [
                 label,

@@ -1,38 +1,9 @@
-"""Config schema registration and resolvers (light: no torch/ultralytics imports)."""
+"""Configuration: the structured schemas (schema.py, eval_schema.py), their registration with Hydra and our
+resolvers (store.py), command-line override rules (overrides.py) and Ultralytics' shortcut names
+(override_shortcuts.py, standard library only: the service reads it without Hydra).
 
-from __future__ import annotations
+    from xray_exp.config.store import register_configs
+    register_configs()        # before composing train.yaml / evaluate.yaml / compare.yaml
 
-import os
-
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-
-from xray_exp.config.eval_schema import CompareConfig, EvaluateConfig
-from xray_exp.config.schema import TrainConfig
-
-_REGISTERED = False
-
-
-def _run_dir(resume: str | None, output_dir: str, run_name: str) -> str:
-    """The run folder: the resumed run's own folder, else `<output_dir>/runs/<run_name>`."""
-    if resume:
-        return os.path.abspath(os.path.expanduser(resume))
-    return os.path.join(output_dir, "runs", run_name)
-
-
-def _hydra_subdir(resume: str | None) -> str:
-    """Keep a resumed run's original `.hydra/` intact: the resume writes its own next to it."""
-    return ".hydra-resume" if resume else ".hydra"
-
-
-def register_configs() -> None:
-    """Register the structured schemas and our resolvers once per process."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
-    ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
-    OmegaConf.register_resolver("xray_run_dir", _run_dir, replace=True)
-    OmegaConf.register_resolver("xray_hydra_subdir", _hydra_subdir, replace=True)
-    _REGISTERED = True
+Kept empty so that `xray_exp.config.override_shortcuts` imports no Hydra.
+"""

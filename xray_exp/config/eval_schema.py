@@ -4,7 +4,7 @@
     # -> ERROR: unknown key 'n_bot' ... (did you mean n_boot?)   exit 2, before anything runs
 
 xray_exp/conf/evaluate.yaml and compare.yaml compose onto these (`evaluate_schema`, `compare_schema` in their
-defaults lists, registered by xray_exp.config.register_configs): a typo in a key, in the command line or in a
+defaults lists, registered by xray_exp.config.store.register_configs): a typo in a key, in the command line or in a
 YAML file of the user's conf/, or a wrong type fails at compose time and names the key. The scoring keys mean
 what `post.*` means in training (xray_exp/config/schema.py: PostConfig); the comments of the YAML files say more.
 """

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xray_exp.config.omegaconf_compat import child_node
+from xray_exp.config.override_shortcuts import (
+    SHORTCUTS,
+)  # Ultralytics' `yolo train` names -> our keys (also the service's)
 from xray_exp.errors import XrayExpError
-from xray_exp.override_shortcuts import SHORTCUTS  # Ultralytics' `yolo train` names -> our keys (also the service's)
 from xray_exp.project import user_conf_dir
 
 _PREFIXES = ("++", "+", "~")

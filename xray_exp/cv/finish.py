@@ -26,6 +26,10 @@ import numpy as np
 from xray_exp.cv.oof import OOF_CSV, pooled_oof, score_oof, write_oof_csv
 from xray_exp.cv.plan import FOLDS_CSV, read_folds_csv
 from xray_exp.cv.record import refresh_cv_record
+from xray_exp.cv.report import write_cv_report
+from xray_exp.errors import ConfigError
+from xray_exp.evaluation import MetricSettings
+from xray_exp.metrics.resample import HEADLINE_METRICS
 
 log = logging.getLogger("xray_exp.cv")
 
@@ -35,8 +39,6 @@ SPLITS = ("val", "test")
 
 
 def _headline_metrics() -> tuple[str, ...]:
-    from xray_exp.metrics.resample import HEADLINE_METRICS
-
     return HEADLINE_METRICS
 
 
@@ -64,8 +66,6 @@ def fold_metric_table(record: dict) -> tuple[list[dict], dict[str, float], dict[
 
 
 def metric_settings_of(record: dict, n_boot: int | None = None):
-    from xray_exp.evaluation import MetricSettings
-
     kept = record.get("metrics") or {}
     settings = MetricSettings(**{f.name: kept[f.name] for f in fields(MetricSettings) if f.name in kept})
     if n_boot is not None:
@@ -90,9 +90,6 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
     """OOF predictions + metrics, cv_metrics.json, report.md, MLflow parent; returns cv_metrics.json's content.
     `allow_missing` (default: the CV's cv.allow_missing) scores the OOF predictions of the finished folds when
     another fold is not finished; `n_boot` overrides the CV's bootstrap resamples."""
-    from xray_exp.cv.report import write_cv_report
-    from xray_exp.errors import ConfigError
-
     cv_dir = Path(cv_dir).resolve()
     record = refresh_cv_record(cv_dir)
     allow_missing = record.get("allow_missing", False) if allow_missing is None else allow_missing
@@ -127,7 +124,7 @@ def finish_cv(cv_dir: str | Path, allow_missing: bool | None = None, n_boot: int
         )
         log.warning("%s", out["oof_note"])
     else:
-        from xray_exp.yolo.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline  # lazy: only on this path
 
         if record.get("ultralytics_dir"):
             configure_offline(Path(record["ultralytics_dir"]))
@@ -186,7 +183,7 @@ def log_cv_to_parent(record: dict, out: dict, cv_dir: Path) -> None:
     metrics.update({f"cv/mean/{k}": v for k, v in out["mean"].items()})
     metrics.update({f"cv/std/{k}": v for k, v in out["std"].items()})
     try:
-        from xray_exp.mlops.client import tracking_client
+        from xray_exp.mlops.client import tracking_client  # lazy: only on this path
 
         client = tracking_client(uri, timeout_s=10.0)
         for key, value in metrics.items():

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from xray_exp.evaluation.predict import SplitPredictions
+from xray_exp.evaluation.pipeline import confidence_intervals, score_predictions
+from xray_exp.evaluation.predict import SplitPredictions, predict_split
+from xray_exp.metrics.summary import flat_metrics
 
 log = logging.getLogger("xray_exp.cv")
 
@@ -53,8 +55,6 @@ GT_ARRAYS = {"boxes": (np.float64, (-1, 4)), "labels": (np.int64, (-1,))}
 
 def fold_oof_predictions(record: dict, run: dict) -> SplitPredictions:
     """Predictions of fold `run['fold']`'s model on its own validation images (cached per weights file)."""
-    from xray_exp.evaluation.predict import predict_split
-
     cache = Path(record["cv_dir"]) / "oof" / f"fold{run['fold']}.json"
     key = _oof_cache_key(run["weights"])
     if cache.is_file():
@@ -136,9 +136,6 @@ def score_oof(out: SplitPredictions, patients: dict[str, str], settings) -> tupl
     """Every metric of the pooled OOF predictions by the one evaluator (`score_predictions`), with bootstrap
     intervals resampling patients (`patients`: image id -> patient; an image without one is its own).
     Returns ({metric: value} without a prefix, the EvaluationResult)."""
-    from xray_exp.evaluation.pipeline import confidence_intervals, score_predictions
-    from xray_exp.metrics.summary import flat_metrics
-
     groups = [patients.get(str(g["image_id"]), str(g["image_id"])) for g in out.gts]
     result = score_predictions(out, settings, groups)
     flat = flat_metrics(result, prefix="oof", ci=confidence_intervals(result, settings))

@@ -72,8 +72,8 @@ def _absolute_entry(entry, root: Path):
 
 def load_pool(data_yaml: str | Path) -> tuple[list[PoolImage], list[str], bool, object, list[str]]:
     """Pool images (train + val) with patients and box classes; class names; patients known?; test entry and ids."""
-    from xray_exp.data.validate import load_data_yaml
-    from xray_exp.evaluation.dataset import load_split, patient_groups
+    from xray_exp.data.validate import load_data_yaml  # lazy: heavy (yaml)
+    from xray_exp.evaluation.dataset import load_split, patient_groups  # lazy: heavy (yaml)
 
     data, root = load_data_yaml(data_yaml)
     present = [s for s in POOL_SPLITS if data.get(s) not in (None, "")]
@@ -222,8 +222,8 @@ def write_fold_data_yamls(plan: FoldPlan, out_dir: str | Path) -> list[Path]:
     for the bootstrap)."""
     import yaml
 
-    from xray_exp.data.validate import load_data_yaml
-    from xray_exp.evaluation.dataset import MANIFEST
+    from xray_exp.data.validate import load_data_yaml  # lazy: heavy (yaml)
+    from xray_exp.evaluation.dataset import MANIFEST  # lazy: heavy (yaml)
 
     folder = Path(out_dir).resolve() / PLAN_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from xray_exp.cv.plan import fold_data_yaml
 from xray_exp.errors import ConfigError
 
 CV_FILE = "cv.json"
@@ -75,8 +76,6 @@ def load_cv_record(cv_dir: str | Path) -> dict[str, Any]:
 
 def new_cv_record(cv_dir: str | Path, **fields: Any) -> dict[str, Any]:
     """Write cv.json with every fold MISSING (kept folds' states are read back by refresh_cv_record)."""
-    from xray_exp.cv.plan import fold_data_yaml
-
     cv_dir = Path(cv_dir).resolve()
     record = {
         "name": fields.pop("name"),

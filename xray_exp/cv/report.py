@@ -107,7 +107,7 @@ def write_cv_report(cv_dir: str | Path, record: dict, out: dict, result=None) ->
     else:
         lines += [out.get("oof_note", "not computed"), ""]
     if result is not None:
-        from xray_exp.evaluation.plots import plot_froc, plot_pr_curves, plot_roc
+        from xray_exp.evaluation.plots import plot_froc, plot_pr_curves, plot_roc  # lazy: only on this path
 
         plots = cv_dir / "plots"
         plot_pr_curves(result.detection, result.names, plots / "oof_pr_curves.png")

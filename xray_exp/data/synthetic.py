@@ -11,6 +11,9 @@ shadow and diaphragm, with film noise. Findings (YOLO classes):
 A share of images (``normal_fraction``) has no findings (empty label file: a background image).
 
     python -m xray_exp.data.synthetic /tmp/synth --num-train 16   # prints the data.yaml path
+
+Its settings (counts, image size, normal share, seed) and their defaults are the config schema's
+`SyntheticConfig` (xray_exp/config/schema.py): `dataset.synthetic.*` in every config, the same here.
 """
 
 from __future__ import annotations
@@ -19,46 +22,42 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+from xray_exp.config.schema import SyntheticConfig
 
 CLASS_NAMES = ("nodule", "effusion", "cardiomegaly", "pneumothorax")
 GENERATOR_VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
-class SyntheticSpec:
-    num_train: int = 160
-    num_val: int = 40
-    num_test: int = 40
-    image_size: int = 320
-    normal_fraction: float = 0.25
-    seed: int = 0
+def spec_fingerprint(spec: SyntheticConfig) -> str:
+    """12 hex digits naming the dataset these settings (and this generator version) make: its cache folder."""
+    payload = json.dumps({"v": GENERATOR_VERSION, **asdict(spec)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def fingerprint(self) -> str:
-        payload = json.dumps({"v": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def count(self, split: str) -> int:
-        return {"train": self.num_train, "val": self.num_val, "test": self.num_test}[split]
+def split_count(spec: SyntheticConfig, split: str) -> int:
+    return {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}[split]
 
 
 def ensure_synthetic_dataset(cache_dir: str | Path, **spec_kwargs) -> Path:
-    """Return the data.yaml of the synthetic dataset for these settings, generating it if needed.
+    """Return the data.yaml of the synthetic dataset for these settings, generating it if needed. The settings
+    left out take the config schema's defaults (xray_exp.config.schema.SyntheticConfig, their one home).
 
     Generation writes into a temporary folder that is renamed into place when complete, so an
     interrupted or concurrent generation never leaves a half-written dataset behind.
     """
-    spec = SyntheticSpec(**spec_kwargs)
+    spec = SyntheticConfig(**spec_kwargs)
     for split in SPLITS:
-        if spec.count(split) < 1:
-            raise ValueError(f"dataset.synthetic.num_{split} must be >= 1 (got {spec.count(split)})")
+        if split_count(spec, split) < 1:
+            raise ValueError(f"dataset.synthetic.num_{split} must be >= 1 (got {split_count(spec, split)})")
     if spec.image_size < 64:
         raise ValueError(f"dataset.synthetic.image_size must be >= 64 (got {spec.image_size})")
-    root = Path(cache_dir).expanduser().resolve() / f"synthetic-{spec.fingerprint()}"
+    root = Path(cache_dir).expanduser().resolve() / f"synthetic-{spec_fingerprint(spec)}"
     data_yaml = root / "data.yaml"
     if data_yaml.exists():
         return data_yaml
@@ -75,14 +74,14 @@ def ensure_synthetic_dataset(cache_dir: str | Path, **spec_kwargs) -> Path:
     return data_yaml
 
 
-def write_dataset(root: Path, spec: SyntheticSpec, final_root: Path | None = None) -> None:
+def write_dataset(root: Path, spec: SyntheticConfig, final_root: Path | None = None) -> None:
     """Write images/, labels/ and a data.yaml whose `path` is `final_root` (where `root` will be moved)."""
     import cv2
 
     for split_index, split in enumerate(SPLITS):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(spec.count(split)):
+        for i in range(split_count(spec, split)):
             rng = np.random.default_rng([spec.seed, split_index, i])
             image, boxes = generate_image(rng, spec.image_size, spec.normal_fraction)
             stem = f"synth_{split}_{i:05d}"
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cache_dir")
-    for name, default in asdict(SyntheticSpec()).items():
+    for name, default in asdict(SyntheticConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     args = vars(parser.parse_args(argv))
     print(ensure_synthetic_dataset(args.pop("cache_dir"), **args))

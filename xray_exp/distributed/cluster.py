@@ -108,11 +108,12 @@ def _enable_token_auth_for_cluster() -> None:
 
 def _reason(exc: BaseException) -> str:
     """The first line of the error and of its cause (Ray hides an auth failure behind ConnectionError)."""
-    parts = []
-    while exc is not None and len(parts) < 2:
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 2:
+        line = str(current).splitlines()[0] if str(current) else type(current).__name__
         parts.append(line[:240])
-        exc = exc.__cause__
+        current = current.__cause__
     return " <- ".join(parts)
 
 

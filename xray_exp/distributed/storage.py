@@ -22,9 +22,9 @@ def to_storage(local_dir: Path, storage_path: str, name: str) -> str:
     if is_uri(storage_path):
         import pyarrow.fs
 
-        target = f"{storage_path.rstrip('/')}/{name}"
-        pyarrow.fs.copy_files(str(local_dir), target)
-        return target
+        uri = f"{storage_path.rstrip('/')}/{name}"
+        pyarrow.fs.copy_files(str(local_dir), uri)
+        return uri
     target = Path(storage_path) / name
     if target.exists():
         shutil.rmtree(target)

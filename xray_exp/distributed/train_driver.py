@@ -24,9 +24,28 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from xray_exp.distributed import checkpoints
 from xray_exp.distributed.storage import to_storage
+from xray_exp.distributed.train_worker import train_loop
 from xray_exp.errors import ConfigError
-from xray_exp.runs.lifecycle import prepare, ultralytics_dir
+from xray_exp.mlops.registry import registration_target
+from xray_exp.mlops.tracker import Tracker
+from xray_exp.runs.lifecycle import (
+    Registration,
+    Run,
+    close_run,
+    ended,
+    finish_run,
+    post_training_config,
+    resolve_start_weights,
+    set_up,
+    start,
+    ultralytics_dir,
+    write_run_files,
+)
+from xray_exp.yolo.args import to_train_args
+from xray_exp.yolo.epochs import EpochLog
+from xray_exp.yolo.fit import FitResult
 
 log = logging.getLogger("xray_exp.ray")
 
@@ -57,34 +76,16 @@ def run_train(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> 
     t0 = time.time()
     resume = bool(cfg.resume)
     if resume and (run_dir / "summary.json").is_file():  # finished before: nothing to train or register again
-        from xray_exp.runs.summary import print_summary
+        from xray_exp.runs.summary import print_summary  # lazy: only on this path
 
         summary = json.loads((run_dir / "summary.json").read_text())
         log.info("Ray Train: %s finished already; its summary:", run_dir)
         print_summary(summary)
         return float(summary["objective"]["value"])
-    info = prepare(cfg, run_dir, resume)
+    info = set_up(cfg, run_dir, resume)
     plan = scaling(cfg)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from xray_exp.distributed import checkpoints
-    from xray_exp.distributed.train_worker import train_loop
-    from xray_exp.mlops.registry import registration_target
-    from xray_exp.runs.lifecycle import (
-        Registration,
-        Run,
-        close_run,
-        ended,
-        finish_run,
-        post_training_config,
-        resolve_start_weights,
-        start,
-        write_run_files,
-    )
-    from xray_exp.yolo.args import to_train_args
-    from xray_exp.yolo.epochs import EpochLog
-    from xray_exp.yolo.fit import FitResult
 
     storage = str(cfg.ray.storage_path)
     start_point, lineage = None, {}
@@ -227,13 +228,11 @@ def flush_rank0_journal(run_dir: Path, cfg: DictConfig) -> None:
     """Send rank 0's per-epoch MLflow events that did not get through (when its journal is on this machine)."""
     if not cfg.tracking.enabled or not (run_dir / "rank0" / "tracking").is_dir():
         return
-    from xray_exp.mlops.tracker import Tracker
 
     tracker = Tracker(run_dir / "rank0", cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     if not tracker.flush():
         log.warning(
-            "rank 0's per-epoch MLflow events are journaled in %s (upload later with "
-            "python -m xray_exp.tracking upload %s)",
+            "rank 0's per-epoch MLflow events are journaled in %s (upload later with python -m xray_exp.upload %s)",
             run_dir / "rank0",
             run_dir / "rank0",
         )

@@ -19,13 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from xray_exp.distributed import checkpoints
+from xray_exp.yolo.runtime import apply_ultralytics_settings, check_rank_environment, configure_offline
+
 log = logging.getLogger("xray_exp.ray")
 
 
 def train_loop(config: dict[str, Any]) -> None:
     """The per-worker training function (Ray Train V2)."""
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, check_rank_environment, configure_offline
-
     configure_offline(config["settings_dir"], offline=config["offline"])
     check_rank_environment()
     import ray.train
@@ -38,15 +39,14 @@ def train_loop(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     apply_ultralytics_settings(Path(config["settings_dir"]) / "runs")
 
-    from xray_exp.distributed import checkpoints
-    from xray_exp.yolo.fit import fit
+    from xray_exp.yolo.fit import fit  # lazy: heavy (omegaconf, yaml)
 
     run_dir = Path(config["run_dir"])
     local = Path(tempfile.mkdtemp(prefix=f"xray-ray-rank{rank}-"))
     start_state: dict[str, Any] = {}
     restored = ray.train.get_checkpoint()  # the latest reported one (a restarted group, a resumed run)
     if restored is None and config.get("start_checkpoint"):  # mode=retrain / model.weights: where to begin
-        from xray_exp.distributed.storage import open_checkpoint
+        from xray_exp.distributed.storage import open_checkpoint  # lazy: only on this path
 
         restored = open_checkpoint(config["start_checkpoint"])
     if restored is not None:
@@ -137,8 +137,6 @@ def _report_final(
     local: Path,
 ) -> None:
     import ray.train
-
-    from xray_exp.distributed import checkpoints
 
     metrics: dict[str, Any] = {"epoch": epoch, "final": 1, "resumed_from_epoch": resumed_from}
     checkpoint = None

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray import tune
@@ -45,8 +45,26 @@ from xray_exp.distributed.tune_space import (
     to_tune_space,
     validate_space,
 )
+from xray_exp.distributed.tune_trial import run_trial, trial_dirname
 from xray_exp.errors import ConfigError, XrayExpError
-from xray_exp.runs.lifecycle import post_training_config, prepare, ultralytics_dir
+from xray_exp.mlops.client import tracking_client
+from xray_exp.mlops.parent_runs import end_child_runs
+from xray_exp.mlops.registry import registration_target
+from xray_exp.runs.lifecycle import (
+    Registration,
+    Run,
+    close_run,
+    ended,
+    finish_run,
+    post_training_config,
+    resolve_start_weights,
+    set_up,
+    start,
+    ultralytics_dir,
+    write_run_files,
+)
+from xray_exp.yolo.checkpoint import strip_optimizer_state
+from xray_exp.yolo.fit import FitResult
 
 log = logging.getLogger("xray_exp.ray")
 EPOCH_METRIC_PREFIXES = ("ultralytics/val/", "train/", "lr/")
@@ -117,7 +135,7 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
             f"tune.name: {run_dir.name} finished already ({run_dir / 'summary.json'}). "
             "Fix: choose another tune.name for a new search"
         )
-    info = prepare(cfg, run_dir, resume)
+    info = set_up(cfg, run_dir, resume)
     flat = flatten_space(settings.space)
     validate_space(cfg, flat)
     metric = str(settings.metric)
@@ -139,11 +157,9 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
 
     # tiny epochs snapshot the experiment often; Tune's warning about that is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from xray_exp.distributed.tune_trial import run_trial, trial_dirname
-    from xray_exp.runs.lifecycle import resolve_start_weights, start, write_run_files
 
     weights, lineage = resolve_start_weights(cfg)
-    base = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    base = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # DictConfig: a dict
     base["model"]["weights"] = str(weights) if weights else None
     tracker = start(
         cfg,
@@ -233,7 +249,6 @@ def run_tune(cfg: DictConfig, run_dir: Path, overrides: list[str], cluster) -> f
         raise ConfigError(
             f"tune: no trial reported {metric} with a checkpoint ({grid.num_errors} errors); see {experiment_path}"
         )
-    from xray_exp.runs.lifecycle import close_run, ended
 
     with ended(tracker):
         summary = finish(cfg, run_dir, info, tracker, best, rows, flat, metric, lineage, t0)
@@ -244,8 +259,6 @@ def close_child_runs(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
     """Trials stopped by ASHA end without closing their MLflow run: mark them KILLED, tagged early-stopped."""
     if not cfg.tracking.enabled:
         return
-    from xray_exp.mlops.client import tracking_client
-    from xray_exp.mlops.parent_runs import end_child_runs
 
     try:
         end_child_runs(
@@ -268,11 +281,6 @@ def finish(
 ) -> dict[str, Any]:
     """The best trial finishes as a run of the parent (xray_exp.runs.lifecycle.finish_run: test split, ONNX
     export + parity, artifacts, registry), plus its experiment config and the search's figures."""
-    from xray_exp.mlops.registry import registration_target
-    from xray_exp.runs.lifecycle import Registration, Run, finish_run
-    from xray_exp.yolo.checkpoint import strip_optimizer_state
-    from xray_exp.yolo.fit import FitResult
-
     params = {k: best.config[k] for k in flat}
     trial_id = best.metrics.get("trial_id", "")
     value = float(best.metrics[metric])
@@ -321,8 +329,8 @@ def finish(
     run = Run(best_cfg, run_dir, info, tracker, t0, registration, post_cfg=post_training_config(best_cfg))
     summary = finish_run(run, result, artifacts={"config": exp_file, "tune": run_dir / "trials.csv"})
     if best.metrics.get("mlflow_run_id") and cfg.tracking.enabled:
-        from xray_exp.mlops.client import tracking_client
-        from xray_exp.mlops.parent_runs import tag_child_run
+        from xray_exp.mlops.client import tracking_client  # lazy: only on this path
+        from xray_exp.mlops.parent_runs import tag_child_run  # lazy: only on this path
 
         try:
             client = tracking_client(cfg.tracking.tracking_uri)

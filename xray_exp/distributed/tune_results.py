@@ -95,7 +95,7 @@ def print_tune_summary(summary: dict[str, Any]) -> None:
     )
     reg = summary.get("registration") or {}
     if reg:
-        from xray_exp.mlops.registry import describe_decision
+        from xray_exp.mlops.registry import describe_decision  # lazy: only on this path
 
         lines.append(f" registry: {describe_decision(reg)}")
     if summary.get("mlflow_run_id"):

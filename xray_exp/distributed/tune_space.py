@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -71,8 +71,8 @@ SEARCHERS: dict[str, tuple[str, str, str, str, Any]] = {
 
 def flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
     """Nested `space` -> {'train.lr0': {'type': 'loguniform', 'low': ..., 'high': ...}, ...}."""
-    if isinstance(space, DictConfig):
-        space = OmegaConf.to_container(space, resolve=True)
+    if isinstance(space, DictConfig):  # a DictConfig's container is a dict with the config's str keys
+        space = cast("dict[str, Any]", OmegaConf.to_container(space, resolve=True))
     flat: dict[str, dict[str, Any]] = {}
     for key, value in (space or {}).items():
         path = f"{prefix}{key}"

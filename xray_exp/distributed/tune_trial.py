@@ -15,7 +15,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from xray_exp.distributed import checkpoints
+from xray_exp.mlops.parent_runs import child_run_tags
+from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
 
 
 def trial_run_dir(tune_dir: str | Path, trial_id: str) -> Path:
@@ -28,25 +32,23 @@ def trial_dirname(trial) -> str:
 
 
 def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
-    from xray_exp.yolo.runtime import apply_ultralytics_settings, configure_offline
-
     configure_offline(setup["settings_dir"], offline=setup["offline"])
     import torch
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from ray import tune
 
-    from xray_exp.config.schema import RayMainConfig
-    from xray_exp.distributed import checkpoints
-    from xray_exp.distributed.tune_space import apply_params
-    from xray_exp.mlops.parent_runs import child_run_tags
-    from xray_exp.runs.lifecycle import ended, epoch_log_of, start
-    from xray_exp.yolo.args import to_train_args
-    from xray_exp.yolo.fit import fit
+    from xray_exp.config.schema import RayMainConfig  # lazy: heavy (omegaconf, yaml)
+    from xray_exp.distributed.tune_space import apply_params  # lazy: heavy (omegaconf, yaml)
+    from xray_exp.runs.lifecycle import ended, epoch_log_of, start  # lazy: heavy (omegaconf, yaml)
+    from xray_exp.yolo.args import to_train_args  # lazy: heavy (omegaconf, yaml)
+    from xray_exp.yolo.fit import fit  # lazy: heavy (omegaconf, yaml)
 
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
     torch.set_num_threads(max(1, int(setup["cpus_per_trial"])))
-    cfg = apply_params(OmegaConf.merge(OmegaConf.structured(RayMainConfig), setup["cfg"]), params)
+    # merge() returns the type of its first config: the structured schema's DictConfig
+    merged = cast(DictConfig, OmegaConf.merge(OmegaConf.structured(RayMainConfig), setup["cfg"]))
+    cfg = apply_params(merged, params)
     run_dir = trial_run_dir(setup["tune_dir"], trial_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     apply_ultralytics_settings(Path(setup["settings_dir"]) / "runs")

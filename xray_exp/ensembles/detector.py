@@ -2,9 +2,9 @@
 
     from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
     detector = EnsembleDetector("outputs/ensemble/<time>/model")    # ensemble.json + members/*.onnx
-    detections, timings = detector.predict(gray_uint8, conf=0.25)   # like xray_exp.detector.OnnxDetector
+    detections, timings = detector.predict(gray_uint8, conf=0.25)   # like xray_exp.inference.onnx_detector.OnnxDetector
 
-Each member (xray_exp.detector.OnnxDetector, the single model's own pre- and post-processing) predicts every
+Each member (inference.onnx_detector.OnnxDetector, the single model's own pre- and post-processing) predicts every
 view of the image (tta_views: original, mirror, zooms); the views of one image go through a member's ONNX
 session as one batch when its input's batch dimension is dynamic or equals the number of views, else one
 call per view (Ultralytics' exports are static batch 1). All model x view sets are fused in one step
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_exp.detector import Detection, OnnxDetector
 from xray_exp.ensembles.fusion import Detections, FusionSettings, View, fuse, top, unview_boxes, view_image
+from xray_exp.inference.onnx_detector import Detection, OnnxDetector
 
 ENSEMBLE_FILE = "ensemble.json"
 

@@ -7,7 +7,7 @@
 A CV folder (`cv.json`, `folds.csv`; written by `sweep=cv`) gives its FINISHED fold models (a FAILED or
 MISSING fold is refused unless `allow_missing`); a run folder its weights/best.onnx (or best.pt); a .pt
 file the .onnx beside it; a models:/ URI the registered version's model.onnx (xray_exp.mlops.registry).
-Every member is served through its ONNX file (xray_exp.detector.OnnxDetector): a .pt without one beside it
+Every member is served through its ONNX file (inference.onnx_detector.OnnxDetector): a .pt without one beside it
 is exported through the Ultralytics seam. Everything is checked before any model is exported or run.
 """
 
@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xray_exp.errors import ConfigError, ModelError
+from xray_exp.mlops.registry import download_version, find_version, parse_models_uri
+from xray_exp.yolo.export import export_onnx
+from xray_exp.yolo.predict import trained_imgsz
+from xray_exp.yolo.runtime import configure_offline
 
 CV_FILE, FOLDS_FILE = "cv.json", "folds.csv"
 
@@ -159,8 +163,6 @@ def file_member(path: Path, group: int, weight: float) -> Member:
 
 
 def registry_member(uri: str, group: int, weight: float, tracking_uri: str | None, cache_dir: Path) -> Member:
-    from xray_exp.mlops.registry import download_version, find_version, parse_models_uri
-
     name, alias, version = parse_models_uri(uri)
     if version is None:
         version = str(find_version(name, alias, tracking_uri).version)
@@ -230,11 +232,8 @@ def export_missing(members: list[Member], settings_dir: str | Path) -> list[str]
     todo = [m for m in members if m.onnx is None]
     if not todo:
         return notes
-    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(Path(settings_dir))
-    from xray_exp.yolo.export import export_onnx
-    from xray_exp.yolo.predict import trained_imgsz
 
     for m in todo:
         if m.pt is None:  # every member is resolved with an ONNX file or weights
@@ -252,7 +251,7 @@ def read_onnx_facts(members: list[Member]) -> list[str]:
     different sizes are allowed (each member runs at its own) and said."""
     import onnxruntime as ort
 
-    from xray_exp.detector import parse_metadata
+    from xray_exp.inference.onnx_detector import parse_metadata  # lazy: heavy (cv2, onnxruntime)
 
     for m in members:
         meta = parse_metadata(

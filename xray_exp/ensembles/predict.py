@@ -20,6 +20,7 @@ from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector
 from xray_exp.ensembles.fusion import Detections, FusionSettings, View
 from xray_exp.evaluation.dataset import SplitImage, read_ground_truth
 from xray_exp.evaluation.predict import SplitPredictions
+from xray_exp.imaging import read_xray
 
 
 def write_model_folder(
@@ -77,8 +78,6 @@ def predict_raw(
 ) -> RawPredictions:
     """Every member (or, per image, `members_of[i]`) on every view of every image."""
     from tqdm import tqdm
-
-    from xray_exp.imaging import read_xray
 
     everyone = list(range(len(detector.members)))
     gts, sets, used = [], [], []

@@ -20,8 +20,11 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from xray_exp.data.validate import load_data_yaml, parse_names
 from xray_exp.ensembles.fusion import FusionSettings, tta_views
+from xray_exp.ensembles.members import export_missing, parse_specs, read_onnx_facts
 from xray_exp.errors import ConfigError, DatasetError
+from xray_exp.evaluation.dataset import load_split
 
 log = logging.getLogger("xray_exp.ensemble")
 
@@ -50,7 +53,7 @@ def data_yaml_of(cfg: DictConfig, cvs: list) -> tuple[Path, str]:
         return Path(cfg.data_yaml).expanduser().resolve(), "data_yaml="
     if cvs:
         return cvs[0].data_yaml, f"the dataset of cv {cvs[0].name}"
-    from xray_exp.evaluate import offline_data_yaml
+    from xray_exp.evaluate import offline_data_yaml  # lazy: heavy (hydra)
 
     return offline_data_yaml(cfg), f"dataset={cfg.dataset.name}"
 
@@ -62,9 +65,7 @@ def ensemble_registered_name(cfg: DictConfig, members: list) -> str:
 
 def check_inputs(cfg: DictConfig):
     """Everything that can be refused without running a model: members, fusion, views, data, split."""
-    from xray_exp.ensembles.members import parse_specs
-    from xray_exp.evaluate import evaluation_metric_settings
-    from xray_exp.evaluation.dataset import load_split
+    from xray_exp.evaluate import evaluation_metric_settings  # lazy: heavy (hydra)
 
     specs = member_specs(cfg)
     fusion = fusion_settings(cfg)
@@ -81,7 +82,7 @@ def check_inputs(cfg: DictConfig):
             "files and models:/ URIs have none). Fix: tune=false, or cv=/models= CV folders only"
         )
     if cfg.tuning:
-        from xray_exp.ensembles.tune import check_one_dataset
+        from xray_exp.ensembles.tune import check_one_dataset  # lazy: only on this path
 
         check_one_dataset(cvs)
     data_yaml, data_source = data_yaml_of(cfg, cvs)
@@ -93,7 +94,6 @@ def check_inputs(cfg: DictConfig):
 
 def run_ensemble(cfg: DictConfig) -> dict:
     members, cvs, notes, fusion, views, settings, data_yaml, data_source, images = check_inputs(cfg)
-    from xray_exp.ensembles.members import export_missing, read_onnx_facts
 
     notes += export_missing(members, Path(cfg.paths.output_dir) / ".ultralytics")
     notes += read_onnx_facts(members)
@@ -102,8 +102,8 @@ def run_ensemble(cfg: DictConfig) -> dict:
             f"the members predict {len(members[0].names)} classes, {data_yaml} has "
             f"{len(load_names(data_yaml))}: these models were not trained on this dataset"
         )
-    from xray_exp.ensembles.detector import EnsembleDetector
-    from xray_exp.ensembles.predict import update_model_folder, write_model_folder
+    from xray_exp.ensembles.detector import EnsembleDetector  # lazy: heavy (onnxruntime)
+    from xray_exp.ensembles.predict import update_model_folder, write_model_folder  # lazy: heavy (onnxruntime)
 
     out_dir = Path(cfg.out_dir)
     name = ensemble_registered_name(cfg, members)
@@ -128,7 +128,7 @@ def run_ensemble(cfg: DictConfig) -> dict:
         tuned = tune(cfg, detector, cvs, members, settings)
         update_model_folder(folder, tuned.fusion, tuned.member_weights, {"tuning": tuned.as_dict()})
         detector = EnsembleDetector(folder, device=cfg.device, threads=cfg.threads)
-    from xray_exp.ensembles.scoring import evaluate_ensemble
+    from xray_exp.ensembles.scoring import evaluate_ensemble  # lazy: heavy (onnxruntime)
 
     outcome = evaluate_ensemble(cfg, detector, members, images, data_yaml, settings, out_dir)
     summary = {
@@ -145,7 +145,7 @@ def run_ensemble(cfg: DictConfig) -> dict:
         **outcome,
     }
     if cfg.tracking.enabled:
-        from xray_exp.ensembles.tracking import log_ensemble
+        from xray_exp.ensembles.tracking import log_ensemble  # lazy: only on this path
 
         summary["mlflow"] = log_ensemble(cfg, summary, folder, out_dir, images[0].path if images else None)
     (out_dir / "ensemble_summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
@@ -164,14 +164,12 @@ def _json_default(value):
 
 
 def load_names(data_yaml: Path) -> list[str]:
-    from xray_exp.data.validate import load_data_yaml, parse_names
-
     data, _ = load_data_yaml(data_yaml)
     return list(parse_names(data, data_yaml).values())
 
 
 def tune(cfg: DictConfig, detector, cvs: list, members: list, settings):
-    from xray_exp.ensembles.tune import oof_predictions, tune_fusion
+    from xray_exp.ensembles.tune import oof_predictions, tune_fusion  # lazy: heavy (onnxruntime)
 
     conf = min(cfg.conf, 1e-3)
     raw = oof_predictions(

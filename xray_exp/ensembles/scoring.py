@@ -22,12 +22,11 @@ from xray_exp.evaluation.comparison import Comparison, write_comparison
 from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.pipeline import confidence_intervals, score_predictions, split_groups
 from xray_exp.evaluation.report import metrics_table, write_evaluation_report
+from xray_exp.metrics.paired import paired_comparison, verdict_line
 from xray_exp.metrics.summary import flat_metrics
 
 
 def evaluate_ensemble(cfg, detector, members: list, images: list, data_yaml: Path, settings, out_dir: Path) -> dict:
-    from xray_exp.metrics.paired import paired_comparison, verdict_line
-
     split, conf, max_det = cfg.split, float(cfg.conf), int(cfg.max_det)
     raw = predict_raw(
         detector,

@@ -12,19 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-REPORT_FILES = (
-    "report.md",
-    "metrics.json",
-    "predictions.csv",
-    "images.csv",
-    "submission.csv",
-    "plots",
-    "galleries",
-    "comparison",
-)
+from xray_exp.mlops.report_run import REPORT_FILES, end_report_run, log_report_files, start_report_run
+from xray_exp.mlops.run_tags import flatten
 
 
 def lineage_tags(summary: dict) -> dict[str, str]:
@@ -48,20 +39,9 @@ def lineage_tags(summary: dict) -> dict[str, str]:
 
 def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, example: Path | None) -> dict:
     """One run in `cfg.ensemble_experiment`; returns {run_id, registration}."""
-    from xray_exp.mlops.run_tags import flatten, run_tags
-    from xray_exp.mlops.tracker import Tracker
-
-    tracker = Tracker(out_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
     tags = lineage_tags(summary)
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # called outside a Hydra app (tests, notebooks)
-        overrides = []
-    tracker.start(
-        cfg.ensemble_experiment,
-        f"ensemble-{cfg.split}-{out_dir.name}",
-        run_tags(cfg.paths.root, overrides, {"split": cfg.split, "data_yaml": summary["data_yaml"], **tags}),
-    )
+    labels = {"split": cfg.split, "data_yaml": summary["data_yaml"], **tags}
+    tracker = start_report_run(cfg, cfg.ensemble_experiment, "ensemble", out_dir, labels)
     tracker.log_params(
         flatten(
             {
@@ -93,9 +73,7 @@ def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, ex
             **({"oof/tuned": tuning["best_value"], "oof/default": tuning["default_value"]} if tuning else {}),
         }
     )
-    for name in REPORT_FILES:
-        target = "report" if (out_dir / name).is_file() else f"report/{name}"
-        tracker.log_artifact(out_dir / name, target)
+    log_report_files(tracker, out_dir, (*REPORT_FILES, "comparison"))
     tracker.log_artifact(folder / "ensemble.json", "report")
     names = dict(enumerate(summary_names(folder)))
     tracker.log_ensemble_model(folder, names, example)
@@ -110,14 +88,7 @@ def log_ensemble(cfg: DictConfig, summary: dict, folder: Path, out_dir: Path, ex
         "maximize",
         tags,
     )
-    tracker.end()
-    decision = tracker.state.get("registration")
-    if tracker.run_id:
-        print(f"MLflow run {tracker.run_id} ({cfg.ensemble_experiment}) at {cfg.tracking.tracking_uri}", flush=True)
-    if decision:
-        from xray_exp.mlops.registry import describe_decision
-
-        print(f"registry: {describe_decision(decision)}", flush=True)
+    decision = end_report_run(tracker, cfg.ensemble_experiment, cfg.tracking.tracking_uri)
     return {"run_id": tracker.run_id, "registration": decision, "problem": tracker.problem}
 
 

@@ -20,6 +20,8 @@ from xray_exp.ensembles.fusion import CONF_TYPES, FusionSettings
 from xray_exp.ensembles.predict import RawPredictions, fused_predictions, predict_raw
 from xray_exp.errors import ConfigError
 from xray_exp.evaluation.dataset import load_split
+from xray_exp.evaluation.pipeline import score_predictions
+from xray_exp.metrics.summary import flat_metrics
 
 
 @dataclass
@@ -134,9 +136,6 @@ def tune_fusion(
 ) -> Tuned:
     """Optuna TPE over the fusion settings and the CVs' weights, maximising `objective` on `raw` (OOF)."""
     import optuna
-
-    from xray_exp.evaluation.pipeline import score_predictions
-    from xray_exp.metrics.summary import flat_metrics
 
     base = detector.fusion
     low = max(conf, 1e-4)

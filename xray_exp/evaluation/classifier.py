@@ -29,7 +29,7 @@ from xray_exp.metrics.image_level import undefined_note
 
 def split_probabilities(weights, data_yaml: str | Path, split: str, imgsz: int, device: str | None = None):
     """(image ids, image paths, P(abnormal), abnormal flags) of every image of the split."""
-    from xray_exp.yolo.classify import probabilities
+    from xray_exp.yolo.classify import probabilities  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     data = load_split(data_yaml, split)
     paths = [image.path for image in data.images]

@@ -19,7 +19,9 @@ from pathlib import Path
 from xray_exp.errors import ModelError
 from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.pipeline import MetricSettings, score_predictions, split_groups
+from xray_exp.evaluation.plots import plot_froc, plot_pr_curves, plot_roc
 from xray_exp.evaluation.predict import SplitPredictions, predict_split
+from xray_exp.metrics.paired import paired_comparison, verdict_line
 from xray_exp.metrics.summary import EvaluationResult, metric_key
 
 
@@ -85,8 +87,6 @@ def compare_models(
 ) -> Comparison:
     """Both models predict every image of `split`; each is scored, then the pair is compared. A model's
     `transform` (a gate) changes its prediction records before scoring."""
-    from xray_exp.metrics.paired import paired_comparison, verdict_line
-
     outs, done = [], {}
     for m in models:  # the same weights at the same size predict once (a detector against itself gated)
         key = (str(m["weights"]), m["imgsz"])
@@ -136,8 +136,6 @@ def _side_by_side(title: str, left: str, right: str) -> list[str]:
 
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     """report.md (verdicts, table, side-by-side curves), comparison.json, comparison.csv, plots/."""
-    from xray_exp.evaluation.plots import plot_froc, plot_pr_curves, plot_roc
-
     out = Path(out_dir)
     plots = out / "plots"
     for tag, result in zip(("a", "b"), comparison.results, strict=True):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.imaging import read_xray
+
 GREEN, RED, ORANGE, WHITE = (0, 200, 0), (0, 0, 255), (0, 165, 255), (255, 255, 255)
 
 
@@ -49,8 +51,6 @@ def render_gallery(
     """Write a grid of tiles for `items` (from xray_exp.metrics.failures) whose ground-truth record carries
     the image `path`; None when there are none."""
     import cv2
-
-    from xray_exp.imaging import read_xray
 
     by_id = {str(g["image_id"]): g for g in gts if g.get("path")}
     items = [item for item in items if item["image_id"] in by_id]

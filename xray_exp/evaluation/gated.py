@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xray_exp.errors import ConfigError
+from xray_exp.evaluation.classifier import split_probabilities
+from xray_exp.evaluation.predict import predict_split
 from xray_exp.gating import GateSettings, gate_records, tune_gate
+from xray_exp.metrics.summary import evaluate_records
+from xray_exp.yolo.predict import trained_imgsz
 
 
 @dataclass
@@ -47,8 +51,6 @@ def gate_settings(node, no_finding_class: int | None) -> GateSettings:
 
 
 def classifier_probs(classifier: Path, data_yaml, split: str, imgsz: int, device) -> dict[str, float]:
-    from xray_exp.evaluation.classifier import split_probabilities
-
     ids, _, probs, _ = split_probabilities(classifier, data_yaml, split, imgsz, device)
     return {i: float(p) for i, p in zip(ids, probs, strict=True)}
 
@@ -57,9 +59,6 @@ def tuned_settings(
     settings: GateSettings, classifier: Path, imgsz: int, detector: Path, det_imgsz: int, data_yaml, metrics, device
 ) -> tuple[GateSettings, list[dict]]:
     """low/high maximising mAP@0.4 of the gated detector on the val split."""
-    from xray_exp.evaluation.predict import predict_split
-    from xray_exp.metrics.summary import evaluate_records
-
     out = predict_split(detector, data_yaml, "val", imgsz=det_imgsz, conf=0.001, iou=0.7, device=device)
     probs = classifier_probs(classifier, data_yaml, "val", imgsz, device)
 
@@ -89,8 +88,7 @@ def prepare_gate(
     out_dir: Path | None = None,
 ) -> PreparedGate:
     """Check the gate (settings, then that `classifier` is one), tune when `node.tune`, predict P(abnormal)."""
-    from xray_exp.yolo.classify import load_classifier
-    from xray_exp.yolo.predict import trained_imgsz
+    from xray_exp.yolo.classify import load_classifier  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     settings = gate_settings(node, metrics.no_finding_class)
     load_classifier(classifier)  # a detector (or any non-classifier) fails here, before any prediction

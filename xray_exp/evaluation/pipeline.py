@@ -23,6 +23,7 @@ from xray_exp.evaluation.dataset import patient_groups
 from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.predict import SplitPredictions, predict_split
 from xray_exp.evaluation.report import write_evaluation_report
+from xray_exp.metrics.bootstrap import bootstrap_ci
 from xray_exp.metrics.summary import EvaluationResult, evaluate_records, flat_metrics
 
 MAP40_METHODS = ("voc2010", "coco101")
@@ -92,7 +93,6 @@ def score_predictions(
 def confidence_intervals(result: EvaluationResult, settings: MetricSettings) -> dict[str, tuple[float, float]] | None:
     if not settings.n_boot:
         return None
-    from xray_exp.metrics.bootstrap import bootstrap_ci
 
     return bootstrap_ci(
         result, n_boot=settings.n_boot, seed=settings.ci_seed, level=settings.ci_level, progress=settings.progress

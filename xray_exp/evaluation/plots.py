@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.metrics.ap import precision_envelope
 from xray_exp.metrics.classification import ClassifierResult
 from xray_exp.metrics.detection import DetectionMetrics
 from xray_exp.metrics.froc import FrocResult
@@ -37,8 +38,6 @@ def _save(fig, path: str | Path) -> Path:
 
 def plot_pr_curves(detection: DetectionMetrics, names: list[str], path: str | Path) -> Path:
     """Precision-recall per class at the matching IoU, with AP in the legend."""
-    from xray_exp.metrics.ap import precision_envelope
-
     fig, ax = _figure()
     ap = detection.ap_at(detection.match_iou)
     for c, (recall, precision, _) in enumerate(detection.pr_curves):

@@ -21,6 +21,7 @@ import numpy as np
 from xray_exp.errors import ModelError
 from xray_exp.evaluation.dataset import load_split, read_ground_truth
 from xray_exp.evaluation.tta import Detections, merge_flip
+from xray_exp.imaging import read_xray
 from xray_exp.yolo.predict import class_names, is_pytorch, load_yolo, predict_images
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ def predict_split(
     """Predictions and ground truth for every image of `split`; `weights` may be a loaded model.
     `progress`: a tqdm bar over the images (stderr)."""
     from tqdm import tqdm
-
-    from xray_exp.imaging import read_xray
 
     data = load_split(data_yaml, split)
     model = load_yolo(weights, settings_dir)

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from xray_exp.errors import ConfigError
+from xray_exp.metrics.resample import HEADLINE_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ ALPHA = 0.05  # two-sided p-value below which the new version counts as better (
 def significance_objective(cfg: DictConfig) -> tuple[str, str]:
     """(split, metric) of `objective.metric` when it can be tested; ConfigError naming the keys otherwise.
     Called at the start of a run, so a wrong setting fails before training."""
-    from xray_exp.metrics.resample import HEADLINE_METRICS
-
     split, _, metric = str(cfg.objective.metric).partition("/")
     if metric not in HEADLINE_METRICS or split not in ("val", "test"):
         raise ConfigError(
@@ -52,7 +51,7 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
     if split == "test" and not info.has_test:
         split = "val"
     try:
-        from xray_exp.mlops.registry import resolve_weights, version_holding
+        from xray_exp.mlops.registry import resolve_weights, version_holding  # lazy: only on this path
 
         holder = version_holding(name, alias, cfg.tracking.tracking_uri)
         if holder is None:
@@ -60,14 +59,14 @@ def compare_with_holder(cfg: DictConfig, best: Path, info, name: str, alias: str
         weights, _, version = resolve_weights(
             f"models:/{name}/{holder}", cfg.tracking.tracking_uri, Path(cfg.paths.cache_dir) / "registry"
         )
-        from xray_exp.evaluation.comparison import compare_models
+        from xray_exp.evaluation.comparison import compare_models  # lazy: only on this path
         from xray_exp.evaluation.pipeline import (
             PREDICT_BATCH,
             PREDICT_CONF,
             PREDICT_MAX_DET,
             PREDICT_NMS_IOU,
             MetricSettings,
-        )
+        )  # lazy: only on this path
 
         models = [
             {"name": f"{name} v{version}", "weights": weights, "imgsz": int(cfg.train.imgsz)},

@@ -24,7 +24,7 @@ from xray_exp.imaging import decode_xray_bytes, sniff_format
 from xray_exp.inference.sources import Input
 
 if TYPE_CHECKING:
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _finding(det) -> dict:
 
 def _journal_detection(finding: dict) -> Detection:
     """A finding read back from the journal as a Detection (for SR and annotation on resume)."""
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection  # lazy: heavy (cv2, onnxruntime)
 
     x1, y1, x2, y2 = finding["box"]
     return Detection((x1, y1, x2, y2), finding["confidence"], finding["class_id"], finding["label"])
@@ -89,7 +89,7 @@ def predict_one(item: Input, predictor, out_dir: Path, save_images: bool, sr, pr
             "findings": [_finding(d) for d in detections],
         }
     if save_images and not (out_dir / "images" / f"{item.stem}.png").is_file():
-        from xray_exp.serve.annotate import annotate, encode_png
+        from xray_exp.serve.annotate import annotate, encode_png  # lazy: only on this path
 
         gray = decode_xray_bytes(data) if gray is None else gray
         write_atomic(out_dir / "images" / f"{item.stem}.png", encode_png(annotate(gray, detections)))

@@ -1,6 +1,6 @@
 """`model=` -> a predictor: `.predict(gray_uint8) -> [Detection]`, `.identity` (name, version), `.classes`.
 
-    predictor = load_predictor("best.onnx")                     # ONNX Runtime (xray_exp.detector)
+    predictor = load_predictor("best.onnx")                     # ONNX Runtime (xray_exp.inference.onnx_detector)
     predictor = load_predictor("models:/yolo12s@development")   # the registered version's model.onnx
     predictor = load_predictor("outputs/runs/yolo12n-20250101")  # a run folder: weights/best.onnx (or best.pt)
     predictor = load_predictor("best.pt")    # exported once to ONNX through xray_exp.yolo.export (cached)
@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from xray_exp.errors import ModelError
 from xray_exp.sr.writer import ModelIdentity
+from xray_exp.yolo.export import export_onnx
+from xray_exp.yolo.predict import trained_imgsz
+from xray_exp.yolo.runtime import configure_offline
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from xray_exp.detector import Detection
+    from xray_exp.inference.onnx_detector import Detection
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def file_sha256(path: Path) -> str:
 
 
 class ImageDetector(Protocol):
-    """What OnnxPredictor needs of its detector: xray_exp.detector.OnnxDetector or an EnsembleDetector."""
+    """What OnnxPredictor needs of its detector: onnx_detector.OnnxDetector or an EnsembleDetector."""
 
     names: dict[int, str]
 
@@ -84,7 +87,11 @@ class OnnxPredictor:
 
 
 def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tuple[Path, ModelIdentity]:
-    from xray_exp.mlops.registry import download_version, get_latest_model, parse_models_uri
+    from xray_exp.mlops.registry import (  # lazy: looked up at call time (tests replace it)
+        download_version,
+        get_latest_model,
+        parse_models_uri,
+    )
 
     name, alias, version = parse_models_uri(spec)
     dst = cache_dir / "registry"
@@ -92,8 +99,10 @@ def _registry_onnx(spec: str, tracking_uri: str | None, cache_dir: Path) -> tupl
         folder = download_version(name, version, tracking_uri, dst)
     else:
         folder, version = get_latest_model(name, alias, tracking_uri, dst)
-    from xray_exp.ensembles.detector import is_ensemble_folder  # onnxruntime: imported once a model loads
-    from xray_exp.gated_detector import is_gated_folder
+    from xray_exp.ensembles.detector import (
+        is_ensemble_folder,  # onnxruntime: imported once a model loads; lazy: heavy (cv2, onnxruntime)
+    )  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     folder = Path(folder)
     if is_ensemble_folder(folder) or is_gated_folder(folder):  # <model>-ensemble, <detector>-gated
@@ -106,11 +115,8 @@ def export_pt(weights: Path, cache_dir: Path, output_dir: Path, imgsz: int | Non
     target = cache_dir / "predict-onnx" / f"{file_sha256(weights)[:16]}-{imgsz or 'trained'}"
     if (target / "best.onnx").is_file():
         return target / "best.onnx"
-    from xray_exp.yolo.runtime import configure_offline
 
     configure_offline(output_dir / ".ultralytics")
-    from xray_exp.yolo.export import export_onnx
-    from xray_exp.yolo.predict import trained_imgsz
 
     imgsz = imgsz or trained_imgsz(weights)
     if imgsz is None:
@@ -138,8 +144,11 @@ def resolve_local(spec: str, cache_dir: Path, output_dir: Path, imgsz: int | Non
             "(outputs/runs/<run>) or a models:/<name>@<alias> registry URI."
         )
     name = path.name
-    from xray_exp.ensembles.detector import ENSEMBLE_FILE, is_ensemble_folder  # onnxruntime: a model loads next
-    from xray_exp.gated_detector import is_gated_folder
+    from xray_exp.ensembles.detector import (  # onnxruntime: a model loads next; lazy: heavy (cv2, onnxruntime)
+        ENSEMBLE_FILE,
+        is_ensemble_folder,
+    )  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.gated_onnx_detector import is_gated_folder  # lazy: heavy (cv2, onnxruntime)
 
     if path.is_dir() and is_ensemble_folder(path):  # outputs/ensemble/<time>/model (ensemble.json + members/)
         return path.resolve(), ModelIdentity(name, f"sha256:{file_sha256(path / ENSEMBLE_FILE)[:12]}")
@@ -178,9 +187,9 @@ def load_predictor(
     else:
         onnx, identity = resolve_local(str(spec), cache_dir, output_dir, imgsz)
         source = "file"
-    from xray_exp.detector import OnnxDetector
-    from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder
-    from xray_exp.gated_detector import GatedOnnxDetector
+    from xray_exp.ensembles.detector import EnsembleDetector, is_ensemble_folder  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector  # lazy: heavy (cv2, onnxruntime)
+    from xray_exp.inference.onnx_detector import OnnxDetector  # lazy: heavy (cv2, onnxruntime)
 
     detector: ImageDetector
     try:

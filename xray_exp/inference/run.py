@@ -11,15 +11,15 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from xray_exp.errors import ConfigError
+from xray_exp.inference.batch import run_predict
+from xray_exp.inference.sources import find_inputs
 
 DICOMWEB_PREFIX = "dicomweb:"
 
 
 def predict_from_config(cfg: DictConfig) -> dict:
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # its per-attribute copy log drowns ours
-    from xray_exp.inference.batch import run_predict
-    from xray_exp.inference.predictor import load_predictor
-    from xray_exp.inference.sources import find_inputs
+    from xray_exp.inference.predictor import load_predictor  # lazy: heavy (PIL, highdicom, pydicom, requests)
 
     if not 0.0 <= cfg.conf <= 1.0 or not 0.0 <= cfg.iou <= 1.0:
         raise ConfigError(f"conf={cfg.conf} and iou={cfg.iou} must be within [0, 1]")
@@ -37,13 +37,13 @@ def predict_from_config(cfg: DictConfig) -> dict:
     )
     sr = None
     if cfg.sr:
-        from xray_exp.sr.codes import FindingCodes
-        from xray_exp.sr.files import SrOutput
+        from xray_exp.sr.codes import FindingCodes  # lazy: only on this path
+        from xray_exp.sr.files import SrOutput  # lazy: only on this path
 
         sr = SrOutput(predictor.identity, FindingCodes.load(cfg.sr_codes))
     study = None
     if str(cfg.source).startswith(DICOMWEB_PREFIX):
-        from xray_exp.pacs.dicomweb import DicomWeb, parse_study_url
+        from xray_exp.pacs.dicomweb import DicomWeb, parse_study_url  # lazy: only on this path
 
         base_url, study_uid = parse_study_url(str(cfg.source)[len(DICOMWEB_PREFIX) :])
         study = DicomWeb(base_url, cfg.dicomweb.credentials_file, cfg.dicomweb.timeout_s, cfg.dicomweb.retries)

@@ -48,7 +48,7 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if root is None:
-        from xray_exp.project import project_root
+        from xray_exp.project import project_root  # lazy: only on this path
 
         root = project_root()
     return f"sqlite:///{Path(root).expanduser().resolve() / 'outputs' / 'mlflow.db'}"

@@ -16,17 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from xray_exp.mlops.pyfunc_model import PACKAGE, SHARED_CODE, example_png, pip_requirements
+from xray_exp.mlops.pyfunc_model import PACKAGE, SHARED_CODE, example_png, model_signature, pip_requirements
 
 GATED_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_gated_pyfunc.py"
-GATED_CODE = ("errors.py", "gated_detector.py", "gating/__init__.py", "gating/gate.py", "gating/tune.py")
+GATED_CODE = ("errors.py", "inference/gated_onnx_detector.py", "gating/__init__.py", "gating/gate.py", "gating/tune.py")
 
 
 def gated_signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
-
-    from xray_exp.mlops.pyfunc_model import model_signature
 
     detector = model_signature()
     return ModelSignature(

@@ -3,7 +3,7 @@
     model = mlflow.pyfunc.load_model("models:/yolo12n-cls@development")
     model.predict(["chest.png", "study.dcm"])       # -> DataFrame, one row per image: abnormal (0.87), width, height
 
-Decoding (xray_exp/imaging.py) and the torch-free classifier (xray_exp/classifier.py) ship inside the model.
+Decoding (xray_exp/imaging/) and the torch-free classifier (inference/onnx_classifier.py) ship inside the model.
 """
 
 import mlflow
@@ -13,13 +13,19 @@ from mlflow.pyfunc import PythonModel
 
 class XrayClassifier(PythonModel):
     def load_context(self, context):
-        from xray_exp.classifier import OnnxClassifier
+        from xray_exp.inference.onnx_classifier import (
+            OnnxClassifier,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
 
         self.classifier = OnnxClassifier(context.artifacts["onnx"])
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.imaging import decode_xray_bytes
-        from xray_exp.mlops.pyfunc_inputs import classifier_inputs
+        from xray_exp.imaging import (
+            decode_xray_bytes,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
+        from xray_exp.mlops.pyfunc_inputs import (
+            classifier_inputs,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
 
         rows = []
         for data in classifier_inputs(model_input):

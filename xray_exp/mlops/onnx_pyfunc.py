@@ -12,7 +12,7 @@ Over REST (`mlflow models serve -m models:/yolo12n@development --env-manager loc
     curl -H 'Content-Type: application/json' http://127.0.0.1:5000/invocations \
          -d "{\"dataframe_split\": {\"data\": [[\"$(base64 -w0 chest.png)\"]]}}"
 
-Decoding (xray_exp/imaging.py), letterbox and NMS (xray_exp/detector.py) are the service's own code,
+Decoding (xray_exp/imaging/), letterbox and NMS (xray_exp/inference/onnx_detector.py) are the service's own code,
 shipped inside the model (code_paths): the model loads where xray_exp is not installed, too.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 DEFAULTS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
 
@@ -58,20 +59,28 @@ def image_bytes(item) -> bytes:
         raise ValueError(f"image {text[:80]!r}: neither a readable file nor base64-encoded image bytes") from None
 
 
-class XrayDetector(mlflow.pyfunc.PythonModel):
+class XrayDetector(PythonModel):
     def load_context(self, context):
         if "ensemble.json" in context.artifacts:  # an ensemble (xray_exp.mlops.ensemble_model): answers the same
-            from xray_exp.ensembles.detector import EnsembleDetector
+            from xray_exp.ensembles.detector import (
+                EnsembleDetector,  # lazy: MLflow loads this model file before xray_exp is importable
+            )
 
             self.detector = EnsembleDetector(Path(context.artifacts["ensemble.json"]).parent)
             return
-        from xray_exp.detector import OnnxDetector
+        from xray_exp.inference.onnx_detector import (
+            OnnxDetector,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
 
         self.detector = OnnxDetector(context.artifacts["onnx"])
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.detector import findings
-        from xray_exp.imaging import decode_xray_bytes
+        from xray_exp.imaging import (
+            decode_xray_bytes,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
+        from xray_exp.inference.onnx_detector import (
+            findings,  # lazy: MLflow loads this model file before xray_exp is importable
+        )
 
         p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
         rows = []

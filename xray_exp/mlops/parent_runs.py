@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xray_exp.mlops.client import ensure_experiment
 from xray_exp.mlops.query import search_all_runs
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -40,8 +41,6 @@ def open_parent_run(
     """Create the parent run, or reopen the newest one whose tags match `identity` (a resumed sweep): it is
     RUNNING again, its children left RUNNING by the interrupted invocation are KILLED, params it has are not
     sent again. `count_tag` counts the invocations. Returns {parent_run_id, experiment_id, resumed}."""
-    from xray_exp.mlops.client import ensure_experiment
-
     identity = {k: str(v).replace("'", "") for k, v in identity.items()}  # quotes would end the filter's strings
     experiment_id = ensure_experiment(client, experiment)
     previous = client.search_runs(

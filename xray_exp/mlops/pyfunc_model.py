@@ -1,8 +1,8 @@
 """Log the trained detector as an MLflow model that answers: images in, findings out.
 
 The model folder holds `artifacts/model.onnx` (serving) and `artifacts/best.pt` (fine-tuning), the
-pyfunc (xray_exp/mlops/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp: imaging.py,
-dicom_reader.py, dicom_parse.py, detector.py), a signature (images as binary: paths, bytes or base64; params
+pyfunc (xray_exp/mlops/onnx_pyfunc.py) with the service's decoding and detection code (code/xray_exp: imaging/,
+inference/onnx_detector.py), a signature (images as binary: paths, bytes or base64; params
 conf, iou, max_det), an input example (a radiograph of the training data) and metadata with the class names.
 
     uri = log_onnx_model(tracking_uri, run_id, {"onnx": ..., "pt": ..., "names": {...}, "imgsz": 320,
@@ -24,14 +24,10 @@ PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_pyfunc.py"
 CLS_PYFUNC_CODE = Path(__file__).resolve().parent / "onnx_cls_pyfunc.py"  # task=classify: {"abnormal": p}
 SHARED_CODE = (
     "__init__.py",
-    "imaging.py",
-    "dicom_reader.py",
-    "dicom_parse.py",
-    "dicom_inflate.py",
-    "pixel_scaling.py",
-    "gdcm_plugin.py",
-    "detector.py",
-    "classifier.py",
+    *sorted(f"imaging/{f.name}" for f in (PACKAGE / "imaging").glob("*.py")),  # the whole decoding package
+    "inference/__init__.py",
+    "inference/onnx_detector.py",
+    "inference/onnx_classifier.py",
     "mlops/__init__.py",
     "mlops/pyfunc_inputs.py",
 )  # the pyfuncs import
@@ -82,9 +78,9 @@ def example_png(image: str | Path | None, max_side: int = 256) -> bytes:
     """A small PNG for the input example: the given radiograph scaled down, else a plain grey square."""
     import cv2
 
-    gray = np.full((64, 64), 128, np.uint8)
+    gray: np.ndarray = np.full((64, 64), 128, np.uint8)
     if image and Path(image).is_file():
-        from xray_exp.imaging import read_xray
+        from xray_exp.imaging import read_xray  # lazy: only on this path
 
         gray = read_xray(image)
         scale = max_side / max(gray.shape)

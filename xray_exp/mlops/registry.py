@@ -65,7 +65,7 @@ def promotion_blocker(event: dict[str, Any], holder) -> str | None:
     if held_objective and held_objective != objective:
         return (
             f"{name}@{alias} v{holder.version} was measured on {held_objective}, this version on {objective}; "
-            f"promote by hand if wanted (python -m xray_exp.registry promote {name} <version> --alias {alias})"
+            f"promote by hand if wanted (python -m xray_exp.models promote {name} <version> --alias {alias})"
         )
     if not at_least_as_good(float(value), float(held_value), event["direction"]):
         return (
@@ -246,7 +246,7 @@ def describe_decision(reg: dict[str, Any] | None) -> str:
     return f"{reg.get('name')} v{reg.get('version')} registered; @{reg.get('alias')} unchanged ({reg.get('reason')})"
 
 
-# ---- python -m xray_exp.registry list|show|promote -----------------------------------------------------
+# ---- promotion by hand (python -m xray_exp.models promote) -----------------------------------------------
 
 
 def promote(name: str, version: str, alias: str, tracking_uri: str | None = None):
@@ -261,7 +261,7 @@ def promote(name: str, version: str, alias: str, tracking_uri: str | None = None
     except MlflowException as exc:
         raise ModelError(
             f"registry: {name} v{version} not found at {client.tracking_uri}. Fix: "
-            f"python -m xray_exp.registry list {name}"
+            f"python -m xray_exp.models list {name}"
         ) from exc
     before = current_holder(client, name, alias)
     client.set_registered_model_alias(name, alias, mv.version)
@@ -272,93 +272,3 @@ def promote(name: str, version: str, alias: str, tracking_uri: str | None = None
         f"@{alias} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')} (was v{getattr(before, 'version', None)})",
     )
     return client.get_model_version(name, mv.version)
-
-
-def version_rows(name: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
-    """Every registered version (of `name`, or of all models): name, version, aliases, objective, run."""
-    client = tracking_client(tracking_uri)
-    versions = client.search_model_versions(f"name='{name}'" if name else "")
-    aliases: dict[tuple[str, str], list[str]] = {}  # version search results carry no aliases: ask each model
-    for model in {v.name for v in versions}:
-        for alias, version in (client.get_registered_model(model).aliases or {}).items():
-            aliases.setdefault((model, str(version)), []).append(alias)
-    rows = []
-    for v in sorted(versions, key=lambda v: (v.name, int(v.version))):
-        rows.append(
-            {
-                "name": v.name,
-                "version": int(v.version),
-                "aliases": ",".join(sorted(aliases.get((v.name, str(v.version)), []))) or "-",
-                "objective": v.tags.get("objective", "-"),
-                "value": v.tags.get("objective_value", "-"),
-                "run_id": v.run_id or "-",
-                "note": v.tags.get("promotion.skipped", ""),
-            }
-        )
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(
-        prog="python -m xray_exp.registry", description="Registered models: list versions, show one, promote by hand."
-    )
-    parser.add_argument(
-        "--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/outputs/mlflow.db"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("list", help="versions with aliases and objectives")
-    ls.add_argument("name", nargs="?")
-    show = sub.add_parser("show", help="one version's tags (a version number or an alias)")
-    show.add_argument("name")
-    show.add_argument("version", help="3 or development")
-    pro = sub.add_parser("promote", help="move an alias to a version")
-    pro.add_argument("name")
-    pro.add_argument("version")
-    pro.add_argument("--alias", required=True, help=f"{BASE_ALIAS} (base models), {FINETUNED_ALIAS} (fine-tunes)")
-    args = parser.parse_args(argv)
-    from mlflow.exceptions import MlflowException
-
-    from xray_exp.mlops.client import default_tracking_uri
-
-    uri = args.tracking_uri or default_tracking_uri()
-    try:
-        if args.command == "list":
-            rows = version_rows(args.name, uri)
-            print(f"{'name':<20} {'ver':>4} {'aliases':<22} {'objective':<16} {'value':<10} run_id   note")
-            for r in rows:
-                print(
-                    f"{r['name']:<20} {r['version']:>4} {r['aliases']:<22} {r['objective']:<16} "
-                    f"{str(r['value'])[:10]:<10} {r['run_id'][:8]} {r['note']}"
-                )
-            if not rows:
-                print(f"(no registered versions at {uri})")
-        elif args.command == "show":
-            mv = (
-                tracking_client(uri).get_model_version(args.name, args.version)
-                if args.version.isdigit()
-                else find_version(args.name, args.version, uri)
-            )
-            print(
-                json.dumps(
-                    {
-                        "name": mv.name,
-                        "version": int(mv.version),
-                        "aliases": list(mv.aliases or []),
-                        "run_id": mv.run_id,
-                        "source": mv.source,
-                        "status": mv.status,
-                        "tags": dict(mv.tags),
-                    },
-                    indent=2,
-                )
-            )
-        else:
-            mv = promote(args.name, args.version, args.alias, uri)
-            print(f"{mv.name} v{mv.version} now holds @{args.alias} (aliases: {', '.join(mv.aliases)})")
-    except (ModelError, MlflowException) as exc:
-        print(f"ERROR: {str(exc).splitlines()[0]}")
-        return 2
-    return 0

@@ -7,7 +7,7 @@ with a bounded backoff (2 s doubling to 60 s, each try bounded by `tracking.time
 journal once the server answers again, and the end of the run always tries once more. For a server
 that never comes back:
 
-    python -m xray_exp.tracking upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
+    python -m xray_exp.upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
 
 replays whatever was not sent yet (into the same run when it had been created) and brings the run's
 summary.json up to date (MLflow run id, registration).
@@ -220,7 +220,7 @@ class Tracker:
         if self.enabled and self.problem:
             log.warning(
                 "MLflow (%s) was unreachable: %s. Everything is on disk; upload it with:\n"
-                "  python -m xray_exp.tracking upload %s",
+                "  python -m xray_exp.upload %s",
                 self.tracking_uri,
                 self.problem,
                 self.dir.parent,
@@ -302,6 +302,12 @@ class Tracker:
             self._client = tracking_client(self.tracking_uri)
         return self._client
 
+    def _open_run(self) -> tuple[str, str]:
+        """(tracking URI, run id) of the run the replay sends into: known once the journal's `start` is applied."""
+        if not self.tracking_uri or not self.run_id:
+            raise RuntimeError(f"{self.dir / JOURNAL}: a model event before the run was opened (no 'start' applied)")
+        return self.tracking_uri, self.run_id
+
     def _apply(self, event: dict[str, Any]) -> None:
         op = event["op"]
         if op == "start":
@@ -324,17 +330,17 @@ class Tracker:
             elif path.exists():
                 self.client.log_artifact(self.run_id, str(path), event["artifact_path"])
         elif op == "model" and event.get("task") == "gated":  # a detector + its gate (xray_exp.mlops.gated_model)
-            from xray_exp.mlops.gated_model import log_gated_model
+            from xray_exp.mlops.gated_model import log_gated_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_gated_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_gated_model(*self._open_run(), event)
         elif op == "model":
-            from xray_exp.mlops.pyfunc_model import log_onnx_model
+            from xray_exp.mlops.pyfunc_model import log_onnx_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_onnx_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_onnx_model(*self._open_run(), event)
         elif op == "ensemble_model":
-            from xray_exp.mlops.ensemble_model import log_ensemble_model
+            from xray_exp.mlops.ensemble_model import log_ensemble_model  # lazy: only on this path
 
-            self.state["model_uri"] = log_ensemble_model(self.tracking_uri, self.run_id, event)
+            self.state["model_uri"] = log_ensemble_model(*self._open_run(), event)
         elif op == "dataset":
             from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -348,9 +354,9 @@ class Tracker:
             )
             self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
         elif op == "register":
-            from xray_exp.mlops.registry import register_model
+            from xray_exp.mlops.registry import register_model  # lazy: only on this path
 
-            decision = register_model(self.client, self.state["model_uri"], self.run_id, event)
+            decision = register_model(self.client, self.state["model_uri"], self._open_run()[1], event)
             self.state["registration"] = decision
         elif op == "end":
             self.client.set_terminated(self.run_id, status=event["status"])

@@ -1,6 +1,6 @@
 """Send what a run's MLflow journal still holds, after an outage that outlived the run:
 
-    python -m xray_exp.tracking upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
+    python -m xray_exp.upload outputs/runs/yolo12n-20261126-120000 [--tracking-uri URI]
 
 Replays the unsent events of `<run>/tracking/events.jsonl` (into the same MLflow run when it had been
 created) and brings `<run>/summary.json` up to date: MLflow run id, registration, unsent events.
@@ -8,11 +8,13 @@ created) and brings `<run>/summary.json` up to date: MLflow run id, registration
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 from pathlib import Path
 
+from xray_exp.errors import exit_with_errors
 from xray_exp.mlops.tracker import STATE, Tracker
 
 
@@ -42,22 +44,17 @@ def update_summary(run_dir: Path, tracker: Tracker) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+def main(argv: list[str] | None = None, prog: str = "python -m xray_exp.upload") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m xray_exp.tracking", description="Upload a run's journaled MLflow events (after an outage)."
+        prog=prog, description="Send the MLflow events a run folder journaled but could not send (after an outage)."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upload", help="replay the events of a run folder that were not sent")
-    up.add_argument("run_dir")
-    up.add_argument("--tracking-uri", default=None, help="defaults to the URI the run was started with")
+    parser.add_argument("run_dir", help="the run folder (outputs/runs/<run>)")
+    parser.add_argument("--tracking-uri", default=None, help="defaults to the URI the run was started with")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         tracker = upload(args.run_dir, args.tracking_uri)
     except (FileNotFoundError, ConnectionError) as exc:
-        print(f"ERROR: {exc}")
-        return 2
+        exit_with_errors([str(exc)])
     print(f"uploaded: run {tracker.run_id} at {tracker.tracking_uri} ({tracker.state['applied']} events)")
     return 0

@@ -10,29 +10,27 @@ Examples:
     python -m xray_exp.prepare dataset=voc source=/data/export      # Annotations/*.xml + JPEGImages/ or images/
 
 Keys: xray_exp/conf/prepare/prepare.yaml and xray_exp/conf/prepare/dataset/*.yaml; schema: xray_exp/prepare/config.py.
-Exit status 1 with a message naming the file/field when preparation fails (any problem, with strict=true).
+Exit status 2 with `ERROR: <message>` naming the file/field when preparation fails (any problem, with strict=true).
 """
 
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from xray_exp.prepare.config import CONF_DIR, register_prepare_configs
+from xray_exp.errors import exit_on_user_error
+from xray_exp.prepare.config import CONF_DIR, prepare_config_object, register_prepare_configs
+from xray_exp.prepare.report import console_summary
 
 register_prepare_configs()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    from xray_exp.prepare.pipeline import run_prepare
-    from xray_exp.prepare.records import PrepareError
-    from xray_exp.prepare.report import console_summary
+    from xray_exp.prepare.pipeline import run_prepare  # lazy: heavy (yaml)
 
-    try:
-        report = run_prepare(OmegaConf.to_object(cfg))
-    except PrepareError as exc:
-        raise SystemExit(f"prepare failed: {exc}") from None
+    with exit_on_user_error():
+        report = run_prepare(prepare_config_object(cfg))
     print(console_summary(report), flush=True)
 
 

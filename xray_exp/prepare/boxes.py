@@ -33,6 +33,11 @@ def scale_box(box: Box, sx: float, sy: float) -> Box:
     return x1 * sx, y1 * sy, x2 * sx, y2 * sy
 
 
+def round_box(box: Box, digits: int = 2) -> Box:
+    x1, y1, x2, y2 = box
+    return round(x1, digits), round(y1, digits), round(x2, digits), round(y2, digits)
+
+
 def to_yolo_line(class_id: int, box: Box, width: int, height: int) -> str:
     """`class cx cy w h`, normalised to the image size (YOLO label format)."""
     x1, y1, x2, y2 = box
@@ -44,5 +49,5 @@ def to_yolo_line(class_id: int, box: Box, width: int, height: int) -> str:
 def from_yolo_line(line: str, width: int, height: int) -> tuple[int, Box]:
     """Inverse of to_yolo_line (for summaries and tests)."""
     c, cx, cy, w, h = line.split()
-    cx, cy, w, h = float(cx) * width, float(cy) * height, float(w) * width, float(h) * height
-    return int(c), (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    x, y, bw, bh = float(cx) * width, float(cy) * height, float(w) * width, float(h) * height
+    return int(c), (x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2)

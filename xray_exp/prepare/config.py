@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "prepare"  # package data
 
@@ -158,9 +158,19 @@ def compose_prepare_config(overrides: list[str]) -> PrepareConfig:
     """Compose xray_exp/conf/prepare as the CLI does, for scripts and tests (pass out_dir: the default needs Hydra's
     runtime). Returns the typed config; errors name the key like the CLI's."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     register_prepare_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         cfg = compose("prepare", overrides=overrides)
-    return OmegaConf.to_object(cfg)
+    return prepare_config_object(cfg)
+
+
+def prepare_config_object(cfg: DictConfig) -> PrepareConfig:
+    """The composed config as its schema's dataclass (prepare.yaml's defaults start with `prepare_schema`)."""
+    config = OmegaConf.to_object(cfg)
+    if not isinstance(config, PrepareConfig):
+        raise TypeError(
+            f"the prepare config is not built on PrepareConfig (got {type(config).__name__}): "
+            "prepare.yaml's defaults must start with prepare_schema"
+        )
+    return config

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge
-from xray_exp.prepare.boxes import clip_box, resized_shape, scale_box, to_yolo_line
+from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageTooLarge, decode_bitmap, decode_dicom, is_dicom_bytes
+from xray_exp.imaging.dicom_decode import read_dataset
+from xray_exp.prepare.boxes import clip_box, resized_shape, round_box, scale_box, to_yolo_line
 from xray_exp.prepare.fusion import fuse_boxes
 from xray_exp.prepare.readers import keep_min_readers, reader_counts
 from xray_exp.prepare.records import BOX_OUTSIDE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, Issue, RawBox
@@ -59,8 +60,6 @@ class ConvertResult:
 
 def decode_source(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
     """A DICOM or bitmap file -> (uint8 grayscale, DICOM header info or {}), within `limits`."""
-    from xray_exp.imaging import decode_bitmap, decode_dicom, is_dicom_bytes
-
     data = Path(path).read_bytes()
     if is_dicom_bytes(data) or str(path).lower().endswith(DICOM_SUFFIXES):
         image, info = decode_dicom(data, limits)
@@ -74,8 +73,6 @@ def read_patient_id(path: str, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[s
     Placeholders of anonymised data ("", "ANONYMOUS", "0", ...) count as absent. A Deflated file is
     inflated with the decompressed-bytes bound; over it, no id here (convert_image reports the image).
     """
-    from xray_exp.dicom_reader import read_dataset
-
     try:
         header = read_dataset(Path(path).read_bytes(), limits, stop_before_pixels=True)
     except ImageTooLarge:
@@ -143,7 +140,7 @@ def convert_image(task: ConvertTask) -> ConvertResult:
     if (out_w, out_h) != (width, height):
         image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
     sx, sy = out_w / width, out_h / height
-    result.boxes = [(c, tuple(round(v, 2) for v in scale_box(box, sx, sy))) for c, box, _ in fused]
+    result.boxes = [(c, round_box(scale_box(box, sx, sy))) for c, box, _ in fused]
     lines = [to_yolo_line(c, box, out_w, out_h) for c, box in result.boxes]
 
     ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(task.png_compression)])

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.data.synthetic_dicom import chest_xray_bytes
+
 VINDR_CLASSES = (
     "Aortic enlargement",
     "Atelectasis",
@@ -47,38 +49,6 @@ class SyntheticSource:
     patients: dict[str, str] = field(default_factory=dict)  # image id -> PatientID in the header
     findings: dict[str, list[tuple[int, tuple[int, int, int, int]]]] = field(default_factory=dict)  # true boxes
     formats: dict[str, tuple[int, str]] = field(default_factory=dict)  # image id -> (bits stored, photometric)
-
-
-def write_dicom(
-    path: str | Path,
-    pixels: np.ndarray,
-    bits_stored: int,
-    photometric: str = "MONOCHROME2",
-    patient_id: str = "",
-    window: tuple[float, float] | None = None,
-) -> None:
-    """An uncompressed DX DICOM of unsigned pixels stored in 16-bit words."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientID = patient_id
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
-    ds.PixelRepresentation = 0
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 def render(size: tuple[int, int], boxes, max_value: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +121,10 @@ def make_vindr_source(
             pixels = (2**bits - 1) - pixels
         window = (2**bits / 2, 2**bits) if i % 4 == 1 else None
         path = root / "train" / f"{image_id}{'.dcm' if i % 5 == 4 else '.dicom'}"
-        write_dicom(path, pixels, bits, photometric, info.patients[image_id], window)
+        dicom = chest_xray_bytes(
+            pixels, bits_stored=bits, photometric=photometric, patient_id=info.patients[image_id], window=window
+        )
+        path.write_bytes(dicom)
         if images - missing - corrupt <= i < images - missing:
             data = path.read_bytes()
             path.write_bytes(data[: len(data) - width * height])  # header intact, pixel data cut short

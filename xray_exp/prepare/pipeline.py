@@ -16,6 +16,7 @@ import random
 import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any, cast
 
 from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits
 from xray_exp.prepare.config import FusionMethod, PrepareConfig, SourceFormat
@@ -99,11 +100,12 @@ def input_key(record: ImageRecord) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def plain(node) -> dict:
+def plain(node: object) -> dict[str, Any]:
     """A config dataclass as plain JSON-able data (enums as their names)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.structured(node), enum_to_str=True)
+    # A dataclass becomes a DictConfig with str keys, so its container is a dict[str, ...].
+    return cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.structured(node), enum_to_str=True))
 
 
 def processing_settings(cfg: PrepareConfig, source: Path) -> dict:
@@ -208,7 +210,8 @@ def run_prepare(cfg: PrepareConfig) -> dict:
                 len(records),
             )
         by_id = {r.image_id: r for r in records}
-        split_items = [SplitItem(r.image_id, r.patient_id, r.class_ids) for r in records]
+        # attach_patients gave every record a patient id (the image id at worst): `or` only tells the type checker.
+        split_items = [SplitItem(r.image_id, r.patient_id or r.image_id, r.class_ids) for r in records]
         assignment = assign_splits(split_items, ratios, cfg.split.seed)
         keys = {r.image_id: input_key(r) for r in records}
         for split in sorted(set(ratios) - set(assignment.values())):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from xray_exp.errors import XrayExpError
+
 # Problems that drop data; `strict=true` fails on the first of them.
 UNKNOWN_CLASS = "unknown_class"  # a class name not in dataset.classes
 BAD_BOX = "bad_box"  # empty, non-numeric, non-finite or inverted coordinates
@@ -34,7 +36,7 @@ ISSUE_KINDS = (
 )
 
 
-class PrepareError(RuntimeError):
+class PrepareError(XrayExpError, RuntimeError):
     """Preparation cannot go on (or `strict` met a problem); the message names the file and field."""
 
 

@@ -45,7 +45,7 @@ def assign_splits(items: Sequence[SplitItem], ratios: Mapping[str, float], seed:
     for item in items:
         group_images.setdefault(item.group, []).append(item.image_id)
         group_labels.setdefault(item.group, Counter()).update(item.labels or {BACKGROUND})
-    totals = Counter()
+    totals: Counter[Hashable] = Counter()
     for labels in group_labels.values():
         totals.update(labels)
     need_images = {s: shares[s] * len(items) for s in names}

@@ -105,7 +105,11 @@ class DatasetStore:
     def write_data_yaml(self, names: list[str], with_test: bool) -> Path:
         import yaml
 
-        data = {"path": str(self.root.resolve()), "train": "images/train", "val": "images/val"}
+        data: dict[str, str | dict[int, str]] = {
+            "path": str(self.root.resolve()),
+            "train": "images/train",
+            "val": "images/val",
+        }
         if with_test:
             data["test"] = "images/test"
         data["names"] = dict(enumerate(names))

@@ -25,8 +25,8 @@ def summarise(entries: list[dict], names: list[str]) -> dict:
     sides, rel_sides, areas = [], [], []
     for split in SPLITS:
         mine = [e for e in entries if e["split"] == split]
-        boxes = Counter()
-        images = Counter()
+        boxes: Counter[int] = Counter()  # class id -> boxes
+        images: Counter[int] = Counter()  # class id -> images holding it
         for e in mine:
             classes = [b[0] for b in e["boxes"]]
             boxes.update(classes)
@@ -108,7 +108,8 @@ def plot_summary(summary: dict, entries: list[dict], path: Path) -> None:
 def pick_examples(entries: list[dict], count: int) -> list[dict]:
     """Boxed images covering as many classes as possible, then a background image; deterministic."""
     boxed = sorted((e for e in entries if e["boxes"]), key=lambda e: e["image_id"])
-    chosen, seen = [], set()
+    chosen: list[dict] = []
+    seen: set[int] = set()
     for e in boxed:
         classes = {b[0] for b in e["boxes"]}
         if classes - seen:

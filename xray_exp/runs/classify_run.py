@@ -16,7 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from xray_exp.data.classify import class_counts, classify_dataset
 from xray_exp.errors import ConfigError
+from xray_exp.evaluation.classifier import evaluate_classifier
 
 log = logging.getLogger("xray_exp.train")
 
@@ -48,7 +50,6 @@ def training_data(cfg: DictConfig, info) -> Path:
     """What Ultralytics trains on: the data.yaml (detect) or the derived classify folder (classify)."""
     if task_of(cfg) != "classify":
         return info.data_yaml
-    from xray_exp.data.classify import class_counts, classify_dataset
 
     root = classify_dataset(info, Path(cfg.paths.cache_dir) / "classify")
     log.info("classify data %s: %s", root, class_counts(root))
@@ -58,7 +59,7 @@ def training_data(cfg: DictConfig, info) -> Path:
 def model_arch(cfg: DictConfig) -> str:
     if task_of(cfg) != "classify":
         return cfg.model.arch
-    from xray_exp.yolo.classify import classify_arch
+    from xray_exp.yolo.classify import classify_arch  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     return classify_arch(cfg.model.arch)
 
@@ -69,8 +70,7 @@ def task_registered_name(cfg: DictConfig, name: str) -> str:
 
 def classify_post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str, float]:
     """Image-level metrics on `post.eval_splits` (report-<split>/), ONNX export + parity (onnx/*)."""
-    from xray_exp.evaluation.classifier import evaluate_classifier
-    from xray_exp.yolo.classify import classifier_parity, export_classifier
+    from xray_exp.yolo.classify import classifier_parity, export_classifier  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     metrics: dict[str, float] = {}
     post = cfg.post

@@ -1,6 +1,6 @@
 """One run lifecycle for every engine: set up -> fit -> post-training -> finish.
 
-    info = prepare(cfg, run_dir, resume=False)                 # offline set-up, objective, dataset validated
+    info = set_up(cfg, run_dir, resume=False)                  # offline set-up, objective, dataset validated
     tracker = start(cfg, run_dir, overrides, fingerprint=info.fingerprint, mode="train", ...)
     with ended(tracker):                                       # FINISHED / FAILED / KILLED, always closed
         result = fit(...)                                      # xray_exp.yolo.fit (or Ray Train / Ray Tune)
@@ -28,6 +28,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xray_exp.errors import ConfigError, DatasetError, ModelError
+from xray_exp.mlops.run_tags import flatten, run_tags
+from xray_exp.mlops.tracker import Tracker
+from xray_exp.runs.classify_run import task_of, task_registered_name
+from xray_exp.runs.post_training import post_training
+from xray_exp.runs.summary import log_artifacts, print_summary, run_summary
+from xray_exp.yolo.epochs import EpochLog
+from xray_exp.yolo.runtime import configure_offline
 
 log = logging.getLogger("xray_exp.train")
 
@@ -80,7 +87,7 @@ def resolve_data_yaml(dataset: DictConfig, cache_dir: str) -> Path:
         return Path(dataset.data_yaml).expanduser().resolve()
     if dataset.name != "synthetic":
         raise ConfigError(f"dataset.data_yaml: dataset {dataset.name!r} needs a data.yaml path")
-    from xray_exp.data.synthetic import ensure_synthetic_dataset
+    from xray_exp.data.synthetic import ensure_synthetic_dataset  # lazy: looked up at call time (tests replace it)
 
     return ensure_synthetic_dataset(
         Path(cache_dir) / "datasets", **OmegaConf.to_container(dataset.synthetic, resolve=True)
@@ -119,23 +126,21 @@ def check_objective(cfg: DictConfig) -> None:
             "ultralytics/val/ (e.g. test/mAP50-95, val/map40, ultralytics/val/mAP50-95)"
         )
     if str(cfg.tracking.better_if) == "significant":
-        from xray_exp.evaluation.significance import significance_objective
+        from xray_exp.evaluation.significance import significance_objective  # lazy: only on this path
 
         significance_objective(cfg)
 
 
-def prepare(cfg: DictConfig, run_dir: Path, resume: bool, keep_failed_dir: bool = False):
+def set_up(cfg: DictConfig, run_dir: Path, resume: bool, keep_failed_dir: bool = False):
     """Set up: offline Ultralytics, the objective checked, the dataset resolved and validated.
 
     A fresh run folder is removed when this fails (nothing half-written), unless `keep_failed_dir` (a sweep
     keeps its failed job's folder) or the run is resumed."""
-    from xray_exp.yolo.runtime import configure_offline
-
     configure_offline(ultralytics_dir(cfg), offline=cfg.offline)
     try:
         check_objective(cfg)
         data_yaml = resolve_data_yaml(cfg.dataset, cfg.paths.cache_dir)
-        from xray_exp.data.validate import validate_dataset
+        from xray_exp.data.validate import validate_dataset  # lazy: only on this path
 
         return validate_dataset(data_yaml)
     except (DatasetError, ConfigError, ValueError):
@@ -150,7 +155,7 @@ def resolve_start_weights(cfg: DictConfig) -> tuple[str | None, dict[str, str]]:
     if cfg.mode == "finetune" and not weights:
         weights = f"models:/{cfg.model.name}@development"
     if weights and str(weights).startswith("models:/"):
-        from xray_exp.mlops.registry import resolve_weights
+        from xray_exp.mlops.registry import resolve_weights  # lazy: only on this path
 
         path, name, version = resolve_weights(
             str(weights), cfg.tracking.tracking_uri, Path(cfg.paths.cache_dir) / "registry"
@@ -204,10 +209,6 @@ def start(
 ):
     """Open the run's MLflow run (journaled in <run_dir>/tracking): reproducibility tags, the dataset's
     fingerprint, the config as params (without `leave_out`)."""
-    from xray_exp.mlops.run_tags import flatten, run_tags
-    from xray_exp.mlops.tracker import Tracker
-    from xray_exp.runs.classify_run import task_of, task_registered_name
-
     tracker = Tracker(
         run_dir, cfg.tracking.tracking_uri, enabled=cfg.tracking.enabled, timeout_s=cfg.tracking.timeout_s
     )
@@ -234,8 +235,6 @@ def start(
 
 def epoch_log_of(tracker):
     """Where a training in this process (or a DDP child of it) journals its epochs: this run's journal."""
-    from xray_exp.yolo.epochs import EpochLog
-
     return EpochLog(str(tracker.dir.parent), tracker.tracking_uri, enabled=tracker.enabled, timeout_s=tracker.timeout_s)
 
 
@@ -279,9 +278,6 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
 
     `result`: a FitResult (weights in `result.run_dir`, which is the run folder or a Tune trial's);
     `artifacts`: more files to log, {artifact folder: path}."""
-    from xray_exp.runs.post_training import post_training
-    from xray_exp.runs.summary import log_artifacts, run_summary
-
     cfg, info, tracker = run.cfg, run.info, run.tracker
     post_cfg = run.post_cfg or cfg
     tracker.reload()  # the epochs the training process journaled
@@ -312,7 +308,7 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
 def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> None:
     """Log the model and register it under the run's name/alias (the rule: xray_exp.mlops.registry)."""
     cfg, info, tracker, target = run.cfg, run.info, run.tracker, run.registration
-    from xray_exp.runs.classify_run import task_of
+    from xray_exp.runs.classify_run import task_of  # lazy: a second module's name of the same spelling
 
     example = (info.splits.get("val") or [None])[0]
     classify = task_of(cfg) == "classify"
@@ -325,7 +321,7 @@ def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> No
         return
     better_if, significance = str(cfg.tracking.better_if), None
     if better_if == "significant" and str(cfg.tracking.register) == "if_better":
-        from xray_exp.evaluation.significance import compare_with_holder
+        from xray_exp.evaluation.significance import compare_with_holder  # lazy: only on this path
 
         significance = compare_with_holder(post_cfg, best, info, target.name, target.alias)
     tracker.register(
@@ -345,10 +341,8 @@ def close_run(summary: dict[str, Any], tracker, run_dir: Path, show=None) -> flo
     """Add the MLflow outcome to summary.json, print the one-screen summary (`show`), return the objective.
 
     `ended()` has replayed what an outage held back; what is still unsent is counted
-    (`mlflow_unsent_events`) and `python -m xray_exp.tracking upload` updates this file once it is sent.
+    (`mlflow_unsent_events`) and `python -m xray_exp.upload` updates this file once it is sent.
     """
-    from xray_exp.runs.summary import print_summary
-
     summary.update(tracker.outcome())
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     (show or print_summary)(summary)

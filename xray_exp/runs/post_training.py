@@ -14,7 +14,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from xray_exp.errors import ConfigError
+from xray_exp.evaluation import MetricSettings, evaluate_split
+from xray_exp.evaluation.definitions import definitions
 from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+from xray_exp.runs.classify_run import classify_post_training, task_of
+from xray_exp.yolo.export import export_onnx, onnx_parity
+from xray_exp.yolo.predict import save_samples
 
 log = logging.getLogger("xray_exp.runs.post_training")
 
@@ -22,8 +27,6 @@ log = logging.getLogger("xray_exp.runs.post_training")
 def metric_settings(cfg: DictConfig):
     """The scoring settings of post-training (`post.*`; decision threshold `post.conf`)."""
     from dataclasses import replace
-
-    from xray_exp.evaluation import MetricSettings
 
     try:
         return replace(MetricSettings.from_config(cfg.post), decision_conf=float(cfg.post.conf))
@@ -35,8 +38,6 @@ def split_metrics(best: Path, info, split: str, cfg: DictConfig, out_dir: Path) 
     """Every metric of one split from xray_exp.evaluation (one prediction pass) + its report.
 
     A dataset without a test split reports val as test (with a warning)."""
-    from xray_exp.evaluation import evaluate_split
-
     if split == "test" and not info.has_test:
         log.warning("dataset has no test split: reporting val as test")
         split_name, prefix = "val", "test"
@@ -65,8 +66,6 @@ def evaluation_settings(cfg: DictConfig) -> dict:
     """What summary.json says about how its val/* and test/* metrics were computed."""
     from dataclasses import asdict
 
-    from xray_exp.evaluation.definitions import definitions
-
     settings = metric_settings(cfg)
     return {
         "splits": list(cfg.post.eval_splits),
@@ -81,12 +80,8 @@ def evaluation_settings(cfg: DictConfig) -> dict:
 
 def post_training(cfg: DictConfig, info, best: Path, run_dir: Path) -> dict[str, float]:
     """Metrics on `post.eval_splits`, annotated samples, ONNX export + parity (each switchable in `post`)."""
-    from xray_exp.runs.classify_run import classify_post_training, task_of
-
     if task_of(cfg) == "classify":
         return classify_post_training(cfg, info, best, run_dir)
-    from xray_exp.yolo.export import export_onnx, onnx_parity
-    from xray_exp.yolo.predict import save_samples
 
     metrics: dict[str, float] = {}
     post, hw = cfg.post, cfg.hardware

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from xray_exp.errors import ConfigError
+from xray_exp.mlops.registry import registration_target
 from xray_exp.runs.classify_run import check_task, model_arch, task_of, task_registered_name, training_data
 from xray_exp.runs.lifecycle import (
     Parent,
@@ -24,12 +25,15 @@ from xray_exp.runs.lifecycle import (
     epoch_log_of,
     finish_run,
     load_started_config,
-    prepare,
     resolve_start_weights,
+    set_up,
     start,
     ultralytics_dir,
     write_run_files,
 )
+from xray_exp.yolo.args import to_train_args
+from xray_exp.yolo.fit import fit, trim_results_to_checkpoint
+from xray_exp.yolo.runtime import apply_ultralytics_settings
 
 
 def train_run(
@@ -52,11 +56,7 @@ def train_run(
                 f"resume: {run_dir / 'weights' / 'last.pt'} not found: the run never finished an epoch; start it again."
             )
     check_task(cfg)
-    info = prepare(cfg, run_dir, resume, keep_failed_dir)
-    from xray_exp.mlops.registry import registration_target
-    from xray_exp.yolo.args import to_train_args
-    from xray_exp.yolo.fit import fit, trim_results_to_checkpoint
-    from xray_exp.yolo.runtime import apply_ultralytics_settings
+    info = set_up(cfg, run_dir, resume, keep_failed_dir)
 
     weights, lineage = resolve_start_weights(cfg)
     finetune = cfg.mode == "finetune"

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from xray_exp.metrics.image_level import undefined_note
+
 
 def run_summary(cfg, run_dir: Path, result, metrics: dict[str, float], info, seconds: float) -> dict[str, Any]:
     """summary.json of a run (before the MLflow outcome is added): metrics, objective, weights, settings."""
-    from xray_exp.runs.post_training import evaluation_settings
+    from xray_exp.runs.post_training import evaluation_settings  # lazy: heavy (omegaconf, yaml)
 
     parity = result.run_dir / "onnx_parity.json"
     return {
@@ -63,7 +65,6 @@ def metric_lines(m: dict[str, float], split: str) -> list[str]:
         return f"{label} {value:.4f}{ci}"
 
     def image_shown(name: str, label: str) -> str:  # AUROC/spec without normal images: said, not NaN
-        from xray_exp.metrics.image_level import undefined_note
 
         images, normal = m.get(f"{split}/images"), m.get(f"{split}/normal_images")
         note = None if images is None or normal is None else undefined_note(name, int(normal), int(images - normal))
@@ -118,7 +119,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         lines.append(f" MLflow run {summary['mlflow_run_id']} at {summary['tracking_uri']}")
     reg = summary.get("registration") or {}
     if reg:
-        from xray_exp.mlops.registry import describe_decision
+        from xray_exp.mlops.registry import describe_decision  # lazy: only on this path
 
         lines.append(f" registry: {describe_decision(reg)}")
     lines += [

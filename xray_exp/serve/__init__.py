@@ -107,11 +107,11 @@ Settings (environment; see settings.py):
     XRAY_SERVE_DICOMWEB_TIMEOUT_S / _RETRIES   30 / 3 (attempts on connection errors and 5xx)
 
 The import path of the service (this package minus demo_model) loads no torch and no ultralytics.
-Importing this package switches library telemetry off (xray_exp.yolo.runtime.TELEMETRY_ENV, among them
+Importing this package switches library telemetry off (xray_exp.offline.TELEMETRY_ENV, among them
 ORT_DISABLE_TELEMETRY=1) before ONNX Runtime or MLflow is imported: the service makes no outbound connection
 (but to the PACS named by XRAY_SERVE_DICOMWEB_URL, when set).
 """
 
-from xray_exp.yolo.runtime import disable_telemetry
+from xray_exp.offline import disable_telemetry
 
 disable_telemetry()

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from xray_exp.errors import XrayExpError, exit_on_user_error, exit_with_errors
 from xray_exp.serve.settings import ServeSettings
 
 
@@ -25,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServeSettings.from_env()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        exit_with_errors([str(exc)])
     if args.host:
         settings.host = args.host
     if args.port is not None:
@@ -36,17 +36,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from xray_exp.errors import XrayExpError
-    from xray_exp.serve.app import create_app
+    from xray_exp.serve.app import create_app  # lazy: heavy (PIL, cv2, fastapi, highdicom)
 
-    try:
-        app = create_app(settings)
-    except XrayExpError as exc:  # e.g. an audit log that cannot be written with XRAY_SERVE_AUDIT_REQUIRED=true
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:  # a configured local model that is missing or not a valid ONNX detector
-        print(f"error: cannot load the model: {exc}", file=sys.stderr)
-        return 2
+    with exit_on_user_error():  # e.g. an audit log that cannot be written with XRAY_SERVE_AUDIT_REQUIRED=true
+        try:
+            app = create_app(settings)
+        except XrayExpError:
+            raise
+        except Exception as exc:  # a configured local model that is missing or not a valid ONNX detector
+            exit_with_errors([f"cannot load the model: {exc}"])
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level.lower())
     return 0
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from xray_exp.serve.onnx_detector import Detection
+from xray_exp.inference.onnx_detector import Detection
 
 # BGR, distinguishable on a grey background
 PALETTE = (

@@ -21,16 +21,15 @@ from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from xray_exp.imaging import DecodeLimits
-from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
+from xray_exp.inference.onnx_detector import Detection
+from xray_exp.mlops.model_versions import TrackingUnavailable, list_model_versions
 from xray_exp.serve.annotate import annotate, encode_png
 from xray_exp.serve.dicomweb_routes import dicomweb_router
 from xray_exp.serve.job_routes import job_router, make_job_manager
 from xray_exp.serve.jobs import Job
 from xray_exp.serve.model_holder import ModelHolder
-from xray_exp.serve.model_source import ModelInfo, is_registry_uri
+from xray_exp.serve.model_source import ModelInfo, ServedDetector, is_registry_uri
 from xray_exp.serve.observe import install_observability, observed
-from xray_exp.serve.onnx_detector import Detection, OnnxDetector
 from xray_exp.serve.overrides import MODEL_NAME_PATTERN
 from xray_exp.serve.render import dicom_pixel_spacing
 from xray_exp.serve.schemas import (
@@ -42,9 +41,10 @@ from xray_exp.serve.schemas import (
 from xray_exp.serve.security_headers import PAGE_HEADERS, SecurityHeaders
 from xray_exp.serve.settings import ServeSettings, hide_server_paths, redact_uri
 from xray_exp.serve.sr_routes import sr_router
-from xray_exp.serve.uploads import UploadError, check_header, decode_upload, read_limited, store_upload, to_original
+from xray_exp.serve.upload_routes import read_checked_upload, run_in_pool
+from xray_exp.serve.uploads import UploadError, decode_upload, store_upload, to_original
 from xray_exp.serve.viewer_routes import viewer_router
-from xray_exp.serve.worker_pool import Handoff, PoolBusy, PoolTimeout, WorkerPool, default_large_workers
+from xray_exp.serve.worker_pool import Handoff, WorkerPool, default_large_workers
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -68,7 +68,7 @@ def summarize_detections(detections: list[Detection]) -> str:
 
 def create_app(
     settings: ServeSettings | None = None,
-    detector: OnnxDetector | None = None,
+    detector: ServedDetector | None = None,
     model_info: ModelInfo | None = None,
 ) -> FastAPI:
     """Build the app. Without an injected detector the model named by settings.model is loaded now."""
@@ -135,14 +135,7 @@ def create_app(
         current = holder.current
         if current is None:
             raise HTTPException(503, f"no model loaded: {holder.detail}")
-        limits = DecodeLimits(
-            settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
-        )
-        try:
-            data = read_limited(file.file, settings.max_upload_bytes)
-            header = check_header(data, settings.max_pixels, limits)
-        except UploadError as exc:
-            raise HTTPException(exc.status_code, exc.message) from exc
+        data, header, limits = read_checked_upload(file, settings)
         args = (current, [data], header, limits, conf, iou, with_image, t0)
         if header.frame_bytes * header.frames > settings.large_decode_bytes:
             return Handoff(finish_prediction, args)
@@ -206,14 +199,7 @@ def create_app(
 
     async def predict_in_pool(file: UploadFile, conf: float | None, iou: float | None, with_image: bool):
         """run_prediction off the event loop; 503 when the pool is full, 504 past the time limit."""
-        try:
-            return await pool.run(observed(run_prediction), file, conf, iou, with_image)
-        except PoolBusy as exc:
-            raise HTTPException(
-                503, f"{exc}; retry shortly (XRAY_SERVE_WORKERS, XRAY_SERVE_QUEUE_SIZE)", {"Retry-After": "1"}
-            ) from exc
-        except PoolTimeout as exc:
-            raise HTTPException(504, f"{exc} (XRAY_SERVE_REQUEST_TIMEOUT_S)") from exc
+        return await run_in_pool(pool, observed(run_prediction), file, conf, iou, with_image)
 
     @app.post("/predict", response_model=PredictResponse, responses=errors(413, 415, 422, 503, 504))
     async def predict(file: Upload, conf: Conf = None, iou: Iou = None, include_image: bool = False):

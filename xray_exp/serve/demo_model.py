@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_exp.data.synthetic import generate_image
+from xray_exp.yolo.demo import write_demo_weights
+
 NIH_CLASSES = (
     "Atelectasis",
     "Cardiomegaly",
@@ -32,8 +35,6 @@ NIH_CLASSES = (
 
 def synthetic_images(count: int, size: int = 320, seed: int = 0) -> list[np.ndarray]:
     """Grey synthetic chest films from xray_exp.data.synthetic."""
-    from xray_exp.data.synthetic import generate_image
-
     rng = np.random.default_rng(seed)
     return [generate_image(rng, size, 0.25)[0] for _ in range(count)]
 
@@ -50,10 +51,9 @@ def build_demo_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "ultralytics" not in sys.modules:
-        from xray_exp.yolo.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline  # lazy: only on this path
 
         configure_offline(out_dir / ".ultralytics")
-    from xray_exp.yolo.demo import write_demo_weights
 
     images = list(calibration) if calibration is not None else synthetic_images(16, seed=seed)
     return write_demo_weights(out_dir, names, images, imgsz=imgsz, seed=seed)

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import JSONResponse
 
+from xray_exp.pacs.analyze import analyze_study
+from xray_exp.pacs.dicomweb import DicomWeb
 from xray_exp.serve.sr_routes import finding_codes, served_predictor
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,6 @@ def dicomweb_router(settings, holder, require_token) -> APIRouter:
     StudyUid = Path(pattern=UID, max_length=64, description="StudyInstanceUID")
 
     def client():
-        from xray_exp.pacs.dicomweb import DicomWeb
-
         return DicomWeb(
             settings.dicomweb_url,
             settings.dicomweb_credentials_file,
@@ -103,7 +103,6 @@ def dicomweb_router(settings, holder, require_token) -> APIRouter:
         if not settings.dicomweb_url:
             raise HTTPException(403, "the PACS round trip is disabled on this server (no XRAY_SERVE_DICOMWEB_URL set)")
         predictor = served_predictor(holder, settings)
-        from xray_exp.pacs.analyze import analyze_study
 
         record, started = analyses.start(
             study_uid, predictor, lambda: analyze_study(client(), study_uid, predictor, codes)

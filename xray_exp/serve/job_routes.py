@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from xray_exp.mlops.registry_client import TrackingUnavailable, list_model_versions
+from xray_exp.mlops.model_versions import TrackingUnavailable, list_model_versions
+from xray_exp.serve.job_runners import LocalRunner, RayJobRunner, preset_resources
 from xray_exp.serve.jobs import JobManager, QueueFull
 from xray_exp.serve.schemas import JobInfo, TriggerRequest, errors
 from xray_exp.serve.settings import ServeSettings
@@ -28,7 +29,7 @@ JobId = Annotated[str, PathParam(max_length=64)]
 def base_alias() -> str:
     """The alias training gives base models (xray_exp.mlops.registry.BASE_ALIAS; imported lazily: mlflow)."""
     try:
-        from xray_exp.mlops.registry import BASE_ALIAS
+        from xray_exp.mlops.registry import BASE_ALIAS  # lazy: optional
     except ImportError:
         return "development"
     return BASE_ALIAS
@@ -36,8 +37,6 @@ def base_alias() -> str:
 
 def make_job_manager(settings: ServeSettings, on_success) -> JobManager:
     """Jobs run as Ray Jobs when settings.ray_address is set, else as local subprocesses."""
-    from xray_exp.serve.job_runners import LocalRunner, RayJobRunner, preset_resources
-
     runner = (
         RayJobRunner(settings.ray_address, timeout_s=settings.job_timeout_s)
         if settings.ray_address

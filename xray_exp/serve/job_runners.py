@@ -21,6 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
 
 log = logging.getLogger(__name__)
 SECRET_ENV = ("XRAY_SERVE_TOKEN",)
@@ -51,9 +55,15 @@ class LocalRunner:
                 start_new_session=True,
             )
             self._procs[job.id] = proc
-            timer = threading.Timer(self.timeout_s, lambda: (job.note_timeout(self.timeout_s), stop_process(proc)))
+
+            def on_timeout() -> None:
+                job.note_timeout(self.timeout_s)
+                stop_process(proc)
+
+            timer = threading.Timer(self.timeout_s, on_timeout)
             timer.daemon = True
             timer.start()
+            assert proc.stdout is not None  # stdout=PIPE
             try:
                 for line in proc.stdout:
                     logf.write(line)
@@ -81,13 +91,13 @@ class RayJobRunner:
         if "://" not in address:
             address = f"http://{address}"
         self.address, self.cwd, self.timeout_s = address, str(cwd or os.getcwd()), timeout_s
-        self._client = None
+        self._client: JobSubmissionClient | None = None
 
-    def client(self):
+    def client(self) -> JobSubmissionClient:
         if self._client is None:
             from ray.job_submission import JobSubmissionClient
 
-            from xray_exp.distributed.cluster import auth_headers
+            from xray_exp.distributed.cluster import auth_headers  # lazy: only on this path
 
             self._client = JobSubmissionClient(self.address, headers=auth_headers())
         return self._client

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, load_detector
-from xray_exp.serve.onnx_detector import OnnxDetector
+from xray_exp.serve.model_source import ModelInfo, ModelUnavailable, ServedDetector, load_detector
 from xray_exp.serve.settings import ServeSettings
 
 log = logging.getLogger("xray_exp.serve.app")
@@ -19,9 +18,9 @@ log = logging.getLogger("xray_exp.serve.app")
 class ModelHolder:
     """The served model; swapped whole on reload so a request never sees half of two models."""
 
-    def __init__(self, settings: ServeSettings, detector: OnnxDetector | None, info: ModelInfo | None):
+    def __init__(self, settings: ServeSettings, detector: ServedDetector | None, info: ModelInfo | None):
         self.settings = settings
-        self.current: tuple[OnnxDetector, ModelInfo] | None = (detector, info) if detector and info else None
+        self.current: tuple[ServedDetector, ModelInfo] | None = (detector, info) if detector and info else None
         self.detail: str | None = None if self.current else "no model configured (set XRAY_SERVE_MODEL)"
         self._lock = threading.Lock()
 

@@ -15,18 +15,45 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Protocol
 
 from xray_exp.ensembles.detector import ENSEMBLE_FILE, EnsembleDetector, is_ensemble_folder
 from xray_exp.errors import ModelError
-from xray_exp.gated_detector import GatedOnnxDetector, is_gated_folder
+from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector, is_gated_folder
+from xray_exp.inference.onnx_detector import OnnxDetector
 from xray_exp.mlops.registry import parse_models_uri
-from xray_exp.serve.onnx_detector import OnnxDetector
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from xray_exp.inference.onnx_detector import Detection
 
 log = logging.getLogger(__name__)
 
 ONNX_NAMES = ("model.onnx", "best.onnx")
+
+
+class ServedDetector(Protocol):
+    """What the service uses of its model: an OnnxDetector, a GatedOnnxDetector or an EnsembleDetector."""
+
+    @property
+    def names(self) -> dict[int, str]: ...
+
+    @property
+    def imgsz(self) -> Sequence[int]: ...
+
+    @property
+    def providers(self) -> Sequence[str]: ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+    def predict(
+        self, gray: np.ndarray, conf: float = ..., iou: float = ..., max_det: int = ...
+    ) -> tuple[list[Detection], dict[str, float]]: ...
 
 
 class ModelUnavailable(RuntimeError):
@@ -97,7 +124,7 @@ def public_description(description: str) -> str | None:
 
 
 def is_registry_uri(spec: str | None) -> bool:
-    return bool(spec) and spec.startswith("models:/")
+    return spec is not None and spec.startswith("models:/")
 
 
 def load_detector(
@@ -106,14 +133,14 @@ def load_detector(
     default_alias: str | None = None,
     device: str = "auto",
     threads: int = 0,
-) -> tuple[OnnxDetector, ModelInfo]:
+) -> tuple[ServedDetector, ModelInfo]:
     """Load the model `spec` names. A missing local file raises FileNotFoundError (a configuration
     error: fail at start); a registry that cannot deliver raises ModelUnavailable."""
     if is_registry_uri(spec):
         name, alias = served_registry_model(spec)
         alias = alias or default_alias
         try:
-            from xray_exp.mlops.registry import get_latest_model
+            from xray_exp.mlops.registry import get_latest_model  # lazy: optional
         except ImportError as exc:
             raise ModelUnavailable(f"xray_exp.mlops.registry is not available: {exc}") from exc
         try:
@@ -129,6 +156,7 @@ def load_detector(
         name, alias, source = onnx_path.name, None, "file"
         described_by = onnx_path / ENSEMBLE_FILE if is_ensemble_folder(onnx_path) else onnx_path / "gate.json"
         version = f"sha256:{file_digest(described_by if onnx_path.is_dir() else onnx_path)}"
+    detector: ServedDetector
     if onnx_path.is_dir() and is_ensemble_folder(onnx_path):  # members x views fused, the same predict()
         detector = EnsembleDetector(onnx_path, device=device, threads=threads)
     elif onnx_path.is_dir():  # a detector + gate (<detector>-gated): the same interface
@@ -145,7 +173,7 @@ def load_detector(
         imgsz=tuple(detector.imgsz),
         classes=[detector.names[i] for i in sorted(detector.names)],
         providers=list(detector.providers),
-        architecture=public_description(detector.metadata.get("description", "")),
+        architecture=public_description(str(detector.metadata.get("description", ""))),
     )
     log.info("serving %s version %s from %s (%s)", name, version, onnx_path, ", ".join(detector.providers))
     return detector, info

@@ -9,7 +9,7 @@ Allowed: the choice of a config group (`dataset=`, `augmentation=`, `hardware=`,
 particular what the service sets itself: `mode`, `model` (the request's `model` field), `paths.*`,
 `tracking.*` (the registry is the service's), `model.*` (weights come from the registry), `hydra.*`,
 `dataset.data_yaml`, `train.extra.*` (raw Ultralytics arguments: project/save_dir), `run_name`, `resume`.
-The CLI's Ultralytics-style shortcuts are expanded first: `epochs=2` is `train.epochs=2` (xray_exp.override_shortcuts).
+The CLI's Ultralytics-style shortcuts are expanded first: `epochs=2` is `train.epochs=2` (config/override_shortcuts.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from xray_exp.override_shortcuts import SHORTCUTS
+from xray_exp.config.override_shortcuts import SHORTCUTS
 
 # key=value, Hydra dotted keys; values without spaces, quotes, $ or braces (no ${oc.env:...} interpolation)
 OVERRIDE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*=[A-Za-z0-9_.,:/@+\-]*$"

@@ -6,7 +6,7 @@ few non-identifying DICOM tags.
     pixels, info = render_pixels(data, DecodeLimits())   # np.ndarray uint8/uint16/int16 (H, W), dict
     # curl -F file=@chest.dcm http://127.0.0.1:8000/render -D - -o pixels.raw   (X-Render-Info: the dict)
 
-Decoding is the service's own (xray_exp.imaging / dicom_reader: header limits first, bounded inflation,
+Decoding is the service's own (xray_exp.imaging: header limits first, bounded inflation,
 first frame only). DICOM values are the stored ones: display value = stored * slope + intercept, then the
 window. Only the tags in DICOM_TAGS ever leave the server: never a patient's name, id, birth date or an
 accession number.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from xray_exp.imaging import DecodeLimits, ImageDecodeError, ImageHeader, to_uint8
+from xray_exp.imaging.dicom_decode import first_frame, read_dataset
 
 # The tags the viewer may show: technical, non-identifying (an allow-list; plus the transfer syntax's name)
 DICOM_TAGS = (
@@ -115,8 +116,6 @@ def _bitmap_pixels(data: bytes) -> np.ndarray:
 
 
 def _dicom_pixels(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, dict]:
-    from xray_exp.dicom_reader import first_frame, read_dataset
-
     dataset = read_dataset(data, limits)
     raw = first_frame(dataset, limits)
     slope = float(dataset.get("RescaleSlope", 1) or 1)
@@ -187,7 +186,7 @@ def _spacing(dataset) -> tuple[list[float] | None, str | None]:
 def dicom_pixel_spacing(data: bytes, limits: DecodeLimits) -> list[float] | None:
     """[row, column] mm per pixel from a DICOM's header (no pixel data read), or None (also when the header,
     already read once for the decode, cannot be read again within the request's time limit)."""
-    from xray_exp.dicom_parse import read_dataset
+    from xray_exp.imaging.dicom_parse import read_dataset  # lazy: a second module's name of the same spelling
 
     try:
         return _spacing(read_dataset(data, limits, stop_before_pixels=True))[0]

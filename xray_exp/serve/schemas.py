@@ -43,7 +43,9 @@ class PredictResponse(BaseModel):
 class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelName | None = Field(None, description="model config / registered model name (default: the served one)")
+    model: ModelName | None = Field(
+        default=None, description="model config / registered model name (default: the served one)"
+    )
     overrides: list[Override] = Field(
         default_factory=list,
         max_length=MAX_OVERRIDES,

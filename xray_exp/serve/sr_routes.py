@@ -10,16 +10,18 @@ name and version (xray_exp.sr). 415 for anything but DICOM (PNG/JPEG have no stu
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 
-from xray_exp.imaging import DecodeLimits, sniff_format
+from xray_exp.imaging import sniff_format
 from xray_exp.serve.schemas import errors
+from xray_exp.serve.upload_routes import request_limits, run_in_pool
 from xray_exp.serve.uploads import UploadError, decode_upload, read_limited
-from xray_exp.serve.worker_pool import PoolBusy, PoolTimeout
+from xray_exp.sr.codes import FindingCodes
+from xray_exp.sr.files import SrOutput
+from xray_exp.sr.source_header import SourceHeaderError
 from xray_exp.sr.writer import ModelIdentity
 
 
@@ -51,15 +53,7 @@ def served_predictor(holder, settings, conf: float | None = None, iou: float | N
     )
 
 
-def limits_of(settings) -> DecodeLimits:
-    return DecodeLimits(
-        settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
-    )
-
-
 def finding_codes(settings):
-    from xray_exp.sr.codes import FindingCodes
-
     return FindingCodes.load(settings.sr_codes)
 
 
@@ -70,9 +64,6 @@ def sr_router(settings, holder, pool) -> APIRouter:
     def make_sr(file: UploadFile, conf: float | None, iou: float | None) -> tuple[bytes, dict]:
         from pydicom import dcmread
 
-        from xray_exp.sr.files import SrOutput
-        from xray_exp.sr.source_header import SourceHeaderError
-
         predictor = served_predictor(holder, settings, conf, iou)
         try:
             data = read_limited(file.file, settings.max_upload_bytes)
@@ -82,7 +73,7 @@ def sr_router(settings, holder, pool) -> APIRouter:
                     "POST /predict/sr takes a DICOM (Part 10) file; PNG and JPEG have no study "
                     "to report into: use POST /predict",
                 )
-            gray, _ = decode_upload(data, settings.max_pixels, limits_of(settings))
+            gray, _ = decode_upload(data, settings.max_pixels, request_limits(settings))
         except UploadError as exc:
             raise HTTPException(exc.status_code, exc.message) from exc
         detections = predictor.predict(gray)
@@ -114,12 +105,7 @@ def sr_router(settings, holder, pool) -> APIRouter:
         iou: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
     ):
         """The findings on one DICOM radiograph as a DICOM SR (TID 1500) in its study."""
-        try:
-            body, headers = await pool.run(make_sr, file, conf, iou)
-        except PoolBusy as exc:
-            raise HTTPException(503, f"{exc}; retry shortly", {"Retry-After": "1"}) from exc
-        except PoolTimeout as exc:
-            raise HTTPException(504, f"{exc} (XRAY_SERVE_REQUEST_TIMEOUT_S)") from exc
+        body, headers = await run_in_pool(pool, make_sr, file, conf, iou)
         return Response(body, media_type="application/dicom", headers=headers)
 
     return router

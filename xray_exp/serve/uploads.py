@@ -34,6 +34,7 @@ from xray_exp.imaging import (
     probe_xray_bytes,
     sniff_format,
 )
+from xray_exp.imaging.dicom_decode import DecodeTimeout
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
 
@@ -53,9 +54,8 @@ def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
     return data
 
 
-def _status_of(exc: ImageDecodeError) -> int:
-    from xray_exp.dicom_reader import DecodeTimeout
-
+def decode_status(exc: ImageDecodeError) -> int:
+    """The HTTP status of a decoding failure: 413 over a limit, 504 past the deadline, else 422."""
     if isinstance(exc, ImageTooLarge):
         return 413
     return 504 if isinstance(exc, DecodeTimeout) else 422
@@ -70,7 +70,7 @@ def check_header(data: bytes, max_pixels: int, limits: DecodeLimits = DEFAULT_LI
     try:
         header = probe_xray_bytes(data, limits)
     except ImageDecodeError as exc:
-        status = _status_of(exc)
+        status = decode_status(exc)
         prefix = f"unreadable {kind} header: " if status == 422 else ""
         raise UploadError(status, f"{prefix}{exc}") from exc
     if header.pixels > max_pixels:
@@ -98,7 +98,7 @@ def decode_upload(
     try:
         gray = decode_xray_bytes(data, limits)
     except ImageDecodeError as exc:
-        raise UploadError(_status_of(exc), f"cannot decode the {header.format} image: {exc}") from exc
+        raise UploadError(decode_status(exc), f"cannot decode the {header.format} image: {exc}") from exc
     except Exception as exc:  # pydicom/numpy raise many types for malformed pixel data
         raise UploadError(422, f"cannot decode the {header.format} image: {type(exc).__name__}: {exc}") from exc
     if gray.ndim != 2 or gray.size == 0:

@@ -15,28 +15,20 @@ as /predict (413, 415, 422, 503, 504).
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.responses import Response
 
-from xray_exp.imaging import DecodeLimits, ImageDecodeError, ImageTooLarge
+from xray_exp.imaging import DecodeLimits, ImageDecodeError
 from xray_exp.serve.render import render_pixels
 from xray_exp.serve.schemas import errors
 from xray_exp.serve.settings import ServeSettings
-from xray_exp.serve.uploads import UploadError, check_header, read_limited
-from xray_exp.serve.worker_pool import Handoff, PoolBusy, PoolTimeout, WorkerPool
+from xray_exp.serve.upload_routes import read_checked_upload, run_in_pool
+from xray_exp.serve.uploads import decode_status
+from xray_exp.serve.worker_pool import Handoff, WorkerPool
 
 RenderUpload = Annotated[UploadFile, File(description="PNG, JPEG or DICOM radiograph")]
-
-
-def render_status(exc: ImageDecodeError) -> int:
-    from xray_exp.dicom_parse import DecodeTimeout
-
-    if isinstance(exc, ImageTooLarge):
-        return 413
-    return 504 if isinstance(exc, DecodeTimeout) else 422
 
 
 def viewer_router(settings: ServeSettings, pool: WorkerPool) -> APIRouter:
@@ -45,14 +37,7 @@ def viewer_router(settings: ServeSettings, pool: WorkerPool) -> APIRouter:
     def run_render(file: UploadFile):
         """In the worker pool: read (byte limit), check the header (pixel limits); decode here, or in the pool's
         large lane when the header announces more than XRAY_SERVE_LARGE_DECODE_BYTES of pixels (as /predict)."""
-        limits = DecodeLimits(
-            settings.max_pixel_bytes, settings.max_decompressed_bytes, time.monotonic() + settings.request_timeout_s
-        )
-        try:
-            data = read_limited(file.file, settings.max_upload_bytes)
-            header = check_header(data, settings.max_pixels, limits)
-        except UploadError as exc:
-            raise HTTPException(exc.status_code, exc.message) from exc
+        data, header, limits = read_checked_upload(file, settings)
         if header.frame_bytes * header.frames > settings.large_decode_bytes:
             return Handoff(finish_render, (data, header, limits))
         return finish_render(data, header, limits)
@@ -62,7 +47,7 @@ def viewer_router(settings: ServeSettings, pool: WorkerPool) -> APIRouter:
         try:
             pixels, info = render_pixels(data, header, limits)
         except ImageDecodeError as exc:
-            raise HTTPException(render_status(exc), f"cannot decode the image: {exc}") from exc
+            raise HTTPException(decode_status(exc), f"cannot decode the image: {exc}") from exc
         except Exception as exc:  # pydicom/numpy raise many types for malformed pixel data
             raise HTTPException(422, f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
         if pixels.size > settings.max_pixels:
@@ -82,14 +67,7 @@ def viewer_router(settings: ServeSettings, pool: WorkerPool) -> APIRouter:
     )
     async def render(file: RenderUpload):
         """The decoded first frame in its own bit depth, for the viewer's window/level (see module docs)."""
-        try:
-            pixels, info = await pool.run(run_render, file)
-        except PoolBusy as exc:
-            raise HTTPException(
-                503, f"{exc}; retry shortly (XRAY_SERVE_WORKERS, XRAY_SERVE_QUEUE_SIZE)", {"Retry-After": "1"}
-            ) from exc
-        except PoolTimeout as exc:
-            raise HTTPException(504, f"{exc} (XRAY_SERVE_REQUEST_TIMEOUT_S)") from exc
+        pixels, info = await run_in_pool(pool, run_render, file)
         headers = {"X-Render-Info": json.dumps(info, separators=(",", ":")), "Cache-Control": "no-store"}
         return Response(memoryview(pixels).cast("B"), media_type="application/octet-stream", headers=headers)
 

@@ -27,7 +27,16 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from xray_exp.distributed.cluster import connect
+from xray_exp.errors import ConfigError
+from xray_exp.mlops.client import tracking_client
+from xray_exp.mlops.parent_runs import open_parent_run
+from xray_exp.mlops.registry import describe_decision
+from xray_exp.mlops.run_tags import git_info, package_versions
+from xray_exp.sweep import leaderboard as lb
+from xray_exp.sweep.cv_sweep import cv_enabled, start_cv
 from xray_exp.sweep.job import SWEEP_FILE
+from xray_exp.sweep.study import prepare_resume, study_key
 
 log = logging.getLogger("xray_exp.sweep")
 
@@ -35,14 +44,12 @@ log = logging.getLogger("xray_exp.sweep")
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before the Ray launcher starts Ray
-        from xray_exp.sweep.cv_sweep import cv_enabled, start_cv
 
         if cv_enabled(config):  # sweep=cv: the fold plan checked and written before anything else
             start_cv(config)
         connect_ray(config)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        from xray_exp.sweep.study import prepare_resume, study_key
 
         study = prepare_resume(config)
         info: dict[str, Any] = {
@@ -84,7 +91,10 @@ class SweepCallback(Callback):
             return
         aborted = sys.exc_info()[1]  # called from Hydra's `finally`: set when the sweep itself raised
         info = json.loads(path.read_text())
-        from xray_exp.sweep.cv_sweep import cv_enabled, finish_cv_sweep
+        from xray_exp.sweep.cv_sweep import (  # lazy: a second module's name of the same spelling
+            cv_enabled,
+            finish_cv_sweep,
+        )
 
         cv = cv_enabled(config)
         info.update(finish_cv_sweep(config, info, aborted) if cv else finish_sweep(config, info, aborted))
@@ -102,8 +112,6 @@ def connect_ray(config: DictConfig) -> None:
     then reuses this connection. Exits with the reason when the cluster cannot be reached (before any job)."""
     if not str(OmegaConf.select(config, "hydra.launcher._target_", default="")).endswith("ray_launcher.RayLauncher"):
         return
-    from xray_exp.distributed.cluster import connect
-    from xray_exp.errors import ConfigError
 
     init = OmegaConf.to_container(config.hydra.launcher.ray.init, resolve=True)
     known = ("address", "num_cpus", "num_gpus", "include_dashboard", "runtime_env")
@@ -143,16 +151,11 @@ def search_space(config: DictConfig) -> dict[str, str]:
 
 def sweep_parent_client(info: dict[str, Any], timeout_s: float):
     """A client of the sweep's tracking store, every request bounded by `timeout_s`."""
-    from xray_exp.mlops.client import tracking_client
-
     return tracking_client(info["tracking_uri"], timeout_s=timeout_s)
 
 
 def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Create (or, for a resumed study, reopen) the parent run; returns {parent_run_id, experiment_id}."""
-    from xray_exp.mlops.parent_runs import open_parent_run
-    from xray_exp.mlops.run_tags import git_info, package_versions
-
     sweeper = config.hydra.sweeper
     tags = {
         "sweep.id": info["sweep_id"],
@@ -211,9 +214,6 @@ def start_parent_run(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]
 def finish_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None = None) -> dict[str, Any]:
     """Leaderboard, best job registered (unless the sweep was `aborted`), parent run ended.
     Returns what to add to sweep.json."""
-    from xray_exp.mlops.registry import describe_decision
-    from xray_exp.sweep import leaderboard as lb
-
     metric, direction = info["objective"], info["direction"]
     sweep_dir = Path(info["sweep_dir"])
     client = sweep_parent_client(info, config.tracking.timeout_s) if info.get("parent_run_id") else None

@@ -26,6 +26,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from xray_exp.cv.finish import finish_cv
+from xray_exp.cv.plan import FOLDS_CSV, fold_data_yaml, fold_table, make_fold_plan, read_folds_csv, write_fold_plan
+from xray_exp.cv.record import CV_FILE, fold_run_dir, fold_state, refresh_cv_record
+from xray_exp.errors import ConfigError, XrayExpError
+from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
+from xray_exp.runs.lifecycle import is_fresh_run_dir, resolve_data_yaml, ultralytics_dir
+from xray_exp.runs.post_training import metric_settings
+from xray_exp.runs.single_run import train_run
+from xray_exp.sweep.job import record_failure
+
 log = logging.getLogger("xray_exp.sweep")
 
 NOT_REGISTERED = "cross-validation fold: not registered (the ensemble of the folds registers: xray_exp.ensemble)"
@@ -39,10 +49,6 @@ def cv_settings(config: DictConfig) -> dict[str, Any]:
     """What finish_cv needs to score the folds again later: prediction and metric settings, where Ultralytics
     keeps its settings."""
     from dataclasses import asdict
-
-    from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
-    from xray_exp.runs.lifecycle import ultralytics_dir
-    from xray_exp.runs.post_training import metric_settings
 
     return {
         "predict": {
@@ -60,9 +66,6 @@ def cv_settings(config: DictConfig) -> dict[str, Any]:
 
 def _same_plan(cv_dir: Path, plan) -> str | None:
     """None when cv_dir holds no plan or the same one; else what differs."""
-    from xray_exp.cv.plan import FOLDS_CSV, read_folds_csv
-    from xray_exp.cv.record import CV_FILE
-
     if (cv_dir / CV_FILE).is_file():
         kept = json.loads((cv_dir / CV_FILE).read_text())
         if kept.get("data_yaml") != str(plan.data_yaml):
@@ -88,8 +91,6 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
     """`key: kept -> now` for every training setting a finished fold of cv_dir was trained with otherwise."""
     import yaml
 
-    from xray_exp.cv.record import fold_run_dir, fold_state
-
     now = {}
     for key in TRAINING_KEYS:
         now.update(_flat(OmegaConf.to_container(config[key], resolve=True, enum_to_str=True), key))
@@ -111,10 +112,11 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
 
 def start_cv(config: DictConfig) -> Path:
     """Check and write the plan and cv.json; exits 2 on bad input, before anything is written."""
-    from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
-    from xray_exp.cv.record import fold_run_dir, fold_state, new_cv_record
-    from xray_exp.errors import ConfigError, XrayExpError
-    from xray_exp.runs.lifecycle import resolve_data_yaml
+    from xray_exp.cv.record import (  # lazy: a second module's name of the same spelling
+        fold_run_dir,
+        fold_state,
+        new_cv_record,
+    )
 
     cv, cv_dir = config.cv, Path(str(config.hydra.sweep.dir)).resolve()
     try:
@@ -164,11 +166,8 @@ def start_cv(config: DictConfig) -> Path:
 def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent) -> float:
     """One fold of a CV (a job of `sweep=cv`): skipped when finished before, else trained on its plan/fold<f>.yaml.
     Returns the objective (NaN when the fold failed: recorded, and the other folds go on)."""
-    from xray_exp.cv.plan import fold_data_yaml
-    from xray_exp.cv.record import fold_state, refresh_cv_record
-    from xray_exp.errors import ConfigError
-    from xray_exp.runs.single_run import train_run
-    from xray_exp.sweep.job import record_failure
+    from xray_exp.cv.record import fold_state, refresh_cv_record  # lazy: a second module's name of the same spelling
+    from xray_exp.errors import ConfigError  # lazy: a second module's name of the same spelling
 
     run_dir = Path(run_dir).resolve()
     cv_dir, fold = run_dir.parent, int(cfg.cv.fold)
@@ -201,8 +200,7 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
 
 def refuse_single_fold(cfg: DictConfig, run_dir: str | Path) -> None:
     """`cv.fold=<f>` outside `--multirun sweep=cv`: a ConfigError naming the fix; Hydra's fresh run folder removed."""
-    from xray_exp.errors import ConfigError
-    from xray_exp.runs.lifecycle import is_fresh_run_dir
+    from xray_exp.errors import ConfigError  # lazy: a second module's name of the same spelling
 
     if is_fresh_run_dir(Path(run_dir)):
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -215,9 +213,6 @@ def refuse_single_fold(cfg: DictConfig, run_dir: str | Path) -> None:
 def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseException | None) -> dict[str, Any]:
     """After the last fold: OOF predictions, cv_metrics.json, report.md (xray_exp.cv.finish), the parent run ended.
     Returns what to add to sweep.json."""
-    from xray_exp.cv.finish import finish_cv
-    from xray_exp.cv.record import refresh_cv_record
-
     cv_dir = Path(info["sweep_dir"])
     record = refresh_cv_record(cv_dir)
     states = [run["status"] for run in record["fold_runs"]]
@@ -237,7 +232,7 @@ def finish_cv_sweep(config: DictConfig, info: dict[str, Any], aborted: BaseExcep
             out["finish_error"] = f"{type(exc).__name__}: {exc}"
     out["complete"] = bool(result and result.get("complete"))
     if info.get("parent_run_id"):
-        from xray_exp.mlops.client import tracking_client
+        from xray_exp.mlops.client import tracking_client  # lazy: only on this path
 
         client = tracking_client(info["tracking_uri"], timeout_s=config.tracking.timeout_s)
         client.set_tag(info["parent_run_id"], "registry.decision", NOT_REGISTERED)

@@ -17,6 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from xray_exp.mlops.parent_runs import child_run_tags
+
 log = logging.getLogger("xray_exp.sweep")
 
 SWEEP_FILE = "sweep.json"
@@ -48,8 +50,6 @@ def sweep_context() -> dict[str, Any] | None:
 
 def child_tags(ctx: dict[str, Any]) -> dict[str, str]:
     """Tags that make a job's MLflow run a child of the sweep's parent run."""
-    from xray_exp.mlops.parent_runs import child_run_tags
-
     return child_run_tags(
         ctx.get("parent_run_id"),
         {"sweep.id": str(ctx["sweep_id"]), "sweep.dir": ctx["sweep_dir"], "sweep.job_num": str(ctx["job_num"])},
@@ -62,7 +62,7 @@ def child_run_name(ctx: dict[str, Any], model_name: str) -> str:
 
 def sweep_parent(model_name: str):
     """This job's parent run (xray_exp.runs.lifecycle.Parent), None outside a sweep with the callback."""
-    from xray_exp.runs.lifecycle import Parent
+    from xray_exp.runs.lifecycle import Parent  # lazy: heavy (omegaconf, yaml)
 
     ctx = sweep_context()
     if ctx is None:
@@ -91,8 +91,8 @@ def record_failure(cfg, run_dir: str | Path, overrides: list[str], exc: BaseExce
     ctx = sweep_context()
     run_id = None
     if cfg.tracking.enabled and cfg.tracking.tracking_uri:
-        from xray_exp.mlops.run_tags import run_tags
-        from xray_exp.mlops.tracker import Tracker
+        from xray_exp.mlops.run_tags import run_tags  # lazy: only on this path
+        from xray_exp.mlops.tracker import Tracker  # lazy: only on this path
 
         tracker = Tracker(run_dir, cfg.tracking.tracking_uri, timeout_s=cfg.tracking.timeout_s)
         if not tracker.state.get("started"):  # failed before training began: the child run starts here

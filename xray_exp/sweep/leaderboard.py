@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xray_exp.mlops.parent_runs import list_children
+from xray_exp.mlops.registry import current_holder, logged_model_uri, register_model, registration_target
+
 # Columns beside the objective, where the jobs computed them (val/* test/*: xray_exp.metrics on best.pt;
 # ultralytics/val/*: Ultralytics' validator at the end of training).
 KEY_METRICS = (
@@ -65,8 +68,6 @@ def _job_key(job: str) -> tuple:
 
 def rows_from_mlflow(client, experiment_id: str, parent_run_id: str, metric: str) -> list[Row]:
     """The parent run's children (xray_exp.mlops.parent_runs), one row each."""
-    from xray_exp.mlops.parent_runs import list_children
-
     runs = list_children(client, parent_run_id, [experiment_id])
     sweep_dirs = {r.data.tags.get("sweep.dir") for r in runs}
     rows = []
@@ -186,7 +187,7 @@ def _num(value: float | None) -> str:
 
 SWEEP_NOT_TESTED = (
     "a sweep's best job is not compared with the alias holder; compare them with python -m "
-    "xray_exp.compare and promote by hand (python -m xray_exp.registry promote)"
+    "xray_exp.compare and promote by hand (python -m xray_exp.models promote)"
 )
 
 
@@ -202,8 +203,6 @@ def register_best(
 ) -> dict[str, Any]:
     """Register the best job's model under `tracking.register` rules; returns the decision. With
     better_if=significant the version is registered and the alias stays (no paired test runs here)."""
-    from xray_exp.mlops.registry import current_holder, logged_model_uri, register_model, registration_target
-
     name, alias = registration_target(best.tags.get("model", "model"), best.tags.get("mode") == "finetune")
     if policy == "never":
         return {"registered": False, "name": name, "alias": alias, "reason": "tracking.register=never"}

@@ -26,15 +26,21 @@ def build_train_dataset(kwargs: dict[str, Any], batch: int, gray: bool = False):
     as XrayDetectionTrainer builds it for a single-channel image set."""
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.base import BaseDataset
     from ultralytics.data.utils import check_det_dataset
+    from ultralytics.utils import IterableSimpleNamespace
 
-    from xray_exp.yolo.trainer import to_gray_pipeline
+    from xray_exp.yolo.trainer import to_gray_pipeline  # lazy: heavy (PIL, cv2, torch, tqdm)
 
-    cfg = get_cfg(overrides=kwargs)
+    cfg = get_cfg(overrides=kwargs)  # annotated SimpleNamespace; builds the IterableSimpleNamespace datasets take
+    if not isinstance(cfg, IterableSimpleNamespace):
+        raise TypeError(f"Ultralytics' get_cfg returned {type(cfg).__name__}, not an IterableSimpleNamespace")
     data = check_det_dataset(cfg.data, autodownload=False)
     dataset = build_yolo_dataset(
         cfg, data["train"], batch, {**data, "channels": 1} if gray else data, mode="train", rect=False, stride=32
     )
+    if not isinstance(dataset, BaseDataset):  # annotated torch Dataset; a YOLODataset, with its transforms
+        raise TypeError(f"Ultralytics' build_yolo_dataset returned {type(dataset).__name__}, not a BaseDataset")
     if gray:
         to_gray_pipeline(dataset.transforms)
     return dataset

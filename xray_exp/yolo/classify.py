@@ -1,5 +1,5 @@
 """The Ultralytics side of `task=classify`: the YOLO12-cls model, its trainer, its probabilities, its ONNX export
-and the parity of that export (run through xray_exp.classifier, the torch-free path) with PyTorch.
+and the parity of that export (run through xray_exp.inference.onnx_classifier, the torch-free path) with PyTorch.
 
     from xray_exp.yolo.classify import classify_arch, probabilities, export_classifier, classifier_parity
     classify_arch("yolo12n.yaml")                                    # "yolo12n-cls.yaml"
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from xray_exp.errors import ModelError
+from xray_exp.imaging import read_xray
+from xray_exp.yolo.epochs import log_epoch
 
 # P(abnormal) of the ONNX file vs PyTorch on the same input tensor (rounding only) ...
 PARITY_ATOL_EXPORT = 1e-4
@@ -25,7 +27,7 @@ PARITY_ATOL_PIPELINE = 0.05
 
 def classify_arch(arch: str) -> str:
     """The classification yaml of a YOLO12 detection scale: yolo12n.yaml -> yolo12n-cls.yaml."""
-    from xray_exp.yolo.args import known_architectures
+    from xray_exp.yolo.args import known_architectures  # lazy: heavy (omegaconf)
 
     if arch.endswith("-cls.yaml"):
         return arch
@@ -89,12 +91,11 @@ def classifier_parity(
     pt_path: str | Path, onnx_path: str | Path, images: list[Path], imgsz: int, out_file: str | Path | None = None
 ) -> dict:
     """Two figures: the largest P(abnormal) difference of ONNX Runtime vs PyTorch on identical inputs (the
-    export), and of the torch-free path (xray_exp.classifier: OpenCV decode + resize) vs Ultralytics' predict
+    export), and of the torch-free path (inference.onnx_classifier: OpenCV decode + resize) vs Ultralytics' predict
     (the whole pipeline the service and the gate use)."""
     import torch
 
-    from xray_exp.classifier import OnnxClassifier, classify_input
-    from xray_exp.imaging import read_xray
+    from xray_exp.inference.onnx_classifier import OnnxClassifier, classify_input  # lazy: heavy (onnxruntime)
 
     model = load_classifier(pt_path)
     net = model.model.float().eval()
@@ -136,8 +137,6 @@ class XrayClassificationTrainer(_classification_trainer_base()):  # type: ignore
 
     def __init__(self, cfg=None, overrides=None, _callbacks=None):
         from ultralytics.utils import DEFAULT_CFG
-
-        from xray_exp.yolo.epochs import log_epoch
 
         super().__init__(DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
         self.in_final_eval = False

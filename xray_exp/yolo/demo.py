@@ -48,7 +48,7 @@ def write_demo_weights(
     net.eval()
     _spread_class_logits(net, x)
     model = YOLO(ARCH)
-    model.model = net
+    model.model = net  # type: ignore[assignment]  # Ultralytics' __init__ makes mypy infer str | None; it holds the net
     pt_path = out_dir / "best.pt"
     model.save(pt_path)
     return pt_path, export_onnx(pt_path, imgsz)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from xray_exp.offline import environment_variable
+
 EPOCH_LOG_ENV = "XRAY_EXP_EPOCH_LOG"
 ULTRALYTICS_PREFIX = "ultralytics/"  # Ultralytics' validator figures; ours are val/* and test/*
 ULTRALYTICS_BOX_KEYS = {
@@ -73,8 +75,6 @@ class EpochLog:
 
 def epoch_log(spec: EpochLog | None):
     """Point the trainer (and any process Ultralytics re-launches for DDP) at `spec` for the duration."""
-    from xray_exp.yolo.runtime import environment_variable
-
     return environment_variable(EPOCH_LOG_ENV, None if spec is None else json.dumps(asdict(spec)))
 
 
@@ -94,7 +94,7 @@ def log_epoch(trainer) -> None:
         return
     tracker = getattr(trainer, "_epoch_tracker", None)
     if tracker is None:
-        from xray_exp.mlops.tracker import Tracker
+        from xray_exp.mlops.tracker import Tracker  # lazy: only on this path
 
         tracker = Tracker.for_epochs(
             Path(spec.dir), spec.tracking_uri, enabled=spec.enabled, timeout_s=spec.timeout_s, run_id=spec.run_id

@@ -41,6 +41,8 @@ def _letterbox(image_path: Path, imgsz: int) -> np.ndarray:
 
     bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     boxed = LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=bgr)
+    if not isinstance(boxed, np.ndarray):  # an image without labels comes back as the letterboxed image
+        raise TypeError(f"Ultralytics' LetterBox returned {type(boxed).__name__} for an image alone, not an array")
     chw = boxed[..., ::-1].transpose(2, 0, 1)
     return np.ascontiguousarray(chw, dtype=np.float32)[None] / 255.0
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from xray_exp.errors import ModelError
 from xray_exp.yolo.args import known_architectures
-from xray_exp.yolo.epochs import EpochLog, ultralytics_box_metrics
+from xray_exp.yolo.epochs import EpochLog, epoch_metrics, ultralytics_box_metrics
+from xray_exp.yolo.epochs import epoch_log as epoch_log_env
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,14 @@ def fit(
     sets on one channel (xray_exp.yolo.trainer; same batches). `task=classify`: a YOLO12-cls classifier
     (xray_exp.yolo.classify.XrayClassificationTrainer; `train_args["data"]` is its classify folder).
     """
-    from xray_exp.yolo.epochs import epoch_log as epoch_log_env
-    from xray_exp.yolo.epochs import epoch_metrics
-
     args = dict(train_args, device=device if device is not None else train_args["device"])
     if task == "classify":
-        from xray_exp.yolo.classify import XrayClassificationTrainer as trainer_class
+        from xray_exp.yolo.classify import XrayClassificationTrainer as trainer_class  # lazy: only on this path
     elif ray_ranks:
-        from xray_exp.yolo.ray_trainer import RayDetectionTrainer as trainer_class
+        from xray_exp.yolo.ray_trainer import RayDetectionTrainer as trainer_class  # lazy: only on this path
     else:
-        from xray_exp.yolo.trainer import XrayDetectionTrainer as trainer_class
-    from xray_exp.yolo.trainer import gray_loader_env
+        from xray_exp.yolo.trainer import XrayDetectionTrainer as trainer_class  # lazy: only on this path
+    from xray_exp.yolo.trainer import gray_loader_env  # lazy: heavy (PIL, cv2, torch, tqdm)
 
     model = build_model(arch, resume_from or weights, offline, task)
     if on_epoch is not None:

@@ -34,7 +34,7 @@ def load_yolo(weights, settings_dir: str | Path | None = None):
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise ModelError(f"{path}: expected a .pt or .onnx file")
     if settings_dir is not None:
-        from xray_exp.yolo.runtime import configure_offline
+        from xray_exp.yolo.runtime import configure_offline  # lazy: only on this path
 
         configure_offline(settings_dir)
     from ultralytics import YOLO

@@ -1,8 +1,8 @@
-"""Process set-up before Ultralytics is imported: offline by default, project-local settings.
+"""Process set-up before Ultralytics is imported: offline by default, project-local settings, DDP rank.
 
 Hospital networks: no downloads, no update checks, no auto-install, no telemetry. Ultralytics reads
-its environment at import time, so `configure_offline()` must run first (the service, which needs no
-Ultralytics, calls `disable_telemetry()` alone):
+its environment at import time, so `configure_offline()` must run first (the switches themselves are in
+xray_exp/offline.py; the service, which needs no Ultralytics, calls `disable_telemetry()` from there):
 
     from xray_exp.yolo.runtime import configure_offline
     configure_offline("outputs/.ultralytics")
@@ -11,55 +11,15 @@ Ultralytics, calls `disable_telemetry()` alone):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from xray_exp.offline import OFFLINE_ENV
+
 log = logging.getLogger(__name__)
-
-# Telemetry switches, read by each library when it loads: set before the import.
-TELEMETRY_ENV = {
-    # ONNX Runtime: without it every InferenceSession resolves mobile.events.data.microsoft.com (DNS);
-    # ort.disable_telemetry_events() does not stop that, the variable does.
-    "ORT_DISABLE_TELEMETRY": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",  # the cross-tool convention (honoured by several libraries)
-}
-OFFLINE_ENV = {
-    "YOLO_OFFLINE": "1",  # Ultralytics: treat the machine as offline (no update/asset checks)
-    "YOLO_AUTOINSTALL": "false",  # Ultralytics: never pip-install missing packages
-    "HF_HUB_OFFLINE": "1",
-    **TELEMETRY_ENV,
-}
-
-
-@contextlib.contextmanager
-def environment_variable(name: str, value: str | None):
-    """Set (or, with None, unset) one environment variable for the duration; processes started meanwhile
-    (Ultralytics' DDP re-launch) inherit it."""
-    before = os.environ.get(name)
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-def disable_telemetry() -> None:
-    """Set TELEMETRY_ENV in this process (and so in its children); call before importing those libraries."""
-    os.environ.update(TELEMETRY_ENV)
-
 
 # Ultralytics' own integrations: off. We own the one MLflow run per training (xray_exp.mlops.tracker).
 ULTRALYTICS_SETTINGS = {

@@ -32,6 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xray_exp.offline import environment_variable
+from xray_exp.yolo.epochs import log_epoch
+
 ENV = "XRAY_EXP_GRAY_LOADER"
 # PIL modes of single-channel images (8-bit, 16-bit, 32-bit integer, 1-bit).
 GRAY_MODES = {"L", "I;16", "I;16B", "I;16L", "I", "1"}
@@ -39,8 +42,6 @@ GRAY_MODES = {"L", "I;16", "I;16B", "I;16L", "I", "1"}
 
 def gray_loader_env(on: bool):
     """Set XRAY_EXP_GRAY_LOADER for the duration (the trainer, and any DDP re-launch of it, reads it)."""
-    from xray_exp.yolo.runtime import environment_variable
-
     return environment_variable(ENV, "1" if on else "0")
 
 
@@ -126,8 +127,6 @@ class XrayDetectionTrainer(_trainer_base()):
 
     def __init__(self, cfg=None, overrides=None, _callbacks=None):
         from ultralytics.utils import DEFAULT_CFG
-
-        from xray_exp.yolo.epochs import log_epoch
 
         super().__init__(DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
         self.in_final_eval = False  # True while final_eval runs (best.pt), which fires on_fit_epoch_end again

@@ -48,7 +48,7 @@ def parse_vindr_csv(path: Path, ds: SourceDatasetConfig, log: IssueLog) -> dict[
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise PrepareError(f"{path}: missing column(s) {missing}; the header is {sorted(columns)}")
-        reader.fieldnames = [(name or "").strip() for name in reader.fieldnames]
+        reader.fieldnames = [(name or "").strip() for name in reader.fieldnames or ()]
         seen: set[tuple[str, ...]] = set()
         for line, row in enumerate(reader, start=2):
             if is_repeated_row((str(value) for value in row.values()), seen, log):

@@ -1,6 +1,6 @@
 """The one module that touches pydicom's private names.
 
-    from xray_exp.pydicom_compat import at_pixel_data, read_file_meta
+    from xray_exp.imaging.pydicom_compat import at_pixel_data, read_file_meta
     read_preamble(fp, False); meta = read_file_meta(fp)       # the (0002,eeee) group of a Part 10 stream
     read_partial(fp, stop_when=at_pixel_data())                # stop_before_pixels, with our own callback
 

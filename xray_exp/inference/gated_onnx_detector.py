@@ -1,8 +1,8 @@
 """A detector gated by a normal/abnormal classifier, in ONNX Runtime without torch: the same interface as
-xray_exp.detector.OnnxDetector (predict, names, imgsz, providers, metadata), so the service and the registered
+inference.onnx_detector.OnnxDetector (predict, names, imgsz, providers, metadata), so the service and the registered
 `<detector>-gated` pyfunc run it like any detector.
 
-    from xray_exp.gated_detector import GatedOnnxDetector, is_gated_folder
+    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector, is_gated_folder
     detector = GatedOnnxDetector("model/artifacts")      # detector.onnx, classifier.onnx, gate.json
     detections, timings = detector.predict(gray_uint8, conf=0.25)   # timings["gate"]: the classifier's pass
     detector.last_probability                                       # P(abnormal) of that image
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_exp.classifier import OnnxClassifier
-from xray_exp.detector import Detection, OnnxDetector
 from xray_exp.gating import GateSettings, gate_record
+from xray_exp.inference.onnx_classifier import OnnxClassifier
+from xray_exp.inference.onnx_detector import Detection, OnnxDetector
 
 FILES = ("detector.onnx", "classifier.onnx", "gate.json")
 

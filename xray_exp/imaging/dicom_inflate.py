@@ -1,6 +1,6 @@
 """Inflating a Deflated DICOM data set within what its own header announces.
 
-    from xray_exp.dicom_inflate import inflate_announced
+    from xray_exp.imaging.dicom_inflate import inflate_announced
     body, walk = inflate_announced(payload, DecodeLimits())            # bytearray, DataElementWalk
     walk.pixel_value  # (offset, length) of the top-level Pixel Data value in body, or None
 
@@ -23,7 +23,7 @@ import struct
 import time
 import zlib
 
-from xray_exp.imaging import DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge, MiB, check_limits
+from xray_exp.imaging.limits import DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge, MiB, check_limits
 
 INFLATE_CHUNK = 256 * 1024
 MAX_ELEMENT_BYTES = 8 * MiB  # a real header, overlays and private data fit; a hidden payload does not

@@ -1,23 +1,27 @@
 """GDCM as pydicom's fallback pixel-data decoder, after pylibjpeg; and for 12-bit JPEG Extended (process 2 & 4).
 
-    from xray_exp.gdcm_plugin import register_gdcm_fallback
-    register_gdcm_fallback()          # once; xray_exp.dicom_reader does it before decoding pixels
+    from xray_exp.imaging.gdcm_plugin import register_gdcm_fallback
+    register_gdcm_fallback()          # once; xray_exp.imaging.dicom_decode does it before decoding pixels
 
 Some older modalities write 12-bit JPEG Extended codestreams that libjpeg refuses ("misplaced marker segment":
 pydicom's own JPEG-lossy.dcm is one) and that GDCM decodes. pydicom ships a GDCM plugin but turns 12-bit
 JPEG Extended away; this plugin is the same frame decoding (a one-fragment gdcm.Image, as
 pydicom.pixels.decoders.gdcm does it) without that refusal, added after pydicom's own plugins, so it runs
-only when pylibjpeg (and the others) failed. The header checks of xray_exp.dicom_reader (the codestream
+only when pylibjpeg (and the others) failed. The header checks of xray_exp.imaging.dicom_decode (the codestream
 declares the size Rows/Columns do, within DecodeLimits) run before any plugin.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from pydicom import uid
 
-from xray_exp.pydicom_compat import gdcm_decoder_plugin
+from xray_exp.imaging.pydicom_compat import gdcm_decoder_plugin
+
+if TYPE_CHECKING:
+    from pydicom.pixels.decoders.base import DecodeRunner
 
 LABEL = "xray_exp-gdcm"
 DECODER_DEPENDENCIES = {uid.JPEGExtended12Bit: ("python-gdcm>=3.0.10",)}
@@ -34,7 +38,7 @@ def is_available(syntax: str) -> bool:
     return syntax in DECODER_DEPENDENCIES
 
 
-def decode_gdcm_frame(src: bytes, runner) -> bytes:
+def decode_gdcm_frame(src: bytes, runner: DecodeRunner) -> bytes:
     """One encoded frame -> its decoded bytes (pydicom's decoder-plugin signature)."""
     import gdcm
 
@@ -61,7 +65,8 @@ def decode_gdcm_frame(src: bytes, runner) -> bytes:
     frame = image.GetBuffer()
     if not frame:
         raise ValueError("GDCM could not decode the JPEG Extended frame")
-    return frame.encode("utf-8", "surrogateescape")  # GDCM hands char* back as str
+    decoded: bytes = frame.encode("utf-8", "surrogateescape")  # GDCM hands char* back as str
+    return decoded
 
 
 def register_gdcm_fallback() -> bool:

@@ -1,12 +1,12 @@
 """Bounded parsing of DICOM bytes: Deflated bodies inflated with a bound, pydicom's reads counted.
 
-    from xray_exp.dicom_parse import read_dataset
+    from xray_exp.imaging.dicom_parse import read_dataset
     dataset = read_dataset(data, DecodeLimits(), stop_before_pixels=True)   # pydicom Dataset, or
     # ImageTooLarge (a limit), DecodeTimeout (the deadline), ImageDecodeError (not readable)
 
 pydicom's dcmread inflates a Deflated file without a bound (even with stop_before_pixels) and parses any
 number of data elements; both are bounded here before and while pydicom reads (the Deflated body within
-what its header announces: xray_exp.dicom_inflate). xray_exp.dicom_reader decodes the pixels.
+what its header announces: xray_exp.imaging.dicom_inflate). xray_exp.imaging.dicom_decode decodes the pixels.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import time
 
-from xray_exp.dicom_inflate import DecodeTimeout, inflate_announced
-from xray_exp.imaging import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge
-from xray_exp.pydicom_compat import at_pixel_data, read_file_meta
+from xray_exp.imaging.dicom_inflate import DecodeTimeout, inflate_announced
+from xray_exp.imaging.limits import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge
+from xray_exp.imaging.pydicom_compat import at_pixel_data, read_file_meta
 
 __all__ = ["DecodeTimeout", "GuardedBuffer", "dicom_header", "read_dataset"]
 
@@ -68,7 +68,7 @@ class GuardedBuffer(io.BytesIO):
 
 
 def read_deflated(data: bytes, body_at: int, meta, limits: DecodeLimits, stop_before_pixels: bool):
-    """The Deflated body inflated within what its header announces (xray_exp.dicom_inflate), parsed by pydicom
+    """The Deflated body inflated within what its header announces (xray_exp.imaging.dicom_inflate), parsed by pydicom
     up to the pixel data; the pixel data is attached as a view on the inflated bytes (no copy)."""
     import pydicom
     from pydicom.dataset import FileDataset

@@ -6,7 +6,7 @@ and input size from its metadata. Pre-processing reproduces Ultralytics' classif
 to imgsz, centre crop, RGB, /255); the network ends in a softmax. The parity against Ultralytics' PyTorch
 predict is measured after every training (onnx_parity.json, xray_exp.yolo.classify).
 
-    from xray_exp.classifier import OnnxClassifier
+    from xray_exp.inference.onnx_classifier import OnnxClassifier
     clf = OnnxClassifier("best.onnx")
     clf.abnormal_probability(gray_uint8)          # 0.87
     clf.predict_batch([gray1, gray2])             # (2,) probabilities of "abnormal"
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from xray_exp.detector import parse_metadata, select_providers
+from xray_exp.inference.onnx_detector import parse_metadata, select_providers
 
 ABNORMAL, NORMAL = "abnormal", "normal"
 

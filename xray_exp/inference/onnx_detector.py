@@ -7,7 +7,7 @@ Ultralytics' predict (LetterBox with grey 114 padding, BGR->RGB, /255; best-clas
 boxes scaled back to the original pixels). tests/serve/test_serve_onnx.py checks the detections against
 `YOLO(onnx).predict` and `YOLO(pt).predict` on the same images.
 
-    from xray_exp.detector import OnnxDetector, findings
+    from xray_exp.inference.onnx_detector import OnnxDetector, findings
     detector = OnnxDetector("best.onnx")                  # CUDA provider when available, else CPU
     detections, timings = detector.predict(gray_uint8, conf=0.25, iou=0.7)
     findings(detections)   # [{"label": "nodule", "confidence": 0.83, "box": [x1, y1, x2, y2]}, ...]

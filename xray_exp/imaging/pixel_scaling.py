@@ -1,6 +1,6 @@
 """Any-depth pixels -> uint8 in bounded memory: the result equals imaging.to_uint8 bit for bit.
 
-    from xray_exp.pixel_scaling import scale_to_uint8
+    from xray_exp.imaging.pixel_scaling import scale_to_uint8
     gray, excluded = scale_to_uint8(raw_uint16)                                # min-max to 0..255
     gray, excluded = scale_to_uint8(raw, transform=window, exclude=(0, 0), invert=True)
 
@@ -74,7 +74,15 @@ def scale_to_uint8(
     return _scale_by_strips(raw, transform, exclude, invert)
 
 
-def _scale_by_lut(raw, low, high, transform, exclude, invert, monotonic) -> tuple[np.ndarray, int]:
+def _scale_by_lut(
+    raw: np.ndarray,
+    low: int,
+    high: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+    exclude: tuple[float, float] | None,
+    invert: bool,
+    monotonic: bool,
+) -> tuple[np.ndarray, int]:
     entries = high - low + 1
     values = np.arange(low, high + 1, dtype=np.int64).astype(raw.dtype)
     mapped = np.asarray(values if transform is None else transform(values), dtype=np.float32)
@@ -103,7 +111,12 @@ def _scale_by_lut(raw, low, high, transform, exclude, invert, monotonic) -> tupl
     return out, excluded
 
 
-def _scale_by_strips(raw, transform, exclude, invert) -> tuple[np.ndarray, int]:
+def _scale_by_strips(
+    raw: np.ndarray,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+    exclude: tuple[float, float] | None,
+    invert: bool,
+) -> tuple[np.ndarray, int]:
     def mapped(rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
         values = raw[rows]
         if values.ndim == 3:  # colour: the mean of the first three samples (float64), as the frame code did

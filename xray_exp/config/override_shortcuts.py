@@ -1,7 +1,7 @@
 """Ultralytics' top-level `yolo train` names and the config keys they stand for (standard library only: the
 CLI and the service both read it, and the service has no Hydra).
 
-    from xray_exp.override_shortcuts import SHORTCUTS
+    from xray_exp.config.override_shortcuts import SHORTCUTS
     SHORTCUTS["epochs"]   # "train.epochs": python -m xray_exp.train epochs=2, or a job's overrides ["epochs=2"]
 """
 

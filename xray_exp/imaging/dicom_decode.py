@@ -1,12 +1,12 @@
 """DICOM decoding with hard limits: bounded inflation, header checks before pixels, first frame only.
 
-    from xray_exp.dicom_reader import decode_dicom_bytes
+    from xray_exp.imaging.dicom_decode import decode_dicom_bytes
     gray, info = decode_dicom_bytes(open("chest.dcm", "rb").read())     # uint8 (H, W), header fields
 
 Transfer syntaxes: implicit/explicit VR little endian, explicit big endian, Deflated (inflated by
-xray_exp.dicom_parse with a bounded zlib.decompressobj BEFORE pydicom sees the data), RLE, JPEG
+xray_exp.imaging.dicom_parse with a bounded zlib.decompressobj BEFORE pydicom sees the data), RLE, JPEG
 Baseline/Extended (12-bit)/Lossless (process 14), JPEG-LS, JPEG 2000 (pydicom with the pylibjpeg plugins,
-then GDCM: xray_exp.gdcm_plugin; 12-bit JPEG Extended that libjpeg refuses is decoded by GDCM).
+then GDCM: xray_exp.imaging.gdcm_plugin; 12-bit JPEG Extended that libjpeg refuses is decoded by GDCM).
 The size a compressed frame's own codestream declares must match Rows/Columns, so a small header cannot
 hide a huge frame.
 
@@ -16,22 +16,22 @@ Display rules (what training and the service see):
     for INVERSE exactly when the data are MONOCHROME1: the two name the same inversion). Pixel Padding
     Value (and Range Limit) pixels are left out of the scaling and shown black. Multi-frame: the first
     frame is used; `info["frames"]` says how many there were. Memory: the stored frame plus the uint8
-    result (xray_exp.pixel_scaling), about 1.5x the frame's pixel bytes for 16-bit data.
+    result (xray_exp.imaging.pixel_scaling), about 1.5x the frame's pixel bytes for 16-bit data.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from xray_exp.dicom_parse import DecodeTimeout, dicom_header, read_dataset
-from xray_exp.imaging import (
-    DEFAULT_LIMITS,
-    DecodeLimits,
-    ImageDecodeError,
-    ImageHeader,
-    check_limits,
-    probe_jpeg,
-)
+from xray_exp.imaging.dicom_parse import DecodeTimeout, dicom_header, read_dataset
+from xray_exp.imaging.headers import probe_jpeg
+from xray_exp.imaging.limits import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, ImageHeader, check_limits
+from xray_exp.imaging.pixel_scaling import scale_to_uint8
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 __all__ = [
     "DecodeTimeout",
@@ -69,7 +69,7 @@ def codestream_header(frame: bytes, syntax: str) -> ImageHeader | None:
     return ImageHeader("dicom", x - x0, y - y0, 1, max(1, components), 16 if precision > 8 else 8)
 
 
-def check_first_frame(dataset, header: ImageHeader, limits: DecodeLimits) -> None:
+def check_first_frame(dataset: Dataset, header: ImageHeader, limits: DecodeLimits) -> None:
     """A compressed first frame must declare the size the DICOM header does (and fit the limits)."""
     from pydicom.encaps import get_frame
 
@@ -88,11 +88,11 @@ def check_first_frame(dataset, header: ImageHeader, limits: DecodeLimits) -> Non
         )
 
 
-def first_frame(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
+def first_frame(dataset: Dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
     """The stored values of frame 1 (as pydicom's plugins decode it), after the limit checks."""
     from pydicom.pixels import pixel_array
 
-    from xray_exp.gdcm_plugin import register_gdcm_fallback
+    from xray_exp.imaging.gdcm_plugin import register_gdcm_fallback  # lazy: heavy (pydicom)
 
     header = check_limits(dicom_header(dataset), limits)
     if "PixelData" not in dataset:
@@ -107,7 +107,7 @@ def first_frame(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
         raise ImageDecodeError(f"DICOM has no readable pixel data: {exc}") from exc
 
 
-def padding_range(dataset) -> tuple[int, int] | None:
+def padding_range(dataset: Dataset) -> tuple[int, int] | None:
     """Stored values [low, high] that are Pixel Padding (Pixel Padding Value, up to the Range Limit)."""
     value = dataset.get("PixelPaddingValue")
     if value is None:
@@ -117,14 +117,12 @@ def padding_range(dataset) -> tuple[int, int] | None:
     return low, high
 
 
-def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
+def dicom_to_uint8(dataset: Dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict[str, Any]]:
     """Window a pydicom dataset (see the module docstring for the rules) -> (uint8 image, header info).
 
-    Bounded memory: the stored frame, the uint8 result and strips (xray_exp.pixel_scaling); the LUTs are
+    Bounded memory: the stored frame, the uint8 result and strips (xray_exp.imaging.pixel_scaling); the LUTs are
     applied to each distinct stored value once, never to a float copy of the frame."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    from xray_exp.pixel_scaling import scale_to_uint8
 
     voi_function = str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
     if voi_function not in VOI_FUNCTIONS:
@@ -161,6 +159,6 @@ def dicom_to_uint8(dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.n
     return image, info
 
 
-def decode_dicom_bytes(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict]:
+def decode_dicom_bytes(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, dict[str, Any]]:
     """DICOM bytes -> (uint8 grey of the first frame, header info) within `limits`."""
     return dicom_to_uint8(read_dataset(data, limits), limits)
