@@ -34,6 +34,7 @@ import numpy as np
 
 from xray_exp.offline import environment_variable
 from xray_exp.yolo.epochs import log_epoch
+from xray_exp.yolo.ultralytics_compat import HookedDetectionTrainer, keep_save_dir_on_ddp_launch
 
 ENV = "XRAY_EXP_GRAY_LOADER"
 # PIL modes of single-channel images (8-bit, 16-bit, 32-bit integer, 1-bit).
@@ -112,13 +113,7 @@ def to_gray_pipeline(transforms):
     return transforms
 
 
-def _trainer_base():
-    from xray_exp.yolo.ultralytics_compat import HookedDetectionTrainer
-
-    return HookedDetectionTrainer
-
-
-class XrayDetectionTrainer(_trainer_base()):
+class XrayDetectionTrainer(HookedDetectionTrainer):
     """Ultralytics' DetectionTrainer with the one-channel training loader for grayscale image sets, the
     per-epoch MLflow log (xray_exp.yolo.epochs) installed by the class itself, and a run folder that a
     multi-GPU (DDP) launch does not wipe."""
@@ -136,8 +131,6 @@ class XrayDetectionTrainer(_trainer_base()):
     def train(self):
         """Ultralytics deletes `save_dir` before a DDP launch of a new training; here it is the run folder
         (config, logs, the MLflow journal), so it is kept (Ultralytics writes its files over it)."""
-        from xray_exp.yolo.ultralytics_compat import keep_save_dir_on_ddp_launch
-
         with keep_save_dir_on_ddp_launch(self):
             return super().train()
 
