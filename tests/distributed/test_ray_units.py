@@ -259,14 +259,14 @@ def test_cpu_ddp_wrap_takes_ultralytics_device_ids(tmp_path):
     import torch
     import torch.distributed as dist
 
-    from xray_exp.yolo.ray_trainer import _CpuDDP
+    from xray_exp.yolo.ultralytics_compat import CpuDistributedDataParallel
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         module = torch.nn.Linear(2, 1)
         with pytest.raises(ValueError, match="device_ids"):
             torch.nn.parallel.DistributedDataParallel(module, device_ids=[None])
-        wrapped = _CpuDDP(module, device_ids=[None], find_unused_parameters=True)
+        wrapped = CpuDistributedDataParallel(module, device_ids=[None], find_unused_parameters=True)
         assert isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
         wrapped(torch.ones(1, 2)).sum().backward()
         assert module.weight.grad is not None

@@ -77,6 +77,14 @@ def test_nih_radiograph_in_every_syntax_decodes_to_the_png(kind):
         assert np.abs(stored.astype(int) - independent).max() <= 2
 
 
+@pytest.mark.parametrize("kind", corpus.LOSSY_NIH)
+def test_the_fallback_film_keeps_the_lossy_bar(kind):
+    """Without ../shared the test above runs on corpus.synthetic_film(): it must clear the same PSNR bar."""
+    film = corpus.synthetic_film()
+    stored = first_frame(read_dataset(corpus.encode_as(film, kind)))
+    assert cv2.PSNR(stored.astype(np.uint8), film) > 40
+
+
 def stretch(pixels: np.ndarray) -> np.ndarray:
     """Min-max to 0..255, written out here (what windowing an 8-bit DICOM without a window gives)."""
     lo, hi = float(pixels.min()), float(pixels.max())

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_exp.data.synthetic_dicom import chest_xray_bytes
+from xray_exp.imaging.pydicom_compat import read_file_meta
 
 # name -> what it is; the builders below make the bytes
 DESCRIPTIONS = {
@@ -51,11 +52,11 @@ def png_rgba16(width: int = 10000, height: int = 10000) -> bytes:
 
 
 def _meta_end(data: bytes) -> int:
-    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.filereader import read_preamble
 
     fp = io.BytesIO(data)
     read_preamble(fp, False)
-    _read_file_meta_info(fp)
+    read_file_meta(fp)
     return fp.tell()
 
 

@@ -189,8 +189,7 @@ def loader_throughput(dataset, batch: int, workers: int, batches: int) -> dict[s
     for _ in range(batches):
         images += len(next(it)["img"])
     elapsed = time.perf_counter() - t
-    if hasattr(loader, "_shutdown_workers"):
-        loader._shutdown_workers()  # persistent workers: release them before the next measurement
+    loader.close()  # Ultralytics' InfiniteDataLoader: release the persistent workers before the next measurement
     del it, loader
     return {
         "workers_asked": workers,

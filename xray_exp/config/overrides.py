@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xray_exp.config.omegaconf_compat import child_node
 from xray_exp.config.override_shortcuts import (
     SHORTCUTS,
 )  # Ultralytics' `yolo train` names -> our keys (also the service's)
@@ -63,7 +64,7 @@ def schema_key_paths(schema: type) -> tuple[set[str], set[str]]:
         for key in map(str, node.keys()):  # a structured schema's keys are field names
             path = f"{prefix}{key}"
             paths.add(path)
-            child = node._get_node(key)
+            child = child_node(node, key)
             if isinstance(child, DictConfig):
                 if OmegaConf.get_type(child) is dict:
                     open_dicts.add(path)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xray_exp.distributed.ray_compat import reload_ray_config
 from xray_exp.errors import ConfigError
 
 log = logging.getLogger("xray_exp.ray")
@@ -103,10 +103,7 @@ def _enable_token_auth_for_cluster() -> None:
     if "RAY_AUTH_MODE" in os.environ or not token_available():
         return
     os.environ["RAY_AUTH_MODE"] = "token"
-    if "ray._raylet" in sys.modules:  # Ray already imported: refresh its cached config
-        from ray._raylet import Config  # type: ignore[attr-defined]  # compiled; ray's _raylet.pyi omits Config
-
-        Config.initialize("")
+    reload_ray_config()  # Ray already imported: it reads the variable again
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ Layers, each importing only those below it:
     dicom_decode.py    DICOM display rules (modality/VOI LUT, inversion, padding), first frame, probe_dicom
     dicom_parse.py     pydicom reading with bounded reads; dicom_inflate.py: Deflated syntax, bounded inflation
     gdcm_plugin.py     GDCM as the last pixel decoder
+    pydicom_compat.py  the only use of pydicom's private names (checked per version)
     bitmap.py          PNG/JPEG/BMP/TIFF; pixel_scaling.py: any depth to uint8 without a float copy
     headers.py         magic bytes, PNG/JPEG header probes
     limits.py          errors, DecodeLimits, ImageHeader, check_limits

@@ -16,6 +16,7 @@ import time
 
 from xray_exp.imaging.dicom_inflate import DecodeTimeout, inflate_announced
 from xray_exp.imaging.limits import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge
+from xray_exp.imaging.pydicom_compat import at_pixel_data, read_file_meta
 
 __all__ = ["DecodeTimeout", "GuardedBuffer", "dicom_header", "read_dataset"]
 
@@ -37,7 +38,7 @@ class GuardedBuffer(io.BytesIO):
     def stop_when(self, stop_before_pixels: bool):
         """pydicom's per-element callback: refuse a run of elements out of tag order (a flood of empty
         (0000,0000) elements is one), stop at the pixel data when asked."""
-        from pydicom.filereader import _at_pixel_data
+        at_pixels = at_pixel_data()
 
         def check(tag, vr, length) -> bool:
             if tag <= self.last_tag:
@@ -49,7 +50,7 @@ class GuardedBuffer(io.BytesIO):
                     )
                     raise self.refusal
             self.last_tag = max(self.last_tag, int(tag))
-            return stop_before_pixels and _at_pixel_data(tag, vr, length)
+            return stop_before_pixels and at_pixels(tag, vr, length)
 
         return check
 
@@ -100,13 +101,13 @@ def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before
     """pydicom Dataset from Part 10 (or raw, preamble-less) bytes; a Deflated body is inflated with a bound
     and the dataset is then read as explicit VR little endian (its meta keeps the original syntax). Parsing
     goes through a GuardedBuffer."""
-    from pydicom.filereader import _read_file_meta_info, read_partial, read_preamble
+    from pydicom.filereader import read_partial, read_preamble
 
     guard = GuardedBuffer(data, limits.deadline)
     try:
         if data[128:132] == b"DICM":
             read_preamble(guard, False)
-            meta = _read_file_meta_info(guard)
+            meta = read_file_meta(guard)
             if str(meta.get("TransferSyntaxUID", "")) == DEFLATED:
                 return read_deflated(data, guard.tell(), meta, limits, stop_before_pixels)
             guard.seek(0)

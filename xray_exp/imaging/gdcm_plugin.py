@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from pydicom import uid
 
+from xray_exp.imaging.pydicom_compat import gdcm_decoder_plugin
+
 if TYPE_CHECKING:
     from pydicom.pixels.decoders.base import DecodeRunner
 
@@ -85,7 +87,7 @@ def register_gdcm_fallback() -> bool:
             for decoder in vars(base).values():
                 if isinstance(decoder, base.Decoder) and "gdcm" in decoder.available_plugins:
                     decoder.remove_plugin("gdcm")
-                    decoder.add_plugin("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+                    decoder.add_plugin("gdcm", gdcm_decoder_plugin())
             base.JPEGExtended12BitDecoder.add_plugin(LABEL, (__name__, "decode_gdcm_frame"))
             _registered = True
     return True

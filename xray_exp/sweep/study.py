@@ -41,16 +41,19 @@ def resume_study(storage: str, study_name: str, n_trials: int) -> dict[str, Any]
 
     ensure_sqlite_dir(storage)
     info = {"study": study_name, "storage": storage, "existing": 0, "done": 0, "requeued": 0, "remaining": n_trials}
+    backend = optuna.storages.RDBStorage(storage)  # public storage API: the trial's user attr is set through it
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
+        study = optuna.load_study(study_name=study_name, storage=backend, sampler=optuna.samplers.RandomSampler())
     except KeyError:
         return info  # a new study: the sweeper creates it
+    study_id = backend.get_study_id_from_name(study_name)
     trials = study.get_trials(deepcopy=False)
     waiting_retries = {t.user_attrs.get(RETRY_OF) for t in trials if t.state == TrialState.WAITING}
     for trial in trials:
         if trial.state != TrialState.RUNNING:
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        trial_id = backend.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        backend.set_trial_user_attr(trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=TrialState.FAIL)
         if trial.number not in waiting_retries:
             study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: trial.number})

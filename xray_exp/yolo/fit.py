@@ -144,6 +144,7 @@ def fit(
     (xray_exp.yolo.classify.XrayClassificationTrainer; `train_args["data"]` is its classify folder).
     """
     args = dict(train_args, device=device if device is not None else train_args["device"])
+    trainer_class: type  # one of Ultralytics' trainers, subclassed
     if task == "classify":
         from xray_exp.yolo.classify import XrayClassificationTrainer as trainer_class  # lazy: only on this path
     elif ray_ranks:

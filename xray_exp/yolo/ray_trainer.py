@@ -9,9 +9,9 @@ Ultralytics 8.4.190's own DDP assumes it launched the ranks itself (engine/train
   through `torch.distributed.run` for several GPUs; here the ranks exist already, so `world_size` comes
   from the process group and `ddp` (re-launch) stays False.
 - `_setup_ddp` calls `dist.init_process_group`; here it adopts Ray's group (gloo on CPU, nccl on GPUs) and
-  only pins the device.
-- `_setup_train` wraps the model with `DistributedDataParallel(device_ids=[device.index])`: on CPU the
-  index is None and torch rejects `device_ids=[None]`, so on CPU the wrap gets `device_ids=None` (the CPU
+  only pins the device (`setup_process_group`: xray_exp.yolo.ultralytics_compat names the private steps).
+- `_setup_train` (`setup_training`) wraps the model with `DistributedDataParallel(device_ids=[device.index])`:
+  on CPU the index is None and torch rejects `device_ids=[None]`, so on CPU the wrap gets `device_ids=None` (the CPU
   form). Everything else is Ultralytics' DDP path unchanged: per-rank batch = batch // world_size, a
   distributed sampler per rank, gradients all-reduced by DDP, EMA buffers broadcast before validation,
   validation statistics gathered on rank 0, checkpoints written by rank 0 only, `stop` broadcast.
@@ -27,24 +27,13 @@ raises here instead of training with the wrong rank.
 
 from __future__ import annotations
 
-import torch
 import torch.distributed as dist
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, WORLD_SIZE
 from ultralytics.utils.torch_utils import get_torch_device_backend, strip_optimizer
 
 from xray_exp.yolo.trainer import XrayDetectionTrainer
-
-_TorchDDP = torch.nn.parallel.DistributedDataParallel
-
-
-class _CpuDDP(_TorchDDP):
-    """DistributedDataParallel for a CPU module: Ultralytics passes `device_ids=[None]` there."""
-
-    def __init__(self, module, device_ids=None, output_device=None, **kwargs):
-        if device_ids is not None and all(d is None for d in device_ids):
-            device_ids = None
-        super().__init__(module, device_ids=device_ids, output_device=output_device, **kwargs)
+from xray_exp.yolo.ultralytics_compat import cpu_ddp_wrap
 
 
 def adopted_world_size() -> int:
@@ -71,10 +60,10 @@ class RayDetectionTrainer(XrayDetectionTrainer):
         self.world_size = dist.get_world_size()
         self.ddp = False  # never re-launch through torch.distributed.run: Ray started the ranks
 
-    def _setup_ddp(self):
+    def setup_process_group(self):
         """Adopt Ray's process group; pin this rank's device (chosen by Ray, passed as `device`)."""
         if not self.adopted:
-            return super()._setup_ddp()
+            return super().setup_process_group()
         if self.device.type == "cuda":
             self.accelerator = get_torch_device_backend(self.device)
             self.accelerator.set_device(self.device.index or 0)
@@ -82,14 +71,11 @@ class RayDetectionTrainer(XrayDetectionTrainer):
             f"Ray Train: rank {dist.get_rank()}/{self.world_size} on {self.device} ({dist.get_backend()} process group)"
         )
 
-    def _setup_train(self):
+    def setup_training(self):
         if not (self.adopted and self.device.type == "cpu"):
-            return super()._setup_train()
-        torch.nn.parallel.DistributedDataParallel = _CpuDDP
-        try:
-            return super()._setup_train()
-        finally:
-            torch.nn.parallel.DistributedDataParallel = _TorchDDP
+            return super().setup_training()
+        with cpu_ddp_wrap():
+            return super().setup_training()
 
     def final_eval(self):
         if not self.adopted:

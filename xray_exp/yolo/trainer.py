@@ -34,6 +34,7 @@ import numpy as np
 
 from xray_exp.offline import environment_variable
 from xray_exp.yolo.epochs import log_epoch
+from xray_exp.yolo.ultralytics_compat import HookedDetectionTrainer, keep_save_dir_on_ddp_launch
 
 ENV = "XRAY_EXP_GRAY_LOADER"
 # PIL modes of single-channel images (8-bit, 16-bit, 32-bit integer, 1-bit).
@@ -112,13 +113,7 @@ def to_gray_pipeline(transforms):
     return transforms
 
 
-def _trainer_base():
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
-    return DetectionTrainer
-
-
-class XrayDetectionTrainer(_trainer_base()):
+class XrayDetectionTrainer(HookedDetectionTrainer):
     """Ultralytics' DetectionTrainer with the one-channel training loader for grayscale image sets, the
     per-epoch MLflow log (xray_exp.yolo.epochs) installed by the class itself, and a run folder that a
     multi-GPU (DDP) launch does not wipe."""
@@ -136,13 +131,8 @@ class XrayDetectionTrainer(_trainer_base()):
     def train(self):
         """Ultralytics deletes `save_dir` before a DDP launch of a new training; here it is the run folder
         (config, logs, the MLflow journal), so it is kept (Ultralytics writes its files over it)."""
-        if not (self.ddp and not self.resume):
+        with keep_save_dir_on_ddp_launch(self):
             return super().train()
-        self.resume = True  # read only by that deletion: the child trains from the pickled arguments
-        try:
-            return super().train()
-        finally:
-            self.resume = False
 
     def final_eval(self):
         self.in_final_eval = True
@@ -189,7 +179,7 @@ class XrayDetectionTrainer(_trainer_base()):
             batch["img"] = batch["img"].expand(-1, 3, -1, -1).contiguous()
         return batch
 
-    def _close_dataloader_mosaic(self):
-        super()._close_dataloader_mosaic()  # rebuilds the dataset's transforms
+    def close_dataloader_mosaic(self):
+        super().close_dataloader_mosaic()  # rebuilds the dataset's transforms
         if self.gray_loader:
             to_gray_pipeline(self.train_loader.dataset.transforms)
