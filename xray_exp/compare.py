@@ -27,13 +27,14 @@ from xray_exp.config.eval_schema import CompareConfig
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.store import register_configs
 from xray_exp.errors import exit_on_user_error
-from xray_exp.evaluation.compare_command import run_comparison
 
 register_configs()
 
 
 @hydra.main(config_path="conf", config_name="compare")
 def main(cfg: DictConfig) -> None:
+    from xray_exp.evaluation.compare_command import run_comparison  # lazy: heavy (numpy)
+
     with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         run_comparison(cfg)
 

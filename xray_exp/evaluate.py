@@ -27,7 +27,6 @@ from xray_exp.config.eval_schema import EvaluateConfig
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.store import register_configs
 from xray_exp.errors import ConfigError, exit_on_user_error
-from xray_exp.evaluation.evaluate_command import run_evaluation
 
 register_configs()
 
@@ -35,6 +34,8 @@ register_configs()
 @hydra.main(config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Evaluate once; returns the objective metric (for sweepers)."""
+    from xray_exp.evaluation.evaluate_command import run_evaluation  # lazy: heavy (numpy)
+
     with exit_on_user_error(reraise=HydraConfig.get().mode == RunMode.MULTIRUN):
         metrics = run_evaluation(cfg)
         if cfg.objective not in metrics and f"{cfg.split}/brier" in metrics:  # a classifier: AUROC

@@ -21,7 +21,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from xray_exp.config.schema import FoldsConfig
-from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan
 from xray_exp.errors import ConfigError, exit_on_user_error
 
 ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
@@ -29,6 +28,8 @@ ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
 
 def run_folds(cfg: DictConfig) -> Path:
     """Plan (data=...) or finish (cv_dir=...); returns the folder written."""
+    from xray_exp.cv.plan import fold_table, make_fold_plan, write_fold_plan  # lazy: heavy (numpy)
+
     if cfg.cv_dir:
         from xray_exp.cv.finish import finish_cv  # lazy: only on this path
 

@@ -23,7 +23,6 @@ from xray_exp import CONF_DIR
 from xray_exp.config.overrides import schema_key_paths, split_override, suggest
 from xray_exp.config.schema import PredictConfig
 from xray_exp.errors import exit_on_user_error, exit_with_errors
-from xray_exp.inference.run import predict_from_config
 
 log = logging.getLogger("xray_exp.predict")
 PREDICT_CONF_DIR = CONF_DIR / "predict"
@@ -32,6 +31,8 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 
 @hydra.main(config_path=str(PREDICT_CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
+    from xray_exp.inference.run import predict_from_config  # lazy: heavy (numpy)
+
     with exit_on_user_error():
         predict_from_config(cfg)
 

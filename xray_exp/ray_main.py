@@ -32,10 +32,7 @@ from xray_exp import CONF_DIR
 from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import RayMainConfig
 from xray_exp.config.store import register_configs
-from xray_exp.distributed.cluster import connect
 from xray_exp.errors import ConfigError, XrayExpError, exit_on_user_error
-from xray_exp.runs.classify_run import task_of
-from xray_exp.runs.lifecycle import load_started_config
 
 log = logging.getLogger("xray_exp.ray")
 
@@ -65,6 +62,8 @@ def register_ray_configs() -> None:
 
 def load_started(run_dir: Path) -> DictConfig:
     """The config a tune/train run was started with (`resume=<folder>`), its generated names pinned."""
+    from xray_exp.runs.lifecycle import load_started_config  # lazy: heavy (numpy)
+
     cfg = load_started_config(run_dir)
     with open_dict(cfg):
         cfg.resume = str(run_dir)
@@ -85,6 +84,8 @@ CLASSIFY_ON_RAY = (
 
 def refuse_classify(cfg: DictConfig, run_dir: Path) -> None:
     """Before Ray starts: a classifier is refused (ConfigError naming the fix); Hydra's fresh folder removed."""
+    from xray_exp.runs.classify_run import task_of  # lazy: heavy (numpy)
+
     if task_of(cfg) != "classify":
         return
     fresh = run_dir.is_dir() and all(p.name in (".hydra", "ray_main.log") for p in run_dir.iterdir())
@@ -95,6 +96,8 @@ def refuse_classify(cfg: DictConfig, run_dir: Path) -> None:
 
 def run_on_ray(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> float | None:
     """Connect to Ray, then tune or train; returns the objective (best trial's, for tune)."""
+    from xray_exp.distributed.cluster import connect  # lazy: heavy (numpy)
+
     run_dir = Path(run_dir).resolve()
     if cfg.resume:
         cfg = load_started(run_dir)

@@ -32,7 +32,6 @@ from xray_exp.config.overrides import normalize_argv
 from xray_exp.config.schema import TrainConfig
 from xray_exp.config.store import register_configs
 from xray_exp.errors import exit_on_user_error
-from xray_exp.runs.single_run import train_run
 
 register_configs()
 log = logging.getLogger("xray_exp.train")
@@ -42,6 +41,8 @@ log = logging.getLogger("xray_exp.train")
 @hydra.main(config_path="conf", config_name="train", execution_whitelist=["xray_exp.sweep.*"])
 def main(cfg: DictConfig) -> float | None:
     """Run one training job; returns the objective (for sweepers)."""
+    from xray_exp.runs.single_run import train_run  # lazy: heavy (numpy)
+
     hydra_cfg = HydraConfig.get()
     sweep_job = hydra_cfg.mode == RunMode.MULTIRUN
     with exit_on_user_error():

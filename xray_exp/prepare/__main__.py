@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from xray_exp.errors import exit_on_user_error
 from xray_exp.prepare.config import CONF_DIR, prepare_config_object, register_prepare_configs
-from xray_exp.prepare.report import console_summary
 
 register_prepare_configs()
 
@@ -28,6 +27,7 @@ register_prepare_configs()
 @hydra.main(config_path=str(CONF_DIR), config_name="prepare")
 def main(cfg: DictConfig) -> None:
     from xray_exp.prepare.pipeline import run_prepare  # lazy: heavy (yaml)
+    from xray_exp.prepare.report import console_summary  # lazy: heavy (numpy)
 
     with exit_on_user_error():
         report = run_prepare(prepare_config_object(cfg))
