@@ -117,7 +117,7 @@ def test_registry_cli_promotes_lists_and_shows(store, tmp_path):
     assert shown["version"] == 2 and shown["aliases"] == [ALIAS] and shown["tags"]["objective_value"] == "0.4"
 
     missing = registry_cli("--tracking-uri", uri, "promote", NAME, "9", "--alias", ALIAS)
-    assert missing.returncode == 2 and f"ERROR: {NAME} v9 not found" in missing.stderr
+    assert missing.returncode == 2 and f"ERROR: registry: {NAME} v9 not found" in missing.stderr
 
 
 def test_one_default_store_for_everything(tmp_path, monkeypatch):
