@@ -16,7 +16,8 @@ QUICK=(
   tests/metrics tests/config tests/data tests/evaluation tests/runs/test_train_cli.py
   tests/prepare/test_prepare_units.py tests/prepare/test_dicom_decoding.py tests/distributed/test_ray_units.py
   tests/yolo/test_yolo_args.py tests/package/test_boundaries.py tests/package/test_package_names.py
-  tests/package/test_deprecations.py
+  tests/package/test_deprecations.py tests/package/test_import_graph.py tests/package/test_architecture_map.py
+  tests/package/test_entry_points.py
   tests/package/test_compat_scan.py tests/package/test_compat_omegaconf.py tests/package/test_compat_pydicom.py
   tests/package/test_compat_ray.py tests/package/test_compat_ultralytics.py
 )
