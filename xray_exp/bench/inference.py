@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +283,7 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
         print(f"same threads: {t} ...", flush=True)
         sess = s.session(size, 1, threads=t)
         timed = time_candidates(
-            {"pytorch": s.torch_forward(x, t), "onnxruntime": lambda sess=sess: sess.run(None, {"images": x})},
+            {"pytorch": s.torch_forward(x, t), "onnxruntime": partial(sess.run, None, {"images": x})},
             args.rounds,
             args.iters,
         )
@@ -300,7 +301,7 @@ def measure_inference(args, work: Path, cores: int, thread_counts: list[int]) ->
                 options[f"threads={t} spinning={'on' if spin else 'off'}"] = s.session(
                     size, 1, threads=t, spinning=spin
                 )
-        candidates = {k: (lambda sess=v: sess.run(None, {"images": x})) for k, v in options.items()}
+        candidates: dict[str, Callable[[], Any]] = {k: partial(v.run, None, {"images": x}) for k, v in options.items()}
         candidates["pytorch"] = s.torch_forward(x, torch_default)
         timed = time_candidates(candidates, args.rounds, args.iters)
         results["options"] = {

@@ -167,7 +167,7 @@ class DataElementWalk:
 
 
 def inflate_announced(
-    payload: bytes, limits: DecodeLimits, stop_at_pixels: bool = False
+    payload: bytes | memoryview, limits: DecodeLimits, stop_at_pixels: bool = False
 ) -> tuple[bytearray, DataElementWalk]:
     """Raw-inflate a Deflated data set, judging each element as it appears (see the module docstring).
     ImageTooLarge past a bound, DecodeTimeout past limits.deadline, ImageDecodeError when it is corrupt."""

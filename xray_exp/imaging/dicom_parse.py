@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from xray_exp.imaging.dicom_inflate import DecodeTimeout, inflate_announced
 from xray_exp.imaging.limits import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, ImageHeader, ImageTooLarge
 from xray_exp.imaging.pydicom_compat import at_pixel_data, read_file_meta
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 __all__ = ["DecodeTimeout", "GuardedBuffer", "dicom_header", "read_dataset"]
 
@@ -32,15 +37,16 @@ class GuardedBuffer(io.BytesIO):
 
     def __init__(self, data: bytes, deadline: float | None):
         super().__init__(data)
-        self.reads, self.deadline, self.refusal = 0, deadline, None
+        self.reads, self.deadline = 0, deadline
+        self.refusal: ImageDecodeError | None = None
         self.last_tag, self.out_of_order = -1, 0
 
-    def stop_when(self, stop_before_pixels: bool):
+    def stop_when(self, stop_before_pixels: bool) -> Callable[[int, str | None, int], bool]:
         """pydicom's per-element callback: refuse a run of elements out of tag order (a flood of empty
         (0000,0000) elements is one), stop at the pixel data when asked."""
         at_pixels = at_pixel_data()
 
-        def check(tag, vr, length) -> bool:
+        def check(tag: int, vr: str | None, length: int) -> bool:
             if tag <= self.last_tag:
                 self.out_of_order += 1
                 if self.out_of_order > MAX_OUT_OF_ORDER:
@@ -67,7 +73,9 @@ class GuardedBuffer(io.BytesIO):
         return super().read(size)
 
 
-def read_deflated(data: bytes, body_at: int, meta, limits: DecodeLimits, stop_before_pixels: bool):
+def read_deflated(
+    data: bytes, body_at: int, meta: FileMetaDataset, limits: DecodeLimits, stop_before_pixels: bool
+) -> FileDataset:
     """The Deflated body inflated within what its header announces (xray_exp.imaging.dicom_inflate), parsed by pydicom
     up to the pixel data; the pixel data is attached as a view on the inflated bytes (no copy)."""
     import pydicom
@@ -91,13 +99,13 @@ def read_deflated(data: bytes, body_at: int, meta, limits: DecodeLimits, stop_be
             )
         plain.PixelData = memoryview(body)[start : start + length]
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset = FileDataset(None, plain, preamble=data[:128], file_meta=meta)
+    dataset = FileDataset(None, plain, preamble=data[:128], file_meta=meta)  # type: ignore[arg-type]  # no file: bytes in memory
     dataset.set_original_encoding(False, True)
     dataset.original_transfer_syntax = DEFLATED
     return dataset
 
 
-def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before_pixels: bool = False):
+def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before_pixels: bool = False) -> FileDataset:
     """pydicom Dataset from Part 10 (or raw, preamble-less) bytes; a Deflated body is inflated with a bound
     and the dataset is then read as explicit VR little endian (its meta keeps the original syntax). Parsing
     goes through a GuardedBuffer."""
@@ -120,7 +128,7 @@ def read_dataset(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, stop_before
         raise ImageDecodeError(f"not a readable DICOM file: {exc}") from exc
 
 
-def dicom_header(dataset) -> ImageHeader:
+def dicom_header(dataset: Dataset) -> ImageHeader:
     """Rows, Columns, Samples per Pixel, Bits Allocated and Number of Frames as an ImageHeader."""
     try:
         rows, columns = dataset.get("Rows"), dataset.get("Columns")

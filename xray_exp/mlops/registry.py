@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xray_exp.errors import ModelError
-from xray_exp.mlops.client import tracking_client
+from xray_exp.mlops.client import default_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def download_version(
     detector.onnx or an ensemble's detector/, classifier.onnx and gate.json)."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
     dst = Path(dst) if dst else Path(os.environ.get("XRAY_EXP_MODEL_CACHE", Path.home() / ".cache" / "xray_exp"))
     target = dst / "models" / model_name / str(version)
     target.mkdir(parents=True, exist_ok=True)

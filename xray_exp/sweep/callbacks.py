@@ -114,6 +114,8 @@ def connect_ray(config: DictConfig) -> None:
         return
 
     init = OmegaConf.to_container(config.hydra.launcher.ray.init, resolve=True)
+    if not isinstance(init, dict):
+        raise ConfigError(f"hydra.launcher.ray.init: expected a mapping of ray.init arguments, got {init!r}")
     known = ("address", "num_cpus", "num_gpus", "include_dashboard", "runtime_env")
     if set(init) - set(known):
         log.warning(

@@ -56,7 +56,7 @@ class Row:
 def rank(rows: list[Row], direction: str) -> list[Row]:
     """Best first (direction-aware); unranked rows (failed, no objective) last, by job."""
     sign = -1.0 if str(direction) == "maximize" else 1.0
-    ranked = sorted((r for r in rows if r.ranked), key=lambda r: (sign * r.objective, _job_key(r.job)))
+    ranked = sorted((r for r in rows if r.ranked), key=lambda r: (sign * float(r.objective or 0.0), _job_key(r.job)))
     for i, row in enumerate(ranked, 1):
         row.rank = i
     return ranked + sorted((r for r in rows if not r.ranked), key=lambda r: _job_key(r.job))
@@ -215,6 +215,8 @@ def register_best(
             "version": holder.version,
             "reason": f"run {best.run_id} already holds {name}@{alias}",
         }
+    if best.run_id is None:
+        return {"registered": False, "name": name, "alias": alias, "reason": f"job {best.job} has no MLflow run"}
     model_uri = logged_model_uri(client, experiment_id, best.run_id)
     if model_uri is None:
         return {
@@ -223,7 +225,9 @@ def register_best(
             "alias": alias,
             "reason": f"run {best.run_id} logged no model (post.onnx=false?)",
         }
-    lineage = {k: best.tags[k] for k in ("parent_model", "parent_version", "parent_uri") if k in best.tags}
+    lineage: dict[str, str] = {
+        k: best.tags[k] for k in ("parent_model", "parent_version", "parent_uri") if k in best.tags
+    }
     event = {
         "name": name,
         "alias": alias,

@@ -40,7 +40,14 @@ def resume_study(storage: str, study_name: str, n_trials: int) -> dict[str, Any]
     from optuna.trial import TrialState
 
     ensure_sqlite_dir(storage)
-    info = {"study": study_name, "storage": storage, "existing": 0, "done": 0, "requeued": 0, "remaining": n_trials}
+    info: dict[str, Any] = {
+        "study": study_name,
+        "storage": storage,
+        "existing": 0,
+        "done": 0,
+        "requeued": 0,
+        "remaining": n_trials,
+    }
     backend = optuna.storages.RDBStorage(storage)  # public storage API: the trial's user attr is set through it
     try:
         study = optuna.load_study(study_name=study_name, storage=backend, sampler=optuna.samplers.RandomSampler())
