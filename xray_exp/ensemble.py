@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -32,10 +31,11 @@ from xray_exp import CONF_DIR
 from xray_exp.config.argv_aliases import alias_tune_override
 from xray_exp.config.overrides import unknown_key_errors
 from xray_exp.config.schema import EnsembleConfig
+from xray_exp.config.store import register_configs
 from xray_exp.errors import exit_on_user_error, exit_with_errors
 
 log = logging.getLogger("xray_exp.ensemble")
-ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
+register_configs()
 
 
 def remove_if_untouched(out_dir: Path) -> None:

@@ -17,13 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from xray_exp.config.schema import FoldsConfig
+from xray_exp.config.store import register_configs
 from xray_exp.errors import ConfigError, exit_on_user_error
 
-ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
+register_configs()
 
 
 def run_folds(cfg: DictConfig) -> Path:

@@ -16,17 +16,17 @@ import logging
 import sys
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from xray_exp import CONF_DIR
 from xray_exp.config.overrides import schema_key_paths, split_override, suggest
 from xray_exp.config.schema import PredictConfig
+from xray_exp.config.store import register_configs
 from xray_exp.errors import exit_on_user_error, exit_with_errors
 
 log = logging.getLogger("xray_exp.predict")
 PREDICT_CONF_DIR = CONF_DIR / "predict"
-ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
+register_configs()
 
 
 @hydra.main(config_path=str(PREDICT_CONF_DIR), config_name="predict")

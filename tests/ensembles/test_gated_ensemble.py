@@ -179,6 +179,9 @@ def compose_ensemble(gated, *overrides: str):
     from hydra import compose, initialize_config_dir
 
     from xray_exp.config.argv_aliases import alias_tune_override
+    from xray_exp.config.store import register_configs
+
+    register_configs()  # the ensemble's schema, as `python -m xray_exp.ensemble` registers it
 
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         return compose(

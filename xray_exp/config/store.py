@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from xray_exp.config.eval_schema import CompareConfig, EvaluateConfig
-from xray_exp.config.schema import TrainConfig
+from xray_exp.config.schema import EnsembleConfig, FoldsConfig, PredictConfig, TrainConfig
 
 _REGISTERED = False
 
@@ -37,6 +37,9 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
     ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
+    ConfigStore.instance().store(name="ensemble_schema", node=EnsembleConfig)
+    ConfigStore.instance().store(name="folds_schema", node=FoldsConfig)
+    ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
     OmegaConf.register_resolver("xray_run_dir", _run_dir, replace=True)
     OmegaConf.register_resolver("xray_hydra_subdir", _hydra_subdir, replace=True)
     _REGISTERED = True
