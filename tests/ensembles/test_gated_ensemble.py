@@ -117,11 +117,14 @@ def by_hand(folder: Path):
     """The gated ensemble by hand: the plain ensemble's boxes, P(abnormal), the low/high rule of gate.json.
     Returns f(gray, conf) -> (the gated (class, score) pairs, the plain scores, P)."""
     from xray_exp.ensembles.detector import EnsembleDetector
+    from xray_exp.inference.gated_onnx_detector import GatedOnnxDetector
     from xray_exp.inference.onnx_classifier import OnnxClassifier
 
     gate = json.loads((folder / "gate.json").read_text())
     ensemble = EnsembleDetector(folder / "detector", device="cpu")
     classifier = OnnxClassifier(folder / "classifier.onnx", device="cpu")
+    threaded = GatedOnnxDetector(folder, device="cpu", threads=1)  # XRAY_SERVE_THREADS reaches both sessions
+    assert threaded.classifier.session.get_session_options().intra_op_num_threads == 1
 
     def expected(gray, conf: float) -> tuple[list[tuple[int, float]], list[float], float]:
         detections, _ = ensemble.predict(gray, conf=conf)

@@ -46,14 +46,13 @@ class GatedOnnxDetector:
         folder = Path(folder)
         self.detector: OnnxDetector | EnsembleDetector
         if (folder / ENSEMBLE_DETECTOR).is_file():
-            from xray_exp.ensembles.detector import (
-                EnsembleDetector,  # ensemble-boxes: only for an ensemble; lazy: only on this path
-            )  # lazy: only on this path
+            # ensemble-boxes is needed only behind an ensemble
+            from xray_exp.ensembles.detector import EnsembleDetector  # lazy: only on this path
 
             self.detector = EnsembleDetector(folder / "detector", device=device, threads=threads)
         else:
             self.detector = OnnxDetector(folder / "detector.onnx", device=device, threads=threads)
-        self.classifier = OnnxClassifier(folder / "classifier.onnx", device=device)
+        self.classifier = OnnxClassifier(folder / "classifier.onnx", device=device, threads=threads)
         gate = json.loads((folder / "gate.json").read_text())
         self.gate = GateSettings(
             low=gate["low"], high=gate["high"], mode=gate["mode"], no_finding_class=gate.get("no_finding_class")

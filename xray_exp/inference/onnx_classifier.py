@@ -46,9 +46,13 @@ def classify_input(gray: np.ndarray, size: int) -> np.ndarray:
 class OnnxClassifier:
     """An exported normal/abnormal classifier: its probability of "abnormal" per image."""
 
-    def __init__(self, path: str | Path, device: str = "auto"):
+    def __init__(self, path: str | Path, device: str = "auto", threads: int = 0):
+        """`threads`: ONNX Runtime's intra-op threads (0: its own choice), as the detector's (XRAY_SERVE_THREADS)."""
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), providers=select_providers(device))
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=select_providers(device))
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.names: dict[int, str] = meta.get("names", {})
         if meta.get("task") not in (None, "classify") or ABNORMAL not in self.names.values():
