@@ -116,6 +116,10 @@ def test_oof_metrics_match_scikit_learn_and_fold_spread(cls_cv):
     assert (cls_cv["cv_dir"] / "plots" / "oof_roc.png").is_file()
     assert (cls_cv["cv_dir"] / "plots" / "oof_reliability.png").is_file()
     assert "OOF auroc" in cls_cv["stdout"] and "OOF brier" in cls_cv["stdout"]
+    from xray_exp.analysis import cv  # the notebooks' table of CVs lists it as a classifier CV
+
+    found = cv.find_cvs(cls_cv["root"])
+    assert list(found["task"]) == ["classify"] and found["oof_auroc"].iloc[0] == pytest.approx(oof["auroc"])
 
 
 def test_fold_classifiers_serve_as_gates(cls_cv):

@@ -171,7 +171,7 @@ def test_analysis_helpers_and_notebook_show_the_cv(cv_runs, tmp_path, monkeypatc
 
     root, cv_dir, _, _, _ = cv_runs
     found = cv.find_cvs(root)
-    assert list(found["name"]) == [NAME] and found["finished"].iloc[0] == 3
+    assert list(found["name"]) == [NAME] and found["finished"].iloc[0] == 3 and found["task"].iloc[0] == "detect"
     frame = cv.cv_fold_frame(cv_dir)
     assert list(frame.index) == ["0", "1", "2", "mean", "std", "OOF (pooled)"]
     assert [p.name for p in cv.oof_curve_files(cv_dir)] == ["oof_pr_curves.png", "oof_froc.png", "oof_roc.png"]

@@ -1,7 +1,7 @@
 """Cross-validations for the notebooks (notebooks/01_runs.ipynb): the per-fold spread and the OOF curves.
 
     from xray_exp.analysis import cv
-    cvs = cv.find_cvs(root)                        # every outputs/cv/<name>: folds finished, OOF map40, newest first
+    cvs = cv.find_cvs(root)                        # every outputs/cv/<name>: task, folds finished, OOF map40 / AUROC
     cv.cv_fold_frame(cv_dir)                       # per fold: status and headline metrics, + mean / std / OOF rows
     cv.plot_cv_spread(cv_dir)                      # each fold's value, mean +- std and the OOF value with its CI
     cv.oof_curve_files(cv_dir)                     # the OOF PR / FROC / ROC figures of the CV's report.md
@@ -32,18 +32,33 @@ def find_cvs(root: str | Path):
         rows.append(
             {
                 "name": record["name"],
+                "task": record.get("task", "detect"),  # sweep=cv task=classify: a CV of normal/abnormal classifiers
                 "model": record["model"],
                 "dataset": record.get("dataset"),
                 "folds": record["folds"],
                 "finished": states.count("FINISHED"),
                 "failed": states.count("FAILED"),
                 "oof_map40": (metrics.get("oof") or {}).get("map40"),
+                "oof_auroc": (metrics.get("oof") or {}).get("auroc"),
                 "cv_dir": str(record_path.parent),
                 "modified": pd.Timestamp(record_path.stat().st_mtime, unit="s"),
             }
         )
     table = pd.DataFrame(
-        rows, columns=["name", "model", "dataset", "folds", "finished", "failed", "oof_map40", "cv_dir", "modified"]
+        rows,
+        columns=[
+            "name",
+            "task",
+            "model",
+            "dataset",
+            "folds",
+            "finished",
+            "failed",
+            "oof_map40",
+            "oof_auroc",
+            "cv_dir",
+            "modified",
+        ],
     )
     return table.sort_values("modified", ascending=False, ignore_index=True)
 
