@@ -21,8 +21,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "xray_exp"
 REASONS = re.compile(
-    r"# .*lazy: (heavy \(.+\)|only on this path|optional|looked up at call time.*|MLflow loads this model file.*"
-    r"|a (module-level|second module's) name of the same spelling)"
+    r"# .*lazy: (heavy \(.+\)|only on this path|optional|looked up at call time.*|MLflow loads this model file.*)"
 )
 
 

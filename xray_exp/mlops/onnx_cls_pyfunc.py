@@ -13,19 +13,13 @@ from mlflow.pyfunc import PythonModel
 
 class XrayClassifier(PythonModel):
     def load_context(self, context):
-        from xray_exp.inference.onnx_classifier import (
-            OnnxClassifier,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
+        from xray_exp.inference.onnx_classifier import OnnxClassifier  # lazy: MLflow loads this model file itself
 
         self.classifier = OnnxClassifier(context.artifacts["onnx"])
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.imaging import (
-            decode_xray_bytes,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
-        from xray_exp.mlops.pyfunc_inputs import (
-            classifier_inputs,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
+        from xray_exp.imaging import decode_xray_bytes  # lazy: MLflow loads this model file itself
+        from xray_exp.mlops.pyfunc_inputs import classifier_inputs  # lazy: MLflow loads this model file itself
 
         rows = []
         for data in classifier_inputs(model_input):

@@ -21,21 +21,15 @@ class XrayGatedDetector(PythonModel):
         from pathlib import Path
 
         from xray_exp.inference.gated_onnx_detector import (
-            GatedOnnxDetector,  # lazy: MLflow loads this model file before xray_exp is importable
+            GatedOnnxDetector,  # lazy: MLflow loads this model file itself
         )
 
         self.detector = GatedOnnxDetector(Path(context.artifacts["gate"]).parent)
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.imaging import (
-            decode_xray_bytes,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
-        from xray_exp.inference.onnx_detector import (
-            findings,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
-        from xray_exp.mlops.pyfunc_inputs import (
-            classifier_inputs,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
+        from xray_exp.imaging import decode_xray_bytes  # lazy: MLflow loads this model file itself
+        from xray_exp.inference.onnx_detector import findings  # lazy: MLflow loads this model file itself
+        from xray_exp.mlops.pyfunc_inputs import classifier_inputs  # lazy: MLflow loads this model file itself
 
         p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
         gate, rows = self.detector.gate, []

@@ -62,25 +62,17 @@ def image_bytes(item) -> bytes:
 class XrayDetector(PythonModel):
     def load_context(self, context):
         if "ensemble.json" in context.artifacts:  # an ensemble (xray_exp.mlops.ensemble_model): answers the same
-            from xray_exp.ensembles.detector import (
-                EnsembleDetector,  # lazy: MLflow loads this model file before xray_exp is importable
-            )
+            from xray_exp.ensembles.detector import EnsembleDetector  # lazy: MLflow loads this model file itself
 
             self.detector = EnsembleDetector(Path(context.artifacts["ensemble.json"]).parent)
             return
-        from xray_exp.inference.onnx_detector import (
-            OnnxDetector,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
+        from xray_exp.inference.onnx_detector import OnnxDetector  # lazy: MLflow loads this model file itself
 
         self.detector = OnnxDetector(context.artifacts["onnx"])
 
     def predict(self, context, model_input, params=None):
-        from xray_exp.imaging import (
-            decode_xray_bytes,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
-        from xray_exp.inference.onnx_detector import (
-            findings,  # lazy: MLflow loads this model file before xray_exp is importable
-        )
+        from xray_exp.imaging import decode_xray_bytes  # lazy: MLflow loads this model file itself
+        from xray_exp.inference.onnx_detector import findings  # lazy: MLflow loads this model file itself
 
         p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
         rows = []

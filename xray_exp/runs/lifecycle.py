@@ -308,7 +308,6 @@ def finish_run(run: Run, result, artifacts: dict[str, Path] | None = None) -> di
 def register(run: Run, post_cfg: DictConfig, best: Path, objective: float) -> None:
     """Log the model and register it under the run's name/alias (the rule: xray_exp.mlops.registry)."""
     cfg, info, tracker, target = run.cfg, run.info, run.tracker, run.registration
-    from xray_exp.runs.classify_run import task_of  # lazy: a second module's name of the same spelling
 
     example = (info.splits.get("val") or [None])[0]
     classify = task_of(cfg) == "classify"

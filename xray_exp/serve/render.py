@@ -186,8 +186,6 @@ def _spacing(dataset) -> tuple[list[float] | None, str | None]:
 def dicom_pixel_spacing(data: bytes, limits: DecodeLimits) -> list[float] | None:
     """[row, column] mm per pixel from a DICOM's header (no pixel data read), or None (also when the header,
     already read once for the decode, cannot be read again within the request's time limit)."""
-    from xray_exp.imaging.dicom_parse import read_dataset  # lazy: a second module's name of the same spelling
-
     try:
         return _spacing(read_dataset(data, limits, stop_before_pixels=True))[0]
     except ImageDecodeError:

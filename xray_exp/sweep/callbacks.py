@@ -34,7 +34,7 @@ from xray_exp.mlops.parent_runs import open_parent_run
 from xray_exp.mlops.registry import describe_decision
 from xray_exp.mlops.run_tags import git_info, package_versions
 from xray_exp.sweep import leaderboard as lb
-from xray_exp.sweep.cv_sweep import cv_enabled, start_cv
+from xray_exp.sweep.cv_sweep import cv_enabled, finish_cv_sweep, start_cv
 from xray_exp.sweep.job import SWEEP_FILE
 from xray_exp.sweep.study import prepare_resume, study_key
 
@@ -91,10 +91,6 @@ class SweepCallback(Callback):
             return
         aborted = sys.exc_info()[1]  # called from Hydra's `finally`: set when the sweep itself raised
         info = json.loads(path.read_text())
-        from xray_exp.sweep.cv_sweep import (  # lazy: a second module's name of the same spelling
-            cv_enabled,
-            finish_cv_sweep,
-        )
 
         cv = cv_enabled(config)
         info.update(finish_cv_sweep(config, info, aborted) if cv else finish_sweep(config, info, aborted))

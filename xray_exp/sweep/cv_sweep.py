@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xray_exp.cv.finish import finish_cv
 from xray_exp.cv.plan import FOLDS_CSV, fold_data_yaml, fold_table, make_fold_plan, read_folds_csv, write_fold_plan
-from xray_exp.cv.record import CV_FILE, fold_run_dir, fold_state, refresh_cv_record
+from xray_exp.cv.record import CV_FILE, fold_run_dir, fold_state, new_cv_record, refresh_cv_record
 from xray_exp.data.synthetic import resolve_data_yaml
 from xray_exp.errors import ConfigError, XrayExpError
 from xray_exp.evaluation.pipeline import PREDICT_BATCH, PREDICT_CONF, PREDICT_MAX_DET, PREDICT_NMS_IOU
@@ -130,12 +130,6 @@ def _changed_settings(cv_dir: Path, config: DictConfig) -> list[str]:
 
 def start_cv(config: DictConfig) -> Path:
     """Check and write the plan and cv.json; exits 2 on bad input, before anything is written."""
-    from xray_exp.cv.record import (  # lazy: a second module's name of the same spelling
-        fold_run_dir,
-        fold_state,
-        new_cv_record,
-    )
-
     cv, cv_dir = config.cv, Path(str(config.hydra.sweep.dir)).resolve()
     try:
         if int(cv.folds) < 2:
@@ -184,9 +178,6 @@ def start_cv(config: DictConfig) -> Path:
 def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent) -> float:
     """One fold of a CV (a job of `sweep=cv`): skipped when finished before, else trained on its plan/fold<f>.yaml.
     Returns the objective (NaN when the fold failed: recorded, and the other folds go on)."""
-    from xray_exp.cv.record import fold_state, refresh_cv_record  # lazy: a second module's name of the same spelling
-    from xray_exp.errors import ConfigError  # lazy: a second module's name of the same spelling
-
     run_dir = Path(run_dir).resolve()
     cv_dir, fold = run_dir.parent, int(cfg.cv.fold)
     status, summary = fold_state(run_dir)
@@ -218,8 +209,6 @@ def fold_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str], parent)
 
 def refuse_single_fold(cfg: DictConfig, run_dir: str | Path) -> None:
     """`cv.fold=<f>` outside `--multirun sweep=cv`: a ConfigError naming the fix; Hydra's fresh run folder removed."""
-    from xray_exp.errors import ConfigError  # lazy: a second module's name of the same spelling
-
     if is_fresh_run_dir(Path(run_dir)):
         shutil.rmtree(run_dir, ignore_errors=True)
     raise ConfigError(
