@@ -102,3 +102,13 @@ def test_the_entry_points_show_it_and_refuse_a_missing_tree(user_tree):
     )
     assert missing.returncode == 2 and f"XRAY_EXP_CONF={user_tree / 'nope'}: no such folder" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_user_trees_without_arguments_and_with_config_dir(tmp_path, monkeypatch):
+    """A bare `python -m xray_exp.train` (no arguments: the demo) and Hydra's --config-dir in both spellings."""
+    monkeypatch.setenv("XRAY_EXP_CONF", str(tmp_path))
+    assert user_trees([]) == [tmp_path]
+    extra = tmp_path / "extra"
+    assert user_trees(["-cd", str(extra), "x=1"]) == [tmp_path, extra]
+    assert user_trees([f"--config-dir={extra}"]) == [tmp_path, extra]
+    assert user_trees(["--config-dir"]) == [tmp_path]  # the flag without its value (Hydra reports it)

@@ -127,7 +127,8 @@ def user_trees(args: list[str]) -> list[Path]:
     through hydra_plugins/xray_exp_searchpath) and Hydra's --config-dir / -cd."""
     tree = user_conf_dir()
     trees = [tree] if tree is not None else []
-    for flag, value in zip(args, [*args[1:], ""], strict=True):
+    for i, flag in enumerate(args):
+        value = args[i + 1] if i + 1 < len(args) else ""
         if flag.startswith("--config-dir="):
             trees.append(Path(flag.split("=", 1)[1]))
         elif flag in ("--config-dir", "-cd") and value:
